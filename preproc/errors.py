@@ -1,0 +1,167 @@
+"""The exceptions preproc raises.
+
+One shallow tree; every class carries its context as attributes and pickles cleanly, so an
+error raised in a worker process arrives intact in the parent::
+
+    PreprocError                 base of everything preproc raises on purpose
+    ├── ConfigError              the config does not load or validate (CLI exit 2)
+    │   └── PluginError          a plugin file or entry point is missing or defines no valid stage
+    ├── DecodeError              a file cannot be read (corrupt, truncated, empty, unsupported)
+    │   └── LossyDecodeError     a file can only be read by losing bits or channels
+    ├── StageError               a stage failed on real pixels (wrong shape, NaN, ...)
+    └── MissingDependencyError   an optional extra is not installed; says what to install
+
+Findings (range problems, audit results) are not exceptions: they are data, see
+:mod:`preproc.findings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "LossyDecodeError",
+    "MissingDependencyError",
+    "PluginError",
+    "PreprocError",
+    "StageError",
+]
+
+
+class PreprocError(Exception):
+    """Base class of every error preproc raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self):  # keep attributes across process boundaries
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls, state):
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, state.get("message", ""))
+    obj.__dict__.update(state)
+    return obj
+
+
+class ConfigError(PreprocError):
+    """A config file does not load or validate.
+
+    Attributes:
+        file: the config file, when known.
+        line: 1-based line of the offending node, when known.
+        column: 1-based column, when known.
+        path: key path such as ``stages[1].rescale.factor`` (empty for the whole document).
+        hint: what to do about it, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.column = column
+        self.path = path
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.path}:" if self.path else ""
+        text = f"{where}: error[config-invalid]:{key} {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class PluginError(ConfigError):
+    """A plugin cannot be loaded or does not define a valid stage.
+
+    Attributes:
+        plugin: the plugin file, module or entry point name.
+    """
+
+    def __init__(self, message: str, *, plugin: str, **where) -> None:
+        super().__init__(message, **where)
+        self.plugin = plugin
+
+
+class DecodeError(PreprocError):
+    """A file cannot be decoded.
+
+    Attributes:
+        path: the file.
+        reason: short machine-friendly reason (``truncated``, ``empty``, ``unsupported``, ...).
+    """
+
+    code = "unreadable-file"
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        text = f"{self.path}: cannot read image ({reason})"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+
+
+class LossyDecodeError(DecodeError):
+    """A file could only be decoded by discarding bits or channels."""
+
+    code = "lossy-decode"
+
+
+class StageError(PreprocError):
+    """A stage failed while processing pixels.
+
+    Attributes:
+        stage: index of the stage in the pipeline.
+        stage_name: registered name of the stage.
+        file: the image being processed, when known.
+    """
+
+    def __init__(
+        self, message: str, *, stage: int | None = None, stage_name: str = "", file: str | None = None
+    ) -> None:
+        prefix = f"stage {stage} `{stage_name}`: " if stage is not None else ""
+        suffix = f" (file {file})" if file else ""
+        super().__init__(prefix + message + suffix)
+        self.stage = stage
+        self.stage_name = stage_name
+        self.file = file
+
+
+class MissingDependencyError(PreprocError, ImportError):
+    """An optional dependency is needed but not installed.
+
+    Attributes:
+        package: the import name that failed.
+        extra: the ``pip install 'preproc[extra]'`` extra that provides it.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the optional package `{package}`; "
+            f"install it with: pip install 'preproc[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,184 @@
+"""Findings: what a check or an audit reports. Data, never exceptions, never pixels.
+
+Every finding has a stable ``code`` (see :data:`CODES`), a severity, a message, a hint that would
+fix it and a location: the stage and YAML line for pipeline findings, example files for data
+findings. A :class:`Report` collects findings and applies the config's ``checks:`` policy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["CODES", "CodeInfo", "Finding", "Location", "Report", "Severity"]
+
+
+class Severity(enum.IntEnum):
+    INFO = 10
+    WARNING = 20
+    ERROR = 30
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.upper()]
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    code: str
+    severity: Severity
+    meaning: str
+
+
+def _codes(*rows: tuple[str, Severity, str]) -> dict[str, CodeInfo]:
+    return {code: CodeInfo(code, sev, meaning) for code, sev, meaning in rows}
+
+
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+#: Every finding code preproc emits, with its default severity. Stable: users match on them.
+CODES: dict[str, CodeInfo] = _codes(
+    ("config-invalid", E, "the YAML does not validate (exit 2, not a finding list)"),
+    ("range-overflow", E, "a stage receives values outside the range it expects"),
+    ("compounded-scaling", E, "a stage scales data an earlier stage already scaled"),
+    ("range-underuse", W, "a stage's expected range is at least 4x wider than what it receives, "
+     "with no earlier scaling to blame"),
+    ("normalize-units", E, "normalize's mean/std are in other units than its input"),
+    ("dtype-mismatch", E, "a stage needs another dtype kind than it receives"),
+    ("clipping", W, "a cast or an internal conversion discards part of the incoming interval unasked"),
+    ("degenerate-output", E, "a stage maps the whole incoming interval to one value"),
+    ("precision-loss", W, "a cast or stage quantizes to fewer levels than the input has"),
+    ("unbounded-input", W, "a stage that expects a bounded range receives an unbounded one"),
+    ("source-unknown", I, "nothing is declared or sampled about the source; range checks skipped"),
+    ("bit-depth-mismatch", E, "a file's container dtype, channel count or stored bits differ from "
+     "source.expect"),
+    ("mixed-bit-depth", E, "the dataset mixes dtypes, bit depths or channel counts"),
+    ("effective-bit-depth", I, "content uses fewer bits than its container"),
+    ("out-of-declared-range", E, "file values fall outside source.expect.range"),
+    ("lossy-decode", E, "a file cannot be decoded without losing bits or channels"),
+    ("unreadable-file", E, "a file is corrupt, truncated, empty or unsupported"),
+    ("empty-class", W, "a class folder holds no usable image"),
+    ("class-imbalance", I, "the largest class is over 10x the smallest"),
+    ("duplicate-image", W, "identical pixel content appears more than once"),
+    ("constant-image", W, "an image has a single value"),
+    ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
+)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem. ``stage`` is the 0-based stage index for pipeline findings, else ``None``."""
+
+    code: str
+    message: str
+    hint: str = ""
+    severity: Severity | None = None
+    stage: int | None = None
+    stage_name: str | None = None
+    location: Location = field(default_factory=Location)
+    files: tuple[str, ...] = ()
+    count: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown finding code {self.code!r}")
+        if self.severity is None:
+            object.__setattr__(self, "severity", CODES[self.code].severity)
+
+    def to_json(self) -> dict:
+        out = {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+            "hint": self.hint,
+            "stage": self.stage,
+            "stage_name": self.stage_name,
+            "location": self.location.to_json(),
+            "files": list(self.files),
+        }
+        if self.count is not None:
+            out["count"] = self.count
+        if self.data:
+            out["data"] = self.data
+        return out
+
+    def format(self) -> str:
+        """Compiler-style text: ``file:line:col: severity[code]: message`` and the hint."""
+        loc = self.location
+        where = loc.file or "<pipeline>"
+        if loc.line is not None:
+            where += f":{loc.line}"
+            if loc.column is not None:
+                where += f":{loc.column}"
+        text = f"{where}: {self.severity}[{self.code}]: {self.message}"
+        if self.files:
+            shown = ", ".join(self.files[:5])
+            more = (self.count or len(self.files)) - min(len(self.files), 5)
+            text += f"\n  files: {shown}" + (f" and {more} more" if more > 0 else "")
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+@dataclass
+class Report:
+    """Findings plus the value-spec trace, with the ``checks:`` policy applied.
+
+    ``findings`` holds what survives ``ignore`` with severities overridden; ``fail_on`` decides
+    :attr:`failed` and :meth:`exit_code`.
+    """
+
+    findings: list[Finding] = field(default_factory=list)
+    trace: list[dict] = field(default_factory=list)
+    fail_on: Severity = Severity.ERROR
+
+    @classmethod
+    def with_policy(cls, findings, checks=None, trace=None) -> Report:
+        ignore: set[str] = set()
+        overrides: dict[str, Severity] = {}
+        fail_on = Severity.ERROR
+        if checks is not None:
+            ignore = set(checks.ignore)
+            overrides = {k: Severity.parse(v) for k, v in checks.severity.items()}
+            fail_on = Severity.parse(checks.fail_on)
+        kept = [
+            replace(f, severity=overrides[f.code]) if f.code in overrides else f
+            for f in findings
+            if f.code not in ignore
+        ]
+        return cls(kept, list(trace or []), fail_on)
+
+    @property
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity >= self.fail_on for f in self.findings)
+
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_json(self) -> dict:
+        return {
+            "findings": [f.to_json() for f in self.findings],
+            "trace": self.trace,
+            "failed": self.failed,
+            "fail_on": str(self.fail_on),
+        }
