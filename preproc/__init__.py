@@ -1,0 +1,53 @@
+"""preproc: image preprocessing for machine learning, correct by construction.
+
+Check a pipeline statically, audit a dataset, and emit lossless batches::
+
+    import preproc
+    cfg = preproc.load_config("configs/xray-clahe.yaml")
+    report = preproc.check(cfg)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .check import check
+from .config import Config, load_config
+from .errors import (
+    ConfigError,
+    DecodeError,
+    LossyDecodeError,
+    MissingDependencyError,
+    PluginError,
+    PreprocError,
+    StageError,
+)
+from .findings import CODES, Finding, Report, Severity
+from .pipeline import Pipeline
+from .spec import Interval, ValueSpec
+from .stages import Stage, get_stage, register_stage, registered_stages
+
+__all__ = [
+    "CODES",
+    "Config",
+    "ConfigError",
+    "DecodeError",
+    "Finding",
+    "Interval",
+    "LossyDecodeError",
+    "MissingDependencyError",
+    "Pipeline",
+    "PluginError",
+    "PreprocError",
+    "Report",
+    "Severity",
+    "Stage",
+    "StageError",
+    "ValueSpec",
+    "__version__",
+    "check",
+    "get_stage",
+    "load_config",
+    "register_stage",
+    "registered_stages",
+]

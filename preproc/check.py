@@ -1,0 +1,211 @@
+"""The static check (design §4): propagate value specs, compare each stage's input with what it
+expects, and report findings at the stage's YAML line. No pixel is decoded.
+
+Two chains run side by side. The *real* chain is what the data will be: it is the trace, and
+the runtime guard checks batches against it. The *checked* chain is what each stage would
+receive had every earlier stage been given what it expects: findings are computed on it, so one
+mistake is reported once, at its stage, instead of cascading into every later stage.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import dtypes
+from .findings import Finding, Location, Report
+from .pipeline import Pipeline, entry_spec, source_spec
+from .spec import Interval, ValueSpec
+from .stages.base import Stage
+
+__all__ = ["check", "check_pipeline"]
+
+UNDERUSE_RATIO = 0.25
+_REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input"}
+
+
+def check(config, *, sample: int = 64) -> Report:
+    """Check a loaded config statically (design §4) and apply its ``checks:`` policy.
+
+    When ``source.directory`` exists and ``sample`` > 0, file headers of a sample are read
+    (no pixels) to confirm the declared source or, where nothing is declared, to build it.
+    """
+    findings: list[Finding] = []
+    src = source_spec(config)
+    directory = config.source.directory
+    if sample and directory is not None and Path(directory).is_dir():
+        from .sampling import sample_headers, spec_from_headers
+
+        infos, header_findings = sample_headers(config, sample)
+        findings += header_findings
+        if not src.known and infos:
+            sampled = spec_from_headers(infos)
+            if sampled is not None:
+                src = sampled
+    pipeline = Pipeline.from_config(config, source=src)
+    findings += check_pipeline(pipeline, file=_display_path(config.path))
+    return Report.with_policy(findings, config.checks, pipeline.trace())
+
+
+def _display_path(path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Finding]:
+    """Findings of every stage of an already built pipeline (no policy applied)."""
+    findings: list[Finding] = []
+    spec = pipeline.entry_spec
+    if not spec.known and pipeline.stages:
+        findings.append(Finding(
+            "source-unknown",
+            "nothing is declared about the source and no files were sampled; range checks "
+            "are skipped",
+            hint="declare source.expect (dtype, bit_depth, range), or point source.directory "
+            "at the data",
+            location=Location(file=file, path="source"),
+        ))
+    for stage in pipeline.stages:
+        found = [_locate(f, stage, file) for f in stage_findings(stage, spec)]
+        findings += found
+        codes = {f.code for f in found} & _REPAIRED
+        if codes:  # continue as if the stage had received what it expects
+            expected = stage.expected_input(spec)
+            iv = expected if "compounded-scaling" in codes else spec.interval.clamp(expected)
+            spec = spec.with_(interval=iv, scaled_by=())
+        spec = stage.infer(spec)
+    return findings
+
+
+def _locate(f: Finding, stage: Stage, file: str | None) -> Finding:
+    from dataclasses import replace
+
+    loc = Location(file=file, line=stage.line, column=stage.column,
+                   path=f"stages[{stage.index}].{stage.name}")
+    return replace(f, stage=stage.index, stage_name=stage.name, location=loc)
+
+
+def stage_findings(stage: Stage, spec: ValueSpec) -> list[Finding]:
+    """The findings of one stage receiving ``spec``: dtype, range rules, then its own checks."""
+    out = []
+    kind_finding = _dtype_finding(stage, spec)
+    if kind_finding is not None:
+        out.append(kind_finding)
+    if spec.known:
+        expected = stage.expected_input(spec)
+        if expected is not None:
+            rule = _range_rule(stage, spec, expected)
+            if rule is not None:
+                out.append(rule)
+        out += stage.extra_findings(spec)
+    return out
+
+
+def _dtype_finding(stage: Stage, spec: ValueSpec) -> Finding | None:
+    need = stage.required_kind()
+    if need is None or spec.dtype is None:
+        return None
+    have = spec.dtype
+    if need in ("integer", "float"):
+        ok = dtypes.is_integer(have) if need == "integer" else dtypes.is_float(have)
+    else:
+        ok = have == need
+    if ok:
+        return None
+    fix = "add `to_dtype: {dtype: float32}` or a rescale before it" if need in ("float", "float32") \
+        else f"add `to_dtype: {{dtype: {need if need != 'integer' else 'uint16'}}}` before it"
+    return Finding(
+        "dtype-mismatch",
+        f"{stage.describe()} needs {need} input but receives {have}",
+        hint=fix,
+        data={"expected_dtype": need, "received_dtype": have},
+    )
+
+
+def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | None:
+    """Rules 1-4 of design §4, first match wins."""
+    got = spec.interval
+    data = {"received": got.as_list(), "expected": expected.as_list()}
+    if not got.bounded and not stage.clips and expected.bounded:
+        return Finding(
+            "unbounded-input",
+            f"{stage.describe()} expects {expected} but receives the unbounded {got}"
+            + _from(spec),
+            hint="add a `clip` stage before it, or declare source.expect.range",
+            data=data,
+        )
+    if not expected.contains(got) and not stage.clips:
+        return Finding(
+            "range-overflow",
+            f"{stage.describe()} expects {expected} but receives {got}" + _from(spec),
+            hint=_overflow_hint(stage, spec, expected),
+            data=data,
+        )
+    both = got.intersect(expected)
+    if stage.clips and (both is None or both.width == 0):
+        return Finding(
+            "degenerate-output",
+            f"{stage.describe()} keeps only {expected} but receives {got}: every value maps to "
+            "one constant",
+            hint="its bounds are in other units than the data; check the window or clip values",
+            data=data,
+        )
+    if stage.stretches or both is None or not expected.bounded or expected.width == 0:
+        return None
+    if both.width / expected.width > UNDERUSE_RATIO:
+        return None
+    blame = spec.last_scale
+    if blame is not None:
+        return Finding(
+            "compounded-scaling",
+            f"{stage.describe()} expects {expected} but receives {got} from {blame.describe()}, "
+            "which already changed the scale",
+            hint=f"remove {stage.describe()}, or move it before {blame.describe()}",
+            data={**data, "blame": {"stage": blame.index, "name": blame.name, "line": blame.line}},
+        )
+    return Finding(
+        "range-underuse",
+        f"{stage.describe()} expects {expected} but the source only reaches {got}: the "
+        f"data uses {both.width / expected.width:.1%} of the range",
+        hint=_underuse_hint(stage, spec),
+        data=data,
+    )
+
+
+def _from(spec: ValueSpec) -> str:
+    return f" from {spec.last_scale.describe()}" if spec.last_scale else " from the source"
+
+
+def _bits_fix(spec: ValueSpec) -> str | None:
+    if spec.dtype is None or not dtypes.is_integer(spec.dtype) or spec.interval.hi <= 0:
+        return None
+    bits = dtypes.bits_needed(spec.interval.hi)
+    top = int(dtypes.levels_range(bits)[1])
+    return f"use `rescale: {{factor: 1/{top}}}` or `rescale_intensity: {{in_range: bit_depth}}`"
+
+
+def _overflow_hint(stage: Stage, spec: ValueSpec, expected: Interval) -> str:
+    if stage.name == "rescale" and not spec.scaled_by:
+        fix = _bits_fix(spec)
+        if fix:
+            return f"the data holds {spec.interval}, not {expected}: {fix}"
+    if spec.scaled_by:
+        return f"the range comes from {spec.last_scale.describe()}; adjust it or this stage's parameters"
+    return "convert the data into the expected range first (rescale_intensity or clip), " \
+        "or declare `expects:` on the stage if it really accepts this range"
+
+
+def _underuse_hint(stage: Stage, spec: ValueSpec) -> str:
+    fix = _bits_fix(spec)
+    base = f"the data is {spec.bits}-bit" if spec.bits else "the data is narrower than assumed"
+    return f"{base}: {fix}" if fix else f"{base}; rescale by its true range"
+
+
+def source_and_entry(config) -> tuple[ValueSpec, ValueSpec]:
+    """Declared source spec and the spec entering stage 0 (for tools and tests)."""
+    src = source_spec(config)
+    return src, entry_spec(src, config.batches)

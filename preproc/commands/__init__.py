@@ -1,0 +1,1 @@
+"""Subcommands of the `preproc` command line, one module each (see preproc.cli)."""

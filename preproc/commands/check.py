@@ -1,0 +1,53 @@
+"""``preproc check CONFIG``: the static check, compiler-style."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a pipeline statically (ranges, scaling, units, bit depth)",
+        description="Propagate value ranges through the stages and report mistakes at their "
+        "YAML line. Reads file headers of a sample when source.directory exists; decodes no pixels.",
+    )
+    p.add_argument("config", help="pipeline YAML file")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--sample", type=int, default=64, metavar="N",
+                   help="file headers to sample from source.directory (0 = none; default 64)")
+    p.add_argument("--trace", action="store_true", help="text: print the value spec after every stage")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..check import check
+    from ..config import load_config
+
+    cfg = load_config(args.config)
+    report = check(cfg, sample=max(args.sample, 0))
+    if args.format == "json":
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return report.exit_code()
+    for finding in report.findings:
+        print(finding.format())
+    if args.trace or not report.findings:
+        for row in report.trace:
+            where = f"stage {row['stage']} {row['name']}" if row["stage"] is not None else row["name"]
+            spec = row["spec"]
+            rng = "unknown" if not spec["known"] else \
+                "[" + ", ".join("inf" if v is None else f"{v:g}" for v in spec["range"]) + "]"
+            print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}")
+    print(_summary(report), file=sys.stderr if report.findings else sys.stdout)
+    return report.exit_code()
+
+
+def _summary(report) -> str:
+    from ..findings import Severity
+
+    counts = {s: sum(f.severity == s for f in report.findings) for s in Severity}
+    parts = [f"{n} {str(s)}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True) if n]
+    verdict = "FAILED" if report.failed else "passed"
+    return f"check {verdict}: " + (", ".join(parts) if parts else "no findings")

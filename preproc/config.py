@@ -1,0 +1,318 @@
+"""The config language (design §3): strict pydantic models over safely loaded YAML.
+
+Loading happens in three steps so that every error points at a file, line, column and key path:
+the YAML is read with :mod:`preproc.yamlsafe`; the document is validated against :class:`Config`
+(stages as raw one-key mappings); the ``plugins:`` are loaded; then each stage entry is validated
+against its registered stage's ``Params`` model.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from . import dtypes
+from .errors import ConfigError
+from .findings import CODES
+from .stages.base import Expects
+from .types import STRICT, DType, Range
+from .yamlsafe import Document, format_path, load_yaml
+
+__all__ = ["Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "load_config"]
+
+#: Keras' default extensions of flow_from_directory.
+KERAS_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
+Severity = Literal["error", "warning", "info"]
+
+
+class Expect(BaseModel):
+    """What the source data must be: audited against the files, and the check's starting point."""
+
+    model_config = STRICT
+    dtype: DType | None = None
+    bit_depth: int | None = Field(None, ge=1, le=64, description="meaningful bits per sample")
+    range: Range | None = None
+    channels: int | None = Field(None, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _coherent(self):
+        if self.dtype is None:
+            if self.bit_depth is not None or self.range is not None:
+                raise ValueError("`bit_depth` and `range` need a `dtype` (e.g. dtype: uint16)")
+            return self
+        if self.bit_depth is not None:
+            if dtypes.is_float(self.dtype):
+                raise ValueError(f"`bit_depth` applies to integer dtypes, not {self.dtype}")
+            if self.bit_depth > dtypes.container_bits(self.dtype):
+                raise ValueError(
+                    f"bit_depth {self.bit_depth} does not fit in {self.dtype} "
+                    f"({dtypes.container_bits(self.dtype)} bits)"
+                )
+        if self.range is not None:
+            lo, hi = dtypes.dtype_range(self.dtype)
+            if self.range[0] < lo or self.range[1] > hi:
+                raise ValueError(f"range {list(self.range)} lies outside what {self.dtype} holds")
+        return self
+
+
+class Source(BaseModel):
+    model_config = STRICT
+    directory: Path | None = Field(None, description="class-per-subfolder dataset, relative to the config")
+    extensions: list[str] | None = None
+    expect: Expect | None = None
+
+    @field_validator("extensions")
+    @classmethod
+    def _exts(cls, value):
+        if value is None:
+            return None
+        out = []
+        for ext in value:
+            ext = ext.lower().lstrip(".")
+            if not ext or "/" in ext:
+                raise ValueError(f"{ext!r} is not a file extension")
+            out.append(ext)
+        return out
+
+
+class Batches(BaseModel):
+    """Every ``flow_from_directory`` parameter, same names and defaults, plus preproc's own."""
+
+    model_config = STRICT
+    target_size: tuple[int, int] = (256, 256)
+    color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
+    class_mode: Literal["categorical", "binary", "sparse", "input"] | None = "categorical"
+    batch_size: int = Field(32, ge=1)
+    shuffle: bool = True
+    seed: int | None = None
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    keep_aspect_ratio: bool = False
+    follow_links: bool = False
+    classes: list[str] | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+    workers: int | None = Field(None, ge=0, description="worker processes; default: all cores")
+    prefetch: int = Field(2, ge=0, description="batches prepared ahead")
+
+    @field_validator("target_size")
+    @classmethod
+    def _size(cls, value):
+        if min(value) < 1:
+            raise ValueError("target_size needs two positive integers [height, width]")
+        return value
+
+
+class Runtime(BaseModel):
+    model_config = STRICT
+    sample_batches: int = Field(1, ge=0, description="batches per epoch checked by the runtime guard")
+
+
+class Checks(BaseModel):
+    model_config = STRICT
+    fail_on: Severity = "error"
+    ignore: list[str] = Field(default_factory=list)
+    severity: dict[str, Severity] = Field(default_factory=dict)
+    runtime: Runtime = Field(default_factory=Runtime)
+
+    @field_validator("ignore")
+    @classmethod
+    def _ignore_codes(cls, value):
+        for code in value:
+            _known_code(code)
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _severity_codes(cls, value):
+        for code in value:
+            _known_code(code)
+        return value
+
+
+def _known_code(code: str) -> None:
+    if code not in CODES:
+        close = difflib.get_close_matches(code, list(CODES), n=1)
+        tip = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown finding code {code!r}{tip}")
+
+
+class Config(BaseModel):
+    """A whole pipeline config. Build it with :func:`load_config`."""
+
+    model_config = STRICT
+    version: Literal[1]
+    name: str | None = None
+    plugins: list[str] = Field(default_factory=list)
+    source: Source = Field(default_factory=Source)
+    stages: list[dict[str, Any]] = Field(default_factory=list)
+    batches: Batches = Field(default_factory=Batches)
+    checks: Checks = Field(default_factory=Checks)
+
+    # set by load_config; not part of the YAML
+    path: Path | None = Field(None, exclude=True)
+    entries: tuple = Field((), exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path is not None else Path(".")
+
+    @property
+    def channels(self) -> int:
+        return {"grayscale": 1, "rgb": 3, "rgba": 4}[self.batches.color_mode]
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """One validated item of ``stages:``."""
+
+    index: int
+    name: str
+    params: BaseModel
+    expects: Expects | None
+    line: int | None
+    column: int | None
+
+
+def load_config(path: str | Path, text: str | None = None) -> Config:
+    """Load, validate and resolve a config file.
+
+    Raises:
+        ConfigError: with file, line, column, key path and a hint; PluginError for plugins.
+    """
+    path = Path(path)
+    doc = load_yaml(path, text)
+    if not isinstance(doc.data, dict):
+        kind = type(doc.data).__name__
+        raise ConfigError(
+            f"the config must be a mapping of keys (version, source, stages, ...), not a {kind}",
+            file=doc.file, line=1, column=1,
+            hint="start from an example in configs/",
+        )
+    try:
+        cfg = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _from_validation(exc, doc, (), Config) from None
+    base = path.resolve().parent
+    source = cfg.source
+    if source.directory is not None and not source.directory.is_absolute():
+        source = source.model_copy(update={"directory": (base / source.directory).resolve()})
+    _load_plugins(cfg, doc, base)
+    entries = tuple(_stage_entry(i, item, doc) for i, item in enumerate(cfg.stages))
+    return cfg.model_copy(update={"path": path.resolve(), "source": source, "entries": entries})
+
+
+def _load_plugins(cfg: Config, doc: Document, base: Path) -> None:
+    from .errors import PluginError
+    from .plugins import load_plugin
+
+    for i, spec in enumerate(cfg.plugins):
+        try:
+            load_plugin(spec, base)
+        except PluginError as exc:
+            line, column = doc.where(("plugins", i))
+            raise PluginError(
+                exc.message, plugin=exc.plugin, file=doc.file, line=line, column=column,
+                path=f"plugins[{i}]", hint=exc.hint,
+            ) from exc.__cause__
+
+
+def _stage_entry(i: int, item: Any, doc: Document) -> StageEntry:
+    from .stages.registry import get_stage
+
+    where = ("stages", i)
+    line, column = doc.where(where)
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ConfigError(
+            "each stage is a one-key mapping NAME: {params}",
+            file=doc.file, line=line, column=column, path=format_path(where),
+            hint="write e.g. `- rescale: {factor: 1/255}`",
+        )
+    (name, params), = item.items()
+    try:
+        cls = get_stage(str(name))
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=doc.file, line=line, column=column,
+                          path=format_path(where), hint=exc.hint) from None
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise ConfigError(
+            f"parameters of `{name}` must be a mapping, not {type(params).__name__}",
+            file=doc.file, line=line, column=column, path=format_path(where + (name,)),
+            hint=f"write `- {name}: {{...}}`; `preproc stages` lists each stage's parameters",
+        )
+    params = dict(params)
+    expects_raw = params.pop("expects", None)
+    try:
+        model = cls.Params.model_validate(params)
+    except ValidationError as exc:
+        raise _from_validation(exc, doc, where + (name,), cls.Params) from None
+    try:
+        expects = Expects.model_validate(expects_raw) if expects_raw is not None else None
+    except ValidationError as exc:
+        raise _from_validation(exc, doc, where + (name, "expects"), Expects) from None
+    if expects is not None and expects.kind not in (None, "integer", "float"):
+        raise ConfigError("expects.kind must be `integer` or `float`", file=doc.file, line=line,
+                          column=column, path=format_path(where + (name, "expects", "kind")))
+    return StageEntry(i, cls.name, model, expects, line, column)
+
+
+def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) -> ConfigError:
+    """The first pydantic error, mapped to a YAML position, with a did-you-mean for unknown keys."""
+    errors = exc.errors(include_url=False)
+    err = min(errors, key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
+    loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+    line, column = doc.where(loc)
+    message, hint = err["msg"], None
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if err["type"] == "extra_forbidden":
+        key = loc[-1]
+        allowed = _allowed_keys(model, [p for p in err["loc"][:-1] if not _is_union_tag(p)])
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        message = f"unknown key {key!r}"
+        hint = f"did you mean `{close[0]}`?" if close else (
+            f"allowed keys: {', '.join(allowed)}" if allowed else None)
+        hint = _UNSUPPORTED.get(str(key), hint)
+    elif err["type"] == "missing":
+        message = f"missing required key {loc[-1]!r}"
+        if loc == ("version",):
+            hint = "add `version: 1` at the top"
+    elif "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
+        message += f" (got {err['input']!r})"
+    return ConfigError(message, file=doc.file, line=line, column=column,
+                       path=format_path(loc), hint=hint)
+
+
+def _is_union_tag(part) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"float", "int", "str", "list", "tuple"}
+                                      or part.startswith("function-"))
+
+
+def _allowed_keys(model, loc: list) -> list[str]:
+    """Field names of the nested model that ``loc`` points into."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), ann)
+    fields = getattr(model, "model_fields", {})
+    return [k for k, f in fields.items() if not f.exclude]
+
+
+#: Keras arguments preproc deliberately does not take, with what to do instead.
+_UNSUPPORTED = {
+    "save_to_dir": "not supported: use `preproc run CONFIG --out DIR` to write processed arrays",
+    "save_prefix": "not supported: use `preproc run CONFIG --out DIR`",
+    "save_format": "not supported: `preproc run --out` writes .npy shards",
+    "subset": "the subset is chosen at run time: `preproc run --subset validation`, "
+    "or `preproc.flow(config, subset='validation')`",
+    "rescale": "rescale is a stage: add `- rescale: {factor: 1/255}` to `stages:`",
+}

@@ -1,0 +1,150 @@
+"""A pipeline: the config's stages instantiated, with the value specs between them.
+
+``Pipeline`` is shared by the static check, the batch generator and the runtime guard: it knows
+the source spec, the spec entering stage 0 (after color conversion and resize) and the real
+inferred output spec of every stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from . import dtypes
+from .spec import Interval, ValueSpec
+from .stages.base import Stage, StageContext
+from .stages.registry import get_stage
+
+__all__ = ["Pipeline", "entry_spec", "source_spec"]
+
+_OVERSHOOTING = {"bicubic", "lanczos"}
+
+
+def source_spec(cfg) -> ValueSpec:
+    """The source spec declared by ``source.expect``, or an unknown spec."""
+    expect = cfg.source.expect
+    if expect is None or expect.dtype is None:
+        channels = expect.channels if expect is not None else None
+        return ValueSpec.unknown(channels)
+    return ValueSpec.for_dtype(
+        expect.dtype, bits=expect.bit_depth, interval=expect.range, channels=expect.channels
+    )
+
+
+def entry_spec(src: ValueSpec, batches) -> ValueSpec:
+    """What enters stage 0: the source after ``color_mode`` conversion and resize.
+
+    Color conversion replicates channels or takes a luma mean (inside the interval); an added
+    alpha channel is opaque at the top of the stored bit depth. Resizing with nearest, bilinear,
+    box or hamming stays inside the interval; bicubic and lanczos overshoot and are clipped to
+    each image's own range, except 8-bit data, clipped by Pillow to the dtype range.
+    """
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[batches.color_mode]
+    spec = src.with_(channels=channels)
+    if not src.known or src.dtype is None:
+        return spec
+    iv = src.interval
+    if channels == 4 and src.channels not in (2, 4) and dtypes.is_integer(src.dtype):
+        opaque = dtypes.levels_range(src.bits or dtypes.container_bits(src.dtype))[1]
+        iv = iv.hull(Interval(opaque, opaque))
+    if batches.interpolation in _OVERSHOOTING and src.dtype == "uint8":
+        iv = iv.hull(Interval.of(dtypes.dtype_range("uint8")))
+    return spec.with_(interval=iv)
+
+
+class Pipeline:
+    """The stages of a config, bound to their input specs.
+
+    Attributes:
+        stages: the instantiated stages, in order.
+        source_spec: what the files hold.
+        entry_spec: what enters stage 0.
+        specs: the inferred output spec of every stage (``specs[i]`` leaves stage ``i``).
+    """
+
+    def __init__(self, stages: list[Stage], source: ValueSpec, entry: ValueSpec) -> None:
+        self.stages = stages
+        self.source_spec = source
+        self.entry_spec = entry
+        self.specs: list[ValueSpec] = []
+        self._bind()
+
+    @classmethod
+    def from_config(cls, cfg, source: ValueSpec | None = None) -> Pipeline:
+        src = source if source is not None else source_spec(cfg)
+        context = StageContext(source=src, base_dir=str(cfg.base_dir),
+                               file=str(cfg.path) if cfg.path else None)
+        stages = [
+            get_stage(e.name)(e.params, expects=e.expects, index=e.index, line=e.line,
+                              column=e.column, context=context)
+            for e in cfg.entries
+        ]
+        return cls(stages, src, entry_spec(src, cfg.batches))
+
+    def _bind(self) -> None:
+        spec, self.specs = self.entry_spec, []
+        for stage in self.stages:
+            stage.input_spec = spec
+            spec = stage.infer(spec)
+            self.specs.append(spec)
+
+    @property
+    def output_spec(self) -> ValueSpec:
+        return self.specs[-1] if self.specs else self.entry_spec
+
+    @property
+    def out_dtype(self) -> str | None:
+        return self.output_spec.dtype
+
+    @property
+    def needs_fit(self) -> bool:
+        return any(getattr(s, "needs_fit", False) for s in self.stages)
+
+    def apply(self, image: np.ndarray, *, guard: bool = False, file: str | None = None) -> np.ndarray:
+        """Run every stage on one (H, W, C) image; with ``guard``, check each output."""
+        x = image
+        for stage in self.stages:
+            x = stage(x, spec=stage.input_spec if guard else None, file=file)
+        return x
+
+    def fit(self, images: Iterable[np.ndarray]) -> None:
+        """Compute featurewise statistics, each at its own stage's position.
+
+        Every image runs through the stages before a featurewise stage, so its mean and std are
+        measured in the units that stage really receives (design §3.1). Streams in float64 per
+        channel; with several featurewise stages the images are kept to be passed again.
+        """
+        pending = [k for k, s in enumerate(self.stages) if getattr(s, "needs_fit", False)]
+        if len(pending) > 1:
+            images = list(images)
+        for k in pending:
+            mean, std = _channel_stats(self.stages[:k], images)
+            self.stages[k].set_stats(mean, std)
+        self._bind()
+
+    def trace(self) -> list[dict]:
+        """JSON-friendly spec after the source, the entry and every stage."""
+        rows = [{"stage": None, "name": "source", "line": None, "spec": self.source_spec.to_json()},
+                {"stage": None, "name": "batches", "line": None, "spec": self.entry_spec.to_json()}]
+        for stage, spec in zip(self.stages, self.specs):
+            rows.append({"stage": stage.index, "name": stage.name, "line": stage.line,
+                         "spec": spec.to_json()})
+        return rows
+
+
+def _channel_stats(prior: list[Stage], images: Iterable[np.ndarray]) -> tuple[list, list]:
+    total = sq = None
+    count = 0
+    for x in images:
+        for stage in prior:
+            x = stage(x)
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        s, q = flat.sum(axis=0), np.einsum("ij,ij->j", flat, flat)
+        total, sq = (s, q) if total is None else (total + s, sq + q)
+        count += flat.shape[0]
+    if not count:
+        raise ValueError("featurewise statistics need at least one image")
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+    return mean.tolist(), std.tolist()

@@ -1,0 +1,52 @@
+"""JSON Schema of the config language, for editors (``preproc schema``)."""
+
+from __future__ import annotations
+
+import copy
+
+from .config import Config
+from .stages.base import Expects
+from .stages.registry import registered_stages
+
+__all__ = ["config_schema"]
+
+_INTERNAL = ("path", "entries")
+
+
+def config_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of a config, with one ``oneOf`` branch per registered stage."""
+    schema = Config.model_json_schema(ref_template="#/$defs/{model}")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "preproc pipeline config"
+    for key in _INTERNAL:
+        schema["properties"].pop(key, None)
+    defs = schema.setdefault("$defs", {})
+    defs["Expects"] = _inline(Expects.model_json_schema(ref_template="#/$defs/{model}"), defs)
+    branches = []
+    for name, cls in registered_stages().items():
+        params = _inline(cls.Params.model_json_schema(ref_template="#/$defs/{model}"), defs)
+        params.setdefault("properties", {})["expects"] = {"$ref": "#/$defs/Expects"}
+        params["additionalProperties"] = False
+        params.pop("title", None)
+        if cls.__doc__:
+            params["description"] = cls.__doc__.strip().splitlines()[0]
+        branches.append({
+            "type": "object",
+            "title": name,
+            "properties": {name: {"anyOf": [params, {"type": "null"}]}},
+            "required": [name],
+            "additionalProperties": False,
+        })
+    schema["properties"]["stages"] = {
+        "type": "array",
+        "description": "ordered stages; each item is a one-key mapping NAME: {params}",
+        "items": {"oneOf": branches},
+    }
+    return schema
+
+
+def _inline(sub: dict, defs: dict) -> dict:
+    """Move a sub-schema's own ``$defs`` into the shared ones."""
+    sub = copy.deepcopy(sub)
+    defs.update(sub.pop("$defs", {}))
+    return sub

@@ -1,0 +1,179 @@
+"""The stage base class: a thin class over pure array functions.
+
+A stage holds validated parameters and implements two things:
+
+* ``infer(spec) -> spec``: what comes out, given what comes in, without touching pixels. It
+  must be *sound*: for any input inside ``spec``, ``apply``'s output lies inside the result.
+* ``apply(x) -> x``: the arithmetic on one image of shape ``(H, W, C)``, delegated to plain
+  functions in :mod:`preproc.stages.functional`.
+
+The static check reads four class facts: ``clips`` (the stage discards what lies outside its
+expected range on purpose), ``stretches`` (it rescales each image to its own min and max),
+``changes_scale`` (it moves values to a new scale, so a later rescale compounds it) and
+``input_kind`` (``"float"`` or ``"integer"`` when only one dtype kind is accepted).
+
+``Stage.__call__`` is the driver and is not overridden: it checks the input, calls ``apply`` and,
+when guarded, checks the output against ``infer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from .. import dtypes
+from ..errors import StageError
+from ..spec import Interval, ScaleStep, ValueSpec
+from ..types import DType, Range
+
+__all__ = ["Expects", "Stage", "StageContext"]
+
+
+class Expects(BaseModel):
+    """A declared input contract that overrides what the stage implies by itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    range: Range | None = None
+    dtype: DType | None = None
+    kind: str | None = None  # "integer" | "float"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know about its pipeline: the source spec and the config's folder."""
+
+    source: ValueSpec = field(default_factory=ValueSpec.unknown)
+    base_dir: str = "."
+    file: str | None = None
+
+
+class Stage:
+    """Base class of every stage. Subclass, set the class facts, implement infer and apply."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]]
+    clips: ClassVar[bool] = False
+    stretches: ClassVar[bool] = False
+    changes_scale: ClassVar[bool] = False
+    input_kind: ClassVar[str | None] = None
+    summary: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        params: BaseModel | dict[str, Any] | None = None,
+        *,
+        expects: Expects | None = None,
+        index: int = 0,
+        line: int | None = None,
+        column: int | None = None,
+        context: StageContext | None = None,
+    ) -> None:
+        if params is None or isinstance(params, dict):
+            params = self.Params.model_validate(params or {})
+        self.params = params
+        self.expects = expects
+        self.index = index
+        self.line = line
+        self.column = column
+        self.context = context or StageContext()
+        #: the spec this stage receives in its pipeline, set by the pipeline that owns it
+        self.input_spec: ValueSpec | None = None
+        self.setup()
+
+    def setup(self) -> None:
+        """Hook for derived values computed once from the params (e.g. loading a stats file)."""
+
+    # --- to implement ---------------------------------------------------------------------
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
+        """The input interval the stage implies by itself (E), or ``None`` for none."""
+        return None
+
+    def infer(self, spec: ValueSpec) -> ValueSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_findings(self, spec: ValueSpec) -> list:
+        """Stage-specific findings beyond the range rules (normalize-units, clipping, ...)."""
+        return []
+
+    # --- provided ---------------------------------------------------------------------------
+    def expected_input(self, spec: ValueSpec) -> Interval | None:
+        if self.expects is not None and self.expects.range is not None:
+            return Interval.of(self.expects.range)
+        return self.implied_input(spec)
+
+    def required_kind(self) -> str | None:
+        if self.expects is not None:
+            if self.expects.dtype is not None:
+                return self.expects.dtype
+            if self.expects.kind is not None:
+                return self.expects.kind
+        return self.input_kind
+
+    @property
+    def step(self) -> ScaleStep:
+        return ScaleStep(self.index, self.name, self.line)
+
+    def describe(self) -> str:
+        where = f" (line {self.line})" if self.line is not None else ""
+        return f"stage {self.index} `{self.name}`{where}"
+
+    def output_spec(self, spec: ValueSpec, interval: Interval, dtype: str | None = None, **kw) -> ValueSpec:
+        """Build the output spec, recording this stage when it changes the scale."""
+        changes = {"interval": interval, "dtype": dtype or spec.dtype, **kw}
+        if self.changes_scale:
+            return spec.scaled(self.step, **changes)
+        return spec.with_(**changes)
+
+    def __call__(self, x: np.ndarray, *, spec: ValueSpec | None = None, file: str | None = None) -> np.ndarray:
+        """Apply the stage to one image; with ``spec``, check input and output against it.
+
+        Do not override: subclasses implement :meth:`apply`.
+        """
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise StageError(
+                f"expects an array of shape (H, W, C), got {getattr(x, 'shape', type(x))}",
+                stage=self.index,
+                stage_name=self.name,
+                file=file,
+            )
+        out = self.apply(x)
+        if spec is not None:
+            expected = self.infer(spec)
+            lo, hi = _finite_minmax(out)
+            if lo != lo:  # NaN
+                raise StageError(
+                    "produced NaN values", stage=self.index, stage_name=self.name, file=file
+                )
+            if not expected.interval.contains(Interval(lo, hi)):
+                raise StageError(
+                    f"produced values in [{lo:g}, {hi:g}] outside its inferred {expected.interval}",
+                    stage=self.index,
+                    stage_name=self.name,
+                    file=file,
+                )
+            if expected.dtype is not None and dtypes.normalize_dtype(out.dtype) != expected.dtype:
+                raise StageError(
+                    f"produced dtype {out.dtype} but infers {expected.dtype}",
+                    stage=self.index,
+                    stage_name=self.name,
+                    file=file,
+                )
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+def _finite_minmax(x: np.ndarray) -> tuple[float, float]:
+    if x.size == 0:
+        return (0.0, 0.0)
+    if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
+        return (float("nan"), float("nan"))
+    return (float(x.min()), float(x.max()))

@@ -1,0 +1,401 @@
+"""The built-in stages (design §3.1). Each docstring states its input and output contract."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from .. import dtypes
+from ..findings import Finding
+from ..spec import Interval, ValueSpec
+from ..types import STRICT, DType, Number, PositiveNumber, Range
+from . import functional as F
+from .base import Stage
+from .registry import register_stage
+from .scaling import Normalize  # noqa: F401  (registers normalize)
+
+__all__ = ["Clahe", "Clip", "Gamma", "Invert", "Rescale", "RescaleIntensity", "ToDtype", "Window"]
+
+
+def endpoint_image(fn, spec: ValueSpec) -> Interval:
+    """Image of ``spec.interval`` under a monotone elementwise ``fn``, computed by ``fn`` itself.
+
+    Evaluating the same float32 arithmetic on the endpoints is sound: rounding is monotone.
+    """
+    dtype = spec.dtype if spec.dtype is not None else "float64"
+    with np.errstate(all="ignore"):
+        ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64)
+        if dtypes.is_integer(dtype):
+            ends = ends.astype(dtype)
+        else:
+            ends = ends.astype(dtype)
+        out = np.asarray(fn(ends.reshape(1, 2, 1)), dtype=np.float64).ravel()
+    lo, hi = float(np.min(out)), float(np.max(out))
+    if math.isnan(lo) or math.isnan(hi):
+        return Interval(-math.inf, math.inf)
+    return Interval(lo, hi)
+
+
+def _float_bits(spec: ValueSpec) -> int | None:
+    """Levels survive a cast to float32 only up to 24 bits."""
+    return None if spec.bits is None else min(spec.bits, 24)
+
+
+def precision_loss_to_float32(stage: Stage, spec: ValueSpec) -> list[Finding]:
+    if spec.dtype and dtypes.is_integer(spec.dtype) and (spec.bits or 0) > 24:
+        return [
+            Finding(
+                "precision-loss",
+                f"{stage.describe()} computes in float32, which holds 24 bits, but receives "
+                f"{spec.bits}-bit integers",
+                hint="reduce the data to 24 bits first, or accept the rounding",
+            )
+        ]
+    return []
+
+
+class RescaleParams(BaseModel):
+    model_config = STRICT
+    factor: Number = Field(description="multiplier, e.g. 1/255")
+    offset: Number = 0.0
+
+    @model_validator(mode="after")
+    def _nonzero(self):
+        if self.factor == 0:
+            raise ValueError("factor must not be 0: every value would become the offset")
+        return self
+
+
+@register_stage
+class Rescale(Stage):
+    """``x * factor + offset``, multiplied in float32 as Keras' ``rescale`` does.
+
+    Input: when ``factor`` is 1/(2**n - 1), expects [0, 2**n - 1]; otherwise anything.
+    Output: float32, the affine image of the input interval.
+    """
+
+    name = "rescale"
+    Params = RescaleParams
+    changes_scale = True
+    summary = "x*factor+offset in float32 (Keras rescale)"
+
+    def implied_input(self, spec):
+        bits = dtypes.unit_factor_bits(abs(self.params.factor))
+        if bits is None or self.params.factor < 0:
+            return None
+        return Interval.of(dtypes.levels_range(bits))
+
+    def infer(self, spec):
+        iv = endpoint_image(self.apply, spec)
+        return self.output_spec(spec, iv, "float32", bits=_float_bits(spec))
+
+    def apply(self, x):
+        return F.affine_f32(x, self.params.factor, self.params.offset)
+
+    def extra_findings(self, spec):
+        return precision_loss_to_float32(self, spec)
+
+
+InRange = Literal["dtype", "bit_depth", "source"] | Range
+
+
+class RescaleIntensityParams(BaseModel):
+    model_config = STRICT
+    in_range: InRange = "bit_depth"
+    out_range: Range = (0.0, 1.0)
+    clip: bool = True
+
+
+@register_stage
+class RescaleIntensity(Stage):
+    """Linear map of ``in_range`` onto ``out_range`` (scikit-image ``rescale_intensity``).
+
+    ``in_range`` is ``dtype`` (the incoming container's full range), ``bit_depth`` (the stored
+    bits), ``source`` (the declared source range) or ``[lo, hi]``.
+    Input: expects ``in_range``; clips to it when ``clip``. Output: float32 in ``out_range``.
+    """
+
+    name = "rescale_intensity"
+    Params = RescaleIntensityParams
+    changes_scale = True
+    summary = "linear map in_range -> out_range in float32, clipping"
+
+    @property
+    def clips(self):  # type: ignore[override]
+        return self.params.clip
+
+    def resolve_in_range(self, spec: ValueSpec) -> Interval | None:
+        r = self.params.in_range
+        if not isinstance(r, str):
+            return Interval.of(r)
+        if r == "source":
+            src = self.context.source
+            return src.interval if src.known and src.interval.bounded else None
+        if spec.dtype is None or not dtypes.is_integer(spec.dtype):
+            return None
+        if r == "dtype":
+            return Interval.of(dtypes.dtype_range(spec.dtype))
+        bits = spec.bits or dtypes.container_bits(spec.dtype)
+        return Interval.of(dtypes.levels_range(bits, signed=dtypes.is_signed(spec.dtype)))
+
+    def implied_input(self, spec):
+        return self.resolve_in_range(spec)
+
+    def infer(self, spec):
+        iv = self.resolve_in_range(spec)
+        if iv is None:
+            return self.output_spec(spec, Interval(-math.inf, math.inf), "float32", bits=None)
+        fn = lambda x: F.linear_map(x, (iv.lo, iv.hi), self.params.out_range, clip=self.params.clip)  # noqa: E731
+        return self.output_spec(spec, endpoint_image(fn, spec), "float32", bits=_float_bits(spec))
+
+    def apply(self, x):
+        spec = self.input_spec
+        if spec is None or spec.dtype != dtypes.normalize_dtype(x.dtype):
+            spec = ValueSpec.for_dtype(x.dtype)
+        iv = self.resolve_in_range(spec)
+        if iv is None:
+            raise ValueError(f"{self.describe()}: in_range {self.params.in_range!r} is unknown here")
+        return F.linear_map(x, (iv.lo, iv.hi), self.params.out_range, clip=self.params.clip)
+
+
+class ClaheParams(BaseModel):
+    model_config = STRICT
+    clip_limit: Number = Field(0.01, gt=0, le=1)
+    kernel_size: int | tuple[int, int] | None = None
+    nbins: int = Field(256, ge=2, le=65536)
+
+
+@register_stage
+class Clahe(Stage):
+    """Contrast-limited adaptive histogram equalization (scikit-image ``equalize_adapthist``).
+
+    Input: integers of any range, or floats in [0, 1]. Stretches each image to its own range.
+    Output: float32 in [0, 1].
+    """
+
+    name = "clahe"
+    Params = ClaheParams
+    stretches = True
+    changes_scale = True
+    summary = "CLAHE, scikit-image semantics; stretches each image; float32 [0, 1]"
+
+    def implied_input(self, spec):
+        if spec.dtype is not None and dtypes.is_float(spec.dtype):
+            return Interval(0.0, 1.0)
+        return None
+
+    def infer(self, spec):
+        return self.output_spec(spec, Interval(0.0, 1.0), "float32", bits=None)
+
+    def apply(self, x):
+        p = self.params
+        return F.clahe(x, p.clip_limit, p.kernel_size, p.nbins)
+
+    def extra_findings(self, spec):
+        if spec.dtype and dtypes.kind(spec.dtype) == "int" and spec.interval.lo < 0:
+            return [
+                Finding(
+                    "clipping",
+                    f"{self.describe()} receives signed values down to {spec.interval.lo:g}; "
+                    "scikit-image converts them to unsigned and discards the negative part",
+                    hint="shift the data first, e.g. rescale_intensity with in_range: source",
+                )
+            ]
+        return []
+
+
+class ClipParams(BaseModel):
+    model_config = STRICT
+    min: Number
+    max: Number
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+@register_stage
+class Clip(Stage):
+    """Clip to ``[min, max]``. Input: expects [min, max]; clips. Output: same dtype, the intersection."""
+
+    name = "clip"
+    Params = ClipParams
+    clips = True
+    summary = "clip to [min, max], dtype kept"
+
+    def implied_input(self, spec):
+        return Interval(self.params.min, self.params.max)
+
+    def infer(self, spec):
+        return self.output_spec(spec, endpoint_image(self.apply, spec))
+
+    def apply(self, x):
+        return F.clip(x, self.params.min, self.params.max)
+
+
+class WindowParams(BaseModel):
+    model_config = STRICT
+    center: Number
+    width: PositiveNumber
+    out_range: Range = (0.0, 1.0)
+
+
+@register_stage
+class Window(Stage):
+    """Display window (CT/MR): ``[center - width/2, center + width/2]`` onto ``out_range``.
+
+    Input: expects the window; clips. Output: float32 in ``out_range``.
+    """
+
+    name = "window"
+    Params = WindowParams
+    clips = True
+    changes_scale = True
+    summary = "window center/width onto out_range, float32, clipping"
+
+    def implied_input(self, spec):
+        half = self.params.width / 2
+        return Interval(self.params.center - half, self.params.center + half)
+
+    def infer(self, spec):
+        return self.output_spec(spec, endpoint_image(self.apply, spec), "float32", bits=None)
+
+    def apply(self, x):
+        w = self.implied_input(None)
+        return F.linear_map(x, (w.lo, w.hi), self.params.out_range, clip=True)
+
+
+class GammaParams(BaseModel):
+    model_config = STRICT
+    gamma: PositiveNumber
+
+
+@register_stage
+class Gamma(Stage):
+    """``x ** gamma``. Input: floats in [0, 1]. Output: float32 in [0, 1]."""
+
+    name = "gamma"
+    Params = GammaParams
+    input_kind = "float"
+    summary = "x**gamma on [0, 1] floats"
+
+    def implied_input(self, spec):
+        return Interval(0.0, 1.0)
+
+    def infer(self, spec):
+        if spec.interval.lo < 0:
+            return self.output_spec(spec, Interval(-math.inf, math.inf), "float32")
+        return self.output_spec(spec, endpoint_image(self.apply, spec), "float32")
+
+    def apply(self, x):
+        return F.gamma(x, self.params.gamma)
+
+
+class InvertParams(BaseModel):
+    model_config = STRICT
+    max: Literal["source"] | Number = "source"
+
+
+@register_stage
+class Invert(Stage):
+    """``max - x`` (e.g. MONOCHROME1 to MONOCHROME2). ``max: source`` takes the source's top.
+
+    Input: expects [0, max]. Output: same dtype; integers saturate, never wrap.
+    """
+
+    name = "invert"
+    Params = InvertParams
+    summary = "max - x, dtype kept, saturating"
+
+    def maximum(self) -> float | None:
+        if self.params.max != "source":
+            return float(self.params.max)
+        src = self.context.source
+        return src.interval.hi if src.known and math.isfinite(src.interval.hi) else None
+
+    def implied_input(self, spec):
+        m = self.maximum()
+        return None if m is None else Interval(0.0, m)
+
+    def infer(self, spec):
+        m = self.maximum()
+        if m is None:
+            return self.output_spec(spec, Interval(-math.inf, math.inf))
+        return self.output_spec(spec, endpoint_image(self.apply, spec))
+
+    def apply(self, x):
+        m = self.maximum()
+        if m is None:
+            raise ValueError(f"{self.describe()}: `max: source` needs a declared source range")
+        return F.invert(x, m)
+
+
+class ToDtypeParams(BaseModel):
+    model_config = STRICT
+    dtype: DType
+    scale: bool = False
+
+
+@register_stage
+class ToDtype(Stage):
+    """Cast to ``dtype``; with ``scale``, full scale maps to full scale (floats: [0, 1]).
+
+    Input: anything. Output: ``dtype``; out-of-range values saturate, never wrap.
+    """
+
+    name = "to_dtype"
+    Params = ToDtypeParams
+    summary = "cast; scaled by dtype ranges when scale; saturating"
+
+    @property
+    def changes_scale(self):  # type: ignore[override]
+        return self.params.scale
+
+    def apply(self, x):
+        return F.cast(x, self.params.dtype, self.params.scale)
+
+    def infer(self, spec):
+        target = self.params.dtype
+        iv = endpoint_image(self.apply, spec)
+        bits = spec.bits
+        if dtypes.is_integer(target):
+            levels = dtypes.bits_needed(max(iv.hi - iv.lo, 1))
+            bits = levels if bits is None else min(bits, levels)
+        return self.output_spec(spec, iv, target, bits=bits)
+
+    def _ideal(self, spec: ValueSpec) -> Interval:
+        """The interval the cast would produce without saturation."""
+        if not self.params.scale or spec.dtype is None:
+            return spec.interval
+        ratio = dtypes.full_scale(self.params.dtype)[1] / dtypes.full_scale(spec.dtype)[1]
+        return Interval(spec.interval.lo * ratio, spec.interval.hi * ratio)
+
+    def extra_findings(self, spec):
+        target = self.params.dtype
+        if not dtypes.is_integer(target) or spec.dtype is None:
+            return []
+        out = []
+        ideal = self._ideal(spec)
+        rng = Interval.of(dtypes.dtype_range(target))
+        if not rng.contains(ideal):
+            out.append(Finding(
+                "clipping",
+                f"{self.describe()} casts {ideal} to {target}, which holds {rng}: values beyond "
+                "saturate",
+                hint="rescale into the target range first, or use `scale: true`",
+            ))
+        levels = (min(ideal.hi, rng.hi) - max(ideal.lo, rng.lo)) + 1
+        have = math.inf if spec.bits is None else 2.0**spec.bits
+        if levels < have:
+            out.append(Finding(
+                "precision-loss",
+                f"{self.describe()} quantizes to about {levels:.0f} levels of {target}; the input "
+                + (f"has {spec.bits} bits" if spec.bits else "is continuous"),
+                hint="keep a wider dtype (uint16 or float32) if the detail matters",
+            ))
+        return out

@@ -1,0 +1,169 @@
+"""Pure array functions behind the built-in stages. No state, no config, no I/O.
+
+Each function takes an array and plain numbers and returns a new array; none mutates its input.
+Every elementwise function here is monotone in ``x`` (non-decreasing or non-increasing), which is
+what lets the stages infer their output interval soundly by evaluating the very same function on
+the two interval endpoints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+
+__all__ = [
+    "affine_f32",
+    "cast",
+    "clahe",
+    "clip",
+    "gamma",
+    "invert",
+    "linear_map",
+    "normalize",
+    "samplewise",
+]
+
+F32 = np.float32
+
+
+def affine_f32(x: np.ndarray, factor: float, offset: float = 0.0) -> np.ndarray:
+    """``x * factor + offset`` computed in float32, multiplying as Keras does (never dividing).
+
+    Input: any real dtype. Output: float32.
+    """
+    out = np.asarray(x).astype(F32, copy=True)
+    out *= F32(factor)
+    if offset:
+        out += F32(offset)
+    return out
+
+
+def linear_map(
+    x: np.ndarray,
+    in_range: tuple[float, float],
+    out_range: tuple[float, float],
+    *,
+    clip: bool = True,
+) -> np.ndarray:
+    """Map ``in_range`` linearly onto ``out_range`` in float32; optionally clip to it first.
+
+    Input: any real dtype. Output: float32; inside ``out_range`` when ``clip``.
+    """
+    ilo, ihi = (F32(v) for v in in_range)
+    olo, ohi = (F32(v) for v in out_range)
+    out = np.asarray(x).astype(F32, copy=True)
+    if clip:
+        np.clip(out, ilo, ihi, out=out)
+    out -= ilo
+    out *= (ohi - olo) / (ihi - ilo)
+    out += olo
+    if clip:  # float rounding may step one ulp past the bounds
+        np.clip(out, min(olo, ohi), max(olo, ohi), out=out)
+    return out
+
+
+def normalize(x: np.ndarray, mean, std) -> np.ndarray:
+    """``(x - mean) / std`` in float32; ``mean``/``std`` scalars or one value per channel.
+
+    Input: (H, W, C) any real dtype. Output: float32.
+    """
+    out = np.asarray(x).astype(F32, copy=True)
+    out -= np.asarray(mean, dtype=F32)
+    out /= np.asarray(std, dtype=F32)
+    return out
+
+
+def samplewise(x: np.ndarray, epsilon: float = 1e-6) -> np.ndarray:
+    """Center and scale one image by its own mean and standard deviation (all pixels, all channels).
+
+    Output: float32, unbounded in principle; a constant image becomes all zeros.
+    """
+    out = np.asarray(x).astype(F32, copy=True)
+    out -= F32(out.mean(dtype=np.float64))
+    out /= F32(out.std(dtype=np.float64) + epsilon)
+    return out
+
+
+def clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Clip to ``[lo, hi]`` keeping the dtype; integer dtypes clip to ``[ceil(lo), floor(hi)]``.
+
+    Output: same dtype as ``x``.
+    """
+    x = np.asarray(x)
+    if dtypes.is_integer(x.dtype):
+        dlo, dhi = dtypes.dtype_range(x.dtype)
+        ilo = min(max(np.ceil(lo), dlo), dhi)
+        ihi = max(min(np.floor(hi), dhi), dlo)
+        return np.clip(x, x.dtype.type(ilo), x.dtype.type(ihi))
+    return np.clip(x, x.dtype.type(lo), x.dtype.type(hi))
+
+
+def gamma(x: np.ndarray, g: float) -> np.ndarray:
+    """``x ** g`` in float32 for inputs in [0, 1]. Output: float32 in [0, 1]."""
+    out = np.asarray(x).astype(F32, copy=True)
+    np.power(out, F32(g), out=out)
+    return out
+
+
+def invert(x: np.ndarray, maximum: float) -> np.ndarray:
+    """``maximum - x``; integers are computed wide and saturate to their dtype, never wrap.
+
+    Output: same dtype as ``x``.
+    """
+    x = np.asarray(x)
+    if dtypes.is_integer(x.dtype):
+        lo, hi = dtypes.dtype_range(x.dtype)
+        wide = np.int64(round(maximum)) - x.astype(np.int64)
+        return np.clip(wide, int(lo), int(hi)).astype(x.dtype)
+    return (x.dtype.type(maximum) - x).astype(x.dtype, copy=False)
+
+
+def cast(x: np.ndarray, dtype: str, scale: bool) -> np.ndarray:
+    """Convert to ``dtype``; with ``scale``, map full scale to full scale (see :mod:`preproc.dtypes`).
+
+    Floats going to integers are rounded half to even; out-of-range values saturate at the
+    target's limits, never wrap. Output: ``dtype``.
+    """
+    x = np.asarray(x)
+    target = np.dtype(dtype)
+    if scale:
+        src_max = dtypes.full_scale(x.dtype)[1]
+        dst_max = dtypes.full_scale(target)[1]
+        if src_max != dst_max:
+            work = np.float32 if target.kind == "f" and target.itemsize <= 4 else np.float64
+            x = x.astype(work, copy=True)
+            x *= work(dst_max / src_max)
+    if target.kind in "ui":
+        if x.dtype.kind == "f":
+            x = np.rint(x)
+        lo, hi = dtypes.dtype_range(target)
+        if x.dtype.kind == "f" or np.iinfo(x.dtype).min < lo or np.iinfo(x.dtype).max > hi:
+            x = np.clip(x, lo, hi)
+    if target.kind == "b":
+        return x != 0
+    return x.astype(target)
+
+
+def clahe(x: np.ndarray, clip_limit: float, kernel_size=None, nbins: int = 256) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalization per channel, scikit-image semantics.
+
+    Input: integers of any range, or floats in [0, 1]. Each image is stretched to its own min
+    and max first. Output: float32 in [0, 1].
+    """
+    from skimage.exposure import equalize_adapthist  # heavy: loaded on first use only
+
+    x = np.asarray(x)
+    if x.shape[-1] == 3:  # scikit-image equalizes the V channel of HSV for color images
+        return _clahe_plane(x, equalize_adapthist, clip_limit, kernel_size, nbins)
+    out = np.empty(x.shape, dtype=F32)
+    for c in range(x.shape[-1]):
+        out[..., c] = _clahe_plane(x[..., c], equalize_adapthist, clip_limit, kernel_size, nbins)
+    return out
+
+
+def _clahe_plane(plane, equalize_adapthist, clip_limit, kernel_size, nbins) -> np.ndarray:
+    if plane.min() == plane.max():
+        return np.zeros(plane.shape, dtype=F32)  # scikit-image divides by zero on constants
+    eq = equalize_adapthist(plane, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
+    return np.clip(eq, 0.0, 1.0).astype(F32)

@@ -1,0 +1,150 @@
+"""The ``normalize`` stage: fixed, samplewise or featurewise statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from ..errors import ConfigError
+from ..findings import Finding
+from ..spec import Interval
+from ..types import STRICT, Number, PositiveNumber
+from . import functional as F
+from .base import Stage
+from .registry import register_stage
+
+__all__ = ["Normalize", "load_stats"]
+
+Stat = Number | list[Number]
+
+
+class NormalizeParams(BaseModel):
+    model_config = STRICT
+    mean: Stat | None = None
+    std: Stat | None = None
+    mode: Literal["fixed", "samplewise", "featurewise"] = "fixed"
+    stats: str | None = Field(None, description="featurewise: JSON file written by `preproc audit --stats`")
+    epsilon: PositiveNumber = 1e-6
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        fixed = self.mode == "fixed"
+        if fixed and (self.mean is None or self.std is None):
+            raise ValueError("give `mean` and `std`, or `mode: samplewise` or `mode: featurewise`")
+        if not fixed and (self.mean is not None or self.std is not None):
+            raise ValueError(f"`mode: {self.mode}` computes mean and std itself; remove them")
+        if self.stats is not None and self.mode != "featurewise":
+            raise ValueError("`stats` goes with `mode: featurewise`")
+        for value in _as_list(self.std):
+            if value <= 0:
+                raise ValueError("every std must be positive")
+        return self
+
+
+def _as_list(value) -> list[float]:
+    if value is None:
+        return []
+    return [float(v) for v in value] if isinstance(value, list) else [float(value)]
+
+
+def load_stats(path: Path) -> tuple[list[float], list[float]]:
+    """Read per-channel ``mean`` and ``std`` from a stats JSON file (``preproc audit --stats``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        mean, std = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
+    except FileNotFoundError:
+        raise ConfigError(f"stats file {path} not found", hint="write it with `preproc audit --stats`") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"stats file {path} is not valid: {exc}") from None
+    if len(mean) != len(std) or not mean or any(s <= 0 for s in std):
+        raise ConfigError(f"stats file {path} needs equal-length `mean` and positive `std` lists")
+    return mean, std
+
+
+@register_stage
+class Normalize(Stage):
+    """``(x - mean) / std`` in float32.
+
+    ``mean``/``std`` are scalars or one value per channel, in the units of the incoming range.
+    ``mode: samplewise`` uses each image's own statistics (output unbounded);
+    ``mode: featurewise`` uses dataset statistics computed at this stage's position (or read
+    from ``stats``). Input: anything. Output: float32.
+    """
+
+    name = "normalize"
+    Params = NormalizeParams
+    changes_scale = True
+    summary = "(x-mean)/std in float32; fixed, samplewise or featurewise"
+
+    def setup(self):
+        p = self.params
+        self.mean, self.std = _as_list(p.mean), _as_list(p.std)
+        if p.stats is not None:
+            self.mean, self.std = load_stats(Path(self.context.base_dir) / p.stats)
+
+    @property
+    def needs_fit(self) -> bool:
+        return self.params.mode == "featurewise" and not self.mean
+
+    def set_stats(self, mean, std) -> None:
+        """Install featurewise statistics measured at this stage's position."""
+        self.mean, self.std = [float(m) for m in mean], [max(float(s), 1e-12) for s in std]
+
+    def _check_channels(self, channels):
+        if channels is None or len(self.mean) in (1, channels):
+            return
+        raise ConfigError(
+            f"has {len(self.mean)} mean/std values but the images have {channels} channels",
+            file=self.context.file, line=self.line, column=self.column,
+            path=f"stages[{self.index}].normalize",
+            hint="give one value, or one per channel (color_mode decides the channel count)",
+        )
+
+    def infer(self, spec):
+        if not self.mean:  # samplewise, or featurewise not fitted yet
+            return self.output_spec(spec, Interval(-math.inf, math.inf), "float32", bits=None)
+        self._check_channels(spec.channels)
+        his, los = [], []
+        with np.errstate(all="ignore"):
+            for m, s in zip(self._per_channel(self.mean), self._per_channel(self.std)):
+                ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64)
+                out = F.normalize(ends.reshape(1, 2, 1), m, s).astype(np.float64)
+                los.append(float(out.min()))
+                his.append(float(out.max()))
+        return self.output_spec(spec, Interval(min(los), max(his)), "float32")
+
+    def _per_channel(self, values):
+        return values if len(values) == len(self.mean) else values * len(self.mean)
+
+    def apply(self, x):
+        if self.params.mode == "samplewise":
+            return F.samplewise(x, self.params.epsilon)
+        if not self.mean:
+            raise ValueError(f"{self.describe()}: featurewise statistics are not computed yet")
+        return F.normalize(x, self.mean, self.std)
+
+    def extra_findings(self, spec):
+        if not self.mean or not spec.known or not spec.interval.bounded:
+            return []
+        width = spec.interval.width
+        stats = [abs(v) for v in self.mean + self.std]
+        if width > 2 and max(stats) <= 1:
+            return [Finding(
+                "normalize-units",
+                f"{self.describe()} uses mean/std in [0, 1] units but receives {spec.interval}",
+                hint="rescale to [0, 1] before normalize (e.g. rescale: {factor: 1/255}), "
+                "or give mean/std in the input's units",
+            )]
+        if width <= 2 and max(stats) > 2:
+            return [Finding(
+                "normalize-units",
+                f"{self.describe()} uses mean/std in raw units (up to {max(stats):g}) but "
+                f"receives {spec.interval}",
+                hint="divide mean and std by the raw range, or normalize before rescaling",
+            )]
+        return []
