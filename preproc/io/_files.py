@@ -1,0 +1,130 @@
+"""Opening source files read-only, mapping OS errors to :class:`DecodeError`, sniffing formats."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
+from ..errors import DecodeError
+
+__all__ = ["check_pixel_limit", "is_dicom_file", "open_source", "read_source", "sniff_format"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_NETPBM_MAGICS = tuple(b"P%d" % n for n in range(1, 7))
+_DICOM_EXTENSIONS = ("dcm", "dicom")
+#: Bytes :func:`sniff_format` needs: the DICOM preamble is 128 bytes, then ``DICM``.
+SNIFF_BYTES = 132
+
+
+def _os_error(path, exc: OSError) -> DecodeError:
+    if isinstance(exc, PermissionError):
+        return DecodeError(path, "permission-denied", str(exc))
+    if isinstance(exc, FileNotFoundError):
+        return DecodeError(path, "not-found", str(exc))
+    if isinstance(exc, IsADirectoryError):
+        return DecodeError(path, "not-a-file", "is a directory")
+    if exc.errno == errno.ELOOP:
+        return DecodeError(path, "symlink-loop", str(exc))
+    return DecodeError(path, "corrupt", f"cannot open: {exc}")
+
+
+@contextmanager
+def open_source(path) -> Iterator[BinaryIO]:
+    """Open ``path`` read-only after checking it is a non-empty regular file.
+
+    Raises:
+        DecodeError: ``not-found``, ``not-a-file``, ``symlink-loop``, ``permission-denied``,
+            ``empty``.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block a read forever
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise DecodeError(path, "not-a-file", kind)
+    if st.st_size == 0:
+        raise DecodeError(path, "empty", "the file has 0 bytes")
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    with handle:
+        yield handle
+
+
+def read_source(path) -> bytes:
+    """Return the whole content of ``path`` (see :func:`open_source` for the errors)."""
+    with open_source(path) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise _os_error(path, exc) from exc
+
+
+def sniff_format(head: bytes, path) -> str | None:
+    """Format name from the first :data:`SNIFF_BYTES` bytes, else ``None``.
+
+    Extensions only matter for DICOM files without the 128-byte preamble, which have no magic.
+    """
+    if head[128:132] == b"DICM":  # first: a DICOM preamble may hold a TIFF header
+        return "dicom"
+    if head.startswith(PNG_SIGNATURE):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(_TIFF_MAGICS):
+        return "tiff"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head[:2] in _NETPBM_MAGICS and len(head) > 2 and head[2:3].isspace():
+        return "ppm"
+    if str(path).lower().rsplit(".", 1)[-1] in _DICOM_EXTENSIONS:
+        return "dicom"
+    return None
+
+
+def is_dicom_file(path) -> bool:
+    """Whether ``path`` is a readable file with the DICOM marker ``DICM`` at byte 128.
+
+    Never raises; meant for extension-less files found while listing a dataset.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # never block on a FIFO
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except (OSError, ValueError):
+        return False
+    return head[128:132] == b"DICM"
+
+
+def max_pixels() -> int | None:
+    """The pixel limit shared by every decoder: Pillow's ``Image.MAX_IMAGE_PIXELS``."""
+    from PIL import Image
+
+    return Image.MAX_IMAGE_PIXELS
+
+
+def check_pixel_limit(path, height: int, width: int, planes: int = 1) -> None:
+    """Raise ``DecodeError('decompression-bomb')`` when an image is larger than the limit.
+
+    Called with header values before any pixel buffer is allocated. ``planes`` counts frames
+    that a decoder must materialize together.
+    """
+    limit = max_pixels()
+    pixels = int(height) * int(width) * int(planes)
+    if limit is not None and pixels > limit:
+        raise DecodeError(
+            path,
+            "decompression-bomb",
+            f"{width}x{height}" + (f"x{planes}" if planes > 1 else "")
+            + f" = {pixels} pixels exceeds the limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS); "
+            "raise that limit if the file is trusted",
+        )

@@ -1,0 +1,206 @@
+"""Formats read through Pillow (JPEG, BMP, GIF, PBM, 8-bit PNG, 16-bit gray PNG).
+
+Only modes Pillow hands over without loss are accepted; anything reachable only through an 8-bit
+or colour-space conversion raises :class:`LossyDecodeError`. Pillow's exceptions and its
+decompression-bomb warning never escape: they become :class:`DecodeError` with the original
+message in ``detail``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from ..errors import DecodeError, LossyDecodeError
+from ._files import check_pixel_limit
+from .info import ImageInfo
+
+__all__ = ["decode_pillow", "decode_pillow_png", "jpeg_precision", "pillow_errors", "probe_pillow"]
+
+#: Pillow mode -> (channels, photometric, numpy dtype, stored bits).
+_LOSSLESS_MODES = {
+    "1": (1, "gray", "uint8", 1),
+    "L": (1, "gray", "uint8", 8),
+    "LA": (2, "gray+alpha", "uint8", 8),
+    "RGB": (3, "rgb", "uint8", 8),
+    "RGBA": (4, "rgba", "uint8", 8),
+    "I;16": (1, "gray", "uint16", 16),
+    "I;16L": (1, "gray", "uint16", 16),
+    "I;16B": (1, "gray", "uint16", 16),
+    "I": (1, "gray", "int32", 32),
+    "F": (1, "gray", "float32", 32),
+}
+_PALETTE_MODES = ("P", "PA")
+
+
+@contextmanager
+def pillow_errors(path) -> Iterator[None]:
+    """Turn whatever Pillow raises or warns about into :class:`DecodeError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except DecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeError(path, "decompression-bomb", str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        raise DecodeError(path, "corrupt", str(exc)) from exc
+    except MemoryError as exc:
+        raise DecodeError(path, "decompression-bomb", f"out of memory: {exc}") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
+        reason = "truncated" if "truncat" in str(exc).lower() else "corrupt"
+        raise DecodeError(path, reason, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _mode_facts(path, image) -> tuple[int, str, str, int]:
+    mode = image.mode
+    if mode in _PALETTE_MODES:
+        alpha = mode == "PA" or "transparency" in image.info
+        return (4, "rgba", "uint8", 8) if alpha else (3, "rgb", "uint8", 8)
+    if mode in _LOSSLESS_MODES:
+        return _LOSSLESS_MODES[mode]
+    raise LossyDecodeError(
+        path,
+        "lossy",
+        f"Pillow opens this {image.format} file as mode {mode!r}, which can only be turned into "
+        "gray or RGB by a lossy conversion",
+    )
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """Sample precision from a JPEG's SOF segment (8 or 12 usually), ``None`` if not found."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            return data[pos + 4] if pos + 4 < len(data) else None
+        if marker == 0xDA:  # start of scan: no SOF before it
+            return None
+        pos += 2 + length
+    return None
+
+
+def _unsupported_precision(path, data: bytes) -> None:
+    bits = jpeg_precision(data)
+    if bits is not None and bits > 8:
+        raise DecodeError(
+            path,
+            "unsupported",
+            f"{bits}-bit JPEG: Pillow reads only 8-bit JPEG, and no lossless reader is available",
+        )
+
+
+def _jpeg_precision(path, image) -> int:
+    bits = getattr(image, "bits", 8)
+    return int(bits) if bits else 8
+
+
+def _info_from_image(path, image, fmt: str) -> ImageInfo:
+    channels, photometric, dtype, bits = _mode_facts(path, image)
+    extra: dict = {"pillow_mode": image.mode}
+    if fmt == "jpeg":
+        bits = _jpeg_precision(path, image)
+    if "transparency" in image.info and image.mode not in _PALETTE_MODES:
+        extra["transparency"] = image.info["transparency"]
+    width, height = image.size
+    return ImageInfo(
+        path=str(path),
+        format=fmt,
+        dtype=dtype,
+        channels=channels,
+        height=height,
+        width=width,
+        stored_bits=bits,
+        photometric=photometric,
+        signed=dtype in ("int32", "float32"),
+        frames=int(getattr(image, "n_frames", 1) or 1),
+        extra=extra,
+    )
+
+
+def _open(handle):
+    from PIL import Image
+
+    image = Image.open(handle)
+    return image
+
+
+def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+    """Header facts via ``PIL.Image.open`` (lazy: no pixel data is decoded)."""
+    if fmt == "jpeg":
+        _unsupported_precision(path, handle.read(1 << 16))
+        handle.seek(0)
+    with pillow_errors(path):
+        image = _open(handle)
+        with image:
+            check_pixel_limit(path, image.size[1], image.size[0])
+            return _info_from_image(path, image, fmt)
+
+
+def _to_array(path, image, info: ImageInfo) -> np.ndarray:
+    if image.mode in _PALETTE_MODES:
+        image = image.convert("RGBA" if info.channels == 4 else "RGB")
+    array = np.asarray(image)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)  # mode '1': 0/1, not 0/255
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype.name != info.dtype or array.shape[2] != info.channels:
+        raise DecodeError(path, "unsupported", f"Pillow gave {array.dtype}x{array.shape[2]}")
+    return np.ascontiguousarray(array)
+
+
+def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
+    """Decode the first frame of a JPEG, BMP, GIF or PBM file held in ``data``.
+
+    Returns:
+        ``(H, W, C)`` array in the container Pillow decodes losslessly (``uint8`` for 8-bit
+        data; ``uint8`` 0/1 for bilevel images; palette expanded to RGB/RGBA) and its info.
+
+    Raises:
+        DecodeError: ``corrupt``, ``truncated``, ``decompression-bomb``, ``unsupported`` (e.g.
+            12-bit JPEG, which Pillow cannot read at all: not lossy, unreadable).
+        LossyDecodeError: modes such as CMYK that only a lossy conversion could turn into
+            gray or RGB.
+    """
+    if fmt == "jpeg":
+        _unsupported_precision(path, data)
+    with pillow_errors(path):
+        with _open(io.BytesIO(data)) as image:
+            check_pixel_limit(path, image.size[1], image.size[0])
+            info = _info_from_image(path, image, fmt)
+            image.load()
+            return _to_array(path, image, info), info
+
+
+def decode_pillow_png(path, data: bytes, info: ImageInfo) -> np.ndarray | None:
+    """Decode an 8-bit or 16-bit gray PNG through Pillow.
+
+    Returns ``None`` when Pillow does not hand the data over unchanged (unexpected mode), so
+    the caller falls back to the NumPy decoder.
+    """
+    with pillow_errors(path):
+        with _open(io.BytesIO(data)) as image:
+            if image.mode not in ("L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B", "I;16L"):
+                return None
+            image.load()
+            array = _to_array(path, image, info)
+    return array

@@ -1,0 +1,242 @@
+"""DICOM through pydicom (optional, imported lazily): header probe and first-frame decoding.
+
+Decisions:
+    * ``dtype`` is what pydicom decodes to from BitsAllocated and PixelRepresentation
+      (``uint8`` for 1- and 8-bit, ``uint16``/``int16``, ``uint32``/``int32``, ``float32`` for
+      FloatPixelData, ``float64`` for DoubleFloatPixelData); ``stored_bits`` is BitsStored.
+    * MONOCHROME1 is reported in ``photometric`` and never inverted.
+    * Colour data is handed over as pydicom converts it by default: YBR_FULL(_422) becomes RGB,
+      and ``photometric`` names what the array holds (the header's value is kept in
+      ``extra['stored_photometric']``; :func:`probe_dicom` reports the header's value).
+      PALETTE COLOR expands through its lookup table to RGB in the table's bit depth.
+    * ``modality_lut=True`` applies pydicom's ``apply_modality_lut`` to grayscale images: the
+      result is ``float64`` when RescaleSlope/RescaleIntercept are present, the LUT's integer
+      type for a Modality LUT Sequence, and the stored array unchanged otherwise.
+    * Multi-frame files decode their first frame only; ``frames`` is NumberOfFrames.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import DecodeError, MissingDependencyError
+from ._files import check_pixel_limit
+from .info import ImageInfo
+
+__all__ = ["decode_dicom", "probe_dicom"]
+
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _pydicom():
+    try:
+        import pydicom
+        import pydicom.pixels  # noqa: F401 - registers the decoders
+    except ImportError as exc:
+        raise MissingDependencyError("pydicom", "dicom", "reading DICOM files") from exc
+    return pydicom
+
+
+def _read_error(path, exc: Exception) -> DecodeError:
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = str(exc).lower()
+    short = ("end of file", "truncat", "less than expected")
+    if isinstance(exc, EOFError) or any(word in lowered for word in short):
+        return DecodeError(path, "truncated", text)
+    return DecodeError(path, "corrupt", text)
+
+
+def _number(value):
+    if value is None or value == "":
+        return None
+    if hasattr(value, "__len__") and not isinstance(value, str):  # multi-valued: first value
+        value = value[0] if len(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dtype(path, ds, bits_allocated: int, signed: bool) -> str:
+    if "FloatPixelData" in ds:
+        return "float32"
+    if "DoubleFloatPixelData" in ds:
+        return "float64"
+    if bits_allocated <= 8:
+        return "int8" if signed and bits_allocated == 8 else "uint8"
+    size = {16: 16, 32: 32, 64: 64}.get(bits_allocated)
+    if size is None:
+        raise DecodeError(path, "unsupported", f"BitsAllocated {bits_allocated}")
+    return f"{'int' if signed else 'uint'}{size}"
+
+
+def _transfer_syntax(ds):
+    """The dataset's Transfer Syntax UID; for files without one, the encoding pydicom read."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return uid
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if little is None:
+        return None
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
+    if "Rows" not in ds or "Columns" not in ds or not has_pixels:
+        raise DecodeError(path, "no-pixel-data", "the dataset holds no image (no PixelData)")
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    check_pixel_limit(path, rows, columns)
+    allocated = int(ds.get("BitsAllocated") or 8)
+    stored = int(ds.get("BitsStored") or allocated)
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip()
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    dtype = _dtype(path, ds, allocated, signed)
+    syntax = _transfer_syntax(ds)
+    extra = {
+        "transfer_syntax": str(syntax) if syntax else None,
+        "transfer_syntax_name": getattr(syntax, "name", None),
+        "bits_allocated": allocated,
+        "stored_photometric": photometric,
+        "modality": str(ds.get("Modality") or "") or None,
+        "rescale_slope": _number(ds.get("RescaleSlope")),
+        "rescale_intercept": _number(ds.get("RescaleIntercept")),
+        "window_center": _number(ds.get("WindowCenter")),
+        "window_width": _number(ds.get("WindowWidth")),
+    }
+    if photometric == "PALETTE COLOR":
+        descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+        lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else 16
+        samples, dtype, stored, signed = 3, "uint8" if lut_bits <= 8 else "uint16", lut_bits, False
+    return ImageInfo(
+        path=str(path),
+        format="dicom",
+        dtype=dtype,
+        channels=samples,
+        height=rows,
+        width=columns,
+        stored_bits=stored,
+        photometric=photometric,
+        signed=signed,
+        frames=max(1, int(_number(ds.get("NumberOfFrames")) or 1)),
+        extra=extra,
+    )
+
+
+def _pixel_tag_follows(handle: BinaryIO) -> bool:
+    """After ``stop_before_pixels``, whether the next element is a pixel data element."""
+    head = handle.read(4)
+    if len(head) < 4:
+        return False
+    little = struct.unpack("<HH", head)
+    big = struct.unpack(">HH", head)
+    return any((g << 16 | e) in _PIXEL_TAGS for g, e in (little, big))
+
+
+def probe_dicom(path, handle: BinaryIO) -> ImageInfo:
+    """Header facts of a DICOM file; reads the header only (``stop_before_pixels``).
+
+    Raises:
+        DecodeError: ``no-pixel-data``, ``corrupt``, ``truncated``, ``decompression-bomb``.
+        MissingDependencyError: pydicom is not installed.
+    """
+    pydicom = _pydicom()
+    try:
+        with warnings.catch_warnings(record=True):
+            ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+            syntax = _transfer_syntax(ds)
+            # a deflated dataset cannot be peeked at; trust its image module there
+            deflated = syntax is not None and "Deflate" in str(getattr(syntax, "name", ""))
+            return _info(path, ds, has_pixels=deflated or _pixel_tag_follows(handle))
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise _read_error(path, exc) from exc
+
+
+def _decode_frame(path, ds, info: ImageInfo) -> tuple[np.ndarray, dict]:
+    from pydicom.pixels.decoders.base import get_decoder
+
+    syntax = _transfer_syntax(ds)
+    if syntax is None:
+        raise DecodeError(path, "unsupported", "no Transfer Syntax UID in the file meta")
+    name = getattr(syntax, "name", str(syntax))
+    if getattr(ds, "file_meta", None) is None:  # files without a file meta group
+        from pydicom.dataset import FileMetaDataset
+
+        ds.file_meta = FileMetaDataset()
+    if not ds.file_meta.get("TransferSyntaxUID"):
+        ds.file_meta.TransferSyntaxUID = syntax
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): no decoder") from exc
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies)
+        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}")
+    try:
+        return decoder.as_array(ds, index=0)
+    except Exception as exc:
+        text = str(exc)
+        if "decompression bomb" in text:
+            raise DecodeError(path, "decompression-bomb", f"{name} ({syntax}): {text}") from exc
+        if "does not support" in text or "Unable to decode" in text or "plugin" in text:
+            # the installed codecs could not decode it; another codec (gdcm, pylibjpeg) may succeed
+            raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): {text}") from exc
+        raise _read_error(path, exc) from exc
+
+
+def decode_dicom(path, data: bytes, *, modality_lut: bool = False) -> tuple[np.ndarray, ImageInfo]:
+    """Decode the first frame of a DICOM file held in ``data``.
+
+    Returns:
+        ``(H, W, C)`` array in pydicom's dtype for the file (see the module notes), and its
+        info; with ``modality_lut`` the grayscale values are in modality units (e.g. HU).
+
+    Raises:
+        DecodeError: ``no-pixel-data``, ``compressed-unsupported``, ``corrupt``, ``truncated``,
+            ``decompression-bomb``, ``unsupported``.
+        MissingDependencyError: pydicom is not installed.
+    """
+    pydicom = _pydicom()
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            info = _info(path, ds, has_pixels=any(k in ds for k in _PIXEL_KEYWORDS))
+            array, meta = _decode_frame(path, ds, info)
+            photometric = str(meta.get("photometric_interpretation", info.photometric))
+            if info.photometric == "PALETTE COLOR":
+                array, photometric = apply_color_lut(array, ds), "RGB"
+            extra = dict(info.extra)
+            if modality_lut and photometric in ("MONOCHROME1", "MONOCHROME2"):
+                array = apply_modality_lut(array, ds)
+                extra["modality_lut_applied"] = True
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise _read_error(path, exc) from exc
+    if caught:
+        extra["warnings"] = sorted({str(w.message) for w in caught})
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.shape[:2] != (info.height, info.width):
+        raise DecodeError(path, "corrupt", f"decoded shape {array.shape} does not match Rows/Columns")
+    info = info.with_changes(
+        dtype=array.dtype.name, channels=array.shape[2], photometric=photometric, extra=extra
+    )
+    return np.ascontiguousarray(array), info

@@ -1,0 +1,74 @@
+"""What a decoder knows about a file: :class:`ImageInfo`, the supported extensions, the reasons.
+
+This module imports nothing heavy, so ``import preproc.io`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+__all__ = ["DECODE_REASONS", "FORMATS", "SUPPORTED_EXTENSIONS", "ImageInfo"]
+
+#: Lower-case extensions (no dot) the decoders accept. Format detection itself uses magic bytes.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "pbm", "gif", "tif", "tiff", "dcm"}
+)
+
+#: Values of :attr:`ImageInfo.format`.
+FORMATS = ("png", "jpeg", "bmp", "ppm", "gif", "tiff", "dicom")
+
+#: Values of :attr:`preproc.errors.DecodeError.reason` raised by this package.
+DECODE_REASONS = (
+    "empty",  # zero-byte file
+    "truncated",  # the file ends before the image data does
+    "corrupt",  # bad structure, checksum or compressed stream
+    "unsupported",  # not an image format preproc reads, or a variant of one it does not
+    "decompression-bomb",  # header claims more pixels than PIL.Image.MAX_IMAGE_PIXELS
+    "permission-denied",
+    "not-found",  # missing file or dangling symbolic link
+    "not-a-file",  # directory, FIFO, device
+    "symlink-loop",
+    "no-pixel-data",  # DICOM without PixelData
+    "compressed-unsupported",  # compression no installed codec handles
+    "lossy",  # LossyDecodeError: only a conversion that drops bits or channels reads it
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Header facts of one image file, as :func:`preproc.io.probe` and ``decode`` report them.
+
+    Attributes:
+        path: the file, as given.
+        format: one of :data:`FORMATS` (from the magic bytes, not the extension).
+        dtype: canonical numpy name of the decoded array's container (``'uint16'``, ...).
+        channels: channels of the decoded array: 1 gray, 2 gray+alpha, 3 rgb, 4 rgba (palette
+            images are reported after expansion to rgb/rgba).
+        height: rows.
+        width: columns.
+        stored_bits: meaningful bits per sample from the header (PNG sBIT, else the IHDR bit
+            depth; TIFF BitsPerSample; DICOM BitsStored; netpbm: bits of maxval).
+        photometric: colour model: ``'gray'``, ``'gray+alpha'``, ``'rgb'``, ``'rgba'``,
+            ``'palette'`` (only while unexpanded), ``'cmyk'``, ``'miniswhite'``; DICOM keeps its
+            own names (``'MONOCHROME1'``, ``'MONOCHROME2'``, ``'RGB'``, ``'YBR_FULL'``, ...).
+        signed: samples are signed integers (DICOM PixelRepresentation 1, TIFF SampleFormat 2).
+        frames: frames or pages in the file; only the first is decoded.
+        extra: format-specific facts, e.g. ``sbit`` (per channel), ``transparency``,
+            ``rescale_slope``, ``rescale_intercept``, ``window_center``, ``transfer_syntax``.
+    """
+
+    path: str
+    format: str
+    dtype: str
+    channels: int
+    height: int
+    width: int
+    stored_bits: int
+    photometric: str
+    signed: bool = False
+    frames: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def with_changes(self, **changes) -> ImageInfo:
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)

@@ -1,0 +1,234 @@
+"""PNG: header probe by chunk parsing, and lossless decoding of every bit depth and colour type.
+
+Routing (see :func:`decode_png`): 8-bit images and 16-bit grayscale go through Pillow, which
+keeps them exactly (16-bit gray arrives as mode ``I;16``); everything Pillow would alter goes
+through :mod:`preproc.io.pngfilter`: 16-bit RGB, RGBA and gray+alpha (Pillow gives 8 bits) and
+1/2/4-bit images (Pillow scales 2/4-bit gray to 0-255 and gives 1-bit as bool).
+
+Decisions:
+    * Bit depths below 8 decode to ``uint8`` holding the stored values 0..2**b-1, not scaled
+      to the 8-bit range, with ``stored_bits = b``.
+    * Palette images expand to ``uint8`` RGB, or RGBA when a tRNS chunk is present;
+      ``stored_bits`` is 8 (palette entries are 8-bit), ``extra['palette_bits']`` the index depth.
+    * Gray and RGB images keep their channels even with a tRNS colour key; the key is in
+      ``extra['transparency']``.
+    * ``stored_bits`` is the largest sBIT value when an sBIT chunk is present (per channel in
+      ``extra['sbit']``), else the IHDR bit depth. An sBIT that is out of range is ignored and
+      reported in ``extra['sbit_invalid']``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from ..dtypes import dtype_range
+from ..errors import DecodeError
+from . import pngfilter
+from ._files import PNG_SIGNATURE, check_pixel_limit
+from .info import ImageInfo
+
+__all__ = ["PngHeader", "decode_png", "parse_png", "probe_png"]
+
+_VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PHOTOMETRIC = {0: "gray", 2: "rgb", 4: "gray+alpha", 6: "rgba"}
+_MAX_DIMENSION = 2**31 - 1
+
+
+@dataclass
+class PngHeader:
+    """Facts from the chunks before the image data."""
+
+    width: int = 0
+    height: int = 0
+    bit_depth: int = 0
+    color_type: int = 0
+    interlaced: bool = False
+    palette: bytes | None = None
+    trns: bytes | None = None
+    sbit: bytes | None = None
+    frames: int = 1
+    idat: list = field(default_factory=list)
+
+
+def _chunk_error(path, message: str) -> DecodeError:
+    return DecodeError(path, "corrupt", message)
+
+
+def _parse_ihdr(path, data: bytes, header: PngHeader) -> None:
+    if len(data) != 13:
+        raise _chunk_error(path, f"IHDR has {len(data)} bytes, expected 13")
+    w, h, depth, ctype, compression, filt, interlace = struct.unpack(">IIBBBBB", data)
+    if not (0 < w <= _MAX_DIMENSION and 0 < h <= _MAX_DIMENSION):
+        raise _chunk_error(path, f"invalid size {w}x{h}")
+    if depth not in _VALID_DEPTHS.get(ctype, ()):
+        raise _chunk_error(path, f"invalid bit depth {depth} for colour type {ctype}")
+    if compression or filt or interlace > 1:
+        raise _chunk_error(path, "unknown compression, filter or interlace method")
+    header.width, header.height, header.bit_depth, header.color_type = w, h, depth, ctype
+    header.interlaced = bool(interlace)
+
+
+def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader:
+    """Walk the chunks of a PNG.
+
+    Args:
+        path: for error messages.
+        source: an open binary file positioned at 0, or the whole file as ``bytes``.
+        read_pixels: collect the IDAT payloads and verify every CRC up to IEND; when false, stop
+            at the first IDAT (probe: a few hundred bytes are read).
+
+    Raises:
+        DecodeError: ``truncated`` when the file ends inside a chunk or before IEND,
+            ``corrupt`` for bad signatures, CRCs, chunk order or IHDR fields.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source)
+        pos = 0
+
+        def read(n: int) -> bytes:
+            nonlocal pos
+            chunk = view[pos : pos + n]
+            pos += n
+            return bytes(chunk)
+    else:
+        read = source.read
+    if read(8) != PNG_SIGNATURE:
+        raise DecodeError(path, "corrupt", "not a PNG signature")
+    header = PngHeader()
+    seen_ihdr = False
+    while True:
+        head = read(8)
+        if len(head) < 8:
+            raise DecodeError(path, "truncated", "file ends before the IEND chunk")
+        length, ctype = struct.unpack(">I4s", head)
+        if length > _MAX_DIMENSION:
+            raise _chunk_error(path, f"chunk length {length} out of range")
+        if not seen_ihdr and ctype != b"IHDR":
+            raise _chunk_error(path, "first chunk is not IHDR")
+        if ctype == b"IDAT" and not read_pixels:
+            break
+        body = read(length + 4)
+        if len(body) < length + 4:
+            raise DecodeError(path, "truncated", f"file ends inside a {ctype!r} chunk")
+        data, crc = body[:length], struct.unpack(">I", body[length:])[0]
+        if zlib.crc32(ctype + data) != crc:
+            raise _chunk_error(path, f"CRC mismatch in {ctype.decode('latin-1')} chunk")
+        if ctype == b"IHDR":
+            _parse_ihdr(path, data, header)
+            seen_ihdr = True
+        elif ctype == b"PLTE":
+            header.palette = data
+        elif ctype == b"tRNS":
+            header.trns = data
+        elif ctype == b"sBIT":
+            header.sbit = data
+        elif ctype == b"acTL" and length >= 4:
+            header.frames = max(1, struct.unpack(">I", data[:4])[0])
+        elif ctype == b"IDAT":
+            header.idat.append(data)
+        elif ctype == b"IEND":
+            break
+    if header.color_type == 3 and header.palette is None:
+        raise _chunk_error(path, "palette image without a PLTE chunk")
+    if read_pixels and not header.idat:
+        raise _chunk_error(path, "no IDAT chunk")
+    return header
+
+
+def _info(path, h: PngHeader) -> ImageInfo:
+    extra: dict = {"bit_depth": h.bit_depth, "interlaced": h.interlaced}
+    stored = 8 if h.color_type == 3 else h.bit_depth
+    if h.sbit is not None:
+        limit = stored
+        values = tuple(h.sbit)
+        if values and all(0 < v <= limit for v in values):
+            extra["sbit"] = values
+            stored = max(values)
+        else:
+            extra["sbit_invalid"] = values
+    if h.color_type == 3:
+        extra["palette_bits"] = h.bit_depth
+        channels = 4 if h.trns is not None else 3
+        photometric = "rgba" if h.trns is not None else "rgb"
+    else:
+        channels = pngfilter.SAMPLES_PER_PIXEL[h.color_type]
+        photometric = _PHOTOMETRIC[h.color_type]
+        if h.trns is not None:
+            extra["transparency"] = tuple(struct.unpack(f">{len(h.trns) // 2}H", h.trns[: len(h.trns) // 2 * 2]))
+    return ImageInfo(
+        path=str(path),
+        format="png",
+        dtype="uint16" if h.bit_depth == 16 else "uint8",
+        channels=channels,
+        height=h.height,
+        width=h.width,
+        stored_bits=stored,
+        photometric=photometric,
+        frames=h.frames,
+        extra=extra,
+    )
+
+
+def probe_png(path, handle: BinaryIO) -> ImageInfo:
+    """Header facts of a PNG from the chunks before the first IDAT; no pixel data is read."""
+    header = parse_png(path, handle, read_pixels=False)
+    check_pixel_limit(path, header.height, header.width)
+    return _info(path, header)
+
+
+def _expand_palette(indices: np.ndarray, header: PngHeader) -> np.ndarray:
+    """``uint8`` indices ``(h, w, 1)`` to RGB or RGBA; indices past the palette read as black."""
+    entries = np.frombuffer(header.palette, np.uint8)[: len(header.palette) // 3 * 3].reshape(-1, 3)
+    table = np.zeros((256, 4 if header.trns is not None else 3), np.uint8)
+    table[: len(entries), :3] = entries
+    if header.trns is not None:
+        table[:, 3] = int(dtype_range(np.uint8)[1])  # entries without tRNS alpha are opaque
+        alpha = np.frombuffer(header.trns, np.uint8)[:256]
+        table[: len(alpha), 3] = alpha
+    return table[indices[:, :, 0]]
+
+
+def _uses_pillow(h: PngHeader) -> bool:
+    return h.bit_depth == 8 or (h.bit_depth == 16 and h.color_type == 0)
+
+
+def decode_png(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
+    """Decode a PNG held in ``data`` losslessly.
+
+    Returns:
+        ``(H, W, C)`` array: ``uint16`` for 16-bit files, else ``uint8`` (values 0..2**b-1 for
+        b-bit gray; palette expanded to RGB/RGBA), and its :class:`ImageInfo`.
+
+    Raises:
+        DecodeError: ``truncated``, ``corrupt``, ``decompression-bomb``.
+    """
+    header = parse_png(path, data, read_pixels=True)
+    info = _info(path, header)
+    check_pixel_limit(path, header.height, header.width)
+    if _uses_pillow(header):
+        from ._pillow import decode_pillow_png
+
+        array = decode_pillow_png(path, data, info)
+        if array is not None:
+            return array, info
+    try:
+        array = pngfilter.decode_pixels(
+            b"".join(header.idat),
+            height=header.height,
+            width=header.width,
+            bit_depth=header.bit_depth,
+            color_type=header.color_type,
+            interlaced=header.interlaced,
+        )
+    except EOFError as exc:
+        raise DecodeError(path, "truncated", str(exc)) from exc
+    except (zlib.error, pngfilter.FilterError) as exc:
+        raise DecodeError(path, "corrupt", f"image data: {exc}") from exc
+    if header.color_type == 3:
+        array = _expand_palette(array, header)
+    return np.ascontiguousarray(array), info
