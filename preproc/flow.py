@@ -1,0 +1,394 @@
+"""``preproc.flow``: a ``flow_from_directory``-compatible batch iterator.
+
+:class:`BatchIterator` behaves like a Keras ``Sequence``: ``len()``, indexing, iteration,
+``on_epoch_end()``, ``filenames``, ``classes``, ``class_indices``, ``samples``. Batches are
+``(x, y)`` (``x`` alone with ``class_mode: null``) with ``y`` as Keras builds it.
+
+Order and determinism:
+
+* the file order of an epoch is Keras' own: with ``shuffle``, epoch ``e`` is
+  ``np.random.RandomState(seed + e * len(full)).permutation(n)``, which is the order Keras'
+  iterator yields when it is consumed batch after batch (``next()``), epoch after epoch;
+* iterating over the iterator yields the current epoch and then advances to the next one;
+  indexing never advances, ``on_epoch_end()`` / ``set_epoch()`` do;
+* every image is computed by pure functions and placed at its position in the batch, so
+  batches are identical for any number of workers;
+* ``shard=(rank, world_size)`` gives each rank the slice ``order[rank::world_size]`` of the
+  same epoch order: disjoint, covering the epoch, reshuffled per epoch alike on every rank
+  (ranks may differ by one sample, never repeat one).
+
+The runtime guard checks the first ``checks.runtime.sample_batches`` batches of every epoch:
+each stage's output min and max against the stage's inferred interval. A violation becomes a
+``runtime-range-violation`` finding in :attr:`BatchIterator.findings` and, by default, a
+:class:`RuntimeRangeWarning` (``guard='raise'`` raises :class:`~preproc.errors.StageError`,
+``guard='record'`` only records).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import discovery
+from .errors import DecodeError, PreprocError, StageError
+from .findings import Finding
+from .imaging import is_exact_in_float32
+from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window, run_one
+
+__all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
+
+GUARD_POLICIES = ("warn", "raise", "record")
+
+
+class RuntimeRangeWarning(UserWarning):
+    """A sampled batch held values outside a stage's inferred interval."""
+
+
+class DecodeSkipWarning(UserWarning):
+    """``on_error: skip`` dropped an unreadable file from a batch."""
+
+
+def flow(config, subset: str | None = None, **kwargs) -> BatchIterator:
+    """Batches of a config, as Keras' ``flow_from_directory`` would yield them.
+
+    Args:
+        config: a loaded config or the path of a YAML config.
+        subset: ``None``, ``'training'`` or ``'validation'`` (with ``batches.validation_split``).
+        **kwargs: see :class:`BatchIterator` (``shard``, ``workers``, ``prefetch``, ``guard``).
+
+    Returns:
+        A :class:`BatchIterator`; close it (or use it as a context manager) to stop its workers.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        from .config import load_config
+
+        config = load_config(Path(config))
+    return BatchIterator(config, subset, **kwargs)
+
+
+class BatchIterator:
+    """Keras-``Sequence``-like iterator over the batches of a config.
+
+    Args:
+        config: a loaded config.
+        subset: ``None``, ``'training'`` or ``'validation'``.
+        shard: ``(rank, world_size)`` for data-parallel training, or ``None``.
+        workers: worker processes (``0``: in-process); default ``batches.workers`` or all cores.
+        prefetch: batches prepared ahead; default ``batches.prefetch``.
+        guard: ``'warn'`` (default), ``'raise'`` or ``'record'`` on a runtime range violation.
+        pipeline: a ready :class:`~preproc.pipeline.Pipeline` (default: built from ``config``).
+
+    Attributes:
+        filenames, filepaths, classes, class_indices, num_classes, samples, batch_size: as Keras.
+        dtype: dtype of ``x``; image_shape: ``(H, W, C)`` of one image.
+        epoch: the current epoch (starts at 0).
+        findings: runtime-guard findings so far.
+        skipped: ``{path: reason}`` of files dropped with ``on_error: skip``.
+    """
+
+    def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
+                 guard: str = "warn", pipeline=None) -> None:
+        from .pipeline import Pipeline
+
+        if guard not in GUARD_POLICIES:
+            raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
+        self.config, self.subset, self.guard = config, subset, guard
+        b = config.batches
+        self._listing = _list(config, subset)
+        self.pipeline = pipeline or Pipeline.from_config(config)
+        self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
+        self._on_error = b.on_error
+        self._shard = _check_shard(shard, b)
+        self._seed = b.seed if b.seed is not None else int(np.random.randint(2**31 - 1))
+        wanted = workers if workers is not None else b.workers
+        self._workers = (os.cpu_count() or 1) if wanted is None else wanted
+        self._prefetch = b.prefetch if prefetch is None else prefetch
+        self._sample_batches = config.checks.runtime.sample_batches
+        expect = config.source.expect
+        self._job = ImageJob(self._listing.filepaths, b.color_mode, tuple(b.target_size),
+                             b.interpolation, b.keep_aspect_ratio, self.pipeline.stages,
+                             expect.bit_depth if expect is not None else None)
+        self.findings: list[Finding] = []
+        self.skipped: dict[str, str] = {}
+        self.epoch = 0
+        self._engine = None
+        self._window = None
+        if self.pipeline.needs_fit:
+            self._fit()
+        self.image_shape, self.dtype = self._probe()
+        self._set_order()
+
+    # ----------------------------------------------------------------- Keras-like attributes
+    @property
+    def directory(self) -> str:
+        return self._listing.directory
+
+    @property
+    def class_indices(self) -> dict[str, int]:
+        return dict(self._listing.class_indices)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._listing.class_indices)
+
+    @property
+    def filenames(self) -> list[str]:
+        """Files of this subset (and shard), in listing order."""
+        return [self._listing.filenames[i] for i in self._members]
+
+    @property
+    def filepaths(self) -> list[str]:
+        return [self._job.paths[i] for i in self._members]
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self._listing.classes[self._members]
+
+    @property
+    def samples(self) -> int:
+        return len(self._members)
+
+    @property
+    def index_array(self) -> np.ndarray:
+        """Listing indices of the current epoch, in batch order."""
+        return self._order
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._order) / self.batch_size)
+
+    # ---------------------------------------------------------------------------- ordering
+    @property
+    def _members(self) -> np.ndarray:
+        n = self._listing.samples
+        if self._shard is None:
+            return np.arange(n)
+        rank, world = self._shard
+        return np.arange(n)[rank::world]
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Listing indices of ``epoch`` for this shard, in batch order (Keras' permutation)."""
+        n = self._listing.samples
+        if self.shuffle:
+            full_len = math.ceil(n / self.batch_size)
+            order = np.random.RandomState(self._seed + epoch * full_len).permutation(n)
+        else:
+            order = np.arange(n)
+        if self._shard is not None:
+            rank, world = self._shard
+            order = order[rank::world]
+        return order
+
+    def _set_order(self) -> None:
+        self._order = self.epoch_order(self.epoch)
+
+    def on_epoch_end(self) -> None:
+        """Advance to the next epoch (new shuffle)."""
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to ``epoch`` (as ``DistributedSampler.set_epoch``)."""
+        self.epoch = int(epoch)
+        self._set_order()
+
+    def batch_indices(self, i: int, epoch: int | None = None) -> np.ndarray:
+        """Listing indices of batch ``i`` of ``epoch`` (default: the current one)."""
+        order = self._order if epoch is None or epoch == self.epoch else self.epoch_order(epoch)
+        return order[i * self.batch_size : (i + 1) * self.batch_size]
+
+    # ----------------------------------------------------------------------------- batches
+    def __getitem__(self, i: int):
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"batch {i} out of range: the iterator has {n} batches")
+        return self._batch(i)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self._batch(i)
+        self.on_epoch_end()
+
+    def _batch(self, i: int):
+        idx = self.batch_indices(i)
+        guard = i < self._sample_batches
+        x, results = self._compute(i, idx, guard)
+        keep = self._handle_errors(i, idx, results)
+        if keep is not None:
+            x, idx, results = x[keep], idx[keep], [results[k] for k in keep]
+        if guard:
+            self._check_ranges(i, idx, results)
+        y = self._labels(idx, x)
+        return x if y is None else (x, y)
+
+    def _compute(self, i, idx, guard) -> tuple[np.ndarray, list[Result]]:
+        engine = self._get_engine()
+        if isinstance(engine, InlineEngine):
+            x = np.empty((len(idx),) + self.image_shape, self.dtype)
+            return x, engine.run_batch(idx, guard, x)
+        ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
+        return self._window.fetch((self.epoch, i), ahead, self._task)
+
+    def _key_after(self, i: int, k: int) -> tuple[int, int]:
+        epoch, j = self.epoch, i + k
+        while j >= len(self):
+            epoch, j = epoch + 1, j - len(self)
+        return (epoch, j)
+
+    def _task(self, key):
+        epoch, i = key
+        return self.batch_indices(i, epoch), i < self._sample_batches
+
+    def _labels(self, idx: np.ndarray, x: np.ndarray):
+        mode = self.class_mode
+        if mode is None:
+            return None
+        if mode == "input":
+            return x.copy()
+        cls = self._listing.classes[idx]
+        if mode in ("binary", "sparse"):
+            return cls.astype(np.float32)
+        y = np.zeros((len(idx), self.num_classes), dtype=np.float32)
+        y[np.arange(len(idx)), cls] = 1.0
+        return y
+
+    # ------------------------------------------------------------------ errors and guard
+    def _handle_errors(self, i, idx, results) -> list[int] | None:
+        bad = [k for k, r in enumerate(results) if r.status != "ok"]
+        if not bad:
+            return None
+        for k in bad:
+            err = results[k].error
+            if not (isinstance(err, DecodeError) and self._on_error == "skip"):
+                _locate(err, i, self.epoch)
+                raise err
+            if not self.skipped:
+                warnings.warn(f"skipping unreadable file {err.path} ({err.reason}) in batch {i}; "
+                              "further skips are listed in .skipped", DecodeSkipWarning,
+                              stacklevel=4)
+            self.skipped.setdefault(err.path, err.reason)
+        return [k for k in range(len(results)) if k not in bad]
+
+    def _check_ranges(self, i, idx, results) -> None:
+        from .guard import check_batch
+
+        found = check_batch(self.pipeline, self.config, i, self.epoch,
+                            [self._job.paths[j] for j in idx], [r.stats for r in results])
+        for finding in found:
+            self.findings.append(finding)
+            if self.guard == "raise":
+                raise StageError(finding.message, stage=finding.stage,
+                                 stage_name=finding.stage_name or "")
+            if self.guard == "warn":
+                warnings.warn(finding.message, RuntimeRangeWarning, stacklevel=4)
+
+    # ------------------------------------------------------------------- setup, workers
+    def _fit(self) -> None:
+        """Featurewise statistics from the training files (all of them, whatever the shard)."""
+        training = self._listing if self.subset != "validation" else _list(self.config, "training")
+        paths = training.filepaths
+        job = ImageJob(paths, *_job_args(self._job))
+
+        def images():
+            for k in range(len(paths)):
+                try:
+                    yield job.load(k)
+                except DecodeError:
+                    if self._on_error != "skip":
+                        raise
+
+        self.pipeline.fit(images())
+
+    def _probe(self) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of one processed image, from the first readable file."""
+        first = None
+        for k in range(min(self._listing.samples, 16)):
+            res = run_one(self._job, k, False)
+            if res.status == "ok":
+                return tuple(res.array.shape), _batch_dtype(self.pipeline, res.array.dtype)
+            first = first or res.error
+        if first is None:
+            raise PreprocError(f"{self.directory}: no image to batch")
+        raise first
+
+    def start(self) -> BatchIterator:
+        """Start the worker processes now (they start on the first batch otherwise)."""
+        self._get_engine()
+        return self
+
+    def _get_engine(self):
+        if self._engine is None:
+            if self._workers <= 0 or not _can_fork():
+                self._engine = InlineEngine(self._job)
+            else:
+                slots = self._prefetch + 1
+                self._engine = ProcessEngine(self._job, self._workers, slots,
+                                             (self.batch_size,) + self.image_shape, self.dtype)
+                self._window = Window(self._engine, slots)
+        return self._engine
+
+    def close(self) -> None:
+        """Stop the worker processes (a later batch restarts them)."""
+        if self._engine is not None:
+            self._engine.close()
+        self._engine = self._window = None
+
+    def __enter__(self) -> BatchIterator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"BatchIterator({self.samples} images, {self.num_classes} classes, "
+                f"{len(self)} batches of {self.batch_size}, epoch {self.epoch})")
+
+
+def _list(config, subset) -> discovery.Listing:
+    b = config.batches
+    if config.source.directory is None:
+        raise PreprocError("the config has no source.directory to read batches from")
+    return discovery.list_files(config.source.directory, classes=b.classes,
+                                extensions=config.source.extensions, follow_links=b.follow_links,
+                                validation_split=b.validation_split, subset=subset)
+
+
+def _job_args(job: ImageJob) -> tuple:
+    return (job.color_mode, job.target, job.interpolation, job.keep_aspect_ratio, job.stages,
+            job.bit_depth)
+
+
+def _check_shard(shard, b):
+    if shard is None:
+        return None
+    rank, world = (int(v) for v in shard)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
+    if b.shuffle and b.seed is None:
+        raise ValueError("sharded shuffling needs batches.seed, so every rank draws the same order")
+    return (rank, world)
+
+
+def _batch_dtype(pipeline, probed) -> np.dtype:
+    """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
+    if pipeline.stages:
+        declared = pipeline.out_dtype
+        return np.dtype(declared if declared is not None else probed)
+    return np.dtype(np.float32 if is_exact_in_float32(probed) else np.float64)
+
+
+def _locate(err: BaseException, batch: int, epoch: int) -> None:
+    """Add the batch to an error's message (kept as attributes too)."""
+    if isinstance(err, PreprocError) and getattr(err, "batch", None) is None:
+        err.batch, err.epoch = batch, epoch
+        err.message = f"{err.message} [batch {batch} of epoch {epoch}]"
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()

@@ -1,0 +1,63 @@
+"""The runtime guard: sampled batches against each stage's statically inferred interval.
+
+Workers measure every stage's output min and max (and NaN) for the images of a sampled batch;
+:func:`check_batch` compares the batch-wide extremes with ``pipeline.specs[i].interval`` and
+returns one ``runtime-range-violation`` finding per offending stage. The inference is meant to be
+sound (design §4), so a violation means the data is not what the config declares, or a stage's
+contract is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .findings import Finding, Location
+from .spec import Interval
+
+__all__ = ["check_batch"]
+
+
+def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
+                stats: list[list | None]) -> list[Finding]:
+    """Findings for one sampled batch.
+
+    Args:
+        pipeline: the :class:`~preproc.pipeline.Pipeline` (stages and inferred ``specs``).
+        config: the loaded config (for the file name in locations), or ``None``.
+        batch: batch index in the epoch; epoch: epoch number.
+        files: path of every image of the batch.
+        stats: per image, ``[(min, max, has_nan), ...]`` after each stage (``None``: not measured).
+
+    Returns:
+        One finding per stage whose output left its inferred interval, naming the offending files.
+    """
+    found = []
+    for k, (stage, spec) in enumerate(zip(pipeline.stages, pipeline.specs)):
+        allowed = spec.interval
+        bad, lo, hi = [], math.inf, -math.inf
+        for path, per_stage in zip(files, stats):
+            if not per_stage:
+                continue
+            s_lo, s_hi, nan = per_stage[k]
+            lo, hi = min(lo, s_lo), max(hi, s_hi)
+            if nan or s_lo < allowed.lo or s_hi > allowed.hi:
+                bad.append(path)
+        if bad:
+            found.append(_finding(config, stage, allowed, Interval(lo, hi), batch, epoch, bad))
+    return found
+
+
+def _finding(config, stage, allowed, seen, batch, epoch, files) -> Finding:
+    where = f" (line {stage.line})" if stage.line is not None else ""
+    message = (f"stage {stage.index} `{stage.name}`{where} produced values in {seen} outside its "
+               f"inferred {allowed} in batch {batch} of epoch {epoch} ({len(files)} image(s))")
+    hint = ("the files do not match source.expect (run `preproc audit`), or a plugin stage's "
+            "infer() is not sound; fix the declaration or the stage")
+    path = getattr(config, "path", None) if config is not None else None
+    return Finding(
+        "runtime-range-violation", message, hint, stage=stage.index, stage_name=stage.name,
+        location=Location(file=str(path) if path else None, line=stage.line),
+        files=tuple(files), count=len(files),
+        data={"batch": batch, "epoch": epoch, "observed": seen.as_list(),
+              "inferred": allowed.as_list()},
+    )
