@@ -7,7 +7,6 @@ Check a pipeline statically, audit a dataset, and emit lossless batches::
     report = preproc.check(cfg)
 """
 
-from __future__ import annotations
 
 __version__ = "0.1.0"
 

@@ -61,6 +61,8 @@ class Stage:
     changes_scale: ClassVar[bool] = False
     input_kind: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
+    #: params and input specs the contract test (preproc.testing.check_stage) runs on
+    examples: ClassVar[list[dict]] = []
 
     def __init__(
         self,

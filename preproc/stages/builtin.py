@@ -399,3 +399,54 @@ class ToDtype(Stage):
                 hint="keep a wider dtype (uint16 or float32) if the detail matters",
             ))
         return out
+
+
+# --- examples for the stage contract test (preproc.testing.check_stage) -------------------------
+U8 = {"dtype": "uint8", "range": [0, 255], "channels": 3}
+U12 = {"dtype": "uint16", "range": [0, 4095], "bits": 12, "channels": 1}
+U16 = {"dtype": "uint16", "range": [0, 65535], "channels": 1}
+UNIT = {"dtype": "float32", "range": [0, 1], "channels": 1}
+CT = {"dtype": "int16", "range": [-1024, 3071], "bits": 12, "channels": 1}
+
+Rescale.examples = [
+    {"params": {"factor": "1/255"}, "input": U8},
+    {"params": {"factor": "1/4095"}, "input": U12},
+    {"params": {"factor": "1/65535"}, "input": U16},
+    {"params": {"factor": -2.5, "offset": 3}, "input": {"dtype": "float32", "range": [-10, 10]}},
+]
+RescaleIntensity.examples = [
+    {"params": {"in_range": "bit_depth"}, "input": U12},
+    {"params": {"in_range": [100, 1000], "out_range": [-1, 1]}, "input": U12},
+    {"params": {"in_range": "dtype", "clip": False}, "input": U8},
+    {"params": {"in_range": "source"}, "input": CT},
+]
+Clahe.examples = [
+    {"params": {}, "input": U8},
+    {"params": {"clip_limit": 0.03, "nbins": 128}, "input": U12},
+    {"params": {}, "input": UNIT},
+]
+Clip.examples = [
+    {"params": {"min": 10, "max": 200}, "input": U8},
+    {"params": {"min": 0.5, "max": 100.7}, "input": U12},
+    {"params": {"min": -0.5, "max": 0.5}, "input": {"dtype": "float32", "range": [-1, 1]}},
+]
+Window.examples = [
+    {"params": {"center": 40, "width": 400}, "input": CT},
+    {"params": {"center": 0.5, "width": 0.2, "out_range": [-1, 1]}, "input": UNIT},
+]
+Gamma.examples = [
+    {"params": {"gamma": 2.2}, "input": UNIT},
+    {"params": {"gamma": 0.5}, "input": UNIT},
+]
+Invert.examples = [
+    {"params": {"max": "source"}, "input": U12},
+    {"params": {"max": 1.0}, "input": UNIT},
+    {"params": {"max": 255}, "input": U8},
+]
+ToDtype.examples = [
+    {"params": {"dtype": "uint8", "scale": True}, "input": U16},
+    {"params": {"dtype": "float32", "scale": True}, "input": U12},
+    {"params": {"dtype": "uint8"}, "input": {"dtype": "float32", "range": [-5, 300]}},
+    {"params": {"dtype": "uint16", "scale": True}, "input": UNIT},
+    {"params": {"dtype": "int16"}, "input": U16},
+]

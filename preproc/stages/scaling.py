@@ -148,3 +148,12 @@ class Normalize(Stage):
                 hint="divide mean and std by the raw range, or normalize before rescaling",
             )]
         return []
+
+
+Normalize.examples = [
+    {"params": {"mean": 0.5, "std": 0.25}, "input": {"dtype": "float32", "range": [0, 1]}},
+    {"params": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+     "input": {"dtype": "float32", "range": [0, 1], "channels": 3}},
+    {"params": {"mode": "samplewise"}, "input": {"dtype": "uint8", "range": [0, 255]}},
+    {"params": {"mean": 100, "std": 50}, "input": {"dtype": "uint16", "range": [0, 4095], "bits": 12}},
+]

@@ -1,0 +1,135 @@
+"""Test helpers for stage authors: the stage contract, checked with Hypothesis.
+
+Every stage, built-in or plugin, must satisfy::
+
+    from preproc.testing import check_stage
+    check_stage(MyStage)          # uses MyStage.examples, or default params on standard inputs
+
+which asserts, for random images drawn inside each example's input spec, that
+
+* ``apply`` does not mutate its input,
+* the output dtype is the one ``infer`` announces,
+* the output lies inside the interval ``infer`` announces (soundness), and has the input's
+  height and width.
+
+Stages declare examples as ``examples = [{"params": {...}, "input": {"dtype": "uint16",
+"range": [0, 4095], "bits": 12, "channels": 1}}, ...]``. Hypothesis is needed (``pip install
+'preproc[dev]'``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import dtypes
+from .errors import MissingDependencyError
+from .spec import Interval, ValueSpec
+from .stages.base import Stage, StageContext
+
+__all__ = ["STANDARD_INPUTS", "check_stage", "stage_examples"]
+
+#: Inputs tried for stages that declare no examples and need no parameters.
+STANDARD_INPUTS = (
+    {"dtype": "uint8", "range": [0, 255], "channels": 3},
+    {"dtype": "uint16", "range": [0, 4095], "bits": 12, "channels": 1},
+    {"dtype": "float32", "range": [0, 1], "channels": 1},
+)
+
+_FINITE_CAP = 1e6  # stand-in for an unbounded end when drawing values
+
+
+def _spec(d: dict) -> ValueSpec:
+    return ValueSpec.for_dtype(d["dtype"], bits=d.get("bits"), interval=tuple(d["range"]),
+                               channels=d.get("channels", 1))
+
+
+def stage_examples(cls: type[Stage]) -> list[tuple[Stage, ValueSpec]]:
+    """Instances and input specs to test ``cls`` on."""
+    examples = list(getattr(cls, "examples", ()) or ())
+    if not examples:
+        required = [k for k, f in cls.Params.model_fields.items() if f.is_required()]
+        if required:
+            raise AssertionError(
+                f"stage {cls.name!r} needs parameters {required}; declare `examples` on the class"
+            )
+        examples = [{"params": {}, "input": d} for d in STANDARD_INPUTS]
+    out = []
+    for ex in examples:
+        src = _spec(ex["input"])
+        stage = cls(ex.get("params", {}), context=StageContext(source=src))
+        stage.input_spec = src
+        out.append((stage, src))
+    return out
+
+
+def check_stage(cls: type[Stage], *, max_examples: int = 25) -> None:
+    """Assert the stage contract for every example of ``cls`` (raises AssertionError)."""
+    try:
+        from hypothesis import HealthCheck, given, settings
+    except ImportError:  # pragma: no cover
+        raise MissingDependencyError("hypothesis", "dev", "the stage contract helper") from None
+    for stage, spec in stage_examples(cls):
+        _property(stage, spec, given, settings(
+            max_examples=max_examples, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck)))()
+
+
+def _property(stage: Stage, spec: ValueSpec, given, settings):
+    @settings
+    @given(_images(spec))
+    def run(image):
+        _check_once(stage, spec, image)
+
+    return run
+
+
+def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray) -> None:
+    before = image.copy()
+    out = stage.apply(image)
+    name = stage.name
+    assert np.array_equal(image, before, equal_nan=True), f"{name}: apply mutated its input"
+    inferred = stage.infer(spec)
+    assert isinstance(out, np.ndarray) and out.ndim == 3, f"{name}: output is not (H, W, C)"
+    assert out.shape[:2] == image.shape[:2], f"{name}: output changed height/width"
+    if inferred.dtype is not None:
+        got = dtypes.normalize_dtype(out.dtype)
+        assert got == inferred.dtype, f"{name}: output dtype {got}, inferred {inferred.dtype}"
+    if out.size:
+        assert not (out.dtype.kind == "f" and np.isnan(out).any()), f"{name}: produced NaN"
+        lo, hi = float(out.min()), float(out.max())
+        assert inferred.interval.contains(Interval(lo, hi)), (
+            f"{name} {stage.params!r}: output [{lo!r}, {hi!r}] escapes inferred "
+            f"{inferred.interval} for input {spec}"
+        )
+
+
+def _images(spec: ValueSpec):
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    lo = max(spec.interval.lo, -_FINITE_CAP)
+    hi = min(spec.interval.hi, _FINITE_CAP)
+    dt = np.dtype(spec.dtype)
+    if dt.kind in "ui":
+        elements = st.integers(int(math.ceil(lo)), int(math.floor(hi)))
+    elif dt.kind == "b":
+        elements = st.booleans()
+    else:
+        width = dt.itemsize * 8
+        elements = st.floats(lo, hi, width=width, allow_nan=False, allow_infinity=False)
+    channels = spec.channels or 1
+    shape = st.tuples(st.integers(4, 24), st.integers(4, 24), st.just(channels))
+    ends = st.sampled_from([lo, hi])
+    base = arrays(dt, shape, elements=elements)
+    # Make sure the extremes of the interval show up often: that is where soundness breaks.
+    return st.tuples(base, ends, ends).map(lambda t: _with_ends(t[0], t[1], t[2], dt))
+
+
+def _with_ends(image: np.ndarray, a, b, dt) -> np.ndarray:
+    image = image.copy()
+    if image.size >= 2:
+        image.flat[0] = dt.type(a)
+        image.flat[-1] = dt.type(b)
+    return image

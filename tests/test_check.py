@@ -1,0 +1,140 @@
+"""The static check: every example config gives exactly its codes; the rules of design §4."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from preproc import check, load_config
+from preproc.cli import main
+
+from conftest import CONFIGS
+
+EXPECTED = {
+    "keras-8bit-rescale.yaml": set(),
+    "keras-16bit-rescale.yaml": {"range-overflow"},
+    "xray-12bit-in-16bit.yaml": {"range-underuse"},
+    "clahe-then-rescale.yaml": {"compounded-scaling"},
+    "imagenet-stats-on-raw.yaml": {"normalize-units"},
+    "ct-window.yaml": set(),
+    "xray-16bit-clahe.yaml": set(),
+    "plugins-sharpen.yaml": set(),
+    "window-after-rescale.yaml": {"degenerate-output"},
+    "mammo-monochrome1.yaml": set(),
+    "samplewise-then-gamma.yaml": {"unbounded-input"},
+}
+
+
+def test_every_example_config_is_listed():
+    assert {p.name for p in CONFIGS.glob("*.yaml")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_config_codes(name):
+    report = check(load_config(CONFIGS / name), sample=0)
+    assert report.codes == EXPECTED[name]
+    for finding in report.findings:
+        assert finding.location.line is not None and finding.stage is not None
+        assert finding.hint
+
+
+def run_check(write_config, stages: str, expect: str = "{dtype: uint8}", extra: str = ""):
+    path = write_config(f"version: 1\nsource:\n  expect: {expect}\nstages:\n{stages}{extra}")
+    return check(load_config(path), sample=0)
+
+
+def test_compounded_scaling_names_both_stages(write_config):
+    report = run_check(write_config, "  - clahe: {}\n  - rescale: {factor: 1/255}\n")
+    (f,) = report.findings
+    assert f.code == "compounded-scaling" and f.stage == 1 and f.location.line == 6
+    assert f.data["blame"] == {"stage": 0, "name": "clahe", "line": 5}
+    assert "stage 0 `clahe`" in f.message and "stage 1 `rescale`" in f.message
+
+
+def test_overflow_is_reported_once_not_cascading(write_config):
+    report = run_check(
+        write_config,
+        "  - rescale: {factor: 1/255}\n  - normalize: {mean: 0.5, std: 0.25}\n",
+        expect="{dtype: uint16}",
+    )
+    assert [f.code for f in report.findings] == ["range-overflow"]
+    # the trace still shows what the data will really be
+    assert report.trace[-2]["spec"]["range"] == [0.0, pytest.approx(65535 / 255, rel=1e-6)]
+
+
+def test_clipping_stage_overflow_is_not_a_finding(write_config):
+    report = run_check(write_config, "  - clip: {min: 10, max: 100}\n")
+    assert report.codes == set()
+
+
+def test_window_narrow_input_is_underuse_only_without_clip(write_config):
+    # rescale_intensity with clip=false does not clip: a narrow input is underuse
+    report = run_check(write_config, "  - rescale_intensity: {in_range: [0, 4095], clip: false}\n")
+    assert report.codes == {"range-underuse"}
+
+
+def test_stretching_stage_never_underused(write_config):
+    report = run_check(write_config, "  - rescale: {factor: 1/255}\n  - clahe: {}\n",
+                       expect="{dtype: uint8, range: [0, 20]}")
+    assert report.codes == {"range-underuse"}  # the rescale, not the clahe
+    assert report.findings[0].stage == 0
+
+
+def test_normalize_units_raw_stats_on_scaled_data(write_config):
+    report = run_check(write_config, "  - rescale: {factor: 1/255}\n  - normalize: {mean: 120, std: 60}\n")
+    assert report.codes == {"normalize-units"}
+
+
+def test_dtype_mismatch_and_expects_override(write_config):
+    report = run_check(write_config, "  - gamma: {gamma: 2}\n")
+    assert "dtype-mismatch" in report.codes
+    report = run_check(write_config, "  - rescale: {factor: 2, expects: {range: [0, 10]}}\n")
+    assert report.codes == {"range-overflow"}
+    report = run_check(write_config, "  - rescale: {factor: 2, expects: {dtype: float32}}\n")
+    assert report.codes == {"dtype-mismatch"}
+
+
+def test_to_dtype_clipping_and_precision_loss(write_config):
+    report = run_check(write_config, "  - to_dtype: {dtype: uint8}\n", expect="{dtype: uint16, bit_depth: 12}")
+    assert report.codes == {"clipping", "precision-loss"}
+    report = run_check(write_config, "  - to_dtype: {dtype: uint8, scale: true}\n", expect="{dtype: uint16}")
+    assert report.codes == {"precision-loss"}
+    report = run_check(write_config, "  - to_dtype: {dtype: uint16, scale: true}\n")
+    assert report.codes == set()
+
+
+def test_unknown_source_skips_range_checks_and_says_so(write_config):
+    path = write_config("version: 1\nstages:\n  - rescale: {factor: 1/255}\n")
+    report = check(load_config(path), sample=0)
+    assert report.codes == {"source-unknown"}
+    assert not report.failed
+
+
+def test_policy_ignore_severity_and_fail_on(write_config):
+    base = "  - rescale: {factor: 1/65535}\n"
+    expect = "{dtype: uint16, bit_depth: 12}"
+    assert not run_check(write_config, base, expect).failed
+    strict = run_check(write_config, base, expect, "checks: {severity: {range-underuse: error}}\n")
+    assert strict.failed and strict.findings[0].severity.name == "ERROR"
+    assert run_check(write_config, base, expect, "checks: {fail_on: warning}\n").failed
+    ignored = run_check(write_config, base, expect, "checks: {ignore: [range-underuse], fail_on: info}\n")
+    assert ignored.findings == [] and not ignored.failed
+
+
+def test_cli_text_is_compiler_style_and_json_has_contract(capsys):
+    cfg = CONFIGS / "clahe-then-rescale.yaml"
+    assert main(["check", str(cfg), "--sample", "0"]) == 1
+    out = capsys.readouterr().out
+    assert ":9:5: error[compounded-scaling]:" in out and "hint:" in out
+    assert main(["check", str(cfg), "--format", "json", "--sample", "0"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    (f,) = data["findings"]
+    assert set(f) >= {"code", "severity", "message", "hint", "stage", "stage_name", "location", "files"}
+    assert f["location"]["line"] == 9 and f["location"]["path"] == "stages[1].rescale"
+    assert [row["name"] for row in data["trace"]] == ["source", "batches", "clahe", "rescale"]
+
+
+def test_cli_clean_config_exits_0(capsys):
+    assert main(["check", str(CONFIGS / "keras-8bit-rescale.yaml")]) == 0
+    assert "no findings" in capsys.readouterr().out
