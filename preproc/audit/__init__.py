@@ -1,0 +1,112 @@
+"""Dataset audit (design §1.2, §5, §6): what is really in the files, before any training.
+
+``audit(config_or_directory)`` lists the files (:mod:`.listing`), reads each one once in worker
+processes or on a Dask cluster (:mod:`.engines`, :mod:`.records`), aggregates in bounded memory
+(:mod:`.collect`, :mod:`.aggregate`), turns what it saw into grouped findings (:mod:`.rules`)
+under the config's ``checks:`` policy, and proposes a ``source.expect`` block and a stats file
+(:mod:`.suggest`). :class:`AuditReport` writes JSON, CSV and HTML (:mod:`.report`, :mod:`.html`).
+
+Quick audits read headers only: container dtype, channels, size and the stored bit depth (PNG
+IHDR/sBIT, TIFF tags, DICOM BitsAllocated/BitsStored/PixelRepresentation/Photometric).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .report import AuditReport
+
+__all__ = ["AuditReport", "audit"]
+
+
+def audit(
+    config_or_directory,
+    *,
+    quick: bool = False,
+    engine: str = "local",
+    scheduler=None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Audit every file of a dataset.
+
+    Args:
+        config_or_directory: a loaded config, a config file, or a dataset directory. A bare
+            directory has no ``source.expect``, so only data-intrinsic findings are possible.
+        quick: read headers only (no values, no duplicates, no stats file).
+        engine: ``'local'`` (process pool over all cores) or ``'dask'``.
+        scheduler: Dask scheduler address, client or cluster; ``None`` starts a local cluster.
+        workers: worker processes; ``1`` runs in this process.
+        progress: called as ``progress(files_done, files_total)`` after each chunk.
+
+    Returns:
+        The :class:`AuditReport`.
+
+    Raises:
+        PreprocError: the target does not exist, the config is invalid, the directory cannot be
+            listed, or the Dask engine is requested without ``distributed`` installed.
+    """
+    from ..findings import Report
+    from .collect import Collector
+    from .engines import default_workers, plan_chunks, run
+    from .records import FileRecord
+    from .rules import Expect
+    from .suggest import stats_document, suggest_expect
+
+    started = time.perf_counter()
+    cfg, listing = _resolve(config_or_directory)
+    expect = Expect.from_config(cfg.source.expect) if cfg is not None else None
+    where = _display(listing.root)
+    collector = Collector(expect, listing.classes, where)
+    for rel, cls, reason, detail in listing.problems:
+        collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
+                                 detail=detail))
+    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
+    total, done = len(listing.items), 0
+    for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
+        for rec in records:
+            collector.add(rec)
+        done += len(records)
+        if progress is not None:
+            progress(done, total)
+    duplicates = None if quick else collector.duplicates()
+    findings = collector.tally.findings(duplicates)
+    return AuditReport(
+        dataset=listing.root, where=where,
+        config=str(cfg.path) if cfg is not None and cfg.path is not None else None,
+        quick=quick, engine=engine, summary=collector.summary(),
+        groups=[collector.groups[k] for k in sorted(collector.groups, key=str)],
+        report=Report.with_policy(findings, cfg.checks if cfg is not None else None),
+        suggestion=suggest_expect(collector),
+        stats=None if quick else stats_document(collector),
+        seconds=time.perf_counter() - started, _collector=collector,
+    )
+
+
+def _resolve(target):
+    """``(config or None, listing)`` for a config object, a config file or a directory."""
+    from ..errors import PreprocError
+    from .listing import list_config, list_directory
+
+    if not isinstance(target, (str, os.PathLike)):
+        return target, list_config(target)
+    path = Path(target)
+    if path.is_dir():
+        return None, list_directory(path)
+    if path.is_file():
+        from ..config import load_config
+
+        cfg = load_config(path)
+        return cfg, list_config(cfg)
+    raise PreprocError(f"{target}: no such config file or directory")
+
+
+def _display(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

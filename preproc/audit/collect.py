@@ -1,0 +1,122 @@
+"""The parent side of an audit: consume records in file order, keep bounded state only.
+
+:class:`Collector` spools every record to disk, feeds the rule :class:`~preproc.audit.rules.Tally`,
+merges histograms and moments into per-group :class:`~preproc.audit.aggregate.GroupStats`, counts
+the summary breakdown and keeps 8 bytes of content hash per file to find duplicates at the end.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+
+import numpy as np
+
+from .aggregate import GroupStats, RecordSpool
+from .rules import Expect, Tally
+
+__all__ = ["Collector"]
+
+_BREAKDOWN_FIELDS = ("class", "format", "dtype", "stored_bits", "channels", "photometric")
+
+
+class Collector:
+    """Streaming accumulator of one audit.
+
+    Args:
+        expect: declared source, or ``None``.
+        classes: class names expected to hold images.
+        where: dataset directory as shown in findings.
+    """
+
+    def __init__(self, expect: Expect | None, classes, where: str) -> None:
+        self.spool = RecordSpool()
+        self.tally = Tally(expect, classes, where)
+        self.classes = list(classes)
+        self.groups: dict[tuple, GroupStats] = {}
+        self.breakdown: Counter = Counter()
+        self.breakdown_bits: dict[tuple, int] = {}
+        self.files: Counter = Counter()
+        self.readable: Counter = Counter()
+        self._hashes = array("Q")
+        self._dup_first: dict[str, str] | None = None
+
+    def add(self, rec) -> None:
+        """Account for one record (records must arrive in file order for reproducible sums)."""
+        payload, rec.hist = rec.hist, None
+        self.tally.add(rec)
+        self.files[rec.cls] += 1
+        if rec.ok:
+            self.readable[rec.cls] += 1
+        if rec.dtype is not None:
+            key = (rec.cls, rec.format, rec.dtype, rec.stored_bits, rec.channels, rec.photometric)
+            self.breakdown[key] += 1
+            if rec.effective_bits is not None:
+                self.breakdown_bits[key] = max(self.breakdown_bits.get(key, 0), rec.effective_bits)
+        if rec.ok and rec.min is not None:
+            group = self.groups.setdefault((rec.dtype, rec.channels),
+                                           GroupStats(rec.dtype, rec.channels))
+            group.add(rec, payload)
+        if rec.hash is not None:
+            self._hashes.append(int(rec.hash[:16], 16))
+        self.spool.append(rec)
+
+    def duplicates(self) -> dict:
+        """Groups of files with identical content: ``{"groups": [[(path, cls), ...], ...]}``."""
+        prefixes = np.frombuffer(self._hashes, dtype=np.uint64) if self._hashes else None
+        if prefixes is None or len(prefixes) < 2:
+            self._dup_first = {}
+            return {"groups": []}
+        ordered = np.sort(prefixes)
+        repeated = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+        groups: dict[str, list] = {}
+        if repeated:
+            for rec in self.spool:
+                if rec.hash is not None and int(rec.hash[:16], 16) in repeated:
+                    groups.setdefault(rec.hash, []).append((rec.path, rec.cls))
+        found = [g for g in groups.values() if len(g) > 1]
+        self._dup_first = {h: g[0][0] for h, g in groups.items() if len(g) > 1}
+        return {"groups": found}
+
+    def duplicate_of(self, rec) -> str:
+        """Path of the first file with the same content, or ``''``."""
+        if self._dup_first is None:
+            self.duplicates()
+        first = self._dup_first.get(rec.hash, "") if rec.hash else ""
+        return "" if first == rec.path else first
+
+    def summary(self) -> dict:
+        """Counts for the terminal table, the JSON report and the HTML page."""
+        errors: Counter = Counter()
+        for code, bucket in self.tally.errors.items():
+            errors.update({f"{code}: {reason}": n for reason, n in bucket.found.items()})
+        names = sorted(set(self.files) | set(self.classes), key=lambda c: (c is not None, c or ""))
+        rows = []
+        for key, count in sorted(self.breakdown.items(), key=lambda kv: _sort_key(kv[0])):
+            row = dict(zip(_BREAKDOWN_FIELDS, key))
+            row.update(files=count, effective_bits=self.breakdown_bits.get(key))
+            rows.append(row)
+        photometric = Counter()
+        for key, count in self.breakdown.items():
+            photometric[key[5]] += count
+        return {
+            "files": sum(self.files.values()),
+            "readable": sum(self.readable.values()),
+            "unreadable": self._count("unreadable-file"),
+            "lossy": self._count("lossy-decode"),
+            "classes": [{"class": c, "files": self.files[c], "readable": self.readable[c]}
+                        for c in names],
+            "empty_classes": [c for c in self.classes if not self.files.get(c)],
+            "breakdown": rows,
+            "photometric": dict(sorted(photometric.items(), key=lambda kv: str(kv[0]))),
+            "errors": dict(sorted(errors.items())),
+        }
+
+    def _count(self, code: str) -> int:
+        bucket = self.tally.errors.get(code)
+        return bucket.count if bucket else 0
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((v is not None, v if v is not None else "") if not isinstance(v, int)
+                 else (True, v) for v in key)

@@ -1,0 +1,136 @@
+"""Where the per-file work runs: in-process, a local process pool, or a Dask cluster.
+
+Every engine takes the same chunks (:data:`preproc.audit.records.Task`) and yields their results
+**in chunk order**, so the aggregation, and therefore the report, is identical whichever engine
+ran. Workers never raise for bad files; a worker that dies (a decoder crash) costs only its files,
+which are retried one by one and, if they crash again, recorded as ``decoder-crash``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterator
+
+from .records import FileRecord, Task, process_chunk
+
+__all__ = ["ENGINES", "default_workers", "plan_chunks", "run"]
+
+ENGINES = ("local", "dask")
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan_chunks(root: str, items: list, quick: bool, workers: int) -> list[Task]:
+    """Split ``items`` into tasks: about four per worker, capped so progress stays lively."""
+    cap = 512 if quick else 32
+    size = max(1, min(cap, math.ceil(len(items) / max(1, workers * 4))))
+    return [(root, items[i:i + size], quick) for i in range(0, len(items), size)]
+
+
+def run(tasks: list[Task], *, engine: str = "local", workers: int | None = None,
+        scheduler=None) -> Iterator[list[FileRecord]]:
+    """Yield each task's records, in task order.
+
+    Args:
+        tasks: chunks from :func:`plan_chunks`.
+        engine: ``'local'`` (process pool; in-process when ``workers == 1``) or ``'dask'``.
+        workers: local processes (default: all cores) or Dask workers of a cluster started here.
+        scheduler: Dask only: a scheduler address, a ``distributed.Client`` or a cluster object;
+            ``None`` starts a local cluster for the duration of the audit.
+    """
+    if engine == "dask":
+        return _dask(tasks, workers, scheduler)
+    if engine != "local":
+        from ..errors import PreprocError
+
+        raise PreprocError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    workers = workers or default_workers()
+    if workers == 1 or len(tasks) <= 1:
+        return (process_chunk(task) for task in tasks)
+    return _local(tasks, workers)
+
+
+def _local(tasks: list[Task], workers: int) -> Iterator[list[FileRecord]]:
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    done = 0
+    while done < len(tasks):
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks) - done)) as pool:
+            futures = [pool.submit(process_chunk, t) for t in tasks[done:]]
+            try:
+                for future in futures:
+                    yield future.result()
+                    done += 1
+            except BrokenProcessPool:
+                for future in futures:
+                    future.cancel()
+        if done < len(tasks):  # the pool died while this chunk was pending: isolate it
+            yield _isolate(tasks[done])
+            done += 1
+
+
+def _isolate(task: Task) -> list[FileRecord]:
+    """Process a chunk file by file, each in a fresh process; a crash costs one file only."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    root, items, quick = task
+    out = []
+    for item in items:
+        try:
+            with ProcessPoolExecutor(max_workers=1) as pool:
+                out += pool.submit(process_chunk, (root, [item], quick)).result()
+        except BrokenProcessPool:
+            out.append(crashed(item))
+    return out
+
+
+def crashed(item) -> FileRecord:
+    """Record of a file whose decoder killed its worker process."""
+    rel, cls = item
+    return FileRecord(path=rel, cls=cls, error="decoder-crash", error_code="unreadable-file",
+                      detail="the decoder crashed the worker process reading this file")
+
+
+def _dask(tasks: list[Task], workers: int | None, scheduler) -> Iterator[list[FileRecord]]:
+    client, owned = _dask_client(workers, scheduler)
+    try:
+        from distributed import KilledWorker
+
+        futures = client.map(process_chunk, tasks, pure=False)
+        for task, future in zip(tasks, futures):
+            try:
+                yield future.result()
+            except KilledWorker:
+                yield [crashed(item) for item in task[1]]
+            future.release()
+    finally:
+        for thing in reversed(owned):
+            thing.close()
+
+
+def _dask_client(workers: int | None, scheduler):
+    """A ``distributed.Client`` for ``scheduler``, and what this audit must close afterwards."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("dask", "dask", "the Dask engine (--engine dask)") from exc
+    if isinstance(scheduler, Client):
+        return scheduler, []
+    if scheduler is not None:  # an address or a cluster object
+        client = Client(scheduler)
+        return client, [client]
+    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                           processes=True, dashboard_address=None)
+    client = Client(cluster)
+    return client, [cluster, client]

@@ -1,0 +1,111 @@
+"""Which files an audit reads.
+
+* A **config**: exactly the files ``flow`` will read (:func:`preproc.discovery.list_files`,
+  Keras semantics), with every class of ``class_indices``.
+* A **bare directory**: every file below it whose extension :mod:`preproc.io` supports, files in
+  its root (they belong to no class), and extension-less files that carry the DICOM preamble.
+  Classes are the top-level sub-folders. Symbolic links to files are listed (a dangling or looping
+  link becomes an ``unreadable-file``); links to folders are not followed, as Keras does by
+  default. A folder that cannot be listed becomes an error entry instead of stopping the audit.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+__all__ = ["Listing", "list_config", "list_directory"]
+
+
+@dataclass
+class Listing:
+    """Files to audit.
+
+    Attributes:
+        root: dataset root (absolute).
+        items: ``(relative path, class or None)`` per file, in a stable order.
+        classes: class names that should hold images.
+        problems: ``(relative path, class, reason, detail)`` for folders that could not be read.
+    """
+
+    root: str
+    items: list[tuple[str, str | None]]
+    classes: list[str]
+    problems: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+
+
+def list_config(cfg) -> Listing:
+    """The files ``flow`` reads for ``cfg`` (all subsets), with their class names."""
+    from ..discovery import list_files
+    from ..errors import PreprocError
+
+    directory = cfg.source.directory
+    if directory is None:
+        raise PreprocError(f"{cfg.path}: source.directory is not set; nothing to audit")
+    with warnings.catch_warnings():  # empty classes become `empty-class` findings instead
+        warnings.simplefilter("ignore")
+        found = list_files(directory, classes=cfg.batches.classes,
+                           extensions=cfg.source.extensions,
+                           follow_links=cfg.batches.follow_links)
+    names = list(found.class_indices)
+    items = [(_posix(f), names[int(c)]) for f, c in zip(found.filenames, found.classes)]
+    return Listing(os.path.abspath(os.fspath(directory)), items, names)
+
+
+def list_directory(directory) -> Listing:
+    """Every supported file below ``directory`` (see the module docstring)."""
+    from ..errors import PreprocError
+
+    root = os.path.abspath(os.fspath(directory))
+    if not os.path.isdir(root):
+        raise PreprocError(f"{directory}: not a directory")
+    listing = Listing(root, [], [])
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise PreprocError(f"{directory}: cannot list the directory: {exc.strerror}") from exc
+    for entry in entries:
+        if _is_dir(entry):
+            listing.classes.append(entry.name)
+        elif _wanted(entry.path, entry.name):
+            listing.items.append((entry.name, None))
+    for name in listing.classes:
+        _walk_class(listing, name)
+    return listing
+
+
+def _walk_class(listing: Listing, name: str) -> None:
+    def failed(exc: OSError) -> None:
+        rel = _posix(os.path.relpath(exc.filename or os.path.join(listing.root, name),
+                                     listing.root)) + "/"
+        reason = "permission-denied" if isinstance(exc, PermissionError) else "cannot-list"
+        listing.problems.append((rel, name, reason, f"cannot list folder: {exc.strerror}"))
+
+    top = os.path.join(listing.root, name)
+    for folder, dirs, files in os.walk(top, onerror=failed):
+        dirs.sort()
+        for fname in sorted(files):
+            path = os.path.join(folder, fname)
+            if _wanted(path, fname):
+                listing.items.append((_posix(os.path.relpath(path, listing.root)), name))
+
+
+def _wanted(path: str, name: str) -> bool:
+    from ..io import SUPPORTED_EXTENSIONS, is_dicom_file
+
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem:
+        return ext.lower() in SUPPORTED_EXTENSIONS
+    return is_dicom_file(path)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _posix(rel: str) -> str:
+    return rel.replace(os.sep, "/")

@@ -1,0 +1,338 @@
+"""Per-file work of an audit: read one file, measure it, return a :class:`FileRecord`.
+
+This is the code that runs in worker processes (local pool or Dask workers), so everything here
+is picklable and imports only numpy and :mod:`preproc.io`. A worker never raises for a bad file:
+every failure becomes a record with ``error`` set, so one corrupt file cannot stop an audit.
+
+Statistics of integer images of at most 16 bits come from one exact histogram per channel
+(``np.bincount``): min, max, mean, std, the 0.5/99.5 percentiles (numpy's default linear
+interpolation) and the fractions of pixels at the extremes all follow from it, which is cheaper
+than sorting and gives the aggregator a histogram to merge for free. Wider integers and floats
+use plain numpy reductions.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .. import dtypes
+
+__all__ = ["FileRecord", "Task", "measure", "process_chunk", "process_file", "read_header"]
+
+#: Percentiles recorded per channel.
+PERCENTILES = (0.5, 99.5)
+#: Formats whose stored-bits value is always a header field (not just the container size).
+_DECLARING_FORMATS = ("dicom", "tiff", "ppm")
+
+
+@dataclass
+class FileRecord:
+    """What an audit learned about one file.
+
+    Header fields are ``None`` when the header could not be read. Value fields (``min`` ...
+    ``hash``) are ``None`` in a quick audit and for unreadable files. Per-channel values are
+    lists with one entry per channel.
+
+    Attributes:
+        path: path relative to the dataset root, with ``/`` separators.
+        cls: class folder name, or ``None`` for files in the root of a bare directory.
+        error: reason the file could not be read losslessly (see ``preproc.io.DECODE_REASONS``),
+            ``''`` when it was read.
+        error_code: ``'unreadable-file'`` or ``'lossy-decode'`` when ``error`` is set.
+        detail: human-readable detail of the error.
+        stored_bits_declared: ``stored_bits`` comes from a header field (PNG sBIT, TIFF
+            BitsPerSample, DICOM BitsStored, netpbm maxval) rather than the container size.
+        effective_bits: bits needed for the observed values (integers only).
+        hist: transport-only histogram payload consumed by the aggregator; never stored.
+    """
+
+    path: str
+    cls: str | None
+    format: str | None = None
+    dtype: str | None = None
+    channels: int | None = None
+    height: int | None = None
+    width: int | None = None
+    frames: int | None = None
+    stored_bits: int | None = None
+    stored_bits_declared: bool = False
+    photometric: str | None = None
+    signed: bool | None = None
+    effective_bits: int | None = None
+    pixels: int | None = None
+    min: list[float] | None = None
+    max: list[float] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    p_low: list[float] | None = None
+    p_high: list[float] | None = None
+    frac_min: list[float] | None = None
+    frac_max: list[float] | None = None
+    nonfinite: int = 0
+    hash: str | None = None
+    error: str = ""
+    error_code: str | None = None
+    detail: str = ""
+    hist: object = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """The file was read (headers in a quick audit, pixels in a full one)."""
+        return not self.error
+
+    @property
+    def signature(self) -> tuple:
+        """``(dtype, stored_bits, channels)``: what must agree across a dataset."""
+        return (self.dtype, self.stored_bits, self.channels)
+
+    def to_json(self) -> dict:
+        """JSON-friendly dict of every field except the transport histogram."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hist"}
+        out["class"] = out.pop("cls")
+        return out
+
+
+#: One unit of work: dataset root, ``[(relative path, class), ...]``, quick flag.
+Task = tuple[str, list[tuple[str, "str | None"]], bool]
+
+
+def process_chunk(task: Task) -> list[FileRecord]:
+    """Process every file of a chunk, in order. Runs in a worker; never raises for bad files."""
+    root, items, quick = task
+    return [process_file(root, rel, cls, quick) for rel, cls in items]
+
+
+def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecord:
+    """Read one file (headers only when ``quick``) and return its record."""
+    if quick:
+        return read_header(root, rel, cls)[0]
+    from ..io import decode
+
+    rec = FileRecord(path=rel, cls=cls)
+    path = os.path.join(root, rel)
+
+    def full() -> None:
+        array, info = decode(path)
+        _fill_header(rec, info)
+        _fill_values(rec, array)
+
+    _guarded(rec, path, full)
+    return rec
+
+
+def read_header(root: str, rel: str, cls: str | None):
+    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files."""
+    from ..io import probe
+
+    rec = FileRecord(path=rel, cls=cls)
+    path = os.path.join(root, rel)
+    info = _guarded(rec, path, lambda: probe(path))
+    if info is not None:
+        _fill_header(rec, info)
+    return rec, info
+
+
+def _guarded(rec: FileRecord, path: str, work):
+    """Run ``work()``; turn any failure into ``rec.error`` and return ``None``."""
+    from ..errors import DecodeError, MissingDependencyError
+
+    try:
+        return work()
+    except DecodeError as exc:
+        _fail(rec, exc.code, exc.reason, exc.detail)
+        if exc.code == "lossy-decode":
+            _probe_quietly(rec, path)
+    except MissingDependencyError as exc:
+        _fail(rec, "unreadable-file", "missing-dependency", str(exc))
+    except OSError as exc:
+        _fail(rec, "unreadable-file", _os_reason(exc), str(exc))
+    except MemoryError:
+        _fail(rec, "unreadable-file", "out-of-memory", "decoding exhausted memory")
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the audit
+        _fail(rec, "unreadable-file", "decoder-error", f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
+    rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
+
+
+def _probe_quietly(rec: FileRecord, path: str) -> None:
+    """Fill header columns of a file that decodes only lossily, if its header reads."""
+    from ..io import probe
+
+    try:
+        _fill_header(rec, probe(path))
+    except Exception:  # noqa: BLE001 - the decode error already describes the file
+        pass
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission-denied"
+    if isinstance(exc, FileNotFoundError):
+        return "not-found"
+    if exc.errno == errno.ELOOP:
+        return "symlink-loop"
+    return "os-error"
+
+
+def _fill_header(rec: FileRecord, info) -> None:
+    rec.format, rec.dtype, rec.channels = info.format, info.dtype, info.channels
+    rec.height, rec.width, rec.frames = info.height, info.width, info.frames
+    rec.stored_bits, rec.photometric, rec.signed = info.stored_bits, info.photometric, info.signed
+    rec.stored_bits_declared = stored_bits_declared(info)
+
+
+def stored_bits_declared(info) -> bool:
+    """Whether ``info.stored_bits`` is a header's claim rather than the container size.
+
+    PNG declares meaningful bits only through sBIT (``extra['sbit']``); JPEG, BMP and GIF have
+    no such field. DICOM BitsStored, TIFF BitsPerSample and netpbm maxval always declare.
+    """
+    if info.format == "png":
+        return "sbit" in (info.extra or {})
+    return info.format in _DECLARING_FORMATS
+
+
+def _fill_values(rec: FileRecord, array: np.ndarray) -> None:
+    stats = measure(array)
+    for name, value in stats.items():
+        setattr(rec, name, value)
+
+
+def as_channels(array: np.ndarray) -> np.ndarray:
+    """View an ``HxW``, ``HxWxC`` or ``FxHxWxC`` array as ``(pixels, C)``."""
+    if array.ndim <= 2:
+        return array.reshape(-1, 1)
+    return array.reshape(-1, array.shape[-1])
+
+
+def content_hash(array: np.ndarray) -> str:
+    """blake2b of dtype name, shape and native-order pixel bytes; equal pixels, equal hash."""
+    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
+    digest.update(memoryview(native).cast("B"))
+    return digest.hexdigest()
+
+
+def measure(array: np.ndarray) -> dict:
+    """Per-channel statistics of one decoded image.
+
+    Args:
+        array: ``HxW``, ``HxWxC`` (or with a leading frame axis) in its container dtype.
+
+    Returns:
+        Field values for :class:`FileRecord`: ``pixels``, ``min``, ``max``, ``mean``, ``std``
+        (population), ``p_low``/``p_high`` (0.5 and 99.5 percentiles), ``frac_min``/``frac_max``,
+        ``effective_bits`` (integers), ``nonfinite`` (floats), ``hash`` and ``hist`` (the payload
+        :mod:`preproc.audit.aggregate` merges).
+    """
+    from .aggregate import float_payload
+
+    flat = as_channels(array)
+    if flat.dtype.kind == "b":
+        flat = flat.view(np.uint8)
+    if flat.dtype.kind in "ui" and flat.dtype.itemsize <= 2:
+        counts, offset = exact_histogram(flat)
+        out = stats_from_histogram(counts, offset)
+        nonzero = np.flatnonzero(counts.any(axis=0))
+        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+        out["hist"] = ("exact", dtypes.normalize_dtype(flat.dtype), lo + offset,
+                       counts[:, lo:hi].astype(np.uint32 if len(flat) < 2**32 else np.uint64))
+    else:
+        out = _direct_stats(flat)
+        out["hist"] = float_payload(flat)
+    if flat.dtype.kind in "ui":
+        out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
+    out["hash"] = content_hash(array)
+    return out
+
+
+def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
+    """Counts of every value of an 8- or 16-bit integer ``(pixels, C)`` array.
+
+    Returns:
+        ``(counts, offset)``: ``counts[c, i]`` is how many pixels of channel ``c`` hold
+        ``i + offset``; ``counts`` has ``2**bits`` columns.
+    """
+    bits = flat.dtype.itemsize * 8
+    size = 1 << bits
+    unsigned = np.dtype(f"uint{bits}")
+    offset = 0
+    if flat.dtype.kind == "i":  # flip the sign bit: two's complement becomes offset binary
+        flat = flat.view(unsigned) ^ unsigned.type(1 << (bits - 1))
+        offset = -(1 << (bits - 1))
+    n, c = flat.shape
+    if c == 1:
+        counts = np.bincount(flat.ravel(), minlength=size)[None, :]
+    else:
+        index = flat.astype(np.int32) + (np.arange(c, dtype=np.int32) * size)
+        counts = np.bincount(index.ravel(), minlength=c * size).reshape(c, size)
+    return counts, offset
+
+
+def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
+    """Statistics of ``(C, bins)`` exact value counts where bin ``i`` holds value ``i + offset``."""
+    out: dict[str, list] = {k: [] for k in ("min", "max", "mean", "std", "p_low", "p_high",
+                                             "frac_min", "frac_max")}
+    n = int(counts[0].sum())
+    for row in counts:
+        nz = np.flatnonzero(row)
+        first, last = int(nz[0]), int(nz[-1])
+        used = row[first:last + 1].astype(np.float64)
+        values = np.arange(first, last + 1, dtype=np.float64) + offset
+        mean = float(used @ values) / n
+        var = float(used @ np.square(values - mean)) / n
+        cum = np.cumsum(row[first:last + 1])
+        low, high = (_percentile_from_cumsum(cum, values, n, q) for q in PERCENTILES)
+        for key, value in zip(out, (first + offset, last + offset, mean, var**0.5, low, high,
+                                    int(row[first]) / n, int(row[last]) / n)):
+            out[key].append(float(value))
+    return {"pixels": n, **out}
+
+
+def _percentile_from_cumsum(cum: np.ndarray, values: np.ndarray, n: int, q: float) -> float:
+    """numpy's default (linear) percentile, from cumulative counts of sorted values."""
+    rank = q / 100.0 * (n - 1)
+    below = int(np.floor(rank))
+    above = min(below + 1, n - 1)
+    v_below = values[np.searchsorted(cum, below, side="right")]
+    v_above = values[np.searchsorted(cum, above, side="right")]
+    return float(v_below + (v_above - v_below) * (rank - below))
+
+
+def _direct_stats(flat: np.ndarray) -> dict:
+    """Statistics of wide integers and floats; non-finite values are counted and skipped."""
+    values = flat.astype(np.float64, copy=False)
+    finite = np.isfinite(values).all(axis=1)
+    nonfinite = int(flat.shape[0] - finite.sum()) if flat.dtype.kind == "f" else 0
+    if nonfinite:
+        values = values[finite]
+    if values.size == 0:
+        nan = [float("nan")] * flat.shape[1]
+        return {"pixels": 0, "min": nan, "max": nan, "mean": nan, "std": nan, "p_low": nan,
+                "p_high": nan, "frac_min": nan, "frac_max": nan, "nonfinite": nonfinite}
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    low, high = np.percentile(values, PERCENTILES, axis=0)
+    return {
+        "pixels": int(values.shape[0]), "min": lo.tolist(), "max": hi.tolist(),
+        "mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist(),
+        "p_low": low.tolist(), "p_high": high.tolist(),
+        "frac_min": (values == lo).mean(axis=0).tolist(),
+        "frac_max": (values == hi).mean(axis=0).tolist(), "nonfinite": nonfinite,
+    }
+
+
+def effective_bits(lo: float, hi: float) -> int:
+    """Bits needed for integer content in ``[lo, hi]``: unsigned when ``lo >= 0``, else signed."""
+    if lo >= 0:
+        return dtypes.bits_needed(hi)
+    magnitude = max(-lo - 1, hi, 0)
+    return dtypes.bits_needed(magnitude) + 1

@@ -1,0 +1,231 @@
+"""The result of an audit and its files: ``report.json``, ``files.csv``, ``report.html``.
+
+``report.json`` schema, version 1 (``"schema": "preproc-audit"``; additive changes keep the
+version, anything else bumps it)::
+
+    {
+      "schema": "preproc-audit", "version": 1, "preproc": "0.1.0",
+      "dataset": "/abs/path", "config": "/abs/cfg.yaml" | null,
+      "mode": "full" | "quick", "engine": "local" | "dask", "seconds": 1.23,
+      "summary": {
+        "files": int, "readable": int, "unreadable": int, "lossy": int,
+        "classes": [{"class": str | null, "files": int, "readable": int}],
+        "empty_classes": [str],
+        "breakdown": [{"class", "format", "dtype", "stored_bits", "channels", "photometric",
+                       "files", "effective_bits"}],          # one row per distinct combination
+        "photometric": {name: files}, "errors": {"code: reason": files}
+      },
+      "groups": [{"dtype", "channels", "files", "pixels_per_channel", "min": [C], "max": [C],
+                  "mean": [C], "std": [C],
+                  "histogram": {"edges": [B + 1], "counts": [[B] per channel]} | null}],
+      "findings": [Finding.to_json(), ...],  # design §6 shape, plus "count" and "data"
+      "failed": bool, "fail_on": "error" | "warning" | "info",
+      "suggested_source": {"expect": {...}, "notes": {...}, "others": int} | null,
+      "stats": {see preproc.audit.suggest} | null,
+      "files": [FileRecord.to_json(), ...]   # omitted by ``to_json(files=False)``
+    }
+
+``files.csv`` has one row per file with the columns in :data:`CSV_COLUMNS`. Per-channel values
+(``mean`` ... ``frac_at_max``) are joined with ``;``; ``min`` and ``max`` are over all channels;
+``error`` is empty when the file was read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..findings import Finding, Report
+
+__all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport", "atomic_write"]
+
+SCHEMA = "preproc-audit"
+SCHEMA_VERSION = 1
+
+CSV_COLUMNS = (
+    "path", "class", "format", "dtype", "channels", "height", "width", "frames", "stored_bits",
+    "effective_bits", "min", "max", "mean", "std", "p0_5", "p99_5", "frac_at_min", "frac_at_max",
+    "photometric", "signed", "hash", "duplicate_of", "error_code", "error", "detail",
+)
+
+
+@dataclass
+class AuditReport:
+    """Everything an audit found. Per-file records live on disk; iterate :meth:`records`.
+
+    Attributes:
+        dataset: absolute dataset root.
+        where: the dataset as findings name it.
+        config: config file, or ``None`` for a bare directory.
+        quick: headers only.
+        engine: engine that ran the per-file work.
+        summary: counts (see the module docstring).
+        groups: aggregated statistics per ``(dtype, channels)``.
+        report: findings with the ``checks:`` policy applied.
+        suggestion: suggested ``source.expect`` (see :mod:`preproc.audit.suggest`).
+        stats: stats-file document, or ``None`` (quick audits, nothing readable).
+        seconds: wall time of the audit.
+    """
+
+    dataset: str
+    where: str
+    config: str | None
+    quick: bool
+    engine: str
+    summary: dict
+    groups: list
+    report: Report
+    suggestion: dict | None
+    stats: dict | None
+    seconds: float = 0.0
+    _collector: object = field(default=None, repr=False)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.report.findings
+
+    @property
+    def codes(self) -> set[str]:
+        return self.report.codes
+
+    @property
+    def failed(self) -> bool:
+        return self.report.failed
+
+    def exit_code(self) -> int:
+        """1 when a finding is at or above ``fail_on``, else 0."""
+        return self.report.exit_code()
+
+    def records(self) -> Iterator:
+        """Every :class:`~preproc.audit.records.FileRecord`, in file order."""
+        return iter(self._collector.spool)
+
+    def suggested_yaml(self) -> str | None:
+        from .suggest import expect_yaml
+
+        return expect_yaml(self.suggestion) if self.suggestion else None
+
+    def to_json(self, files: bool = True) -> dict:
+        """The ``report.json`` document; ``files=False`` leaves out the per-file list."""
+        from .. import __version__
+
+        out = {
+            "schema": SCHEMA, "version": SCHEMA_VERSION, "preproc": __version__,
+            "dataset": self.dataset, "config": self.config,
+            "mode": "quick" if self.quick else "full", "engine": self.engine,
+            "seconds": round(self.seconds, 3), "summary": self.summary,
+            "groups": [g.to_json() for g in self.groups],
+            **{k: v for k, v in self.report.to_json().items() if k != "trace"},
+            "suggested_source": self.suggestion, "stats": self.stats,
+        }
+        if files:
+            out["files"] = [self._file_json(r) for r in self.records()]
+        return _jsonable(out)
+
+    def _file_json(self, rec) -> dict:
+        row = rec.to_json()
+        row["duplicate_of"] = self._collector.duplicate_of(rec) or None
+        return row
+
+    def csv_rows(self) -> Iterator[dict]:
+        """One ``files.csv`` row per file."""
+        for rec in self.records():
+            yield _csv_row(rec, self._collector.duplicate_of(rec))
+
+    def write(self, directory) -> dict[str, Path]:
+        """Write ``report.json``, ``files.csv`` and ``report.html`` atomically into ``directory``."""
+        from .html import render_html
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "report.json", "csv": out / "files.csv",
+                 "html": out / "report.html"}
+        atomic_write(paths["json"], lambda f: json.dump(self.to_json(), f, indent=1,
+                                                         allow_nan=False))
+        atomic_write(paths["csv"], self._write_csv)
+        atomic_write(paths["html"], lambda f: f.write(render_html(self)))
+        return paths
+
+    def write_stats(self, path) -> Path:
+        """Write the stats file (see :mod:`preproc.audit.suggest`) atomically."""
+        from ..errors import PreprocError
+
+        if self.stats is None:
+            raise PreprocError("no statistics to write: the audit decoded no readable file "
+                               "(a --quick audit reads headers only)")
+        atomic_write(Path(path), lambda f: json.dump(_jsonable(self.stats), f, indent=1))
+        return Path(path)
+
+    def _write_csv(self, handle) -> None:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.csv_rows())
+
+    def close(self) -> None:
+        """Delete the on-disk record spool (also happens when the report is garbage collected)."""
+        self._collector.spool.close()
+
+
+def _csv_row(rec, duplicate_of: str) -> dict:
+    def joined(values):
+        return "" if values is None else ";".join(_fmt(v) for v in values)
+
+    return {
+        "path": rec.path, "class": rec.cls or "", "format": rec.format or "",
+        "dtype": rec.dtype or "", "channels": _opt(rec.channels), "height": _opt(rec.height),
+        "width": _opt(rec.width), "frames": _opt(rec.frames),
+        "stored_bits": _opt(rec.stored_bits), "effective_bits": _opt(rec.effective_bits),
+        "min": "" if rec.min is None else _fmt(min(rec.min)),
+        "max": "" if rec.max is None else _fmt(max(rec.max)),
+        "mean": joined(rec.mean), "std": joined(rec.std), "p0_5": joined(rec.p_low),
+        "p99_5": joined(rec.p_high), "frac_at_min": joined(rec.frac_min),
+        "frac_at_max": joined(rec.frac_max), "photometric": rec.photometric or "",
+        "signed": "" if rec.signed is None else str(bool(rec.signed)).lower(),
+        "hash": rec.hash or "", "duplicate_of": duplicate_of, "error_code": rec.error_code or "",
+        "error": rec.error, "detail": rec.detail,
+    }
+
+
+def _opt(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _fmt(x) -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+
+
+def _jsonable(obj):
+    """Replace NaN and infinities (not valid JSON) with ``None``, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k) if k is not None else "null": _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def atomic_write(path: Path, write, mode: str = "w") -> None:
+    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
+        with io.open(fd, mode, **kwargs) as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

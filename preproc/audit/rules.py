@@ -1,0 +1,298 @@
+"""Data findings: one grouped finding per kind of problem, with a count and a few example paths.
+
+:class:`Tally` consumes file records one at a time (memory bounded by the number of distinct
+kinds, not files) and turns what it saw into :class:`~preproc.findings.Finding` objects. The same
+tally serves the full audit, ``audit --quick`` and the header sample of ``preproc check``; value
+rules (range, constant images, effective bits) only fire on records that carry values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .. import dtypes
+from ..findings import Finding, Location
+from ..spec import Interval
+
+__all__ = ["MAX_EXAMPLES", "Expect", "Tally", "signature_label"]
+
+#: Example paths kept per finding.
+MAX_EXAMPLES = 10
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What ``source.expect`` declares, with the range a bit depth implies filled in."""
+
+    dtype: str | None = None
+    bit_depth: int | None = None
+    range: Interval | None = None
+    channels: int | None = None
+    range_key: str = "source.expect.range"
+
+    @classmethod
+    def from_config(cls, expect) -> Expect | None:
+        """Build from a config's ``source.expect`` model (``None`` stays ``None``)."""
+        if expect is None:
+            return None
+        dtype = getattr(expect, "dtype", None)
+        bits = getattr(expect, "bit_depth", None)
+        bounds = getattr(expect, "range", None)
+        key = "source.expect.range"
+        if bounds is not None:
+            interval = Interval.of(bounds)
+        elif bits is not None and (dtype is None or dtypes.is_integer(dtype)):
+            signed = dtype is not None and dtypes.is_signed(dtype)
+            interval, key = Interval.of(dtypes.levels_range(bits, signed)), "source.expect.bit_depth"
+        else:
+            interval = None
+        return cls(dtype, bits, interval, getattr(expect, "channels", None), key)
+
+
+def signature_label(dtype, bits, channels) -> str:
+    """``'uint16 12-bit 1ch'``: how the summary and findings name a kind of file."""
+    return f"{dtype} {bits}-bit {channels}ch"
+
+
+@dataclass
+class _Bucket:
+    """Count, example paths and a breakdown of found values for one kind of problem."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    found: Counter = field(default_factory=Counter)
+
+    def add(self, path: str, found=None) -> None:
+        self.count += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(path)
+        if found is not None:
+            self.found[found] += 1
+
+    def breakdown(self, limit: int = 6) -> str:
+        ranked = sorted(self.found.items(), key=_by_count)
+        text = ", ".join(f"{_num(k) if isinstance(k, float) else k} ({n})"
+                         for k, n in ranked[:limit])
+        return text + (f" and {len(ranked) - limit} more" if len(ranked) > limit else "")
+
+
+def _by_count(item):
+    return (-item[1], str(item[0]))
+
+
+class Tally:
+    """Streaming rule state. Feed records with :meth:`add`, then call :meth:`findings`.
+
+    Args:
+        expect: the declared source, or ``None`` for a bare directory (data-intrinsic rules only).
+        classes: class names that must hold images (for ``empty-class``); ``None`` for root files.
+        where: how findings name the dataset (its directory, as the user wrote it).
+        scope: ``''`` for a whole dataset, or e.g. ``' in a sample of 64 files'``.
+    """
+
+    def __init__(self, expect: Expect | None, classes, where: str, scope: str = "") -> None:
+        self.expect, self.where, self.scope = expect, where, scope
+        self.classes = list(classes)
+        self.total = 0
+        self.usable: Counter = Counter()
+        self.errors: dict[str, _Bucket] = {}
+        self.kinds: dict[tuple, _Bucket] = {}
+        self.mismatch = {k: _Bucket() for k in ("dtype", "channels", "stored_bits")}
+        self.out_of_range, self.constant = _Bucket(), _Bucket()
+        self.observed: list[float] = []
+        self.effective: dict[str, Counter] = {}
+        self.effective_examples: dict[str, list] = {}
+
+    def add(self, rec) -> None:
+        """Account for one record."""
+        self.total += 1
+        if not rec.ok:
+            self.errors.setdefault(rec.error_code, _Bucket()).add(rec.path, rec.error)
+        if rec.dtype is not None:
+            self.kinds.setdefault(rec.signature, _Bucket()).add(rec.path)
+            self._check_header(rec)
+        if rec.ok:
+            self.usable[rec.cls] += 1
+            if rec.min is not None:
+                self._check_values(rec)
+
+    def _check_header(self, rec) -> None:
+        exp = self.expect
+        if exp is None:
+            return
+        if exp.dtype is not None and rec.dtype != exp.dtype:
+            self.mismatch["dtype"].add(rec.path, rec.dtype)
+        if exp.channels is not None and rec.channels != exp.channels:
+            self.mismatch["channels"].add(rec.path, rec.channels)
+        if (exp.bit_depth is not None and rec.stored_bits_declared
+                and rec.stored_bits != exp.bit_depth):
+            self.mismatch["stored_bits"].add(rec.path, rec.stored_bits)
+
+    def _check_values(self, rec) -> None:
+        lo, hi = min(rec.min), max(rec.max)
+        if lo == hi:
+            self.constant.add(rec.path, lo)
+        rng = self.expect.range if self.expect is not None else None
+        if rng is not None and (lo < rng.lo or hi > rng.hi):
+            self.out_of_range.add(rec.path)
+            self.observed = [min(self.observed[0], lo), max(self.observed[1], hi)] \
+                if self.observed else [lo, hi]
+        if rec.effective_bits is not None:
+            self.effective.setdefault(rec.dtype, Counter())[rec.effective_bits] += 1
+            examples = self.effective_examples.setdefault(rec.dtype, [])
+            if rec.effective_bits < dtypes.container_bits(rec.dtype) and \
+                    len(examples) < MAX_EXAMPLES:
+                examples.append(rec.path)
+
+    def findings(self, duplicates: dict | None = None) -> list[Finding]:
+        """Every finding the records support, in a stable order."""
+        out = self._error_findings() + self._mismatch_findings()
+        out += self._mixed_finding() + self._effective_findings() + self._range_finding()
+        out += self._class_findings() + self._duplicate_finding(duplicates)
+        if self.constant.count:
+            out.append(self._finding(
+                "constant-image", self.constant,
+                f"{self.constant.count} image(s) hold a single value: {self.constant.breakdown()}",
+                "check the export of these files; a constant image carries no information"))
+        return out
+
+    def _finding(self, code, bucket: _Bucket, message: str, hint: str, key: str = "",
+                 data: dict | None = None) -> Finding:
+        return Finding(code, message + self.scope, hint, location=Location(self.where, path=key),
+                       files=tuple(bucket.examples), count=bucket.count, data=data or {})
+
+    def _error_findings(self) -> list[Finding]:
+        out = []
+        texts = {
+            "unreadable-file": ("could not be read", "fix or remove these files; files.csv "
+                                "lists each one with its reason in the error column"),
+            "lossy-decode": ("can only be decoded by dropping bits or channels",
+                             "convert them losslessly (16-bit PNG or TIFF) or exclude them"),
+        }
+        for code, (what, hint) in texts.items():
+            bucket = self.errors.get(code)
+            if bucket:
+                out.append(self._finding(
+                    code, bucket, f"{bucket.count} of {self.total} files {what}: "
+                    f"{bucket.breakdown()}", hint, data={"reasons": dict(bucket.found)}))
+        return out
+
+    def _mismatch_findings(self) -> list[Finding]:
+        exp, out = self.expect, []
+        specs = (
+            ("dtype", "source.expect.dtype", lambda e: e.dtype, "have another container dtype",
+             "convert these files, or declare the dtype they have in source.expect.dtype"),
+            ("channels", "source.expect.channels", lambda e: e.channels,
+             "have another channel count", "convert these files, or fix source.expect.channels"),
+            ("stored_bits", "source.expect.bit_depth", lambda e: e.bit_depth,
+             "declare other stored bits in their header (PNG sBIT, TIFF BitsPerSample, DICOM "
+             "BitsStored)", "check which bit depth the scanner or export wrote, and fix "
+             "source.expect.bit_depth or the files"),
+        )
+        for kind, key, declared, what, hint in specs:
+            bucket = self.mismatch[kind]
+            if bucket.count:
+                out.append(self._finding(
+                    "bit-depth-mismatch", bucket,
+                    f"{bucket.count} of {self.total} files {what} than {key} = "
+                    f"{declared(exp)}: found {bucket.breakdown()}", hint, key,
+                    {"field": kind, "expected": declared(exp), "found": _keys(bucket.found)}))
+        return out
+
+    def _mixed_finding(self) -> list[Finding]:
+        if len(self.kinds) < 2:
+            return []
+        ranked = sorted(self.kinds.items(), key=lambda kv: (-kv[1].count, str(kv[0])))
+        minority = _Bucket(count=sum(b.count for _, b in ranked[1:]))
+        for _, bucket in ranked[1:]:
+            minority.examples.extend(bucket.examples[: MAX_EXAMPLES - len(minority.examples)])
+        kinds = ", ".join(f"{signature_label(*sig)} ({b.count})" for sig, b in ranked)
+        return [self._finding(
+            "mixed-bit-depth", minority,
+            f"the dataset mixes {len(ranked)} kinds of files: {kinds}",
+            "convert the files to one dtype and bit depth, or split the dataset: a pipeline "
+            "scales one value range for all files",
+            data={"kinds": [{"dtype": s[0], "stored_bits": s[1], "channels": s[2],
+                             "files": b.count} for s, b in ranked]})]
+
+    def _effective_findings(self) -> list[Finding]:
+        out = []
+        for dtype, counter in sorted(self.effective.items()):
+            container = dtypes.container_bits(dtype)
+            under = sum(n for bits, n in counter.items() if bits < container)
+            if not under:
+                continue
+            top = max(counter)
+            spread = ", ".join(f"{b}-bit ({n})" for b, n in sorted(counter.items(), reverse=True))
+            hint = (f"declare source.expect.bit_depth: {top} so range checks use the real range"
+                    if top < container else "dark or low-contrast images; check they are "
+                    "exported at the intended depth")
+            bucket = _Bucket(under, self.effective_examples[dtype])
+            out.append(self._finding(
+                "effective-bit-depth", bucket,
+                f"{under} of {sum(counter.values())} {dtype} files use fewer than {container} "
+                f"bits (at most {top} in the dataset): {spread}", hint,
+                data={"dtype": dtype, "container_bits": container, "max_effective_bits": top,
+                      "effective_bits": {str(b): n for b, n in sorted(counter.items())}}))
+        return out
+
+    def _range_finding(self) -> list[Finding]:
+        bucket = self.out_of_range
+        if not bucket.count:
+            return []
+        rng = self.expect.range
+        lo, hi = self.observed
+        return [self._finding(
+            "out-of-declared-range", bucket,
+            f"{bucket.count} files have values outside {rng} declared by "
+            f"{self.expect.range_key}: these files span [{_num(lo)}, {_num(hi)}]",
+            "fix source.expect to match the data (see the suggested block) or fix the files",
+            self.expect.range_key, {"declared": [rng.lo, rng.hi], "observed": [lo, hi]})]
+
+    def _class_findings(self) -> list[Finding]:
+        out = []
+        empty = [c for c in self.classes if not self.usable.get(c)]
+        if empty:
+            bucket = _Bucket(len(empty), [f"{c}/" for c in empty[:MAX_EXAMPLES]])
+            out.append(self._finding(
+                "empty-class", bucket,
+                f"{len(empty)} class folder(s) hold no usable image: {', '.join(empty)}",
+                "add images or remove the folder; an empty class still takes an index",
+                data={"classes": empty}))
+        counts = {c: self.usable[c] for c in self.classes if self.usable.get(c)}
+        if len(counts) >= 2:
+            big = max(counts, key=lambda c: (counts[c], c))
+            small = min(counts, key=lambda c: (counts[c], c))
+            if counts[big] > 10 * counts[small]:
+                out.append(self._finding(
+                    "class-imbalance", _Bucket(2, [f"{big}/", f"{small}/"]),
+                    f"the largest class `{big}` has {counts[big]} images, "
+                    f"{counts[big] / counts[small]:.1f}x the smallest `{small}` "
+                    f"({counts[small]})", "use class weights or resampling",
+                    data={"counts": counts}))
+        return out
+
+    def _duplicate_finding(self, duplicates: dict | None) -> list[Finding]:
+        if not duplicates or not duplicates["groups"]:
+            return []
+        groups = duplicates["groups"]
+        extra = sum(len(g) - 1 for g in groups)
+        cross = sum(1 for g in groups if len({cls for _, cls in g}) > 1)
+        examples = [p for g in groups[:5] for p, _ in g][:MAX_EXAMPLES]
+        return [self._finding(
+            "duplicate-image", _Bucket(extra, examples),
+            f"{extra} file(s) repeat the pixels of another file, in {len(groups)} group(s), "
+            f"{cross} of them across classes",
+            "remove the copies; across classes they contradict each other, across splits "
+            "they leak into validation",
+            data={"groups": len(groups), "cross_class_groups": cross,
+                  "examples": [[p for p, _ in g] for g in groups[:5]]})]
+
+
+def _keys(counter: Counter) -> list:
+    return [k for k, _ in sorted(counter.items(), key=_by_count)]
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"

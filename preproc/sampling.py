@@ -1,0 +1,115 @@
+"""Header sampling for ``preproc check``: confirm or build the source spec without decoding.
+
+:func:`sample_headers` reads the headers of a deterministic sample spread over the classes and
+returns the header-level findings (``bit-depth-mismatch``, ``mixed-bit-depth``,
+``unreadable-file``, ``lossy-decode``) that ``preproc audit --quick`` reports for the whole
+dataset; :func:`spec_from_headers` turns the sampled headers into a source :class:`ValueSpec`
+when ``source.expect`` declares nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+
+from .findings import Finding
+from .spec import ValueSpec
+
+__all__ = ["HEADER_CODES", "pick_sample", "sample_headers", "spec_from_headers"]
+
+#: Codes a header sample can establish.
+HEADER_CODES = frozenset({"bit-depth-mismatch", "mixed-bit-depth", "unreadable-file",
+                          "lossy-decode"})
+
+
+def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
+    """Read the headers of up to ``n`` files of ``cfg``'s dataset, spread over its classes.
+
+    Args:
+        cfg: a loaded config whose ``source.directory`` exists.
+        n: sample size; the same config always gives the same sample.
+
+    Returns:
+        ``(infos, findings)``: the :class:`~preproc.io.ImageInfo` of every readable sampled
+        header, and header-level findings (no policy applied; messages name the sample size).
+    """
+    from .audit.listing import list_config
+    from .audit.records import read_header
+    from .audit.rules import Expect, Tally
+
+    listing = list_config(cfg)
+    chosen = pick_sample(listing.items, n)
+    scope = f" (sample of {len(chosen)} of {len(listing.items)} files)"
+    tally = Tally(Expect.from_config(cfg.source.expect), [], _display(listing.root), scope)
+    infos = []
+    for rel, cls in chosen:
+        rec, info = read_header(listing.root, rel, cls)
+        tally.add(rec)
+        if info is not None:
+            infos.append(info)
+    return infos, [f for f in tally.findings() if f.code in HEADER_CODES]
+
+
+def pick_sample(items: list[tuple[str, str | None]], n: int) -> list[tuple[str, str | None]]:
+    """Up to ``n`` items spread evenly over classes, and evenly within each class.
+
+    Every class gets ``n // classes`` picks (more when others have fewer files), at evenly
+    spaced positions of its file list; the result keeps the listing order.
+    """
+    by_class: dict = {}
+    for index, (_, cls) in enumerate(items):
+        by_class.setdefault(cls, []).append(index)
+    quota = _quotas({c: len(v) for c, v in by_class.items()}, n)
+    picked = []
+    for cls, indices in by_class.items():
+        q = quota[cls]
+        picked += [indices[math.floor((i + 0.5) * len(indices) / q)] for i in range(q)]
+    return [items[i] for i in sorted(picked)]
+
+
+def _quotas(sizes: dict, n: int) -> dict:
+    """Share ``n`` picks among classes of the given sizes, as evenly as their sizes allow."""
+    quota = {c: 0 for c in sizes}
+    left = min(n, sum(sizes.values()))
+    while left > 0:
+        open_ = [c for c in sizes if quota[c] < sizes[c]]
+        share = max(1, left // len(open_))
+        for c in open_:
+            take = min(share, sizes[c] - quota[c], left)
+            quota[c] += take
+            left -= take
+            if left == 0:
+                break
+    return quota
+
+
+def spec_from_headers(infos) -> ValueSpec | None:
+    """Source spec from sampled headers, or ``None`` when they disagree on the dtype.
+
+    Integers get ``[0, 2**stored_bits - 1]`` (two's complement when signed) with the largest
+    stored bit depth seen; floats stay unbounded (headers say nothing about float values).
+    Channels are set when every header agrees.
+    """
+    if not infos:
+        return None
+    kinds = Counter(info.dtype for info in infos)
+    if len(kinds) != 1:
+        return None
+    dtype = infos[0].dtype
+    channels = {info.channels for info in infos}
+    bits = max((info.stored_bits for info in infos if info.stored_bits), default=None)
+    from . import dtypes
+
+    if not dtypes.is_integer(dtype):
+        bits = None
+    return ValueSpec.for_dtype(dtype, bits=bits,
+                               channels=channels.pop() if len(channels) == 1 else None)
+
+
+def _display(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
