@@ -97,7 +97,9 @@ def test_dtype_mismatch_and_expects_override(write_config):
 
 def test_to_dtype_clipping_and_precision_loss(write_config):
     report = run_check(write_config, "  - to_dtype: {dtype: uint8}\n", expect="{dtype: uint16, bit_depth: 12}")
-    assert report.codes == {"clipping", "precision-loss"}
+    assert report.codes == {"clipping"}  # saturation, not quantization
+    report = run_check(write_config, "  - to_dtype: {dtype: uint8}\n", expect="{dtype: float32, range: [0, 1]}")
+    assert report.codes == {"precision-loss"}  # a continuous input rounded to 2 levels
     report = run_check(write_config, "  - to_dtype: {dtype: uint8, scale: true}\n", expect="{dtype: uint16}")
     assert report.codes == {"precision-loss"}
     report = run_check(write_config, "  - to_dtype: {dtype: uint16, scale: true}\n")

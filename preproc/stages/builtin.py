@@ -389,13 +389,16 @@ class ToDtype(Stage):
                 "saturate",
                 hint="rescale into the target range first, or use `scale: true`",
             ))
-        levels = (min(ideal.hi, rng.hi) - max(ideal.lo, rng.lo)) + 1
+        # quantization only: what saturates is reported as clipping above
+        levels = math.floor(ideal.hi) - math.ceil(ideal.lo) + 1 if ideal.bounded else math.inf
         have = math.inf if spec.bits is None else 2.0**spec.bits
+        if dtypes.is_integer(spec.dtype) and spec.interval.bounded:
+            have = min(have, spec.interval.width + 1)
         if levels < have:
             out.append(Finding(
                 "precision-loss",
                 f"{self.describe()} quantizes to about {levels:.0f} levels of {target}; the input "
-                + (f"has {spec.bits} bits" if spec.bits else "is continuous"),
+                + (f"has {have:.0f}" if math.isfinite(have) else "is continuous"),
                 hint="keep a wider dtype (uint16 or float32) if the detail matters",
             ))
         return out

@@ -1,0 +1,199 @@
+"""What every finding code means, a minimal example and the fix.
+
+One source for ``preproc explain CODE`` and the README's list of finding codes
+(``python -m preproc.explain --markdown`` prints that section; a test keeps the README in step).
+Pipeline codes carry a config that triggers them (tests check that it does); data codes carry
+the situation in a dataset that triggers them.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from dataclasses import dataclass
+
+from .findings import CODES
+
+__all__ = ["EXPLANATIONS", "Explanation", "explain", "markdown"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    code: str
+    example: str  # a YAML config (pipeline codes) or a description of data (data codes)
+    fix: str
+    is_config: bool = True
+
+
+def _cfg(expect: str, stages: str, extra: str = "") -> str:
+    return f"version: 1\nsource:\n  expect: {expect}\nstages:\n{stages}{extra}"
+
+
+_ROWS = [
+    Explanation(
+        "range-overflow",
+        _cfg("{dtype: uint16}", "  - rescale: {factor: 1/255}     # 16-bit data: values up to 257\n"),
+        "Scale by the data's true range: `rescale: {factor: 1/65535}`, or "
+        "`rescale_intensity: {in_range: bit_depth}` which reads the bit depth for you.",
+    ),
+    Explanation(
+        "compounded-scaling",
+        _cfg("{dtype: uint8}", "  - clahe: {}                     # already returns [0, 1]\n"
+             "  - rescale: {factor: 1/255}     # squeezes it into [0, 0.004]\n"),
+        "Remove the second scaling stage, or move it before the stage that already scaled.",
+    ),
+    Explanation(
+        "range-underuse",
+        _cfg("{dtype: uint16, bit_depth: 12}",
+             "  - rescale: {factor: 1/65535}   # 12-bit data lands in [0, 0.0625]\n"),
+        "Scale by the stored bit depth: `rescale: {factor: 1/4095}` or "
+        "`rescale_intensity: {in_range: bit_depth}`.",
+    ),
+    Explanation(
+        "normalize-units",
+        _cfg("{dtype: uint8}",
+             "  - normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}\n"),
+        "Rescale to [0, 1] before normalizing with [0, 1] statistics, or give mean and std in "
+        "the units the stage receives.",
+    ),
+    Explanation(
+        "dtype-mismatch",
+        _cfg("{dtype: uint8, range: [0, 1]}", "  - gamma: {gamma: 2.2}          # needs floats\n"),
+        "Convert first: `rescale: {factor: 1/255}` or `to_dtype: {dtype: float32, scale: true}`.",
+    ),
+    Explanation(
+        "clipping",
+        _cfg("{dtype: uint16, bit_depth: 12}", "  - to_dtype: {dtype: uint8}     # 4095 saturates at 255\n"),
+        "Map the range explicitly before casting (`to_dtype: {dtype: uint8, scale: true}` "
+        "or `rescale_intensity`).",
+    ),
+    Explanation(
+        "degenerate-output",
+        _cfg("{dtype: uint8}", "  - rescale: {factor: 1/255}\n"
+             "  - window: {center: 400, width: 200}  # bone window on [0, 1] data\n"),
+        "Give the window or clip bounds in the units the stage receives, or move it before "
+        "the rescale.",
+    ),
+    Explanation(
+        "precision-loss",
+        _cfg("{dtype: uint16}", "  - to_dtype: {dtype: uint8, scale: true}   # 65536 levels to 256\n"),
+        "Keep a wider dtype (uint16 or float32), or accept the loss with "
+        "`checks: {ignore: [precision-loss]}`.",
+    ),
+    Explanation(
+        "unbounded-input",
+        _cfg("{dtype: uint8}", "  - normalize: {mode: samplewise}   # unbounded output\n"
+             "  - gamma: {gamma: 2.2}\n"),
+        "Bound the values first with a `clip` stage, or declare `source.expect.range`.",
+    ),
+    Explanation(
+        "source-unknown",
+        "version: 1\nstages:\n  - rescale: {factor: 1/255}\n",
+        "Declare `source.expect` (dtype, bit_depth, range), or point `source.directory` at "
+        "the data so `preproc check` samples file headers.",
+    ),
+    Explanation(
+        "bit-depth-mismatch",
+        "`source.expect: {dtype: uint8}` but the folder holds 16-bit PNGs "
+        "(or a PNG's sBIT says 10 bits where `bit_depth: 12` is declared).",
+        "Fix the declaration (run `preproc audit DIR`, which prints a matching `source.expect` "
+        "block) or convert the odd files.",
+        is_config=False,
+    ),
+    Explanation(
+        "mixed-bit-depth",
+        "One class folder holds 8-bit PNGs, another 16-bit TIFFs.",
+        "Convert the dataset to one dtype and bit depth, or split it; a single rescale cannot "
+        "be right for both.",
+        is_config=False,
+    ),
+    Explanation(
+        "effective-bit-depth",
+        "uint16 files whose largest value is 4095: 12 bits of content in a 16-bit container.",
+        "Declare `bit_depth: 12` and scale by 1/4095 (or `rescale_intensity: {in_range: "
+        "bit_depth}`).",
+        is_config=False,
+    ),
+    Explanation(
+        "out-of-declared-range",
+        "`source.expect: {dtype: uint16, bit_depth: 12}` but some files hold values above 4095.",
+        "Find the files in the report's `files.csv`; fix the declaration or the files.",
+        is_config=False,
+    ),
+    Explanation(
+        "lossy-decode",
+        "A 12-bit JPEG or an image mode that can only be read through an 8-bit conversion.",
+        "Convert the file losslessly (16-bit PNG or TIFF) or accept the loss by excluding it.",
+        is_config=False,
+    ),
+    Explanation(
+        "unreadable-file",
+        "A truncated PNG, a zero-byte file, or a text file named `.png`.",
+        "Replace or remove the file; `batches.on_error: skip` drops it at run time.",
+        is_config=False,
+    ),
+    Explanation(
+        "empty-class",
+        "A class folder with no image in it (or only unreadable ones).",
+        "Add images, remove the folder, or list the wanted classes in `batches.classes`.",
+        is_config=False,
+    ),
+    Explanation(
+        "class-imbalance",
+        "One class has 5,000 images and another 300.",
+        "Rebalance, or weight the loss; the audit's per-class table shows the counts.",
+        is_config=False,
+    ),
+    Explanation(
+        "duplicate-image",
+        "The same pixels appear as `a/001.png` and `b/017.png`.",
+        "Remove duplicates, especially across classes and across the validation split.",
+        is_config=False,
+    ),
+    Explanation(
+        "constant-image",
+        "An image whose every pixel is 0 (a blank export).",
+        "Remove it; it carries no signal and breaks per-image stretching.",
+        is_config=False,
+    ),
+    Explanation(
+        "runtime-range-violation",
+        "A plugin stage whose real output leaves the interval its `infer` announced, seen by "
+        "the runtime guard on a sampled batch.",
+        "Fix the stage's `infer` (the contract test `preproc.testing.check_stage` finds it), or "
+        "the data that breaks the declared source.",
+        is_config=False,
+    ),
+    Explanation(
+        "config-invalid",
+        "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
+        "Fix the key the message names at its line; `preproc schema` gives editors completion.",
+    ),
+]
+
+EXPLANATIONS: dict[str, Explanation] = {row.code: row for row in _ROWS}
+
+
+def explain(code: str) -> str:
+    """Terminal text for one code. Raises KeyError for an unknown code."""
+    info, ex = CODES[code], EXPLANATIONS[code]
+    label = "Minimal config that triggers it" if ex.is_config else "When it shows up"
+    body = textwrap.indent(ex.example.rstrip(), "    ")
+    return (
+        f"{code} (default severity: {info.severity})\n\n{info.meaning}.\n\n{label}:\n{body}\n\n"
+        f"Fix: {ex.fix}\n"
+    )
+
+
+def markdown() -> str:
+    """The README's finding-code section."""
+    lines = ["| code | severity | meaning | fix |", "|---|---|---|---|"]
+    for code, info in CODES.items():
+        fix = EXPLANATIONS[code].fix.replace("|", "\\|")
+        lines.append(f"| `{code}` | {info.severity} | {info.meaning} | {fix} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if "--markdown" in sys.argv:
+        sys.stdout.write(markdown())
