@@ -141,9 +141,9 @@ class Tally:
         if rec.effective_bits is not None:
             self.effective.setdefault(rec.dtype, Counter())[rec.effective_bits] += 1
             examples = self.effective_examples.setdefault(rec.dtype, [])
-            if rec.effective_bits < dtypes.container_bits(rec.dtype) and \
-                    len(examples) < MAX_EXAMPLES:
-                examples.append(rec.path)
+            reference = self._reference_bits(rec.dtype)[0]
+            if rec.effective_bits < reference and len(examples) < MAX_EXAMPLES:
+                examples.append((rec.path, rec.effective_bits))
 
     def findings(self, duplicates: dict | None = None) -> list[Finding]:
         """Every finding the records support, in a stable order."""
@@ -219,23 +219,30 @@ class Tally:
     def _effective_findings(self) -> list[Finding]:
         out = []
         for dtype, counter in sorted(self.effective.items()):
-            container = dtypes.container_bits(dtype)
-            under = sum(n for bits, n in counter.items() if bits < container)
+            reference, what = self._reference_bits(dtype)
+            under = sum(n for bits, n in counter.items() if bits < reference)
             if not under:
                 continue
             top = max(counter)
             spread = ", ".join(f"{b}-bit ({n})" for b, n in sorted(counter.items(), reverse=True))
             hint = (f"declare source.expect.bit_depth: {top} so range checks use the real range"
-                    if top < container else "dark or low-contrast images; check they are "
+                    if top < reference else "dark or low-contrast images; check they are "
                     "exported at the intended depth")
-            bucket = _Bucket(under, self.effective_examples[dtype])
+            examples = [p for p, bits in self.effective_examples[dtype] if bits < reference]
             out.append(self._finding(
-                "effective-bit-depth", bucket,
-                f"{under} of {sum(counter.values())} {dtype} files use fewer than {container} "
-                f"bits (at most {top} in the dataset): {spread}", hint,
-                data={"dtype": dtype, "container_bits": container, "max_effective_bits": top,
+                "effective-bit-depth", _Bucket(under, examples[:MAX_EXAMPLES]),
+                f"{under} of {sum(counter.values())} {dtype} files use fewer than {reference} "
+                f"bits ({what}; at most {top} in the dataset): {spread}", hint,
+                data={"dtype": dtype, "reference_bits": reference, "max_effective_bits": top,
                       "effective_bits": {str(b): n for b, n in sorted(counter.items())}}))
         return out
+
+    def _reference_bits(self, dtype: str) -> tuple[int, str]:
+        """Declared bit depth when ``source.expect`` gives one for this dtype, else the container."""
+        exp = self.expect
+        if exp is not None and exp.bit_depth is not None and exp.dtype in (None, dtype):
+            return exp.bit_depth, "source.expect.bit_depth"
+        return dtypes.container_bits(dtype), "the container"
 
     def _range_finding(self) -> list[Finding]:
         bucket = self.out_of_range
@@ -245,7 +252,7 @@ class Tally:
         lo, hi = self.observed
         return [self._finding(
             "out-of-declared-range", bucket,
-            f"{bucket.count} files have values outside {rng} declared by "
+            f"{bucket.count} file(s) have values outside {rng} declared by "
             f"{self.expect.range_key}: these files span [{_num(lo)}, {_num(hi)}]",
             "fix source.expect to match the data (see the suggested block) or fix the files",
             self.expect.range_key, {"declared": [rng.lo, rng.hi], "observed": [lo, hi]})]
