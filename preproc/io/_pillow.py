@@ -128,13 +128,14 @@ def _info_from_image(path, image, fmt: str) -> ImageInfo:
         width=width,
         stored_bits=bits,
         photometric=photometric,
-        signed=dtype in ("int32", "float32"),
+        signed=np.dtype(dtype).kind == "i",
         frames=int(getattr(image, "n_frames", 1) or 1),
         extra=extra,
     )
 
 
-def _open(handle):
+def open_image(handle):
+    """``PIL.Image.open`` imported lazily (lazy: reads the header only)."""
     from PIL import Image
 
     image = Image.open(handle)
@@ -147,7 +148,7 @@ def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
         _unsupported_precision(path, handle.read(1 << 16))
         handle.seek(0)
     with pillow_errors(path):
-        image = _open(handle)
+        image = open_image(handle)
         with image:
             check_pixel_limit(path, image.size[1], image.size[0])
             return _info_from_image(path, image, fmt)
@@ -184,7 +185,7 @@ def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
     if fmt == "jpeg":
         _unsupported_precision(path, data)
     with pillow_errors(path):
-        with _open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             check_pixel_limit(path, image.size[1], image.size[0])
             info = _info_from_image(path, image, fmt)
             image.load()
@@ -198,7 +199,7 @@ def decode_pillow_png(path, data: bytes, info: ImageInfo) -> np.ndarray | None:
     the caller falls back to the NumPy decoder.
     """
     with pillow_errors(path):
-        with _open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             if image.mode not in ("L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B", "I;16L"):
                 return None
             image.load()

@@ -134,6 +134,15 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
     )
 
 
+def _check_plausible(path, ds, has_marker: bool) -> None:
+    """Without the ``DICM`` marker, ``force=True`` parses any bytes; demand real DICOM groups."""
+    if has_marker:
+        return
+    groups = {tag.group for tag in ds.keys()}
+    if not groups & {0x0008, 0x0028}:
+        raise DecodeError(path, "unsupported", "no DICM marker and no DICOM identifying elements")
+
+
 def _pixel_tag_follows(handle: BinaryIO) -> bool:
     """After ``stop_before_pixels``, whether the next element is a pixel data element."""
     head = handle.read(4)
@@ -154,7 +163,10 @@ def probe_dicom(path, handle: BinaryIO) -> ImageInfo:
     pydicom = _pydicom()
     try:
         with warnings.catch_warnings(record=True):
+            has_marker = handle.read(132)[128:] == b"DICM"
+            handle.seek(0)
             ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+            _check_plausible(path, ds, has_marker)
             syntax = _transfer_syntax(ds)
             # a deflated dataset cannot be peeked at; trust its image module there
             deflated = syntax is not None and "Deflate" in str(getattr(syntax, "name", ""))
@@ -215,6 +227,7 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False) -> tuple[np.n
     with warnings.catch_warnings(record=True) as caught:
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            _check_plausible(path, ds, data[128:132] == b"DICM")
             info = _info(path, ds, has_pixels=any(k in ds for k in _PIXEL_KEYWORDS))
             array, meta = _decode_frame(path, ds, info)
             photometric = str(meta.get("photometric_interpretation", info.photometric))

@@ -33,7 +33,9 @@ _BY_CHANNELS = {1: "gray", 2: "gray+alpha", 3: "rgb", 4: "rgba"}
 
 def _photometric(path, page) -> tuple[str, int]:
     """(photometric, channels after palette expansion) of a tifffile page."""
-    name = page.photometric.name
+    import tifffile
+
+    name = _enum_name(tifffile.PHOTOMETRIC, page.photometric).upper()
     samples = int(page.samplesperpixel)
     if name not in _KEEP:
         raise LossyDecodeError(
@@ -57,18 +59,28 @@ def _layout(path, page) -> tuple[int, int]:
     return int(page.shape[axes.index("Y")]), int(page.shape[axes.index("X")])
 
 
+def _enum_name(enum, value) -> str:
+    """Lower-case tifffile enum name of a tag value (tifffile keeps unknown values as ints)."""
+    try:
+        return enum(int(value)).name.lower()
+    except ValueError:
+        return str(int(value))
+
+
 def _page_info(path, tif, page) -> ImageInfo:
+    import tifffile
+
     height, width = _layout(path, page)
     check_pixel_limit(path, height, width)
     photometric, channels = _photometric(path, page)
     dtype = "uint8" if page.dtype == np.bool_ else normalize_dtype(page.dtype)
     extra = {
-        "compression": page.compression.name.lower(),
-        "planar": page.planarconfig.name.lower(),
+        "compression": _enum_name(tifffile.COMPRESSION, page.compression),
+        "planar": _enum_name(tifffile.PLANARCONFIG, page.planarconfig),
         "byteorder": tif.byteorder,
-        "sample_format": page.sampleformat.name.lower(),
+        "sample_format": _enum_name(tifffile.SAMPLEFORMAT, page.sampleformat),
     }
-    if photometric == "rgb" and page.photometric.name == "PALETTE":
+    if photometric == "rgb" and int(page.photometric) == tifffile.PHOTOMETRIC.PALETTE:
         extra["palette_bits"] = int(page.bitspersample)
         dtype = "uint16"
         stored = 16
@@ -132,10 +144,10 @@ def _to_hwc(page, array: np.ndarray) -> np.ndarray:
 
 
 def _pillow_fallback(path, data: bytes, info: ImageInfo, cause: DecodeError) -> np.ndarray:
-    from ._pillow import _open, pillow_errors
+    from ._pillow import open_image, pillow_errors
 
     with pillow_errors(path):
-        with _open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             image.load()
             array = np.asarray(image)
     if array.dtype == np.bool_:
@@ -173,7 +185,7 @@ def decode_tiff(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
                 if cause.reason != "compressed-unsupported":
                     raise cause from exc
                 return _pillow_fallback(path, data, info, cause), info
-            if page.photometric.name == "PALETTE":
+            if int(page.photometric) == tifffile.PHOTOMETRIC.PALETTE:
                 array = np.moveaxis(page.colormap[:, array], 0, -1).astype(np.uint16)
             else:
                 array = _to_hwc(page, array)
