@@ -92,14 +92,12 @@ class BatchIterator:
 
     def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
                  guard: str = "warn", pipeline=None) -> None:
-        from .pipeline import Pipeline
-
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
         b = config.batches
         self._listing = _list(config, subset)
-        self.pipeline = pipeline or Pipeline.from_config(config)
+        self.pipeline = pipeline or _pipeline_for(config)
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
@@ -214,6 +212,14 @@ class BatchIterator:
         self.on_epoch_end()
 
     def _batch(self, i: int):
+        x, y, _ = self.batch_with_indices(i)
+        return x if y is None else (x, y)
+
+    def batch_with_indices(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Batch ``i`` of the current epoch as ``(x, y or None, listing indices of its rows)``.
+
+        The indices exclude files dropped with ``on_error: skip``.
+        """
         idx = self.batch_indices(i)
         guard = i < self._sample_batches
         x, results = self._compute(i, idx, guard)
@@ -222,8 +228,15 @@ class BatchIterator:
             x, idx, results = x[keep], idx[keep], [results[k] for k in keep]
         if guard:
             self._check_ranges(i, idx, results)
-        y = self._labels(idx, x)
-        return x if y is None else (x, y)
+        return x, self._labels(idx, x), idx
+
+    def label_of(self, index: int) -> int:
+        """Class index of listing entry ``index``."""
+        return int(self._listing.classes[index])
+
+    def filename_of(self, index: int) -> str:
+        """Relative file name of listing entry ``index``."""
+        return self._listing.filenames[index]
 
     def _compute(self, i, idx, guard) -> tuple[np.ndarray, list[Result]]:
         engine = self._get_engine()
@@ -355,6 +368,20 @@ def _list(config, subset) -> discovery.Listing:
     return discovery.list_files(config.source.directory, classes=b.classes,
                                 extensions=config.source.extensions, follow_links=b.follow_links,
                                 validation_split=b.validation_split, subset=subset)
+
+
+def _pipeline_for(config):
+    """The config's pipeline; where ``source.expect`` is silent, built on sampled headers (as
+    ``preproc check`` does) so the runtime guard has intervals to check against."""
+    from .pipeline import Pipeline, source_spec
+
+    src = source_spec(config)
+    if not src.known:
+        from .sampling import sample_headers, spec_from_headers
+
+        infos, _ = sample_headers(config, 64)
+        src = spec_from_headers(infos) or src
+    return Pipeline.from_config(config, source=src)
 
 
 def _job_args(job: ImageJob) -> tuple:

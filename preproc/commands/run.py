@@ -1,0 +1,96 @@
+"""``preproc run CONFIG``: iterate the batches, report throughput and runtime-guard findings."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="iterate the batches (throughput, runtime guard); --out writes them as .npy shards",
+        description="Decode, resize and run the stages over the dataset exactly as training "
+        "would, with the runtime guard on the sampled batches. Prints images per second and any "
+        "runtime-range-violation; exits 1 when one reaches checks.fail_on. With --out, writes "
+        "the first epoch as .npy shards plus index.json/index.csv, atomically and resumably.",
+    )
+    p.add_argument("config", help="pipeline YAML file")
+    p.add_argument("--subset", choices=("training", "validation"), default=None,
+                   help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--epochs", type=int, default=1, metavar="N", help="epochs to run (default 1)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write the processed arrays of one epoch to DIR")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (0 = in-process; default batches.workers or all cores)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    import time
+
+    from ..config import load_config
+    from ..errors import PreprocError
+    from ..findings import Report
+    from ..flow import flow
+
+    if args.epochs < 1:
+        raise PreprocError("--epochs must be at least 1")
+    if args.out and args.epochs != 1:
+        raise PreprocError("--out writes one epoch; drop --epochs or set it to 1")
+    cfg = load_config(args.config)
+    with flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+        it.start()  # fork the workers before the progress display starts its thread
+        start = time.perf_counter()
+        images = _drive(it, args)
+        elapsed = time.perf_counter() - start
+    rate = images / elapsed if elapsed > 0 else float("inf")
+    print(f"{images} images in {len(it)} batches x {args.epochs} epoch(s), {elapsed:.2f} s: "
+          f"{rate:.0f} img/s (batch {it.batch_size}, {it.image_shape}, {it.dtype})")
+    for path, reason in it.skipped.items():
+        print(f"skipped {path} ({reason})", file=sys.stderr)
+    report = Report.with_policy(it.findings, cfg.checks)
+    for finding in report.findings:
+        print(finding.format())
+    return report.exit_code()
+
+
+def _drive(it, args) -> int:
+    total = len(it) * args.epochs
+    with _progress(total) as advance:
+        if args.out:
+            from ..export import export_epoch
+
+            index = export_epoch(it, args.out, progress=lambda i, n, reused: advance(n))
+            print(f"wrote {index['written']} shard(s), kept {index['reused']} complete one(s) "
+                  f"in {args.out}", file=sys.stderr)
+            return index["images"]
+        images = 0
+        for _ in range(args.epochs):
+            for batch in it:
+                x = batch[0] if isinstance(batch, tuple) else batch
+                images += len(x)
+                advance(len(x))
+        return images
+
+
+class _progress:
+    """A rich progress bar on a terminal (stderr), nothing when piped."""
+
+    def __init__(self, total_batches: int) -> None:
+        self.total = total_batches
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("batches", total=self.total)
+        return lambda n: self.bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,166 @@
+"""``preproc run --out DIR``: the processed arrays of one epoch as ``.npy`` shards plus an index.
+
+Layout of ``DIR``::
+
+    batch-00000.npy    x of batch 0, exactly as flow yields it (dtype and shape in the header)
+    batch-00000.json   sidecar: rows, file names, class indices, sha256 of the .npy
+    ...
+    index.json         every shard with its files and labels, the class names, dtype, shape
+    index.csv          one row per image: shard, row, filename, class, label
+
+Every file is written atomically: to a temporary name in the same folder, flushed, fsynced, then
+``os.replace``-d onto its final name, so an interrupted run never leaves a half-written file
+under a final name. A re-run keeps each shard whose sidecar matches the planned files and whose
+``.npy`` still has the recorded checksum, recomputes the others and writes the index last.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["export_epoch", "write_atomic"]
+
+_TMP_MARK = ".tmp-"
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent, old, or complete."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _npy_bytes(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
+    """Write the current epoch of ``it`` (a :class:`~preproc.flow.BatchIterator`) to ``out_dir``.
+
+    Args:
+        it: the batch iterator; its current epoch is written in batch order.
+        out_dir: destination folder (created if missing).
+        progress: optional ``callback(batch_index, images_in_batch, reused)``.
+
+    Returns:
+        The index document (also written as ``index.json``), with ``reused`` and ``written``
+        shard counts.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    shards, reused = [], 0
+    for i in range(len(it)):
+        planned = [it.filename_of(int(j)) for j in it.batch_indices(i)]
+        entry = _reusable(out, i, planned)
+        was_reused = entry is not None
+        if entry is None:
+            entry = _write_shard(it, out, i, planned)
+        reused += was_reused
+        shards.append(entry)
+        if progress is not None:
+            progress(i, entry["rows"], was_reused)
+    index = _index(it, shards)
+    names = {v: k for k, v in it.class_indices.items()}
+    write_atomic(out / "index.json", json.dumps(index, indent=1).encode())
+    write_atomic(out / "index.csv", _csv(shards, names).encode())
+    index["reused"], index["written"] = reused, len(shards) - reused
+    return index
+
+
+def _shard_name(i: int) -> str:
+    return f"batch-{i:05d}"
+
+
+def _write_shard(it, out: Path, i: int, planned: list[str]) -> dict:
+    x, _, idx = it.batch_with_indices(i)
+    name = _shard_name(i)
+    data = _npy_bytes(x)
+    write_atomic(out / f"{name}.npy", data)
+    entry = {
+        "file": f"{name}.npy",
+        "rows": int(len(idx)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "planned": planned,
+        "filenames": [it.filename_of(int(j)) for j in idx],
+        "labels": [it.label_of(int(j)) for j in idx],
+    }
+    write_atomic(out / f"{name}.json", json.dumps(entry).encode())
+    return entry
+
+
+def _reusable(out: Path, i: int, planned: list[str]) -> dict | None:
+    """The sidecar of shard ``i`` if the shard is complete and was made from the same files."""
+    name = _shard_name(i)
+    npy, side = out / f"{name}.npy", out / f"{name}.json"
+    if not (npy.is_file() and side.is_file()):
+        return None
+    try:
+        entry = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    if entry.get("planned") != planned or entry.get("sha256") != _sha256(npy):
+        return None
+    return entry
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    for tmp in out.glob(f".*{_TMP_MARK}*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _index(it, shards: list[dict]) -> dict:
+    return {
+        "format": "preproc-npy-shards/1",
+        "epoch": it.epoch,
+        "dtype": str(np.dtype(it.dtype)),
+        "image_shape": list(it.image_shape),
+        "class_indices": it.class_indices,
+        "class_mode": it.class_mode,
+        "images": sum(s["rows"] for s in shards),
+        "shards": [{k: s[k] for k in ("file", "rows", "sha256", "filenames", "labels")}
+                   for s in shards],
+    }
+
+
+def _csv(shards: list[dict], names: dict[int, str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["shard", "row", "filename", "class", "label"])
+    for s in shards:
+        for row, (fname, label) in enumerate(zip(s["filenames"], s["labels"])):
+            writer.writerow([s["file"], row, fname, names.get(label, ""), label])
+    return buf.getvalue()
