@@ -14,7 +14,15 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> colour type (non-palette)
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -29,7 +37,7 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def _filter_rows(rows: np.ndarray, bpp: int, filters) -> bytes:
     """Apply PNG filter ``filters[r]`` to each row of unfiltered bytes ``rows``."""
-    height, width = rows.shape
+    height = rows.shape[0]
     x = rows.astype(np.int16)
     a = np.zeros_like(x)
     a[:, bpp:] = x[:, :-bpp]
@@ -115,7 +123,9 @@ def png_bytes(
         b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, int(interlace))
     )
     if sbit is not None:
-        values = [sbit] * (3 if color_type == 3 else channels) if isinstance(sbit, int) else list(sbit)
+        values = (
+            [sbit] * (3 if color_type == 3 else channels) if isinstance(sbit, int) else list(sbit)
+        )
         out += png_chunk(b"sBIT", bytes(values))
     if palette is not None:
         out += png_chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes())
@@ -152,7 +162,9 @@ def write_netpbm(path, array, maxval: int, *, ascii: bool = False) -> Path:
     if array.ndim == 2:
         array = array[:, :, None]
     height, width, channels = array.shape
-    magic = {(1, False): b"P5", (3, False): b"P6", (1, True): b"P2", (3, True): b"P3"}[channels, ascii]
+    magic = {(1, False): b"P5", (3, False): b"P6", (1, True): b"P2", (3, True): b"P3"}[
+        channels, ascii
+    ]
     header = magic + b"\n# written by the test-suite\n%d %d\n%d\n" % (width, height, maxval)
     if ascii:
         body = " ".join(str(int(v)) for v in array.ravel()).encode() + b"\n"

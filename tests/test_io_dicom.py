@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_images import write_dicom
+
 from preproc.errors import DecodeError, MissingDependencyError
 from preproc.io import decode, is_dicom_file, probe
 
@@ -31,7 +31,12 @@ def test_12_bit_in_16_round_trip(tmp_path):
     out, info = decode(path)
     assert out.dtype == np.uint16 and out.shape == (6, 5, 1)
     np.testing.assert_array_equal(out[:, :, 0], array)
-    assert (info.format, info.stored_bits, info.signed, info.photometric) == ("dicom", 12, False, "MONOCHROME2")
+    assert (info.format, info.stored_bits, info.signed, info.photometric) == (
+        "dicom",
+        12,
+        False,
+        "MONOCHROME2",
+    )
     assert info.extra["bits_allocated"] == 16
     assert probe(path) == info
 
@@ -49,7 +54,9 @@ def test_signed_and_8_bit_and_rgb(tmp_path):
 
 def test_monochrome1_is_reported_not_inverted(tmp_path):
     array = np.array([[0, 100], [4000, 4095]], np.uint16)
-    out, info = decode(write_dicom(tmp_path / "m1.dcm", array, bits_stored=12, photometric="MONOCHROME1"))
+    out, info = decode(
+        write_dicom(tmp_path / "m1.dcm", array, bits_stored=12, photometric="MONOCHROME1")
+    )
     assert info.photometric == "MONOCHROME1"
     np.testing.assert_array_equal(out[:, :, 0], array)
 
@@ -152,7 +159,16 @@ def test_every_pydicom_test_file_decodes_or_raises_decode_error():
         assert array.shape == (info.height, info.width, info.channels)
         assert array.dtype.name == info.dtype
         if header is not None:  # the probe predicts what decoding gives
-            for field in ("format", "dtype", "channels", "height", "width", "stored_bits", "signed", "frames"):
+            for field in (
+                "format",
+                "dtype",
+                "channels",
+                "height",
+                "width",
+                "stored_bits",
+                "signed",
+                "frames",
+            ):
                 assert getattr(header, field) == getattr(info, field), (path.name, field)
     assert decoded >= 40 and refused >= 1
 

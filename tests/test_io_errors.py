@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_images import write_png, write_tiff
+
 from preproc.errors import DecodeError
 from preproc.io import DECODE_REASONS, decode, probe
 
@@ -93,7 +93,8 @@ def test_text_file_with_image_extension(tmp_path, call, name):
 
 @BOTH
 @pytest.mark.parametrize(
-    "magic", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00", b"MM\x00*", b"BM", b"GIF89a", b"P5\n"]
+    "magic",
+    [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00", b"MM\x00*", b"BM", b"GIF89a", b"P5\n"],
 )
 def test_magic_followed_by_garbage(tmp_path, call, magic):
     path = tmp_path / "g.img"
@@ -111,7 +112,9 @@ def test_sources_are_never_modified(tmp_path):
         p.chmod(0o444)  # a write attempt would fail for non-root users
         probe(p)
         decode(p)
-    assert before == {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths}
+    assert before == {
+        p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths
+    }
 
 
 def test_import_is_light():
@@ -126,7 +129,9 @@ def test_import_is_light():
 def test_skimage_sample_images():
     skimage = pytest.importorskip("skimage")
     folder = Path(skimage.__file__).parent / "data"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".gif", ".tif"))
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".gif", ".tif")
+    )
     if not files:
         pytest.skip("scikit-image sample images not installed")
     from PIL import Image

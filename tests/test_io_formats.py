@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_images import write_netpbm, write_png
 from PIL import Image
 
-from fixtures_images import write_netpbm, write_png
 from preproc.errors import DecodeError, LossyDecodeError
 from preproc.io import SUPPORTED_EXTENSIONS, decode, probe
 
@@ -47,7 +47,12 @@ def test_jpeg_decodes_like_pillow(tmp_path, mode, channels):
     out, info = decode(path)
     expected = np.asarray(Image.open(path)).reshape(16, 16, channels)
     np.testing.assert_array_equal(out, expected)
-    assert (info.format, info.dtype, info.channels, info.stored_bits) == ("jpeg", "uint8", channels, 8)
+    assert (info.format, info.dtype, info.channels, info.stored_bits) == (
+        "jpeg",
+        "uint8",
+        channels,
+        8,
+    )
 
 
 def test_cmyk_jpeg_is_lossy(tmp_path):
@@ -101,7 +106,9 @@ def test_gif_with_transparency_expands_to_rgba(tmp_path):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_netpbm_keeps_raw_values_up_to_maxval(tmp_path, ascii, maxval, channels):
     array = RNG.integers(0, maxval + 1, (5, 6, channels))
-    path = write_netpbm(tmp_path / ("x.pgm" if channels == 1 else "x.ppm"), array, maxval, ascii=ascii)
+    path = write_netpbm(
+        tmp_path / ("x.pgm" if channels == 1 else "x.ppm"), array, maxval, ascii=ascii
+    )
     out, info = decode(path)
     assert out.dtype == (np.uint16 if maxval > 255 else np.uint8)
     np.testing.assert_array_equal(out, array)
@@ -145,5 +152,17 @@ def test_detection_uses_magic_not_extension(tmp_path):
 
 
 def test_supported_extensions():
-    assert SUPPORTED_EXTENSIONS >= {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "pbm", "gif", "tif", "tiff", "dcm"}
+    assert SUPPORTED_EXTENSIONS >= {
+        "png",
+        "jpg",
+        "jpeg",
+        "bmp",
+        "ppm",
+        "pgm",
+        "pbm",
+        "gif",
+        "tif",
+        "tiff",
+        "dcm",
+    }
     assert all(ext == ext.lower() and not ext.startswith(".") for ext in SUPPORTED_EXTENSIONS)

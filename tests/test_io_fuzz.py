@@ -8,11 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
+from fixtures_images import PNG_SIGNATURE, png_bytes, write_dicom, write_netpbm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fixtures_images import PNG_SIGNATURE, png_bytes, write_dicom, write_netpbm
 from preproc.errors import DecodeError
 from preproc.io import decode, probe
 
@@ -37,7 +37,9 @@ def _tiff_bytes(array, **options) -> bytes:
 
 
 def _dicom_bytes(tmp_dir) -> bytes:
-    return write_dicom(tmp_dir / "seed.dcm", RNG.integers(0, 4096, (8, 8)).astype(np.uint16), bits_stored=12).read_bytes()
+    return write_dicom(
+        tmp_dir / "seed.dcm", RNG.integers(0, 4096, (8, 8)).astype(np.uint16), bits_stored=12
+    ).read_bytes()
 
 
 def refix_png_crcs(data: bytes) -> bytes:
@@ -58,16 +60,22 @@ def refix_png_crcs(data: bytes) -> bytes:
 
 SEEDS = {
     "png16rgb": png_bytes(RNG.integers(0, 65536, (8, 9, 3)).astype(np.uint16)),
-    "png4gray-adam7": png_bytes(RNG.integers(0, 16, (9, 9)).astype(np.uint8), bit_depth=4, interlace=True),
+    "png4gray-adam7": png_bytes(
+        RNG.integers(0, 16, (9, 9)).astype(np.uint8), bit_depth=4, interlace=True
+    ),
     "png8rgba": png_bytes(RNG.integers(0, 256, (6, 7, 4)).astype(np.uint8)),
     "jpeg": _pillow_bytes(RNG.integers(0, 256, (16, 16, 3)).astype(np.uint8), "JPEG"),
     "bmp": _pillow_bytes(RNG.integers(0, 256, (5, 6, 3)).astype(np.uint8), "BMP"),
     "gif": _pillow_bytes(RNG.integers(0, 256, (5, 6)).astype(np.uint8), "GIF"),
     "tiff16": _tiff_bytes(RNG.integers(0, 65536, (8, 8, 3)).astype(np.uint16), photometric="rgb"),
-    "tiff-float-zlib": _tiff_bytes(RNG.standard_normal((8, 8)).astype(np.float32), compression="zlib"),
+    "tiff-float-zlib": _tiff_bytes(
+        RNG.standard_normal((8, 8)).astype(np.float32), compression="zlib"
+    ),
 }
 
-mutations = st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=6)
+mutations = st.lists(
+    st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=6
+)
 
 
 def mutate(data: bytes, edits, cut) -> bytes:
@@ -116,7 +124,9 @@ def test_mutated_png_with_valid_crcs_reaches_the_decoder(tmp_path, edits, seed):
 @given(edits=mutations, cut=st.sampled_from([1.0, 0.9, 0.5]))
 def test_mutated_dicom_and_netpbm(tmp_path, edits, cut):
     dicom = _dicom_bytes(tmp_path)
-    netpbm = write_netpbm(tmp_path / "seed.ppm", RNG.integers(0, 4096, (4, 4, 3)), 4095).read_bytes()
+    netpbm = write_netpbm(
+        tmp_path / "seed.ppm", RNG.integers(0, 4096, (4, 4, 3)), 4095
+    ).read_bytes()
     for name, data in (("fuzz.dcm", dicom), ("fuzz.ppm", netpbm)):
         path = tmp_path / name
         path.write_bytes(mutate(data, edits, cut))

@@ -8,20 +8,31 @@ import zlib
 
 import numpy as np
 import pytest
+from fixtures_images import PNG_SIGNATURE, png_bytes, png_chunk, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fixtures_images import PNG_SIGNATURE, png_bytes, png_chunk, write_png
 from preproc.dtypes import dtype_range, levels_range
 from preproc.errors import DecodeError
-from preproc.io import decode, probe
-from preproc.io import pngfilter
+from preproc.io import decode, pngfilter, probe
 
 RNG = np.random.default_rng(20240501)
 
 # (bit depth, channels) of every non-palette PNG variant
-VARIANTS = [(1, 1), (2, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 3), (16, 3), (8, 4), (16, 4)]
+VARIANTS = [
+    (1, 1),
+    (2, 1),
+    (4, 1),
+    (8, 1),
+    (16, 1),
+    (8, 2),
+    (16, 2),
+    (8, 3),
+    (16, 3),
+    (8, 4),
+    (16, 4),
+]
 PHOTOMETRIC = {1: "gray", 2: "gray+alpha", 3: "rgb", 4: "rgba"}
 
 
@@ -35,7 +46,9 @@ def random_image(bit_depth: int, shape) -> np.ndarray:
 @pytest.mark.parametrize("size", [(1, 1), (5, 3), (19, 23)])
 def test_round_trip_is_bit_exact(tmp_path, bit_depth, channels, interlace, size):
     array = random_image(bit_depth, size + (channels,))
-    path = write_png(tmp_path / "x.png", array, bit_depth=bit_depth, interlace=interlace, seed=size[0])
+    path = write_png(
+        tmp_path / "x.png", array, bit_depth=bit_depth, interlace=interlace, seed=size[0]
+    )
     out, info = decode(path)
     assert out.dtype == array.dtype
     assert out.shape == array.shape
@@ -72,7 +85,10 @@ def test_numpy_decoder_matches_pillow_on_8_bit(tmp_path):
             pillow = np.asarray(Image.open(io.BytesIO(data))).reshape(array.shape)
             ours = pngfilter.decode_pixels(
                 data[data.index(b"IDAT") + 4 : -16],  # the single IDAT payload
-                height=13, width=17, bit_depth=8, color_type={1: 0, 2: 4, 3: 2, 4: 6}[channels],
+                height=13,
+                width=17,
+                bit_depth=8,
+                color_type={1: 0, 2: 4, 3: 2, 4: 6}[channels],
                 interlaced=interlace,
             )
             np.testing.assert_array_equal(ours, pillow)
@@ -131,10 +147,17 @@ def test_palette_expands_to_rgb_and_rgba(tmp_path, bits):
     palette = RNG.integers(0, 256, (entries, 3)).astype(np.uint8)
     indices = RNG.integers(0, entries, (6, 7)).astype(np.uint8)
     out, info = decode(write_png(tmp_path / "p.png", indices, bit_depth=bits, palette=palette))
-    assert (out.dtype, out.shape, info.photometric, info.stored_bits) == (np.uint8, (6, 7, 3), "rgb", 8)
+    assert (out.dtype, out.shape, info.photometric, info.stored_bits) == (
+        np.uint8,
+        (6, 7, 3),
+        "rgb",
+        8,
+    )
     np.testing.assert_array_equal(out, palette[indices])
     alpha = RNG.integers(0, 256, entries).astype(np.uint8)
-    path = write_png(tmp_path / "pa.png", indices, bit_depth=bits, palette=palette, trns=alpha[:-1].tobytes())
+    path = write_png(
+        tmp_path / "pa.png", indices, bit_depth=bits, palette=palette, trns=alpha[:-1].tobytes()
+    )
     out, info = decode(path)
     assert out.shape == (6, 7, 4) and info.photometric == "rgba"
     expected_alpha = np.append(alpha[:-1], dtype_range(np.uint8)[1]).astype(np.uint8)[indices]
@@ -158,22 +181,35 @@ def test_png_named_jpg_decodes_as_png(tmp_path):
 
 def test_split_idat_and_ancillary_chunks(tmp_path):
     array = random_image(16, (8, 8, 4))
-    path = write_png(tmp_path / "m.png", array, idat_pieces=5, chunks_before_idat=[(b"tEXt", b"k\x00v")])
+    path = write_png(
+        tmp_path / "m.png", array, idat_pieces=5, chunks_before_idat=[(b"tEXt", b"k\x00v")]
+    )
     out, _ = decode(path)
     np.testing.assert_array_equal(out, array)
 
 
 def test_animated_png_frame_count_is_reported(tmp_path):
-    path = write_png(tmp_path / "a.png", random_image(8, (2, 2)), chunks_before_idat=[(b"acTL", struct.pack(">II", 3, 0))])
+    path = write_png(
+        tmp_path / "a.png",
+        random_image(8, (2, 2)),
+        chunks_before_idat=[(b"acTL", struct.pack(">II", 3, 0))],
+    )
     assert probe(path).frames == 3
 
 
 def _bomb_header(width: int, height: int, color_type: int = 2, depth: int = 16) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
-    return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b"")
+    return (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("color_type,depth", [(2, 16), (0, 8), (6, 8)], ids=["numpy", "pillow-gray", "pillow-rgba"])
+@pytest.mark.parametrize(
+    "color_type,depth", [(2, 16), (0, 8), (6, 8)], ids=["numpy", "pillow-gray", "pillow-rgba"]
+)
 def test_decompression_bomb_header_is_refused_before_allocation(tmp_path, color_type, depth):
     path = tmp_path / "bomb.png"
     path.write_bytes(_bomb_header(100000, 100000, color_type, depth))
@@ -191,7 +227,12 @@ def test_zlib_bomb_in_small_image_does_not_inflate_past_the_image(tmp_path):
     stream = zlib.compress(rows + b"\x00" * 50_000_000, 9)
     ihdr = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
     path = tmp_path / "zbomb.png"
-    path.write_bytes(PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", stream)
+        + png_chunk(b"IEND", b"")
+    )
     out, _ = decode(path)
     np.testing.assert_array_equal(out, array)
 
@@ -209,7 +250,12 @@ def test_probe_reads_headers_only(tmp_path):
     # garbage image data: a probe that decoded pixels would fail
     ihdr = struct.pack(">IIBBBBB", 640, 480, 16, 2, 0, 0, 0)
     path = tmp_path / "h.png"
-    path.write_bytes(PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"not zlib") + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", b"not zlib")
+        + png_chunk(b"IEND", b"")
+    )
     info = probe(path)
     assert (info.width, info.height, info.dtype, info.channels) == (640, 480, "uint16", 3)
     with pytest.raises(DecodeError) as caught:
@@ -221,12 +267,25 @@ def test_bad_crc_truncation_and_bad_filter(tmp_path):
     good = png_bytes(random_image(16, (6, 6, 3)))
     bad_crc = bytearray(good)
     bad_crc[len(PNG_SIGNATURE) + 8 + 13] ^= 1  # IHDR CRC
-    cases = {"crc.png": (bytes(bad_crc), "corrupt"), "cut.png": (good[: len(good) // 2], "truncated")}
+    cases = {
+        "crc.png": (bytes(bad_crc), "corrupt"),
+        "cut.png": (good[: len(good) // 2], "truncated"),
+    }
     rows = b"".join(b"\x07" + bytes(6 * 6) for _ in range(6))  # filter type 7 does not exist
     ihdr = struct.pack(">IIBBBBB", 6, 6, 16, 2, 0, 0, 0)
-    bad_filter = PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
+    bad_filter = (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(rows))
+        + png_chunk(b"IEND", b"")
+    )
     cases["filter.png"] = (bad_filter, "corrupt")
-    short_stream = PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(rows[:20])) + png_chunk(b"IEND", b"")
+    short_stream = (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(rows[:20]))
+        + png_chunk(b"IEND", b"")
+    )
     cases["short.png"] = (short_stream, "corrupt")
     for name, (data, reason) in cases.items():
         (tmp_path / name).write_bytes(data)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures_images import write_tiff
 from PIL import Image
 
-from fixtures_images import write_tiff
 from preproc.errors import DecodeError, LossyDecodeError
 from preproc.io import decode, probe
 
@@ -116,7 +116,9 @@ def test_lzw_without_imagecodecs_falls_back_to_pillow_when_exact(tmp_path):
 
 def test_truncated_strip_is_an_error_not_zeros(tmp_path):
     # tifffile itself would fill the missing part of the strip with zeros
-    path = write_tiff(tmp_path / "t.tif", random_array("uint16", (64, 64)), photometric="minisblack")
+    path = write_tiff(
+        tmp_path / "t.tif", random_array("uint16", (64, 64)), photometric="minisblack"
+    )
     with tifffile.TiffFile(path) as tif:
         ifd_offset, data_offset = tif.pages[0].offset, tif.pages[0].dataoffsets[0]
     assert ifd_offset < data_offset  # the tags survive the cut below

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from ..errors import DecodeError
 
@@ -112,19 +113,17 @@ def max_pixels() -> int | None:
     return Image.MAX_IMAGE_PIXELS
 
 
-def check_pixel_limit(path, height: int, width: int, planes: int = 1) -> None:
+def check_pixel_limit(path, height: int, width: int) -> None:
     """Raise ``DecodeError('decompression-bomb')`` when an image is larger than the limit.
 
-    Called with header values before any pixel buffer is allocated. ``planes`` counts frames
-    that a decoder must materialize together.
+    Called with header values before any pixel buffer is allocated.
     """
     limit = max_pixels()
-    pixels = int(height) * int(width) * int(planes)
+    pixels = int(height) * int(width)
     if limit is not None and pixels > limit:
         raise DecodeError(
             path,
             "decompression-bomb",
-            f"{width}x{height}" + (f"x{planes}" if planes > 1 else "")
-            + f" = {pixels} pixels exceeds the limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS); "
-            "raise that limit if the file is trusted",
+            f"{width}x{height} = {pixels} pixels exceeds the limit of {limit} "
+            "(PIL.Image.MAX_IMAGE_PIXELS); raise that limit if the file is trusted",
         )

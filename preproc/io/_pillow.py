@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -184,12 +185,11 @@ def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
     """
     if fmt == "jpeg":
         _unsupported_precision(path, data)
-    with pillow_errors(path):
-        with open_image(io.BytesIO(data)) as image:
-            check_pixel_limit(path, image.size[1], image.size[0])
-            info = _info_from_image(path, image, fmt)
-            image.load()
-            return _to_array(path, image, info), info
+    with pillow_errors(path), open_image(io.BytesIO(data)) as image:
+        check_pixel_limit(path, image.size[1], image.size[0])
+        info = _info_from_image(path, image, fmt)
+        image.load()
+        return _to_array(path, image, info), info
 
 
 def decode_pillow_png(path, data: bytes, info: ImageInfo) -> np.ndarray | None:
@@ -198,10 +198,9 @@ def decode_pillow_png(path, data: bytes, info: ImageInfo) -> np.ndarray | None:
     Returns ``None`` when Pillow does not hand the data over unchanged (unexpected mode), so
     the caller falls back to the NumPy decoder.
     """
-    with pillow_errors(path):
-        with open_image(io.BytesIO(data)) as image:
-            if image.mode not in ("L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B", "I;16L"):
-                return None
-            image.load()
-            array = _to_array(path, image, info)
+    with pillow_errors(path), open_image(io.BytesIO(data)) as image:
+        if image.mode not in ("L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B", "I;16L"):
+            return None
+        image.load()
+        array = _to_array(path, image, info)
     return array

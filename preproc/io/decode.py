@@ -8,6 +8,7 @@ Both pick the reader from the file's magic bytes, never from its extension, and 
 from __future__ import annotations
 
 import os
+from importlib import import_module
 
 import numpy as np
 
@@ -20,14 +21,26 @@ __all__ = ["decode", "probe"]
 
 def _unsupported(path, head: bytes) -> DecodeError:
     return DecodeError(
-        path, "unsupported", f"unknown file signature {head[:8]!r}; not PNG, JPEG, BMP, GIF, netpbm, TIFF or DICOM"
+        path,
+        "unsupported",
+        f"unknown file signature {head[:8]!r}; not PNG, JPEG, BMP, GIF, netpbm, TIFF or DICOM",
     )
 
 
-def _is_bitmap(head: bytes) -> bool:
-    from .netpbm import BITMAP_MAGICS
+#: format -> module of this package holding ``probe_<module>`` and ``decode_<module>``.
+_READERS = {"png": "png", "tiff": "tiff", "dicom": "dicom", "ppm": "netpbm"}
 
-    return head[:2] in BITMAP_MAGICS
+
+def _reader(path, head: bytes):
+    """``(format, module, suffix)`` of the reader for a file starting with ``head``."""
+    fmt = sniff_format(head, path)
+    if fmt is None:
+        raise _unsupported(path, head)
+    module = _READERS.get(fmt, "_pillow")
+    if module == "netpbm" and head[:2] in (b"P1", b"P4"):  # bitmaps: Pillow reads them as 0/1
+        module = "_pillow"
+    name = "pillow" if module == "_pillow" else module
+    return fmt, import_module(f".{module}", __package__), name
 
 
 def probe(path: str | os.PathLike) -> ImageInfo:
@@ -52,28 +65,10 @@ def probe(path: str | os.PathLike) -> ImageInfo:
             handle.seek(0)
         except OSError as exc:
             raise DecodeError(path, "corrupt", f"cannot read: {exc}") from exc
-        fmt = sniff_format(head, path)
-        if fmt == "png":
-            from .png import probe_png
-
-            return probe_png(path, handle)
-        if fmt == "tiff":
-            from .tiff import probe_tiff
-
-            return probe_tiff(path, handle)
-        if fmt == "dicom":
-            from .dicom import probe_dicom
-
-            return probe_dicom(path, handle)
-        if fmt == "ppm" and not _is_bitmap(head):
-            from .netpbm import probe_netpbm
-
-            return probe_netpbm(path, handle)
-        if fmt is not None:
-            from ._pillow import probe_pillow
-
-            return probe_pillow(path, handle, fmt)
-        raise _unsupported(path, head)
+        fmt, module, name = _reader(path, head)
+        if name == "pillow":
+            return module.probe_pillow(path, handle, fmt)
+        return getattr(module, f"probe_{name}")(path, handle)
 
 
 def decode(path: str | os.PathLike, *, modality_lut: bool = False) -> tuple[np.ndarray, ImageInfo]:
@@ -95,25 +90,9 @@ def decode(path: str | os.PathLike, *, modality_lut: bool = False) -> tuple[np.n
         MissingDependencyError: a DICOM file and pydicom is not installed.
     """
     data = read_source(path)
-    fmt = sniff_format(data[:SNIFF_BYTES], path)
-    if fmt == "png":
-        from .png import decode_png
-
-        return decode_png(path, data)
-    if fmt == "tiff":
-        from .tiff import decode_tiff
-
-        return decode_tiff(path, data)
-    if fmt == "dicom":
-        from .dicom import decode_dicom
-
-        return decode_dicom(path, data, modality_lut=modality_lut)
-    if fmt == "ppm" and not _is_bitmap(data):
-        from .netpbm import decode_netpbm
-
-        return decode_netpbm(path, data)
-    if fmt is not None:
-        from ._pillow import decode_pillow
-
-        return decode_pillow(path, data, fmt)
-    raise _unsupported(path, data)
+    fmt, module, name = _reader(path, data[:SNIFF_BYTES])
+    if name == "pillow":
+        return module.decode_pillow(path, data, fmt)
+    if name == "dicom":
+        return module.decode_dicom(path, data, modality_lut=modality_lut)
+    return getattr(module, f"decode_{name}")(path, data)

@@ -37,7 +37,7 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 def _pydicom():
     try:
         import pydicom
-        import pydicom.pixels  # noqa: F401 - registers the decoders
+        import pydicom.pixels
     except ImportError as exc:
         raise MissingDependencyError("pydicom", "dicom", "reading DICOM files") from exc
     return pydicom
@@ -138,7 +138,7 @@ def _check_plausible(path, ds, has_marker: bool) -> None:
     """Without the ``DICM`` marker, ``force=True`` parses any bytes; demand real DICOM groups."""
     if has_marker:
         return
-    groups = {tag.group for tag in ds.keys()}
+    groups = {tag.group for tag in ds.keys()}  # noqa: SIM118 - iterating yields elements
     if not groups & {0x0008, 0x0028}:
         raise DecodeError(path, "unsupported", "no DICM marker and no DICOM identifying elements")
 
@@ -196,7 +196,9 @@ def _decode_frame(path, ds, info: ImageInfo) -> tuple[np.ndarray, dict]:
         raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): no decoder") from exc
     if not decoder.is_available:
         missing = "; ".join(decoder.missing_dependencies)
-        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}")
+        raise DecodeError(
+            path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}"
+        )
     try:
         return decoder.as_array(ds, index=0)
     except Exception as exc:
@@ -248,7 +250,9 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False) -> tuple[np.n
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     if array.shape[:2] != (info.height, info.width):
-        raise DecodeError(path, "corrupt", f"decoded shape {array.shape} does not match Rows/Columns")
+        raise DecodeError(
+            path, "corrupt", f"decoded shape {array.shape} does not match Rows/Columns"
+        )
     info = info.with_changes(
         dtype=array.dtype.name, channels=array.shape[2], photometric=photometric, extra=extra
     )

@@ -45,7 +45,9 @@ def _tokens(data: bytes, count: int, path) -> tuple[list[int], int]:
             raise DecodeError(path, reason, "incomplete netpbm header")
         values.append(int(data[start:pos]))
     if pos >= end or not data[pos : pos + 1].isspace():
-        raise DecodeError(path, "truncated" if pos >= end else "corrupt", "netpbm header not terminated")
+        raise DecodeError(
+            path, "truncated" if pos >= end else "corrupt", "netpbm header not terminated"
+        )
     return values, pos + 1
 
 
@@ -101,7 +103,9 @@ def decode_netpbm(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
         big = np.dtype(">u2") if info.dtype == "uint16" else np.dtype(np.uint8)
         raster = data[offset : offset + count * big.itemsize]
         if len(raster) < count * big.itemsize:
-            raise DecodeError(path, "truncated", f"raster holds {len(raster)} of {count * big.itemsize} bytes")
+            raise DecodeError(
+                path, "truncated", f"raster holds {len(raster)} of {count * big.itemsize} bytes"
+            )
         values = np.frombuffer(raster, big).astype(info.dtype)
     else:
         try:

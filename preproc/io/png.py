@@ -73,6 +73,37 @@ def _parse_ihdr(path, data: bytes, header: PngHeader) -> None:
     header.interlaced = bool(interlace)
 
 
+def _reader(source: BinaryIO | bytes):
+    """A ``read(n)`` over an open file or a bytes object."""
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        return source.read
+    view = memoryview(source)
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = view[pos : pos + n]
+        pos += n
+        return bytes(chunk)
+
+    return read
+
+
+def _store_chunk(path, header: PngHeader, kind: bytes, data: bytes) -> None:
+    if kind == b"IHDR":
+        _parse_ihdr(path, data, header)
+    elif kind == b"PLTE":
+        header.palette = data
+    elif kind == b"tRNS":
+        header.trns = data
+    elif kind == b"sBIT":
+        header.sbit = data
+    elif kind == b"acTL" and len(data) >= 4:
+        header.frames = max(1, struct.unpack(">I", data[:4])[0])
+    elif kind == b"IDAT":
+        header.idat.append(data)
+
+
 def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader:
     """Walk the chunks of a PNG.
 
@@ -86,53 +117,28 @@ def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader
         DecodeError: ``truncated`` when the file ends inside a chunk or before IEND,
             ``corrupt`` for bad signatures, CRCs, chunk order or IHDR fields.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        pos = 0
-
-        def read(n: int) -> bytes:
-            nonlocal pos
-            chunk = view[pos : pos + n]
-            pos += n
-            return bytes(chunk)
-    else:
-        read = source.read
+    read = _reader(source)
     if read(8) != PNG_SIGNATURE:
         raise DecodeError(path, "corrupt", "not a PNG signature")
     header = PngHeader()
-    seen_ihdr = False
     while True:
         head = read(8)
         if len(head) < 8:
             raise DecodeError(path, "truncated", "file ends before the IEND chunk")
-        length, ctype = struct.unpack(">I4s", head)
+        length, kind = struct.unpack(">I4s", head)
         if length > _MAX_DIMENSION:
             raise _chunk_error(path, f"chunk length {length} out of range")
-        if not seen_ihdr and ctype != b"IHDR":
+        if header.width == 0 and kind != b"IHDR":
             raise _chunk_error(path, "first chunk is not IHDR")
-        if ctype == b"IDAT" and not read_pixels:
+        if kind == b"IEND" or (kind == b"IDAT" and not read_pixels):
             break
         body = read(length + 4)
         if len(body) < length + 4:
-            raise DecodeError(path, "truncated", f"file ends inside a {ctype!r} chunk")
+            raise DecodeError(path, "truncated", f"file ends inside a {kind!r} chunk")
         data, crc = body[:length], struct.unpack(">I", body[length:])[0]
-        if zlib.crc32(ctype + data) != crc:
-            raise _chunk_error(path, f"CRC mismatch in {ctype.decode('latin-1')} chunk")
-        if ctype == b"IHDR":
-            _parse_ihdr(path, data, header)
-            seen_ihdr = True
-        elif ctype == b"PLTE":
-            header.palette = data
-        elif ctype == b"tRNS":
-            header.trns = data
-        elif ctype == b"sBIT":
-            header.sbit = data
-        elif ctype == b"acTL" and length >= 4:
-            header.frames = max(1, struct.unpack(">I", data[:4])[0])
-        elif ctype == b"IDAT":
-            header.idat.append(data)
-        elif ctype == b"IEND":
-            break
+        if zlib.crc32(kind + data) != crc:
+            raise _chunk_error(path, f"CRC mismatch in {kind.decode('latin-1')} chunk")
+        _store_chunk(path, header, kind, data)
     if header.color_type == 3 and header.palette is None:
         raise _chunk_error(path, "palette image without a PLTE chunk")
     if read_pixels and not header.idat:
@@ -159,7 +165,9 @@ def _info(path, h: PngHeader) -> ImageInfo:
         channels = pngfilter.SAMPLES_PER_PIXEL[h.color_type]
         photometric = _PHOTOMETRIC[h.color_type]
         if h.trns is not None:
-            extra["transparency"] = tuple(struct.unpack(f">{len(h.trns) // 2}H", h.trns[: len(h.trns) // 2 * 2]))
+            extra["transparency"] = tuple(
+                struct.unpack(f">{len(h.trns) // 2}H", h.trns[: len(h.trns) // 2 * 2])
+            )
     return ImageInfo(
         path=str(path),
         format="png",

@@ -24,7 +24,15 @@ __all__ = ["ADAM7", "SAMPLES_PER_PIXEL", "decode_pixels", "unfilter"]
 SAMPLES_PER_PIXEL = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 #: Adam7 passes: (x start, y start, x step, y step).
-ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 _NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
 

@@ -55,7 +55,9 @@ def _photometric(path, page) -> tuple[str, int]:
 def _layout(path, page) -> tuple[int, int]:
     axes = page.axes
     if not set(axes) <= set("YXS") or "Y" not in axes or "X" not in axes:
-        raise DecodeError(path, "unsupported", f"TIFF page with axes {axes!r} (volumetric or tiled depth)")
+        raise DecodeError(
+            path, "unsupported", f"TIFF page with axes {axes!r} (volumetric or tiled depth)"
+        )
     return int(page.shape[axes.index("Y")]), int(page.shape[axes.index("X")])
 
 
@@ -125,7 +127,9 @@ def probe_tiff(path, handle: BinaryIO) -> ImageInfo:
             return _page_info(path, tif, _first_page(path, tif))
     except DecodeError:
         raise
-    except Exception as exc:  # tifffile raises TiffFileError, ValueError, KeyError, struct.error ...
+    except (
+        Exception
+    ) as exc:  # tifffile raises TiffFileError, ValueError, KeyError, struct.error ...
         raise _tiff_errors(path, exc) from exc
 
 
@@ -133,7 +137,9 @@ def _check_extent(path, page, size: int) -> None:
     """tifffile fills missing strips with zeros; a file that ends early is an error here."""
     for offset, count in zip(page.dataoffsets, page.databytecounts):
         if count and offset + count > size:
-            raise DecodeError(path, "truncated", f"image data at {offset}+{count} past end of file ({size})")
+            raise DecodeError(
+                path, "truncated", f"image data at {offset}+{count} past end of file ({size})"
+            )
 
 
 def _to_hwc(page, array: np.ndarray) -> np.ndarray:
@@ -146,10 +152,9 @@ def _to_hwc(page, array: np.ndarray) -> np.ndarray:
 def _pillow_fallback(path, data: bytes, info: ImageInfo, cause: DecodeError) -> np.ndarray:
     from ._pillow import open_image, pillow_errors
 
-    with pillow_errors(path):
-        with open_image(io.BytesIO(data)) as image:
-            image.load()
-            array = np.asarray(image)
+    with pillow_errors(path), open_image(io.BytesIO(data)) as image:
+        image.load()
+        array = np.asarray(image)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     array = array.reshape(info.height, info.width, -1)
