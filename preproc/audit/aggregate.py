@@ -33,18 +33,35 @@ __all__ = ["FLOAT_BINS", "FloatHistogram", "GroupStats", "RecordSpool", "float_p
 FLOAT_BINS = 1024
 #: Bins stay at least ``2**-_FLOOR_BITS`` times the largest magnitude, so indices fit int64.
 _FLOOR_BITS = 40
+#: Exponent of the smallest positive double: the floor for all-zero data.
+_MIN_EXP = -1074
+
+
+def _floor_scaled(x: float, k: int) -> int:
+    """``floor(x / 2**k)`` exactly, also when the quotient underflows to zero."""
+    q = math.ldexp(x, -k)
+    return -1 if q == 0 and x < 0 else math.floor(q)
+
+
+def _floor_scaled_array(values: np.ndarray, k: int) -> np.ndarray:
+    q = np.floor(np.ldexp(values, -k))
+    q[(q == 0) & (values < 0)] = -1
+    return q.astype(np.int64)
 
 
 def _covering_exp(lo: float, hi: float, start: int | None = None) -> int:
     """Smallest ``k`` such that aligned bins of width ``2**k`` cover ``[lo, hi]``.
 
-    ``k`` is at least ``start`` and at least the magnitude floor of ``[lo, hi]``. Both bounds
-    grow with the data, which keeps the result independent of merge order.
+    ``k`` is at least ``start`` and at least a floor that grows with the magnitude of the data.
+    Both bounds only grow as data is added, which keeps the result independent of merge order.
     """
-    floor = math.frexp(max(abs(lo), abs(hi)))[1] - _FLOOR_BITS if (lo or hi) else -_FLOOR_BITS
-    estimate = math.ceil(math.log2(max(hi - lo, 2.0**floor) / FLOAT_BINS)) - 1
+    magnitude = max(abs(lo), abs(hi))
+    floor = max(math.frexp(magnitude)[1] - _FLOOR_BITS, _MIN_EXP) if magnitude else _MIN_EXP
+    half_span = hi / 2 - lo / 2  # halved so the difference cannot overflow
+    estimate = (math.ceil(math.log2(half_span) + 1 - math.log2(FLOAT_BINS)) - 1
+                if half_span > 0 else floor)
     k = max(floor, estimate, start if start is not None else floor)
-    while math.floor(hi / 2.0**k) - math.floor(lo / 2.0**k) >= FLOAT_BINS:
+    while _floor_scaled(hi, k) - _floor_scaled(lo, k) >= FLOAT_BINS:
         k += 1
     return k
 
@@ -70,8 +87,8 @@ class FloatHistogram:
             return None
         lo, hi = float(values.min()), float(values.max())
         exp = _covering_exp(lo, hi)
-        start = math.floor(lo / 2.0**exp)
-        index = np.floor(values / 2.0**exp).astype(np.int64) - start
+        start = _floor_scaled(lo, exp)
+        index = _floor_scaled_array(values, exp) - start
         counts = np.stack([np.bincount(index[:, c], minlength=FLOAT_BINS)
                            for c in range(values.shape[1])])
         return cls(exp, start, counts.astype(np.int64), lo, hi)
@@ -88,7 +105,7 @@ class FloatHistogram:
         """Add ``other`` into this histogram, widening bins as needed."""
         lo, hi = min(self.vmin, other.vmin), max(self.vmax, other.vmax)
         exp = _covering_exp(lo, hi, start=max(self.exp, other.exp))
-        start = math.floor(lo / 2.0**exp)
+        start = _floor_scaled(lo, exp)
         self.counts = self._rebinned(exp, start) + other._rebinned(exp, start)
         self.exp, self.start, self.vmin, self.vmax = exp, start, lo, hi
 
@@ -96,8 +113,9 @@ class FloatHistogram:
         """Edges and per-channel counts over the occupied range, in at most ``max_bins`` bins."""
         nz = np.flatnonzero(self.counts.any(axis=0))
         first, last = int(nz[0]), int(nz[-1])
-        return _compact(self.counts[:, first:last + 1], (self.start + first) * 2.0**self.exp,
-                        2.0**self.exp, max_bins)
+        width = math.ldexp(1.0, self.exp)
+        return _compact(self.counts[:, first:last + 1], (self.start + first) * width, width,
+                        max_bins)
 
 
 def _compact(counts: np.ndarray, lo: float, width: float, max_bins: int):

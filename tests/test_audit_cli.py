@@ -1,0 +1,103 @@
+"""`preproc audit` on the command line: outputs, exit codes, usage errors."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from audit_fixtures import clean_dataset, config_for, messy_dataset
+from preproc.cli import main
+
+
+class _Page(HTMLParser):
+    """Collects tags, sources of images and external references of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            if value and not value.startswith("data:"):
+                self.external.append(value)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_audit_text_report_and_stats(tmp_path, capsys):
+    cfg = config_for(messy_dataset(tmp_path / "data"))
+    out = tmp_path / "out"
+    code = main(["audit", str(cfg), "--report", str(out), "--stats", str(tmp_path / "s.json"),
+                 "--workers", "1"])
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "error[unreadable-file]" in text
+    assert "suggested source block" in text and "bit_depth: 16" in text
+    assert "2 could not be read" in text
+    assert "━" in text or "-" in text  # the summary table
+    assert json.loads((tmp_path / "s.json").read_text())["format"] == "preproc-stats"
+    page = _Page()
+    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    assert page.external == [] and "script" not in page.tags
+    assert page.images and all(s.startswith("data:image/png;base64,") for s in page.images)
+    body = " ".join(page.text)
+    for heading in ("Findings", "Bit depth per class", "Values per dtype group",
+                    "Suggested source block"):
+        assert heading in body
+
+
+def test_html_without_matplotlib_says_so(tmp_path, monkeypatch):
+    from preproc.audit import audit
+
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
+    report = audit(clean_dataset(tmp_path / "data", per_class=1), workers=1)
+    page = _Page()
+    page.feed(report.write(tmp_path / "out")["html"].read_text(encoding="utf-8"))
+    assert page.images == []
+    assert "matplotlib is not installed" in " ".join(page.text)
+
+
+def test_audit_json_and_clean_exit(tmp_path, capsys):
+    cfg = config_for(clean_dataset(tmp_path / "data", per_class=2))
+    assert main(["audit", str(cfg), "--format", "json", "--workers", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["findings"] == [] and doc["failed"] is False
+    assert "files" not in doc and doc["summary"]["files"] == 4
+
+
+def test_quick_json_has_no_values(tmp_path, capsys):
+    root = messy_dataset(tmp_path / "data")
+    assert main(["audit", str(root), "--quick", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "quick" and doc["stats"] is None and doc["groups"] == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["audit", "{missing}"],
+    ["audit", "{root}", "--quick", "--stats", "{tmp}/s.json"],
+    ["audit", "{root}", "--scheduler", "tcp://127.0.0.1:1"],
+    ["audit", "{root}", "--workers", "0"],
+])
+def test_usage_errors_exit_2(tmp_path, capsys, argv):
+    root = clean_dataset(tmp_path / "data", per_class=1)
+    argv = [a.format(root=root, tmp=tmp_path, missing=tmp_path / "nope") for a in argv]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip()
+
+
+def test_no_progress_bar_when_piped(tmp_path, capsys):
+    root = clean_dataset(tmp_path / "data", per_class=1)
+    main(["audit", str(root), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert "auditing" not in err and "\x1b[" not in err
