@@ -264,27 +264,38 @@ def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) 
     """The first pydantic error, mapped to a YAML position, with a did-you-mean for unknown keys."""
     errors = exc.errors(include_url=False)
     err = min(errors, key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
-    loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+    loc = _doc_path(err["loc"], doc, prefix, err["type"])
     line, column = doc.where(loc)
     message, hint = err["msg"], None
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if err["type"] == "extra_forbidden":
-        key = loc[-1]
-        allowed = _allowed_keys(model, [p for p in err["loc"][:-1] if not _is_union_tag(p)])
+        key = loc[-1] if loc else ""
+        allowed = _allowed_keys(model, list(_doc_path(err["loc"][:-1], doc, prefix, "")[len(prefix):]))
         close = difflib.get_close_matches(str(key), allowed, n=1)
         message = f"unknown key {key!r}"
         hint = f"did you mean `{close[0]}`?" if close else (
             f"allowed keys: {', '.join(allowed)}" if allowed else None)
         hint = _UNSUPPORTED.get(str(key), hint)
     elif err["type"] == "missing":
-        message = f"missing required key {loc[-1]!r}"
+        message = f"missing required key {loc[-1]!r}" if loc else "missing value"
         if loc == ("version",):
             hint = "add `version: 1` at the top"
     elif "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
         message += f" (got {err['input']!r})"
     return ConfigError(message, file=doc.file, line=line, column=column,
                        path=format_path(loc), hint=hint)
+
+
+def _doc_path(loc, doc: Document, prefix: tuple, err_type: str) -> tuple:
+    """Map a pydantic ``loc`` to a document key path, dropping pydantic's union-branch tags."""
+    path = prefix
+    for i, part in enumerate(loc):
+        candidate = path + (part,)
+        last_missing = i == len(loc) - 1 and err_type == "missing"
+        if candidate in doc.positions or last_missing or not _is_union_tag(part):
+            path = candidate
+    return path
 
 
 def _is_union_tag(part) -> bool:

@@ -71,15 +71,25 @@ def load_yaml(path: str | Path, text: str | bytes | None = None) -> Document:
     file = str(path)
     raw = _read(path) if text is None else text
     source = _decode(raw, file)
-    loader = yaml.SafeLoader(source)
+    loader = None
     try:
+        loader = yaml.SafeLoader(source)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _offset_position(source, exc.position)
+        raise ConfigError(
+            f"character {exc.character!r} is not allowed in YAML", file=file, line=line,
+            column=column, hint="remove control characters from the file",
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", file=file) from None
+    except RecursionError:
+        raise ConfigError("the document nests too deeply", file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise ConfigError(
             "the config is empty", file=file, line=1, hint="start from an example in configs/"
@@ -114,6 +124,11 @@ def _decode(raw: str | bytes, file: str) -> str:
             column=column,
             hint="save the config as UTF-8",
         ) from None
+
+
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
@@ -165,6 +180,14 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             raise self._error(node, f"the document nests deeper than {MAX_DEPTH} levels", path)
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self._check_tag(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self._mapping(node, path)
+
+    def _check_tag(self, node: yaml.Node, path: Key) -> None:
         if node.tag not in _CORE_TAGS:
             raise self._error(
                 node,
@@ -172,11 +195,13 @@ class _Builder:
                 path,
                 hint="remove the tag; code can only come in through `plugins:`",
             )
-        if isinstance(node, yaml.ScalarNode):
+
+    def _scalar(self, node: yaml.Node, path: Key):
+        self._check_tag(node, path)
+        try:
             return self._scalars.construct_object(node, deep=True)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self._mapping(node, path)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            raise self._error(node, f"bad value {node.value!r} for {node.tag}: {exc}", path) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Key) -> dict:
         out: dict = {}
@@ -185,7 +210,7 @@ class _Builder:
                 raise self._error(key_node, "merge keys (<<) are not supported", path)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self._error(key_node, "mapping keys must be plain scalars", path)
-            key = self._scalars.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise self._error(key_node, f"unsupported key {key!r}", path)
             if key in out:
