@@ -26,6 +26,7 @@ each stage's output min and max against the stage's inferred interval. A violati
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -33,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import discovery
+from . import batching, discovery
 from .errors import DecodeError, PreprocError, StageError
 from .findings import Finding
 from .imaging import is_exact_in_float32
-from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window, run_one
+from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -107,9 +108,11 @@ class BatchIterator:
         self._prefetch = b.prefetch if prefetch is None else prefetch
         self._sample_batches = config.checks.runtime.sample_batches
         expect = config.source.expect
+        self._batched = batching.batchable(self.pipeline.stages)
         self._job = ImageJob(self._listing.filepaths, b.color_mode, tuple(b.target_size),
                              b.interpolation, b.keep_aspect_ratio, self.pipeline.stages,
-                             expect.bit_depth if expect is not None else None)
+                             expect.bit_depth if expect is not None else None,
+                             run_stages=not self._batched)
         self.findings: list[Finding] = []
         self.skipped: dict[str, str] = {}
         self.epoch = 0
@@ -117,7 +120,7 @@ class BatchIterator:
         self._window = None
         if self.pipeline.needs_fit:
             self._fit()
-        self.image_shape, self.dtype = self._probe()
+        self._probe()
         self._set_order()
 
     # ----------------------------------------------------------------- Keras-like attributes
@@ -222,13 +225,13 @@ class BatchIterator:
         """
         idx = self.batch_indices(i)
         guard = i < self._sample_batches
-        x, results = self._compute(i, idx, guard)
-        keep = self._handle_errors(i, idx, results)
+        x, stats, keep = self._compute(i, idx, guard)
         if keep is not None:
-            x, idx, results = x[keep], idx[keep], [results[k] for k in keep]
+            idx = idx[keep]
         if guard:
-            self._check_ranges(i, idx, results)
-        return x, self._labels(idx, x), idx
+            self._check_ranges(i, idx, stats)
+        y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
+        return x, y, idx
 
     def label_of(self, index: int) -> int:
         """Class index of listing entry ``index``."""
@@ -238,13 +241,32 @@ class BatchIterator:
         """Relative file name of listing entry ``index``."""
         return self._listing.filenames[index]
 
-    def _compute(self, i, idx, guard) -> tuple[np.ndarray, list[Result]]:
+    def _compute(self, i, idx, guard):
+        """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
+        finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
         if isinstance(engine, InlineEngine):
-            x = np.empty((len(idx),) + self.image_shape, self.dtype)
-            return x, engine.run_batch(idx, guard, x)
+            raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
+            return finish(raw, engine.run_batch(idx, guard, raw))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
-        return self._window.fetch((self.epoch, i), ahead, self._task)
+        return self._window.fetch((self.epoch, i), ahead, self._task, finish)
+
+    def _finish(self, i: int, guard: bool, view: np.ndarray, results: list[Result]):
+        """Turn a filled slot into the batch; must not keep a reference to ``view``."""
+        keep = self._handle_errors(i, results)
+        if keep is None and not any(r.array is not None for r in results):
+            rows = view
+        else:
+            rows = batching.assemble(view, results, keep)
+        if self._batched:
+            x, stats = batching.apply_stages(self.pipeline.stages, rows, guard, self.dtype)
+            return x, stats, keep
+        if not np.can_cast(rows.dtype, self.dtype, "safe"):
+            raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
+                               f"is {self.dtype}; declare source.expect.dtype or add to_dtype")
+        x = rows.astype(self.dtype, copy=rows is view or rows.dtype != self.dtype)
+        stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
+        return x, stats, keep
 
     def _key_after(self, i: int, k: int) -> tuple[int, int]:
         epoch, j = self.epoch, i + k
@@ -256,21 +278,8 @@ class BatchIterator:
         epoch, i = key
         return self.batch_indices(i, epoch), i < self._sample_batches
 
-    def _labels(self, idx: np.ndarray, x: np.ndarray):
-        mode = self.class_mode
-        if mode is None:
-            return None
-        if mode == "input":
-            return x.copy()
-        cls = self._listing.classes[idx]
-        if mode in ("binary", "sparse"):
-            return cls.astype(np.float32)
-        y = np.zeros((len(idx), self.num_classes), dtype=np.float32)
-        y[np.arange(len(idx)), cls] = 1.0
-        return y
-
     # ------------------------------------------------------------------ errors and guard
-    def _handle_errors(self, i, idx, results) -> list[int] | None:
+    def _handle_errors(self, i, results) -> list[int] | None:
         bad = [k for k, r in enumerate(results) if r.status != "ok"]
         if not bad:
             return None
@@ -286,11 +295,11 @@ class BatchIterator:
             self.skipped.setdefault(err.path, err.reason)
         return [k for k in range(len(results)) if k not in bad]
 
-    def _check_ranges(self, i, idx, results) -> None:
+    def _check_ranges(self, i, idx, stats) -> None:
         from .guard import check_batch
 
         found = check_batch(self.pipeline, self.config, i, self.epoch,
-                            [self._job.paths[j] for j in idx], [r.stats for r in results])
+                            [self._job.paths[j] for j in idx], stats)
         for finding in found:
             self.findings.append(finding)
             if self.guard == "raise":
@@ -316,14 +325,21 @@ class BatchIterator:
 
         self.pipeline.fit(images())
 
-    def _probe(self) -> tuple[tuple[int, ...], np.dtype]:
-        """Shape and dtype of one processed image, from the first readable file."""
+    def _probe(self) -> None:
+        """Shapes and dtypes of the batch and of a worker slot, from the first readable file."""
         first = None
         for k in range(min(self._listing.samples, 16)):
-            res = run_one(self._job, k, False)
-            if res.status == "ok":
-                return tuple(res.array.shape), _batch_dtype(self.pipeline, res.array.dtype)
-            first = first or res.error
+            try:
+                raw = self._job.load(k)
+            except DecodeError as exc:
+                first = first or exc
+                continue
+            out = self.pipeline.apply(raw, file=self._job.paths[k])
+            self.image_shape = tuple(out.shape)
+            self.dtype = _batch_dtype(self.pipeline, out.dtype)
+            self._slot_shape = tuple(raw.shape) if self._batched else self.image_shape
+            self._slot_dtype = raw.dtype if self._batched else self.dtype
+            return
         if first is None:
             raise PreprocError(f"{self.directory}: no image to batch")
         raise first
@@ -340,7 +356,8 @@ class BatchIterator:
             else:
                 slots = self._prefetch + 1
                 self._engine = ProcessEngine(self._job, self._workers, slots,
-                                             (self.batch_size,) + self.image_shape, self.dtype)
+                                             (self.batch_size,) + self._slot_shape,
+                                             self._slot_dtype)
                 self._window = Window(self._engine, slots)
         return self._engine
 
@@ -386,7 +403,7 @@ def _pipeline_for(config):
 
 def _job_args(job: ImageJob) -> tuple:
     return (job.color_mode, job.target, job.interpolation, job.keep_aspect_ratio, job.stages,
-            job.bit_depth)
+            job.bit_depth, False)
 
 
 def _check_shard(shard, b):

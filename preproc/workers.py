@@ -58,6 +58,8 @@ class ImageJob:
         keep_aspect_ratio: centre-crop before resizing.
         stages: the pipeline's stages, fitted.
         bit_depth: declared ``source.expect.bit_depth`` (sets the opaque alpha), or ``None``.
+        run_stages: apply the stages here; ``False`` ships the resized image in its container
+            dtype and leaves the (cheap, elementwise) stages to the batch in the parent.
     """
 
     paths: list[str]
@@ -67,6 +69,7 @@ class ImageJob:
     keep_aspect_ratio: bool
     stages: list
     bit_depth: int | None = None
+    run_stages: bool = True
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
@@ -79,12 +82,15 @@ class ImageJob:
                                self.keep_aspect_ratio, alpha)
 
     def run(self, i: int, guard: bool = False) -> tuple[np.ndarray, list | None]:
-        """Load file ``i`` and apply every stage.
+        """Load file ``i`` and apply every stage (unless ``run_stages`` is off).
 
         Returns:
-            The final array and, with ``guard``, ``[(min, max, has_nan), ...]`` after each stage.
+            The array and, with ``guard`` and stages run, ``[(min, max, has_nan), ...]`` after
+            each stage.
         """
         x = self.load(i)
+        if not self.run_stages:
+            return x, None
         stats = [] if guard else None
         for stage in self.stages:
             x = stage(x, file=self.paths[i])
@@ -133,18 +139,19 @@ class InlineEngine:
 
 
 def _store(out: np.ndarray, pos: int, res: Result, path: str) -> Result:
-    """Write ``res.array`` into ``out[pos]`` if shape and dtype fit without loss."""
+    """Write ``res.array`` into ``out[pos]`` when its dtype fits without loss.
+
+    An array of another dtype (a 16-bit file in an 8-bit dataset) stays in the result and
+    travels back whole; the parent widens the batch for it. A shape that differs is an error.
+    """
     arr = res.array
-    res.array = None
     if arr.shape != out.shape[1:]:
         msg = f"produced an image of shape {arr.shape}, the batch holds {out.shape[1:]}"
-    elif not np.can_cast(arr.dtype, out.dtype, "safe"):
-        msg = (f"produced dtype {arr.dtype}, the batch dtype is {out.dtype} (set by the first "
-               "image or source.expect); declare source.expect.dtype or add a to_dtype stage")
-    else:
+        return Result("error", error=PreprocError(f"{path}: {msg}"))
+    if np.can_cast(arr.dtype, out.dtype, "safe"):
         out[pos] = arr
-        return res
-    return Result("error", error=PreprocError(f"{path}: {msg}"))
+        res.array = None
+    return res
 
 
 class ProcessEngine:
@@ -267,8 +274,12 @@ class Window:
         self.inflight: dict = {}
         self._ticket = 0
 
-    def fetch(self, key, ahead: list, task) -> tuple[np.ndarray, list[Result]]:
-        """Return ``(x, results)`` of batch ``key``; ``task(key) -> (indices, guard)``."""
+    def fetch(self, key, ahead: list, task, finish):
+        """Compute batch ``key`` and return ``finish(slot_view, results)``.
+
+        ``task(key) -> (indices, guard)`` describes a batch; ``finish`` must copy what it keeps
+        out of the view, which is reused once it returns.
+        """
         if key not in self.inflight:
             self._submit(key, task, keep=set(ahead))
         for nxt in ahead:
@@ -277,10 +288,9 @@ class Window:
         ticket, slot, n = self.inflight.pop(key)
         try:
             results = self.engine.collect(ticket)
-            x = self.engine.slots[slot, :n].copy()
+            return finish(self.engine.slots[slot, :n], results)
         finally:
             self.free.append(slot)
-        return x, results
 
     def _submit(self, key, task, keep: set) -> None:
         if not self.free:

@@ -162,3 +162,29 @@ def test_featurewise_normalize_fits_after_the_rescale(tmp_path):
     assert x.dtype == np.float32
     np.testing.assert_allclose(x.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
     np.testing.assert_allclose(x.std(axis=(0, 1, 2)), 1.0, atol=1e-3)
+
+
+def test_per_image_stages_run_in_workers_with_the_same_result(tmp_path):
+    rgb_dataset(tmp_path / "d", per_class=5)
+    stages = [{"rescale": {"factor": "1/255"}}, {"normalize": {"mode": "samplewise"}}]
+    cfg = write_config(tmp_path, tmp_path / "d", stages=stages, target_size=[9, 7], batch_size=4,
+                       seed=2, runtime=3)
+    with flow(cfg, workers=0) as a, flow(cfg, workers=2) as b:
+        assert not a._batched  # samplewise looks at whole images: per image, in the workers
+        for (xa, ya), (xb, yb) in zip(a, b):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_allclose(xa.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+        assert a.findings == b.findings == []
+
+
+def test_mixed_8_and_16_bit_files_share_a_batch_without_clipping(tmp_path):
+    (tmp_path / "d/c").mkdir(parents=True)
+    write_png(tmp_path / "d/c/0.png", np.full((6, 6), 200, np.uint8))
+    write_png(tmp_path / "d/c/1.png", np.full((6, 6), 60000, np.uint16))
+    cfg = write_config(tmp_path, tmp_path / "d", stages=[], target_size=[6, 6],
+                       color_mode="grayscale", shuffle=False, class_mode=None)
+    for workers in (0, 2):
+        with flow(cfg, workers=workers) as it:
+            x = it[0]
+        assert x.dtype == np.float32
+        assert x[0].max() == 200 and x[1].min() == 60000

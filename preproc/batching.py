@@ -1,0 +1,118 @@
+"""Finishing a batch in the parent: assembling rows, batch-wide elementwise stages, labels.
+
+When every stage is elementwise with fixed parameters (rescale, clip, window, fixed or
+featurewise normalize, ...), workers ship the resized images in their compact container dtype
+(uint8, uint16) and the parent applies the stages once to the whole batch, viewed as one tall
+``(N*H, W, C)`` image: no per-image Python loop, no float32 copy crossing processes. Stages that
+look at a whole image (CLAHE, samplewise normalize) or come from plugins run per image in the
+workers instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import PreprocError
+
+__all__ = ["apply_stages", "assemble", "batchable", "labels"]
+
+#: Stages that act on each value alone, with parameters fixed before the batch is seen.
+_ELEMENTWISE = frozenset(
+    {"rescale", "rescale_intensity", "clip", "window", "gamma", "invert", "to_dtype"})
+
+
+def batchable(stages) -> bool:
+    """Whether every stage may run on a stacked batch (see the module docstring)."""
+    for stage in stages:
+        name = getattr(stage, "name", "")
+        if name == "normalize" and getattr(stage.params, "mode", "fixed") != "samplewise":
+            continue
+        if name not in _ELEMENTWISE or type(stage).__module__.split(".")[0] != "preproc":
+            return False
+    return True
+
+
+def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:
+    """The rows ``keep`` of a finished slot (all when ``None``), as an array that owns its data.
+
+    Rows that came back whole (another dtype than the slot) are placed in a widened copy.
+    """
+    rows = list(range(len(results))) if keep is None else keep
+    extra = {k: results[k].array for k in rows if results[k].array is not None}
+    if not extra:
+        return view.copy() if keep is None else view[rows]
+    dtype = np.result_type(view.dtype, *(a.dtype for a in extra.values()))
+    out = view[rows].astype(dtype)
+    for j, k in enumerate(rows):
+        if k in extra:
+            out[j] = extra[k]
+    return out
+
+
+def apply_stages(stages, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.ndarray, list | None]:
+    """Run elementwise ``stages`` on an ``(N, H, W, C)`` batch.
+
+    Args:
+        stages: the pipeline's stages (all :func:`batchable`).
+        batch: the images in their container dtype.
+        guard: also return per-image ``[(min, max, has_nan), ...]`` after each stage.
+        out_dtype: dtype of the result when there is no stage (float32, as Keras).
+
+    Returns:
+        The processed batch and the per-image statistics (``None`` without ``guard``).
+    """
+    n = batch.shape[0]
+    if not stages:
+        return batch.astype(out_dtype), ([[] for _ in range(n)] if guard else None)
+    x = batch.reshape((-1,) + batch.shape[2:])
+    per_stage = []
+    for stage in stages:
+        x = stage(x)
+        if guard:
+            per_stage.append(_image_stats(x.reshape((n, -1))))
+    x = x.reshape(batch.shape[:1] + batch.shape[1:3] + x.shape[2:])
+    if np.may_share_memory(x, batch):  # a stage that returned its input: own the memory
+        x = x.copy()
+    stats = [[s[j] for s in per_stage] for j in range(n)] if guard else None
+    return x, stats
+
+
+def _image_stats(flat: np.ndarray) -> list[tuple[float, float, bool]]:
+    if flat.shape[1] == 0:
+        return [(0.0, 0.0, False)] * flat.shape[0]
+    if flat.dtype.kind == "f":
+        nan = np.isnan(flat).any(axis=1)
+        with np.errstate(invalid="ignore"), _quiet():
+            lo, hi = np.nanmin(flat, axis=1), np.nanmax(flat, axis=1)
+        lo, hi = np.where(np.isnan(lo), 0, lo), np.where(np.isnan(hi), 0, hi)
+    else:
+        nan = np.zeros(flat.shape[0], bool)
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+    return [(float(a), float(b), bool(c)) for a, b, c in zip(lo, hi, nan)]
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def labels(class_mode, classes: np.ndarray, num_classes: int, x: np.ndarray):
+    """``y`` as Keras builds it: float32 one-hot, float32 indices, a copy of ``x``, or ``None``."""
+    if class_mode is None:
+        return None
+    if class_mode == "input":
+        return x.copy()
+    if class_mode in ("binary", "sparse"):
+        return classes.astype(np.float32)
+    if class_mode != "categorical":
+        raise PreprocError(f"unknown class_mode {class_mode!r}")
+    y = np.zeros((len(classes), num_classes), dtype=np.float32)
+    y[np.arange(len(classes)), classes] = 1.0
+    return y
