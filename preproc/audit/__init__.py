@@ -39,7 +39,8 @@ def audit(
         quick: read headers only (no values, no duplicates, no stats file).
         engine: ``'local'`` (process pool over all cores) or ``'dask'``.
         scheduler: Dask scheduler address, client or cluster; ``None`` starts a local cluster.
-        workers: worker processes; ``1`` runs in this process.
+        workers: worker processes; ``1`` runs in this process. Default: all cores, except
+            for a quick local audit, which runs in this process.
         progress: called as ``progress(files_done, files_total)`` after each chunk.
 
     Returns:
@@ -57,6 +58,8 @@ def audit(
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
+    if quick and engine == "local" and workers is None:
+        workers = 1  # a header is cheaper to read than to ship between processes
     cfg, listing = _resolve(config_or_directory)
     expect = Expect.from_config(cfg.source.expect) if cfg is not None else None
     where = _display(listing.root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from typing import Iterator
 
 from .records import FileRecord, Task, process_chunk
@@ -64,10 +65,13 @@ def _local(tasks: list[Task], workers: int) -> Iterator[list[FileRecord]]:
     done = 0
     while done < len(tasks):
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks) - done)) as pool:
-            futures = [pool.submit(process_chunk, t) for t in tasks[done:]]
+            # a deque, so a consumed result is not kept alive until the end of the audit
+            futures = deque(pool.submit(process_chunk, t) for t in tasks[done:])
             try:
-                for future in futures:
-                    yield future.result()
+                while futures:
+                    result = futures[0].result()
+                    futures.popleft()
+                    yield result
                     done += 1
             except BrokenProcessPool:
                 for future in futures:
@@ -105,13 +109,15 @@ def _dask(tasks: list[Task], workers: int | None, scheduler) -> Iterator[list[Fi
     try:
         from distributed import KilledWorker
 
-        futures = client.map(process_chunk, tasks, pure=False)
-        for task, future in zip(tasks, futures):
+        futures = deque(zip(tasks, client.map(process_chunk, tasks, pure=False)))
+        while futures:
+            task, future = futures.popleft()
             try:
-                yield future.result()
+                result = future.result()
             except KilledWorker:
-                yield [crashed(item) for item in task[1]]
+                result = [crashed(item) for item in task[1]]
             future.release()
+            yield result
     finally:
         for thing in reversed(owned):
             thing.close()

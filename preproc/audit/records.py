@@ -214,12 +214,15 @@ def as_channels(array: np.ndarray) -> np.ndarray:
 
 
 def content_hash(array: np.ndarray) -> str:
-    """blake2b of dtype name, shape and native-order pixel bytes; equal pixels, equal hash."""
+    """Hash of dtype name, shape and native-order pixel bytes; equal pixels, equal hash.
+
+    SHA-256 truncated to 128 bits: CPUs with SHA extensions hash it about twice as fast as
+    blake2b, and 128 bits keep accidental collisions out of reach for any dataset.
+    """
     native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
+    digest = hashlib.sha256(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
     digest.update(memoryview(native).cast("B"))
-    return digest.hexdigest()
+    return digest.hexdigest()[:32]
 
 
 def measure(array: np.ndarray) -> dict:
@@ -269,12 +272,8 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
     if flat.dtype.kind == "i":  # flip the sign bit: two's complement becomes offset binary
         flat = flat.view(unsigned) ^ unsigned.type(1 << (bits - 1))
         offset = -(1 << (bits - 1))
-    n, c = flat.shape
-    if c == 1:
-        counts = np.bincount(flat.ravel(), minlength=size)[None, :]
-    else:
-        index = flat.astype(np.int32) + (np.arange(c, dtype=np.int32) * size)
-        counts = np.bincount(index.ravel(), minlength=c * size).reshape(c, size)
+    # one bincount per strided channel column beats building a combined index array
+    counts = np.stack([np.bincount(flat[:, c], minlength=size) for c in range(flat.shape[1])])
     return counts, offset
 
 

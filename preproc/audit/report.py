@@ -147,8 +147,7 @@ class AuditReport:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "report.json", "csv": out / "files.csv",
                  "html": out / "report.html"}
-        atomic_write(paths["json"], lambda f: json.dump(self.to_json(), f, indent=1,
-                                                         allow_nan=False))
+        atomic_write(paths["json"], self._write_json)
         atomic_write(paths["csv"], self._write_csv)
         atomic_write(paths["html"], lambda f: f.write(render_html(self)))
         return paths
@@ -162,6 +161,15 @@ class AuditReport:
                                "(a --quick audit reads headers only)")
         atomic_write(Path(path), lambda f: json.dump(_jsonable(self.stats), f, indent=1))
         return Path(path)
+
+    def _write_json(self, handle) -> None:
+        """``to_json()`` streamed: the per-file list comes from the spool one record at a time."""
+        head = json.dumps(self.to_json(files=False), indent=1, allow_nan=False)
+        handle.write(head[: head.rindex("}")].rstrip() + ',\n "files": [')
+        for i, rec in enumerate(self.records()):
+            row = json.dumps(_jsonable(self._file_json(rec)), allow_nan=False)
+            handle.write(("," if i else "") + "\n  " + row)
+        handle.write("\n ]\n}\n")
 
     def _write_csv(self, handle) -> None:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")

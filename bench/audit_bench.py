@@ -1,0 +1,222 @@
+"""Audit throughput and memory (issue: dataset audit). Not a test: prints a table.
+
+Builds 2,000 16-bit grayscale PNGs (12-bit content, 512x512) and 2,000 8-bit RGB PNGs (256x256)
+in a temporary folder (or ``--data DIR``, reused when present), then measures files per second of
+
+* ``audit --quick`` (headers only),
+* the full audit (every file decoded and measured),
+* the bare decode loop: ``preproc.io.decode`` over the same files in a 2-process pool, results
+  discarded, the floor any audit has to pay,
+* cleanvision's ``Imagelab.find_issues`` on the 8-bit set, when an interpreter with cleanvision
+  is given (``--cleanvision-python``; default ``/tmp/cvenv/bin/python`` if it exists),
+
+and the peak memory of the full audit from 1,000 to 10,000 small files: Python allocations of
+the parent (tracemalloc) and the summed PSS of the parent and its workers (psutil).
+
+Targets: full >= 0.8x bare loop; quick >= 20x full on 16-bit PNGs; memory flat 1k -> 10k.
+
+Usage: ``python bench/audit_bench.py [--small] [--workers 2] [--data DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from preproc.audit import audit  # noqa: E402
+
+CLEANVISION_SCRIPT = """
+import sys, time
+from cleanvision import Imagelab
+start = time.perf_counter()
+lab = Imagelab(data_path=sys.argv[1])
+lab.find_issues()
+print(time.perf_counter() - start)
+"""
+
+
+def _write_one(args) -> None:
+    from PIL import Image
+
+    path, kind, size, seed = args
+    rng = np.random.default_rng(seed)
+    if kind == "gray16":
+        y, x = np.mgrid[0:size, 0:size]
+        base = (x + y) * (3000.0 / (2 * size)) + rng.normal(0, 40, (size, size)) + 500
+        arr = np.clip(base, 0, 4095).astype(np.uint16)
+        Image.fromarray(arr).save(path)  # mode I;16: a 16-bit grayscale PNG
+    else:
+        arr = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        arr = np.kron(arr, np.ones((8, 8, 1), np.uint8)) + rng.integers(0, 8, (size, size, 3),
+                                                                         dtype=np.uint8)
+        Image.fromarray(arr, "RGB").save(path)
+
+
+def build(root: Path, kind: str, count: int, size: int, classes: int = 2) -> Path:
+    """``count`` PNGs of ``kind`` under ``root/<class>/``; skipped when already there."""
+    if root.exists() and sum(1 for _ in root.rglob("*.png")) == count:
+        return root
+    jobs = []
+    for i in range(count):
+        folder = root / f"class{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        jobs.append((str(folder / f"{i:05d}.png"), kind, size, i))
+    with Pool(2) as pool:
+        pool.map(_write_one, jobs, chunksize=32)
+    return root
+
+
+def _decode_only(path: str) -> None:
+    from preproc.io import decode
+
+    decode(path)
+
+
+def bare_loop(root: Path, workers: int) -> float:
+    """Files per second of decoding every file in a ``workers``-process pool."""
+    files = sorted(str(p) for p in root.rglob("*.png"))
+    start = time.perf_counter()
+    with Pool(workers) as pool:
+        for _ in pool.imap_unordered(_decode_only, files, chunksize=16):
+            pass
+    return len(files) / (time.perf_counter() - start)
+
+
+def audit_rate(root: Path, workers: int, quick: bool) -> float:
+    start = time.perf_counter()
+    report = audit(root, quick=quick, workers=workers)
+    seconds = time.perf_counter() - start
+    assert report.summary["readable"] == report.summary["files"]
+    report.close()
+    return report.summary["files"] / seconds
+
+
+def cleanvision_rate(root: Path, python: str | None) -> tuple[float | None, str]:
+    if not python or not Path(python).exists():
+        return None, "no interpreter with cleanvision (--cleanvision-python)"
+    done = subprocess.run([python, "-c", CLEANVISION_SCRIPT, str(root)], capture_output=True,
+                          text=True, timeout=3600)
+    if done.returncode != 0:
+        return None, done.stderr.strip().splitlines()[-1] if done.stderr else "failed"
+    seconds = float(done.stdout.strip().splitlines()[-1])
+    return sum(1 for _ in root.rglob("*.png")) / seconds, "Imagelab.find_issues (default issues)"
+
+
+class _PssSampler(threading.Thread):
+    """Samples the summed PSS of this process and its children every 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._halt.is_set():
+            total = 0
+            for proc in [me] + me.children(recursive=True):
+                try:
+                    total += proc.memory_full_info().pss
+                except (psutil.Error, AttributeError):
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.02)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        return self.peak
+
+
+def memory_at(root: Path, workers: int) -> tuple[float, float]:
+    """(tracemalloc peak of the parent, peak summed PSS), in MiB, of one full audit."""
+    sampler = _PssSampler()
+    sampler.start()
+    tracemalloc.start()
+    report = audit(root, workers=workers)
+    report.to_json(files=False)
+    with tempfile.TemporaryDirectory() as out:
+        report.write(out)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    report.close()
+    return peak / 2**20, sampler.stop() / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="200 files per set, fast")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data", type=Path, help="folder for the generated datasets (kept)")
+    parser.add_argument("--cleanvision-python", default="/tmp/cvenv/bin/python")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    n = 200 if args.small else 2000
+    mem_sizes = (200, 1000, 2000) if args.small else (1000, 5000, 10000)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or Path(tmp)
+        results = run(data, n, mem_sizes, args)
+    print_table(results, n, mem_sizes)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def run(data: Path, n: int, mem_sizes, args) -> dict:
+    sets = {
+        "16-bit gray 512x512": build(data / f"gray16_{n}", "gray16", n, 512),
+        "8-bit RGB 256x256": build(data / f"rgb8_{n}", "rgb8", n, 256),
+    }
+    results: dict = {"sets": {}, "memory": {}}
+    for name, root in sets.items():
+        row = {"quick": audit_rate(root, args.workers, True),
+               "full": audit_rate(root, args.workers, False),
+               "bare": bare_loop(root, args.workers)}
+        if name.startswith("8-bit"):
+            row["cleanvision"], row["cleanvision_note"] = cleanvision_rate(
+                root, args.cleanvision_python)
+        results["sets"][name] = row
+    warm = build(data / "mem_warmup", "gray16", 50, 32, classes=4)
+    memory_at(warm, args.workers)  # imports (matplotlib, ...) are not the dataset's cost
+    for count in mem_sizes:
+        root = build(data / f"mem_{count}", "gray16", count, 32, classes=4)
+        results["memory"][count] = memory_at(root, args.workers)
+    return results
+
+
+def print_table(results: dict, n: int, mem_sizes) -> None:
+    print(f"\nthroughput, files/s ({n} files per set, {os.cpu_count()} cores)")
+    print(f"{'set':<22}{'quick':>9}{'full':>9}{'bare loop':>11}{'full/bare':>11}"
+          f"{'quick/full':>12}{'cleanvision':>13}")
+    for name, r in results["sets"].items():
+        cv = f"{r['cleanvision']:.0f}" if r.get("cleanvision") else "-"
+        print(f"{name:<22}{r['quick']:>9.0f}{r['full']:>9.0f}{r['bare']:>11.0f}"
+              f"{r['full'] / r['bare']:>11.2f}{r['quick'] / r['full']:>12.1f}{cv:>13}")
+        if "cleanvision_note" in r:
+            print(f"  cleanvision: {r['cleanvision_note']}")
+    print("\npeak memory of a full audit (MiB)")
+    print(f"{'files':>8}{'parent tracemalloc':>20}{'PSS parent+workers':>20}")
+    for count in mem_sizes:
+        traced, pss = results["memory"][count]
+        print(f"{count:>8}{traced:>20.1f}{pss:>20.1f}")
+    lo, hi = results["memory"][mem_sizes[0]], results["memory"][mem_sizes[-1]]
+    print(f"ratio {mem_sizes[-1]}/{mem_sizes[0]}: tracemalloc {hi[0] / lo[0]:.2f}x, "
+          f"PSS {hi[1] / lo[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
