@@ -31,14 +31,16 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import batching, discovery
 from .errors import DecodeError, PreprocError, StageError
 from .findings import Finding
-from .imaging import is_exact_in_float32
-from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
+
+if TYPE_CHECKING:
+    from .workers import Result
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -107,6 +109,8 @@ class BatchIterator:
         self._workers = (os.cpu_count() or 1) if wanted is None else wanted
         self._prefetch = b.prefetch if prefetch is None else prefetch
         self._sample_batches = config.checks.runtime.sample_batches
+        from .workers import ImageJob
+
         expect = config.source.expect
         self._batched = batching.batchable(self.pipeline.stages)
         self._job = ImageJob(self._listing.filepaths, b.color_mode, tuple(b.target_size),
@@ -245,7 +249,7 @@ class BatchIterator:
         """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
         finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
-        if isinstance(engine, InlineEngine):
+        if self._window is None:
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
             return finish(raw, engine.run_batch(idx, guard, raw))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
@@ -311,6 +315,8 @@ class BatchIterator:
     # ------------------------------------------------------------------- setup, workers
     def _fit(self) -> None:
         """Featurewise statistics from the training files (all of them, whatever the shard)."""
+        from .workers import ImageJob
+
         training = self._listing if self.subset != "validation" else _list(self.config, "training")
         paths = training.filepaths
         job = ImageJob(paths, *_job_args(self._job))
@@ -350,6 +356,8 @@ class BatchIterator:
         return self
 
     def _get_engine(self):
+        from .workers import InlineEngine, ProcessEngine, Window
+
         if self._engine is None:
             if self._workers <= 0 or not _can_fork():
                 self._engine = InlineEngine(self._job)
@@ -417,12 +425,17 @@ def _check_shard(shard, b):
     return (rank, world)
 
 
+def _exact_in_float32(dtype) -> bool:
+    dt = np.dtype(dtype)
+    return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float16, np.float32)
+
+
 def _batch_dtype(pipeline, probed) -> np.dtype:
     """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
     if pipeline.stages:
         declared = pipeline.out_dtype
         return np.dtype(declared if declared is not None else probed)
-    return np.dtype(np.float32 if is_exact_in_float32(probed) else np.float64)
+    return np.dtype(np.float32 if _exact_in_float32(probed) else np.float64)
 
 
 def _locate(err: BaseException, batch: int, epoch: int) -> None:
