@@ -1,8 +1,16 @@
-"""Mutated and truncated files: the only outcomes are a decoded image or a DecodeError."""
+"""Mutated and truncated files: the only outcomes are a decoded image or a DecodeError.
+
+Each case is bounded in time and may not open anything for writing. CI runs 50 examples per
+test; a longer run is ``PREPROC_FUZZ_EXAMPLES=5000 python -m pytest tests/test_io_fuzz.py``.
+"""
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import io
+import os
+import signal
 import struct
 import zlib
 
@@ -17,9 +25,42 @@ from preproc.errors import DecodeError
 from preproc.io import decode, probe
 
 RNG = np.random.default_rng(5)
+EXAMPLES = int(os.environ.get("PREPROC_FUZZ_EXAMPLES", "50"))
+CASE_SECONDS = 20  # generous for a loaded 2-core machine; a hang never ends
 FUZZ = settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+@contextlib.contextmanager
+def bounded_and_read_only(seconds: int = CASE_SECONDS):
+    """Fail a case that runs longer than ``seconds`` or opens any file for writing."""
+    real_open, real_os_open = builtins.open, os.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+"):
+            raise AssertionError(f"decoder opened {file!r} for writing ({mode})")
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & _WRITE_FLAGS:
+            raise AssertionError(f"decoder opened {path!r} for writing")
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"decoding took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    builtins.open, os.open = guarded_open, guarded_os_open
+    try:
+        yield
+    finally:
+        builtins.open, os.open = real_open, real_os_open
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _pillow_bytes(array, fmt, **options) -> bytes:
@@ -89,7 +130,8 @@ def check(path) -> None:
     """Either a consistent result or DecodeError; anything else fails the test."""
     for call in (probe, decode):
         try:
-            result = call(path)
+            with bounded_and_read_only():
+                result = call(path)
         except DecodeError as exc:
             assert exc.reason
             continue
@@ -131,3 +173,13 @@ def test_mutated_dicom_and_netpbm(tmp_path, edits, cut):
         path = tmp_path / name
         path.write_bytes(mutate(data, edits, cut))
         check(path)
+
+
+def test_guard_catches_writes_and_hangs(tmp_path):
+    with pytest.raises(AssertionError, match="for writing"):
+        with bounded_and_read_only():
+            open(tmp_path / "x", "w")
+    with pytest.raises(TimeoutError):
+        with bounded_and_read_only(1):
+            while True:
+                pass
