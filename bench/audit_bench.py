@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preproc.audit import audit  # noqa: E402
+from preproc.audit import audit
 
 CLEANVISION_SCRIPT = """
 import sys, time
@@ -108,7 +108,7 @@ def cleanvision_rate(root: Path, python: str | None) -> tuple[float | None, str]
     if not python or not Path(python).exists():
         return None, "no interpreter with cleanvision (--cleanvision-python)"
     done = subprocess.run([python, "-c", CLEANVISION_SCRIPT, str(root)], capture_output=True,
-                          text=True, timeout=3600)
+                          text=True, timeout=3600, check=False)
     if done.returncode != 0:
         return None, done.stderr.strip().splitlines()[-1] if done.stderr else "failed"
     seconds = float(done.stdout.strip().splitlines()[-1])

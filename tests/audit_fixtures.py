@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-
 from fixtures_images import write_dicom, write_png
 
 

@@ -11,10 +11,11 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
-
 from audit_fixtures import clean_dataset, gray12
 from fixtures_images import PNG_SIGNATURE, png_chunk, write_png
+
 from preproc.audit import audit, records
 
 
@@ -162,7 +163,7 @@ def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
 
 
 def test_unlistable_class_folder_is_reported_not_fatal(dataset, monkeypatch):
-    import preproc.audit.listing as listing
+    from preproc.audit import listing
 
     real_walk = os.walk
 
@@ -187,3 +188,16 @@ def test_a_png_whose_pixels_hold_one_value_is_not_an_error(tmp_path):
     report = audit(root, workers=1)
     assert report.summary["readable"] == 1
     assert "constant-image" in report.codes
+
+
+def test_lossy_decode_is_its_own_finding(dataset):
+    from fixtures_images import write_tiff
+
+    cmyk = np.random.default_rng(0).integers(0, 256, (8, 8, 4)).astype(np.uint8)
+    write_tiff(dataset / "normal" / "print.tif", cmyk, photometric="separated")
+    report = audit(dataset, workers=1)
+    lossy = next(f for f in report.findings if f.code == "lossy-decode")
+    assert lossy.files == ("normal/print.tif",)
+    assert lossy.data["reasons"] == {"lossy": 1}
+    assert "unreadable-file" not in report.codes
+    assert report.summary["lossy"] == 1 and report.summary["unreadable"] == 0

@@ -6,8 +6,8 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-
 from audit_fixtures import clean_dataset, config_for, messy_dataset
+
 from preproc.cli import main
 
 

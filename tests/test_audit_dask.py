@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from audit_fixtures import config_for, messy_dataset
+
 from preproc.audit import audit
 from preproc.errors import MissingDependencyError
 

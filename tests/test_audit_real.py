@@ -22,7 +22,7 @@ def dicom_report():
 
 
 def test_pydicom_test_files_audit_completes_with_reasons(dicom_report):
-    root, report = dicom_report
+    _, report = dicom_report
     records = list(report.records())
     assert report.summary["files"] == len(records) > 100
     assert report.summary["readable"] > 50

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-
 from audit_fixtures import clean_dataset, config_for, dicom12, gray12, rgb8
 from fixtures_images import write_png
+
 from preproc.config import load_config
 from preproc.io import ImageInfo
 from preproc.sampling import pick_sample, sample_headers, spec_from_headers

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .report import AuditReport
 
@@ -52,8 +52,6 @@ def audit(
     """
     from ..findings import Report
     from .collect import Collector
-    from .engines import default_workers, plan_chunks, run
-    from .records import FileRecord
     from .rules import Expect
     from .suggest import stats_document, suggest_expect
 
@@ -64,17 +62,7 @@ def audit(
     expect = Expect.from_config(cfg.source.expect) if cfg is not None else None
     where = _display(listing.root)
     collector = Collector(expect, listing.classes, where)
-    for rel, cls, reason, detail in listing.problems:
-        collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
-                                 detail=detail))
-    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
-    total, done = len(listing.items), 0
-    for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
-        for rec in records:
-            collector.add(rec)
-        done += len(records)
-        if progress is not None:
-            progress(done, total)
+    _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates)
     return AuditReport(
@@ -87,6 +75,24 @@ def audit(
         stats=None if quick else stats_document(collector),
         seconds=time.perf_counter() - started, _collector=collector,
     )
+
+
+def _collect(collector, listing, quick, engine, workers, scheduler, progress) -> None:
+    """Run the per-file work on the engine and feed every record to ``collector`` in order."""
+    from .engines import default_workers, plan_chunks, run
+    from .records import FileRecord
+
+    for rel, cls, reason, detail in listing.problems:
+        collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
+                                 detail=detail))
+    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
+    total, done = len(listing.items), 0
+    for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
+        for rec in records:
+            collector.add(rec)
+        done += len(records)
+        if progress is not None:
+            progress(done, total)
 
 
 def _resolve(target):

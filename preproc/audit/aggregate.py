@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 import pickle
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -233,7 +233,7 @@ class RecordSpool:
     """Append-only on-disk store of records, so memory does not grow with the file count."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="preproc-audit-")
+        self._file = tempfile.TemporaryFile(prefix="preproc-audit-")  # noqa: SIM115 - see close()
         self.count = 0
 
     def append(self, rec) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 from .records import FileRecord, Task, process_chunk
 

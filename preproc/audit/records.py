@@ -168,7 +168,7 @@ def _probe_quietly(rec: FileRecord, path: str) -> None:
 
     try:
         _fill_header(rec, probe(path))
-    except Exception:  # noqa: BLE001 - the decode error already describes the file
+    except Exception:  # noqa: BLE001, S110 - the decode error already describes the file
         pass
 
 

@@ -33,14 +33,13 @@ version, anything else bumps it)::
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ..findings import Finding, Report
 
@@ -230,7 +229,7 @@ def atomic_write(path: Path, write, mode: str = "w") -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
-        with io.open(fd, mode, **kwargs) as handle:
+        with open(fd, mode, **kwargs) as handle:
             write(handle)
         os.replace(tmp, path)
     except BaseException:

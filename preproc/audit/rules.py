@@ -165,8 +165,8 @@ class Tally:
     def _error_findings(self) -> list[Finding]:
         out = []
         texts = {
-            "unreadable-file": ("could not be read", "fix or remove these files; files.csv "
-                                "lists each one with its reason in the error column"),
+            "unreadable-file": ("could not be read", ("fix or remove these files; files.csv "
+                                "lists each one with its reason in the error column")),
             "lossy-decode": ("can only be decoded by dropping bits or channels",
                              "convert them losslessly (16-bit PNG or TIFF) or exclude them"),
         }
@@ -186,9 +186,10 @@ class Tally:
             ("channels", "source.expect.channels", lambda e: e.channels,
              "have another channel count", "convert these files, or fix source.expect.channels"),
             ("stored_bits", "source.expect.bit_depth", lambda e: e.bit_depth,
-             "declare other stored bits in their header (PNG sBIT, TIFF BitsPerSample, DICOM "
-             "BitsStored)", "check which bit depth the scanner or export wrote, and fix "
-             "source.expect.bit_depth or the files"),
+             ("declare other stored bits in their header (PNG sBIT, TIFF BitsPerSample, "
+              "DICOM BitsStored)"),
+             ("check which bit depth the scanner or export wrote, and fix "
+              "source.expect.bit_depth or the files")),
         )
         for kind, key, declared, what, hint in specs:
             bucket = self.mismatch[kind]

@@ -7,7 +7,7 @@ when stdout is piped.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["print_report", "progress_bar", "summary_table"]
 
@@ -21,8 +21,13 @@ def progress_bar(enabled: bool, label: str) -> Iterator:
     if not (enabled and console.is_terminal):
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeRemainingColumn(), console=console,
