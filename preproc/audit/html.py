@@ -190,7 +190,7 @@ class _Plotter:
             per_class[_class_name(r["class"])][label] += r["files"]
         classes = list(per_class)
         labels = sorted({k for v in per_class.values() for k in v})
-        fig = self.Figure(figsize=(8, 0.5 + 0.35 * max(3, len(classes))))
+        fig = self.Figure(figsize=(8, 0.5 + 0.3 * max(3, len(classes), len(labels))))
         ax = fig.add_subplot()
         left = [0] * len(classes)
         for label in labels:
@@ -199,5 +199,5 @@ class _Plotter:
             left = [a + b for a, b in zip(left, widths)]
         ax.set_xlabel("files")
         ax.invert_yaxis()
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return self._img(fig, "files per class by dtype and stored bits")
