@@ -10,6 +10,7 @@ Check a pipeline statically, audit a dataset, and emit lossless batches::
 
 __version__ = "0.1.0"
 
+from .audit import AuditReport, audit
 from .check import check
 from .config import Config, load_config
 from .errors import (
@@ -27,6 +28,7 @@ from .spec import Interval, ValueSpec
 from .stages import Stage, get_stage, register_stage, registered_stages
 
 __all__ = [
+    "AuditReport",
     "CODES",
     "Config",
     "ConfigError",
@@ -44,6 +46,7 @@ __all__ = [
     "StageError",
     "ValueSpec",
     "__version__",
+    "audit",
     "check",
     "get_stage",
     "load_config",

@@ -106,3 +106,24 @@ def test_sample_size_is_respected(n):
     assert len(sample) == n
     assert len(set(sample)) == n
     assert np.all(np.isin([c for _, c in sample], ["a", "b", "c"]))
+
+
+def test_tiff_bits_per_sample_equal_to_container_is_no_bit_depth_claim(tmp_path):
+    """A uint16 TIFF says BitsPerSample=16 whatever its content; only sBIT-like fields claim."""
+    from fixtures_images import write_png, write_tiff
+
+    from preproc import check, load_config
+
+    data = tmp_path / "data" / "a"
+    data.mkdir(parents=True)
+    content = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
+    write_tiff(data / "scan.tif", content)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("version: 1\nsource:\n  directory: data\n"
+                        "  expect: {dtype: uint16, bit_depth: 12, channels: 1}\n")
+    assert "bit-depth-mismatch" not in check(load_config(cfg_path)).codes
+    write_png(data / "claims10.png", content, sbit=10)  # a real claim of 10 stored bits
+    report = check(load_config(cfg_path))
+    assert "bit-depth-mismatch" in report.codes
+    (f,) = [f for f in report.findings if f.code == "bit-depth-mismatch"]
+    assert f.files == ("a/claims10.png",)

@@ -193,10 +193,17 @@ def stored_bits_declared(info) -> bool:
     """Whether ``info.stored_bits`` is a header's claim rather than the container size.
 
     PNG declares meaningful bits only through sBIT (``extra['sbit']``); JPEG, BMP and GIF have
-    no such field. DICOM BitsStored, TIFF BitsPerSample and netpbm maxval always declare.
+    no such field. DICOM BitsStored and netpbm maxval always declare. TIFF BitsPerSample
+    declares only when it is narrower than the container (12-bit samples unpacked to uint16):
+    16 in a uint16 file says nothing about how many of those bits carry content, as a 16-bit
+    PNG without sBIT says nothing.
     """
     if info.format == "png":
         return "sbit" in (info.extra or {})
+    if info.format == "tiff":
+        from ..dtypes import container_bits
+
+        return info.stored_bits is not None and info.stored_bits < container_bits(info.dtype)
     return info.format in _DECLARING_FORMATS
 
 
