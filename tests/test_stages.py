@@ -181,3 +181,33 @@ def test_featurewise_fit_at_stage_position(write_config):
     assert pipe.specs[-1].interval.lo == pytest.approx(-1) and pipe.specs[-1].interval.hi == pytest.approx(1)
     out = pipe.apply(images[1], guard=True)
     assert np.allclose(out, 1.0)
+
+
+def test_featurewise_stats_file_from_audit(write_config, tmp_path):
+    import json
+
+    from preproc import check
+
+    (tmp_path / "stats.json").write_text(json.dumps({
+        "format": "preproc-stats", "version": 1, "space": "raw", "dtype": "uint16",
+        "channels": 1, "mean": [812.4], "std": [301.9]}))
+    raw = write_config("""\
+        version: 1
+        source: {expect: {dtype: uint16, bit_depth: 12}}
+        stages:
+          - normalize: {mode: featurewise, stats: stats.json}
+        batches: {color_mode: grayscale}
+        """, name="raw.yaml")
+    report = check(load_config(raw), sample=0)
+    assert report.codes == set()
+    assert report.trace[-1]["spec"]["range"] == [pytest.approx(-812.4 / 301.9, rel=1e-5),
+                                                 pytest.approx((4095 - 812.4) / 301.9, rel=1e-5)]
+    scaled = write_config("""\
+        version: 1
+        source: {expect: {dtype: uint16, bit_depth: 12}}
+        stages:
+          - rescale: {factor: 1/4095}
+          - normalize: {mode: featurewise, stats: stats.json}
+        batches: {color_mode: grayscale}
+        """, name="scaled.yaml")
+    assert check(load_config(scaled), sample=0).codes == {"normalize-units"}

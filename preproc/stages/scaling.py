@@ -52,18 +52,22 @@ def _as_list(value) -> list[float]:
     return [float(v) for v in value] if isinstance(value, list) else [float(value)]
 
 
-def load_stats(path: Path) -> tuple[list[float], list[float]]:
-    """Read per-channel ``mean`` and ``std`` from a stats JSON file (``preproc audit --stats``)."""
+def load_stats(path: Path) -> tuple[list[float], list[float], str]:
+    """Read per-channel ``mean`` and ``std`` from a stats JSON file (``preproc audit --stats``).
+
+    Returns mean, std and the ``space`` they were measured in (``"raw"``: decoded file values).
+    """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         mean, std = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
+        space = str(data.get("space", "raw"))
     except FileNotFoundError:
         raise ConfigError(f"stats file {path} not found", hint="write it with `preproc audit --stats`") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"stats file {path} is not valid: {exc}") from None
     if len(mean) != len(std) or not mean or any(s <= 0 for s in std):
         raise ConfigError(f"stats file {path} needs equal-length `mean` and positive `std` lists")
-    return mean, std
+    return mean, std, space
 
 
 @register_stage
@@ -84,8 +88,10 @@ class Normalize(Stage):
     def setup(self):
         p = self.params
         self.mean, self.std = _as_list(p.mean), _as_list(p.std)
+        self.stats_space = None
         if p.stats is not None:
-            self.mean, self.std = load_stats(Path(self.context.base_dir) / p.stats)
+            path = Path(self.context.base_dir) / p.stats
+            self.mean, self.std, self.stats_space = load_stats(path)
 
     @property
     def needs_fit(self) -> bool:
@@ -129,6 +135,15 @@ class Normalize(Stage):
         return F.normalize(x, self.mean, self.std)
 
     def extra_findings(self, spec):
+        if self.stats_space == "raw" and spec.scaled_by:
+            return [Finding(
+                "normalize-units",
+                f"{self.describe()} reads statistics of the raw file values from "
+                f"{self.params.stats!r}, but {spec.last_scale.describe()} changed the scale "
+                "before it",
+                hint="drop `stats:` so they are computed at this stage's position, or move "
+                "normalize before the scaling stage",
+            )]
         if not self.mean or not spec.known or not spec.interval.bounded:
             return []
         width = spec.interval.width
