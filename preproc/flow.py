@@ -104,24 +104,19 @@ class BatchIterator:
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
-        self._seed = b.seed if b.seed is not None else int(np.random.randint(2**31 - 1))
+        # unseeded shuffling draws its seed once, so every worker count still sees one order
+        self._seed = b.seed if b.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         wanted = workers if workers is not None else b.workers
         self._workers = (os.cpu_count() or 1) if wanted is None else wanted
         self._prefetch = b.prefetch if prefetch is None else prefetch
         self._sample_batches = config.checks.runtime.sample_batches
-        from .workers import ImageJob
-
-        expect = config.source.expect
         self._batched = batching.batchable(self.pipeline.stages)
-        self._job = ImageJob(self._listing.filepaths, b.color_mode, tuple(b.target_size),
-                             b.interpolation, b.keep_aspect_ratio, self.pipeline.stages,
-                             expect.bit_depth if expect is not None else None,
-                             run_stages=not self._batched)
+        self._job = _make_job(config, self._listing.filepaths, self.pipeline.stages,
+                              run_stages=not self._batched)
         self.findings: list[Finding] = []
         self.skipped: dict[str, str] = {}
         self.epoch = 0
-        self._engine = None
-        self._window = None
+        self._engine = self._window = None
         if self.pipeline.needs_fit:
             self._fit()
         self._probe()
@@ -315,11 +310,9 @@ class BatchIterator:
     # ------------------------------------------------------------------- setup, workers
     def _fit(self) -> None:
         """Featurewise statistics from the training files (all of them, whatever the shard)."""
-        from .workers import ImageJob
-
         training = self._listing if self.subset != "validation" else _list(self.config, "training")
         paths = training.filepaths
-        job = ImageJob(paths, *_job_args(self._job))
+        job = _make_job(self.config, paths, self.pipeline.stages, run_stages=False)
 
         def images():
             for k in range(len(paths)):
@@ -409,9 +402,13 @@ def _pipeline_for(config):
     return Pipeline.from_config(config, source=src)
 
 
-def _job_args(job: ImageJob) -> tuple:
-    return (job.color_mode, job.target, job.interpolation, job.keep_aspect_ratio, job.stages,
-            job.bit_depth, False)
+def _make_job(config, paths: list[str], stages, *, run_stages: bool):
+    from .workers import ImageJob
+
+    b, expect = config.batches, config.source.expect
+    return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
+                    b.keep_aspect_ratio, stages, expect.bit_depth if expect is not None else None,
+                    run_stages=run_stages)
 
 
 def _check_shard(shard, b):

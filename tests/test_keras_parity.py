@@ -87,10 +87,13 @@ CASES = [
     dict(color_mode="rgba", class_mode="sparse", interpolation="bicubic", shuffle=False),
     dict(color_mode="rgb", class_mode="input", interpolation="bilinear", shuffle=True),
     dict(color_mode="grayscale", class_mode=None, interpolation="nearest", shuffle=True),
+    dict(color_mode="rgb", class_mode="sparse", interpolation="hamming", shuffle=True,
+         keep_aspect_ratio=True),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['color_mode']}-{c['class_mode']}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['color_mode']}-{c['class_mode']}-"
+                         f"{c['interpolation']}")
 @pytest.mark.parametrize("subset,split", [(None, 0.0), ("training", 0.3), ("validation", 0.3)])
 def test_batches_equal_keras(tmp_path, dataset, case, subset, split):
     kw = dict(target_size=(24, 32), batch_size=4, seed=5, **case)

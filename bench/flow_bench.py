@@ -1,0 +1,371 @@
+"""Throughput and memory of ``preproc.flow`` against its peers, in one run.
+
+Builds (once, cached under ``--data``) three synthetic datasets of realistic content: 8-bit RGB
+PNGs of 256-512 px, 16-bit grayscale PNGs with 12-bit content, 16-bit TIFFs. Then, with the page
+cache warm, each peer runs one whole epoch at 224x224 in its own process tree, while this
+process samples the tree's PSS (proportional set size) with psutil:
+
+* ``preproc``: ``flow`` with 2 workers, ``rescale`` to [0, 1];
+* ``keras``: Keras 3 ``ImageDataGenerator(rescale=...).flow_from_directory`` (torch backend);
+* ``torch``: a torchvision-equivalent ``ImageFolder`` + ``DataLoader(num_workers=2)``: PIL open,
+  ``convert('RGB')`` (so 16-bit data is clipped to 8 bits, as torchvision's loader does), PIL
+  resize, ToTensor-equivalent float32 / 255 in CHW. torchvision itself is used when it imports;
+* ``bare``: the work alone: 2 processes, each reading, decoding, resizing and casting to
+  float32 its half of the files, sending nothing back.
+
+Also measured: a CLAHE pipeline's throughput, preproc's peak memory at 1k and 10k images (the
+larger set hard-links the smaller one's files), and ``import preproc`` time.
+
+Usage: ``python bench/flow_bench.py [--quick] [--data DIR]``. Only ratios within one run count:
+the peers vary by about 15% between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TARGET = (224, 224)
+DATASETS = {  # name: (color_mode, rescale, number in full run)
+    "rgb8": ("rgb", "1/255", 1500),
+    "gray16": ("grayscale", "1/4095", 1500),
+    "tiff16": ("grayscale", "1/65535", 750),
+}
+
+
+# ------------------------------------------------------------------------------ datasets
+def _content(rng, h, w, channels):
+    """Smooth gradients, a few shapes and mild noise: compresses like a photo, not like noise."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    planes = []
+    for _ in range(channels):
+        a, b, c = rng.uniform(-1, 1, 3)
+        img = 0.5 + 0.25 * np.sin(a * xx / 37 + b * yy / 53 + c * 6)
+        for _ in range(4):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(10, 80)
+            img += 0.2 * ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)
+        img += rng.normal(0, 0.01, (h, w))
+        planes.append(np.clip(img / 1.3, 0, 1))
+    return np.stack(planes, axis=2)
+
+
+def build_dataset(folder: Path, kind: str, count: int) -> Path:
+    from PIL import Image
+
+    marker = folder / ".complete"
+    if marker.exists() and int(marker.read_text()) == count:
+        return folder
+    rng = np.random.default_rng(abs(hash(kind)) % 2**32)
+    for k in range(count):
+        cls = folder / f"class{k % 3}"
+        cls.mkdir(parents=True, exist_ok=True)
+        h, w = (int(v) for v in rng.integers(256, 513, 2))
+        if kind == "rgb8":
+            arr = (_content(rng, h, w, 3) * 255).astype(np.uint8)
+            Image.fromarray(arr).save(cls / f"{k:05d}.png")
+        elif kind == "gray16":
+            arr = (_content(rng, h, w, 1)[..., 0] * 4095).astype(np.uint16)
+            Image.fromarray(arr).save(cls / f"{k:05d}.png")  # 16-bit grayscale PNG
+        else:
+            import tifffile
+
+            arr = (_content(rng, h, w, 1)[..., 0] * 65535).astype(np.uint16)
+            tifffile.imwrite(cls / f"{k:05d}.tif", arr)
+    marker.write_text(str(count))
+    return folder
+
+
+def hardlinked(src: Path, dst: Path, count: int) -> Path:
+    """A dataset of ``count`` files hard-linked round-robin from ``src``."""
+    marker = dst / ".complete"
+    if marker.exists() and int(marker.read_text()) == count:
+        return dst
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for k in range(count):
+        s = files[k % len(files)]
+        d = dst / s.parent.name / f"{k:06d}{s.suffix}"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if not d.exists():
+            os.link(s, d)
+    marker.write_text(str(count))
+    return dst
+
+
+def warm(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            p.read_bytes()
+
+
+# --------------------------------------------------------------------------------- peers
+def peer_preproc(folder, color_mode, rescale, interp, stages=None):
+    import yaml
+
+    from preproc.flow import flow
+
+    stages = stages or [{"rescale": {"factor": rescale}}]
+    doc = {"version": 1, "source": {"directory": str(folder)}, "stages": stages,
+           "batches": {"target_size": list(TARGET), "color_mode": color_mode, "seed": 1,
+                       "interpolation": interp, "batch_size": 32, "workers": 2},
+           "checks": {"runtime": {"sample_batches": 1}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(doc, fh)
+    with flow(fh.name) as it:
+        it.start()
+        start = time.perf_counter()
+        n = sum(len(b[0]) for b in it)
+        return n, time.perf_counter() - start
+
+
+def peer_keras(folder, color_mode, rescale, interp):
+    os.environ["KERAS_BACKEND"] = "torch"
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+    num, den = (float(v) for v in rescale.split("/"))
+    it = ImageDataGenerator(rescale=num / den).flow_from_directory(
+        str(folder), target_size=TARGET, color_mode=color_mode, batch_size=32, seed=1,
+        interpolation=interp)
+    start = time.perf_counter()
+    n = sum(len(it[i][0]) for i in range(len(it)))
+    return n, time.perf_counter() - start
+
+
+def _pil_rgb_loader(path):
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        return Image.open(fh).convert("RGB")
+
+
+class _TorchvisionEquivalent:
+    """ImageFolder + Resize + ToTensor, written with PIL and NumPy (see the module docstring)."""
+
+    def __init__(self, folder, interp):
+        from PIL import Image
+
+        classes = sorted(d.name for d in Path(folder).iterdir() if d.is_dir())
+        self.items = [(str(p), c) for c, name in enumerate(classes)
+                      for p in sorted((Path(folder) / name).iterdir())]
+        self.resample = getattr(Image.Resampling, interp.upper())
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import torch
+
+        path, label = self.items[i]
+        img = _pil_rgb_loader(path).resize(TARGET[::-1], self.resample)
+        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous().float().div(255)
+        return x, label
+
+
+def peer_torch(folder, color_mode, rescale, interp):
+    import torch
+
+    try:
+        from torchvision import datasets, transforms
+
+        mode = getattr(transforms.InterpolationMode, interp.upper())
+        tf = transforms.Compose([transforms.Resize(TARGET, mode), transforms.ToTensor()])
+        ds = datasets.ImageFolder(str(folder), transform=tf)
+    except Exception:  # noqa: BLE001 - torchvision missing or broken beside this torch
+        ds = _TorchvisionEquivalent(folder, interp)
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, num_workers=2)
+    start = time.perf_counter()
+    n = sum(len(x) for x, _ in loader)
+    return n, time.perf_counter() - start
+
+
+def _bare_work(paths, interp):
+    from PIL import Image
+
+    resample = getattr(Image.Resampling, interp.upper())
+    for p in paths:
+        if p.endswith(".tif"):
+            import tifffile
+
+            img = Image.fromarray(tifffile.imread(p))
+        else:
+            img = Image.open(p)
+            img.load()
+        np.asarray(img.resize(TARGET[::-1], resample), dtype=np.float32)
+
+
+def peer_bare(folder, color_mode, rescale, interp):
+    import multiprocessing as mp
+
+    paths = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and p.name[0] != ".")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_bare_work, args=(paths[k::2], interp)) for k in range(2)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return len(paths), time.perf_counter() - start
+
+
+PEERS = {"preproc": peer_preproc, "keras": peer_keras, "torch": peer_torch, "bare": peer_bare}
+
+
+def peer_clahe(folder, color_mode, rescale, interp):
+    return peer_preproc(folder, "grayscale", rescale, interp,
+                        stages=[{"clahe": {"clip_limit": 0.01}}])
+
+
+PEERS["preproc+clahe"] = peer_clahe
+
+
+# ----------------------------------------------------------------------------- measuring
+def _pss(proc) -> int:
+    """PSS of one process: ``smaps_rollup`` is far cheaper to read than psutil's full ``smaps``."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return proc.memory_full_info().pss
+    except Exception:  # noqa: BLE001 - the process ended between listing and reading
+        return 0
+
+
+def _tree_pss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    return sum(_pss(p) for p in procs)
+
+
+def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str) -> dict:
+    """Run one peer in a fresh process; return img/s and the peak PSS of its process tree."""
+    cmd = [sys.executable, __file__, "--peer", peer, str(folder), color_mode, rescale, interp]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="torch")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_pss(proc.pid))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    thread.join()
+    if proc.returncode != 0:
+        return {"error": err.strip().splitlines()[-1] if err.strip() else "failed"}
+    n, seconds = json.loads(out.strip().splitlines()[-1])
+    return {"img_s": n / seconds, "peak_mb": peak[0] / 2**20, "images": n}
+
+
+def import_time() -> float:
+    code = "import time; t = time.perf_counter(); import preproc; print(time.perf_counter() - t)"
+    runs = [float(subprocess.check_output([sys.executable, "-c", code], env=dict(
+        os.environ, PYTHONPATH=str(ROOT))).strip()) for _ in range(3)]
+    return min(runs)
+
+
+# ------------------------------------------------------------------------------ reporting
+def best_of(rounds: int, folder, mode, rescale, interp) -> dict:
+    """Each peer ``rounds`` times, interleaved; keep each peer's fastest run (and its memory).
+
+    Interleaving and best-of keep a busy machine from favouring whichever peer ran when it was
+    quiet; peak memory is the largest seen over the rounds.
+    """
+    best: dict = {}
+    for _ in range(rounds):
+        for peer in ("bare", "preproc", "keras", "torch"):
+            r = measure(peer, folder, mode, rescale, interp)
+            old = best.get(peer)
+            if old is None or r.get("img_s", 0) > old.get("img_s", 0):
+                peak = max(r.get("peak_mb", 0), old.get("peak_mb", 0) if old else 0)
+                best[peer] = dict(r, peak_mb=peak) if "img_s" in r else r
+    return best
+
+
+def run_all(data: Path, quick: bool, rounds: int, only: list[str] | None = None) -> None:
+    for kind, (mode, rescale, full) in DATASETS.items():
+        if only and kind not in only:
+            continue
+        count = max(60, full // 10) if quick else full
+        folder = build_dataset(data / f"{kind}-{count}", kind, count)
+        warm(folder)
+        for interp in ("nearest", "bilinear"):
+            _print_row(kind, interp, best_of(rounds, folder, mode, rescale, interp))
+    if not only:
+        _print_extra(data, quick)
+
+
+def _print_row(kind, interp, res):
+    def rate(p):
+        r = res[p]
+        return f"{r['img_s']:7.0f} img/s {r['peak_mb']:6.0f} MB" if "img_s" in r else f"{r['error'][:40]}"
+
+    ours = res["preproc"].get("img_s")
+    ratios = []
+    for p in ("bare", "keras", "torch"):
+        theirs = res[p].get("img_s")
+        ratios.append(f"{ours / theirs:4.2f}x {p}" if ours and theirs else f"  n/a {p}")
+    print(f"{kind:7} {interp:8} | " + " | ".join(f"{p}: {rate(p)}" for p in res))
+    print(f"{'':17}| preproc = " + ", ".join(ratios), flush=True)
+
+
+def _print_extra(data: Path, quick: bool) -> None:
+    small_n, big_n = (200, 2000) if quick else (1000, 10000)
+    src = data / ("rgb8-" + str(150 if quick else 1500))
+    small = hardlinked(src, data / f"rgb8-links-{small_n}", small_n)
+    big = hardlinked(src, data / f"rgb8-links-{big_n}", big_n)
+    warm(small)
+    warm(big)
+    for folder, n in ((small, small_n), (big, big_n)):
+        r = measure("preproc", folder, "rgb", "1/255", "bilinear")
+        print(f"memory  preproc rgb8 bilinear {n:6d} images: {r.get('peak_mb', 0):6.0f} MB peak PSS, "
+              f"{r.get('img_s', 0):.0f} img/s", flush=True)
+    gray = data / ("gray16-" + str(150 if quick else 1500))
+    r = measure("preproc+clahe", gray, "grayscale", "1/4095", "bilinear")
+    print(f"clahe   preproc gray16 -> clahe (scikit-image), 2 workers: {r.get('img_s', 0):.0f} img/s, "
+          f"{r.get('peak_mb', 0):.0f} MB", flush=True)
+    print(f"import  `import preproc`: {import_time() * 1000:.0f} ms (best of 3)")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--peer":
+        name, folder, mode, rescale, interp = sys.argv[2:7]
+        n, seconds = PEERS[name](Path(folder), mode, rescale, interp)
+        print(json.dumps([n, seconds]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small datasets, for a smoke run")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="runs per peer, interleaved, best kept (default 1 quick, 2 full)")
+    parser.add_argument("--only", nargs="+", choices=list(DATASETS), default=None,
+                        help="measure only these datasets (skips the memory/CLAHE/import lines)")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "preproc-bench",
+                        help="where the synthetic datasets are built and cached")
+    args = parser.parse_args()
+    print(f"preproc flow benchmark: {os.cpu_count()} cores, target {TARGET}, batch 32, "
+          f"2 workers/processes per peer; PSS of each peer's process tree", flush=True)
+    run_all(args.data, args.quick, args.rounds or (1 if args.quick else 2), args.only)
+
+
+if __name__ == "__main__":
+    main()
