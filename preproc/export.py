@@ -112,7 +112,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str]) -> dict:
     write_atomic(out / f"{name}.npy", data)
     entry = {
         "file": f"{name}.npy",
-        "rows": int(len(idx)),
+        "rows": len(idx),
         "sha256": hashlib.sha256(data).hexdigest(),
         "planned": planned,
         "filenames": [it.filename_of(int(j)) for j in idx],

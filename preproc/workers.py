@@ -251,7 +251,7 @@ def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray) -> None:
             res = run_one(job, idx, guard)
             if res.status == "ok":
                 res = _store(slots[slot], pos, res, job.paths[idx])
-        except Exception:  # a bug: ship the traceback, the parent raises it
+        except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
             res = Result("error", error=WorkerError(
                 f"{job.paths[idx]}: unexpected failure in a worker:\n{traceback.format_exc()}"))
         try:

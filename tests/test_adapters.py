@@ -28,7 +28,7 @@ def test_torch_dataloader_trains_a_tiny_model(cfg):
     with flow(cfg, workers=2) as it:
         ds = adapters.torch_dataset(it)
         loader = torch.utils.data.DataLoader(ds, batch_size=None)
-        x0, y0 = next(iter(loader))
+        x0, _ = next(iter(loader))
         assert x0.shape == (4, 3, 8, 8) and x0.dtype == torch.float32
         np.testing.assert_array_equal(x0.permute(0, 2, 3, 1).numpy(), it[0][0])
         model(x0)  # materialize the lazy layer

@@ -42,9 +42,8 @@ def test_skip_drops_bad_files_warns_once_and_lists_them(tmp_path):
     root = _with_bad_files(tmp_path)
     cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=4, shuffle=False,
                        on_error="skip")
-    with flow(cfg, workers=2) as it:
-        with pytest.warns(DecodeSkipWarning) as caught:
-            batches = list(it)
+    with flow(cfg, workers=2) as it, pytest.warns(DecodeSkipWarning) as caught:
+        batches = list(it)
     assert len([w for w in caught if w.category is DecodeSkipWarning]) == 1
     assert {os.path.basename(p) for p in it.skipped} == BAD
     assert it.skipped[str(root / "a/zz_empty.png")] == "empty"
