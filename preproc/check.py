@@ -21,7 +21,9 @@ from .stages.base import Stage
 __all__ = ["check", "check_pipeline"]
 
 UNDERUSE_RATIO = 0.25
-_REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input"}
+_REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input", "range-underuse",
+             "degenerate-output"}
+_TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
 def check(config, *, sample: int = 64) -> Report:
@@ -75,8 +77,8 @@ def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Findi
         codes = {f.code for f in found} & _REPAIRED
         if codes:  # continue as if the stage had received what it expects
             expected = stage.expected_input(spec)
-            iv = expected if "compounded-scaling" in codes else spec.interval.clamp(expected)
-            spec = spec.with_(interval=iv, scaled_by=())
+            iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
+            spec = spec.with_(interval=iv)
         spec = stage.infer(spec)
     return findings
 
@@ -156,6 +158,8 @@ def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | 
         )
     if stage.stretches or both is None or not expected.bounded or expected.width == 0:
         return None
+    if stage.clips and not stage.changes_scale:
+        return None  # a pure clip wider than the data wastes nothing: it changes no scale
     if both.width / expected.width > UNDERUSE_RATIO:
         return None
     blame = spec.last_scale
@@ -183,6 +187,8 @@ def _from(spec: ValueSpec) -> str:
 def _bits_fix(spec: ValueSpec) -> str | None:
     if spec.dtype is None or not dtypes.is_integer(spec.dtype) or spec.interval.hi <= 0:
         return None
+    if spec.interval.lo < 0:
+        return "use `rescale_intensity: {in_range: source}` (signed data needs an offset)"
     bits = dtypes.bits_needed(spec.interval.hi)
     top = int(dtypes.levels_range(bits)[1])
     return f"use `rescale: {{factor: 1/{top}}}` or `rescale_intensity: {{in_range: bit_depth}}`"

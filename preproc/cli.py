@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -61,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: say so plainly, never let it pass as "findings" (exit 1)
+        if os.environ.get("PREPROC_DEBUG"):
+            raise
+        print(f"internal error in preproc {args.command}: {type(exc).__name__}: {exc}\n"
+              "  this is a bug; rerun with PREPROC_DEBUG=1 for the traceback and report it",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ against its registered stage's ``Params`` model.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +57,13 @@ class Expect(BaseModel):
             lo, hi = dtypes.dtype_range(self.dtype)
             if self.range[0] < lo or self.range[1] > hi:
                 raise ValueError(f"range {list(self.range)} lies outside what {self.dtype} holds")
+            if self.bit_depth is not None:
+                blo, bhi = dtypes.levels_range(self.bit_depth, signed=dtypes.is_signed(self.dtype))
+                if self.range[0] < blo or self.range[1] > bhi:
+                    raise ValueError(
+                        f"range {list(self.range)} does not fit in {self.bit_depth} bits "
+                        f"([{blo:g}, {bhi:g}]); raise bit_depth or narrow the range"
+                    )
         return self
 
 
@@ -103,6 +111,15 @@ class Batches(BaseModel):
     def _size(cls, value):
         if min(value) < 1:
             raise ValueError("target_size needs two positive integers [height, width]")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, value):
+        if value is not None:
+            seen = [c for i, c in enumerate(value) if c in value[:i]]
+            if seen:
+                raise ValueError(f"class {seen[0]!r} is listed twice")
         return value
 
 
@@ -196,10 +213,15 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
         cfg = Config.model_validate(doc.data)
     except ValidationError as exc:
         raise _from_validation(exc, doc, (), Config) from None
-    base = path.resolve().parent
-    source = cfg.source
-    if source.directory is not None and not source.directory.is_absolute():
-        source = source.model_copy(update={"directory": (base / source.directory).resolve()})
+    try:
+        base = path.resolve().parent
+        source = cfg.source
+        if source.directory is not None and not source.directory.is_absolute():
+            source = source.model_copy(update={"directory": (base / source.directory).resolve()})
+    except (OSError, ValueError) as exc:
+        line, column = doc.where(("source", "directory"))
+        raise ConfigError(f"bad path: {exc}", file=doc.file, line=line, column=column,
+                          path="source.directory") from None
     _load_plugins(cfg, doc, base)
     entries = tuple(_stage_entry(i, item, doc) for i, item in enumerate(cfg.stages))
     return cfg.model_copy(update={"path": path.resolve(), "source": source, "entries": entries})
@@ -277,6 +299,11 @@ def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) 
         hint = f"did you mean `{close[0]}`?" if close else (
             f"allowed keys: {', '.join(allowed)}" if allowed else None)
         hint = _UNSUPPORTED.get(str(key), hint)
+    elif err["type"] == "literal_error" and isinstance(err.get("input"), str):
+        options = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(err["input"], options, n=1)
+        message += f" (got {err['input']!r})"
+        hint = f"did you mean `{close[0]}`?" if close else None
     elif err["type"] == "missing":
         message = f"missing required key {loc[-1]!r}" if loc else "missing value"
         if loc == ("version",):

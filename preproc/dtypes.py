@@ -17,12 +17,14 @@ __all__ = [
     "container_bits",
     "dtype_range",
     "full_scale",
+    "int_range",
     "is_float",
     "is_integer",
     "is_signed",
     "kind",
     "levels_range",
     "normalize_dtype",
+    "opaque_alpha",
     "unit_factor_bits",
 ]
 
@@ -86,6 +88,15 @@ def dtype_range(dtype) -> tuple[float, float]:
     return (-math.inf, math.inf)
 
 
+def int_range(dtype) -> tuple[int, int]:
+    """Exact integer limits of an integer or bool dtype (no float rounding for 64-bit types)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return (0, 1)
+    info = np.iinfo(dt)
+    return (int(info.min), int(info.max))
+
+
 def full_scale(dtype) -> tuple[float, float]:
     """The range a dtype means "full scale": integer range, or [0, 1] for floats.
 
@@ -114,14 +125,21 @@ def bits_needed(max_value: float) -> int:
 
 
 def unit_factor_bits(factor: float, rel_tol: float = 1e-6, max_bits: int = 32) -> int | None:
-    """Return ``n`` when ``factor`` equals ``1 / (2**n - 1)`` within ``rel_tol``, else ``None``.
+    """Return ``n >= 2`` when ``factor`` equals ``1 / (2**n - 1)`` within ``rel_tol``, else ``None``.
 
     ``rescale: 1/255`` gives 8, ``1/4095`` gives 12, ``1/65535`` gives 16.
     """
     if factor <= 0:
         return None
-    for n in range(1, max_bits + 1):
+    for n in range(2, max_bits + 1):  # n = 1 would read factor 1 as "expects [0, 1]"
         target = 1.0 / (2**n - 1)
         if abs(factor - target) <= rel_tol * target:
             return n
     return None
+
+
+def opaque_alpha(dtype, bits: int | None = None) -> float:
+    """The alpha value of a fully opaque pixel: the top of the stored bits, 1.0 for floats."""
+    if is_float(dtype):
+        return full_scale(dtype)[1]
+    return levels_range(bits or container_bits(dtype), signed=is_signed(dtype))[1]

@@ -45,8 +45,8 @@ def entry_spec(src: ValueSpec, batches) -> ValueSpec:
     if not src.known or src.dtype is None:
         return spec
     iv = src.interval
-    if channels == 4 and src.channels not in (2, 4) and dtypes.is_integer(src.dtype):
-        opaque = dtypes.levels_range(src.bits or dtypes.container_bits(src.dtype))[1]
+    if channels == 4 and src.channels not in (2, 4):
+        opaque = dtypes.opaque_alpha(src.dtype, src.bits)
         iv = iv.hull(Interval(opaque, opaque))
     if batches.interpolation in _OVERSHOOTING and src.dtype == "uint8":
         iv = iv.hull(Interval.of(dtypes.dtype_range("uint8")))

@@ -37,8 +37,9 @@ def main(args) -> int:
         for row in report.trace:
             where = f"stage {row['stage']} {row['name']}" if row["stage"] is not None else row["name"]
             spec = row["spec"]
+            lo, hi = spec["range"]
             rng = "unknown" if not spec["known"] else \
-                "[" + ", ".join("inf" if v is None else f"{v:g}" for v in spec["range"]) + "]"
+                f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
             print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}")
     print(_summary(report), file=sys.stderr if report.findings else sys.stdout)
     return report.exit_code()

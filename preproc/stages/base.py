@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .. import dtypes
-from ..errors import StageError
+from ..errors import PreprocError, StageError
 from ..spec import Interval, ScaleStep, ValueSpec
 from ..types import DType, Range
 
@@ -129,6 +129,8 @@ class Stage:
     def output_spec(self, spec: ValueSpec, interval: Interval, dtype: str | None = None, **kw) -> ValueSpec:
         """Build the output spec, recording this stage when it changes the scale."""
         changes = {"interval": interval, "dtype": dtype or spec.dtype, **kw}
+        if not spec.known and not changes.get("known"):
+            changes["interval"] = spec.interval  # unknown in, unknown out
         if self.changes_scale:
             return spec.scaled(self.step, **changes)
         return spec.with_(**changes)
@@ -145,7 +147,13 @@ class Stage:
                 stage_name=self.name,
                 file=file,
             )
-        out = self.apply(x)
+        try:
+            out = self.apply(x)
+        except PreprocError:
+            raise
+        except Exception as exc:  # name the stage and the file, keep the cause
+            raise StageError(f"failed: {type(exc).__name__}: {exc}", stage=self.index,
+                             stage_name=self.name, file=file) from exc
         if spec is not None:
             expected = self.infer(spec)
             lo, hi = _finite_minmax(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -27,16 +27,23 @@ def endpoint_image(fn, spec: ValueSpec) -> Interval:
     """
     dtype = spec.dtype if spec.dtype is not None else "float64"
     with np.errstate(all="ignore"):
-        ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64)
-        if dtypes.is_integer(dtype):
-            ends = ends.astype(dtype)
+        if dtypes.is_integer(dtype) or dtype == "bool":
+            lo, hi = dtypes.int_range(dtype)
+            ends = np.array([_clamp_int(spec.interval.lo, lo, hi),
+                             _clamp_int(spec.interval.hi, lo, hi)], dtype=dtype)
         else:
-            ends = ends.astype(dtype)
+            ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64).astype(dtype)
         out = np.asarray(fn(ends.reshape(1, 2, 1)), dtype=np.float64).ravel()
     lo, hi = float(np.min(out)), float(np.max(out))
     if math.isnan(lo) or math.isnan(hi):
         return Interval(-math.inf, math.inf)
     return Interval(lo, hi)
+
+
+def _clamp_int(value: float, lo: int, hi: int) -> int:
+    if math.isinf(value):
+        return lo if value < 0 else hi
+    return min(max(math.ceil(value) if value > 0 else math.floor(value), lo), hi)
 
 
 def _float_bits(spec: ValueSpec) -> int | None:
@@ -108,6 +115,13 @@ class RescaleIntensityParams(BaseModel):
     out_range: Range = (0.0, 1.0)
     clip: bool = True
 
+    @model_validator(mode="after")
+    def _span(self):
+        if not isinstance(self.in_range, str):
+            _f32_span(*self.in_range)
+        _f32_span(*self.out_range)
+        return self
+
 
 @register_stage
 class RescaleIntensity(Stage):
@@ -126,6 +140,10 @@ class RescaleIntensity(Stage):
     @property
     def clips(self):  # type: ignore[override]
         return self.params.clip
+
+    @property
+    def input_kind(self):  # type: ignore[override]
+        return "integer" if self.params.in_range in ("dtype", "bit_depth") else None
 
     def resolve_in_range(self, spec: ValueSpec) -> Interval | None:
         r = self.params.in_range
@@ -146,9 +164,14 @@ class RescaleIntensity(Stage):
 
     def infer(self, spec):
         iv = self.resolve_in_range(spec)
-        if iv is None:
-            return self.output_spec(spec, Interval(-math.inf, math.inf), "float32", bits=None)
-        fn = lambda x: F.linear_map(x, (iv.lo, iv.hi), self.params.out_range, clip=self.params.clip)  # noqa: E731
+        p = self.params
+        if iv is None:  # clipped output stays in out_range whatever the input was
+            out = Interval.of(sorted(p.out_range)) if p.clip else Interval(-math.inf, math.inf)
+            return self.output_spec(spec, out, "float32", bits=None)
+        if not spec.known and p.clip:  # the output does not depend on what comes in
+            out = Interval.of(sorted(p.out_range))
+            return self.output_spec(spec, out, "float32", bits=None, known=True)
+        fn = lambda x: F.linear_map(x, (iv.lo, iv.hi), p.out_range, clip=p.clip)  # noqa: E731
         return self.output_spec(spec, endpoint_image(fn, spec), "float32", bits=_float_bits(spec))
 
     def apply(self, x):
@@ -164,7 +187,7 @@ class RescaleIntensity(Stage):
 class ClaheParams(BaseModel):
     model_config = STRICT
     clip_limit: Number = Field(0.01, gt=0, le=1)
-    kernel_size: int | tuple[int, int] | None = None
+    kernel_size: Annotated[int, Field(ge=1)] | tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
     nbins: int = Field(256, ge=2, le=65536)
 
 
@@ -188,7 +211,7 @@ class Clahe(Stage):
         return None
 
     def infer(self, spec):
-        return self.output_spec(spec, Interval(0.0, 1.0), "float32", bits=None)
+        return self.output_spec(spec, Interval(0.0, 1.0), "float32", bits=None, known=True)
 
     def apply(self, x):
         p = self.params
@@ -237,12 +260,33 @@ class Clip(Stage):
     def apply(self, x):
         return F.clip(x, self.params.min, self.params.max)
 
+    def extra_findings(self, spec):
+        p = self.params
+        if spec.dtype and dtypes.is_integer(spec.dtype) and math.ceil(p.min) > math.floor(p.max):
+            return [Finding(
+                "degenerate-output",
+                f"{self.describe()} keeps [{p.min:g}, {p.max:g}], which holds no integer of "
+                f"{spec.dtype}: every value maps to one constant",
+                hint="give the bounds in the units of the data",
+            )]
+        return []
+
+
+def _f32_span(lo: float, hi: float) -> None:
+    if not np.float32(lo) < np.float32(hi) or not np.isfinite(np.float32(hi) - np.float32(lo)):
+        raise ValueError(f"[{lo}, {hi}] is too narrow or too wide to compute in float32")
+
 
 class WindowParams(BaseModel):
     model_config = STRICT
     center: Number
     width: PositiveNumber
     out_range: Range = (0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _span(self):
+        _f32_span(self.center - self.width / 2, self.center + self.width / 2)
+        return self
 
 
 @register_stage
@@ -263,6 +307,9 @@ class Window(Stage):
         return Interval(self.params.center - half, self.params.center + half)
 
     def infer(self, spec):
+        if not spec.known:  # the window clips: the output does not depend on what comes in
+            out = Interval.of(sorted(self.params.out_range))
+            return self.output_spec(spec, out, "float32", bits=None, known=True)
         return self.output_spec(spec, endpoint_image(self.apply, spec), "float32", bits=None)
 
     def apply(self, x):
@@ -288,8 +335,6 @@ class Gamma(Stage):
         return Interval(0.0, 1.0)
 
     def infer(self, spec):
-        if spec.interval.lo < 0:
-            return self.output_spec(spec, Interval(-math.inf, math.inf), "float32")
         return self.output_spec(spec, endpoint_image(self.apply, spec), "float32")
 
     def apply(self, x):
@@ -361,6 +406,10 @@ class ToDtype(Stage):
 
     def infer(self, spec):
         target = self.params.dtype
+        if target == "bool":  # x != 0 is not monotone: zero may sit inside the interval
+            lo, hi = spec.interval.lo, spec.interval.hi
+            iv = Interval(0.0 if lo <= 0 <= hi else 1.0, 0.0 if lo == hi == 0 else 1.0)
+            return self.output_spec(spec, iv, target, bits=1)
         iv = endpoint_image(self.apply, spec)
         bits = spec.bits
         if dtypes.is_integer(target):

@@ -22,6 +22,7 @@ __all__ = [
     "linear_map",
     "normalize",
     "samplewise",
+    "saturate",
 ]
 
 F32 = np.float32
@@ -100,23 +101,70 @@ def clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def gamma(x: np.ndarray, g: float) -> np.ndarray:
-    """``x ** g`` in float32 for inputs in [0, 1]. Output: float32 in [0, 1]."""
+    """``x ** g`` in float32 for inputs in [0, 1]. Output: float32 in [0, 1].
+
+    Negative inputs (outside the contract; the static check reports them) become 0 rather
+    than NaN.
+    """
     out = np.asarray(x).astype(F32, copy=True)
+    np.maximum(out, F32(0), out=out)
     np.power(out, F32(g), out=out)
     return out
 
 
 def invert(x: np.ndarray, maximum: float) -> np.ndarray:
-    """``maximum - x``; integers are computed wide and saturate to their dtype, never wrap.
+    """``maximum - x``; integers (and bools) saturate to their dtype, never wrap.
 
     Output: same dtype as ``x``.
     """
     x = np.asarray(x)
-    if dtypes.is_integer(x.dtype):
-        lo, hi = dtypes.dtype_range(x.dtype)
-        wide = np.int64(round(maximum)) - x.astype(np.int64)
-        return np.clip(wide, int(lo), int(hi)).astype(x.dtype)
-    return (x.dtype.type(maximum) - x).astype(x.dtype, copy=False)
+    if x.dtype.kind == "f":
+        return (x.dtype.type(maximum) - x).astype(x.dtype, copy=False)
+    lo, hi = dtypes.int_range(x.dtype)
+    # beyond these bounds every result saturates anyway; clamping keeps int64 from overflowing
+    m = min(max(round(maximum), lo), hi + (hi - lo))
+    if x.dtype.itemsize >= 8:
+        wide = np.float64(m) - x.astype(np.float64)
+    else:
+        wide = np.int64(m) - x.astype(np.int64)
+    return saturate(wide, x.dtype)
+
+
+def saturate(x: np.ndarray, dtype) -> np.ndarray:
+    """Clip ``x`` into what ``dtype`` holds, then convert: saturation, never wrap-around.
+
+    Floats are rounded half to even first. Works for 64-bit targets, whose limits floats cannot
+    represent exactly.
+    """
+    x = np.asarray(x)
+    target = np.dtype(dtype)
+    if target.kind == "b":
+        return x != 0
+    if target.kind == "f":
+        return x.astype(target)
+    lo, hi = dtypes.int_range(target)
+    if x.dtype.kind == "b":
+        x = x.astype(np.uint8)
+    if x.dtype.kind == "f":
+        x = np.rint(x)
+        flo, fhi = _float_bound(x.dtype, lo, up=True), _float_bound(x.dtype, hi, up=False)
+        return np.clip(x, flo, fhi).astype(target)
+    src_lo, src_hi = dtypes.int_range(x.dtype)
+    if src_lo < lo or src_hi > hi:  # bounds are inside the source range, so representable
+        x = np.clip(x, x.dtype.type(max(lo, src_lo)), x.dtype.type(min(hi, src_hi)))
+    return x.astype(target)
+
+
+def _float_bound(fdtype, bound: int, up: bool):
+    """The float of ``fdtype`` nearest to ``bound`` that does not lie beyond it."""
+    with np.errstate(over="ignore"):
+        f = fdtype.type(bound)
+    if not np.isfinite(f):  # float16 cannot hold 2**63: its largest finite value is the bound
+        f = np.finfo(fdtype).max * fdtype.type(1 if bound > 0 else -1)
+        return f
+    while (int(f) < bound) if up else (int(f) > bound):
+        f = np.nextafter(f, fdtype.type(np.inf if up else -np.inf))
+    return f
 
 
 def cast(x: np.ndarray, dtype: str, scale: bool) -> np.ndarray:
@@ -134,15 +182,7 @@ def cast(x: np.ndarray, dtype: str, scale: bool) -> np.ndarray:
             work = np.float32 if target.kind == "f" and target.itemsize <= 4 else np.float64
             x = x.astype(work, copy=True)
             x *= work(dst_max / src_max)
-    if target.kind in "ui":
-        if x.dtype.kind == "f":
-            x = np.rint(x)
-        lo, hi = dtypes.dtype_range(target)
-        if x.dtype.kind == "f" or np.iinfo(x.dtype).min < lo or np.iinfo(x.dtype).max > hi:
-            x = np.clip(x, lo, hi)
-    if target.kind == "b":
-        return x != 0
-    return x.astype(target)
+    return saturate(x, target)
 
 
 def clahe(x: np.ndarray, clip_limit: float, kernel_size=None, nbins: int = 256) -> np.ndarray:

@@ -43,6 +43,10 @@ class NormalizeParams(BaseModel):
         for value in _as_list(self.std):
             if value <= 0:
                 raise ValueError("every std must be positive")
+        lengths = {len(_as_list(self.mean)), len(_as_list(self.std))} - {1}
+        if fixed and (0 in lengths or len(lengths) > 1):
+            raise ValueError("`mean` and `std` need one value each, or one per channel "
+                             "(lists of the same length)")
         return self
 
 
@@ -50,6 +54,10 @@ def _as_list(value) -> list[float]:
     if value is None:
         return []
     return [float(v) for v in value] if isinstance(value, list) else [float(value)]
+
+
+def _broadcast(values: list[float], n: int) -> list[float]:
+    return values if len(values) == n else values * n
 
 
 def load_stats(path: Path) -> tuple[list[float], list[float], str]:
@@ -102,10 +110,11 @@ class Normalize(Stage):
         self.mean, self.std = [float(m) for m in mean], [max(float(s), 1e-12) for s in std]
 
     def _check_channels(self, channels):
-        if channels is None or len(self.mean) in (1, channels):
+        n = max(len(self.mean), len(self.std))
+        if channels is None or n in (1, channels):
             return
         raise ConfigError(
-            f"has {len(self.mean)} mean/std values but the images have {channels} channels",
+            f"has {n} mean/std values but the images have {channels} channels",
             file=self.context.file, line=self.line, column=self.column,
             path=f"stages[{self.index}].normalize",
             hint="give one value, or one per channel (color_mode decides the channel count)",
@@ -117,15 +126,13 @@ class Normalize(Stage):
         self._check_channels(spec.channels)
         his, los = [], []
         with np.errstate(all="ignore"):
-            for m, s in zip(self._per_channel(self.mean), self._per_channel(self.std)):
+            n = max(len(self.mean), len(self.std))
+            for m, s in zip(_broadcast(self.mean, n), _broadcast(self.std, n)):
                 ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64)
                 out = F.normalize(ends.reshape(1, 2, 1), m, s).astype(np.float64)
                 los.append(float(out.min()))
                 his.append(float(out.max()))
         return self.output_spec(spec, Interval(min(los), max(his)), "float32")
-
-    def _per_channel(self, values):
-        return values if len(values) == len(self.mean) else values * len(self.mean)
 
     def apply(self, x):
         if self.params.mode == "samplewise":
