@@ -23,16 +23,19 @@ from .errors import (
     StageError,
 )
 from .findings import CODES, Finding, Report, Severity
+from .flow import BatchIterator, DecodeSkipWarning, RuntimeRangeWarning, flow
 from .pipeline import Pipeline
 from .spec import Interval, ValueSpec
 from .stages import Stage, get_stage, register_stage, registered_stages
 
 __all__ = [
     "AuditReport",
+    "BatchIterator",
     "CODES",
     "Config",
     "ConfigError",
     "DecodeError",
+    "DecodeSkipWarning",
     "Finding",
     "Interval",
     "LossyDecodeError",
@@ -41,6 +44,7 @@ __all__ = [
     "PluginError",
     "PreprocError",
     "Report",
+    "RuntimeRangeWarning",
     "Severity",
     "Stage",
     "StageError",
@@ -48,6 +52,7 @@ __all__ = [
     "__version__",
     "audit",
     "check",
+    "flow",
     "get_stage",
     "load_config",
     "register_stage",

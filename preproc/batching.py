@@ -16,20 +16,9 @@ from .errors import PreprocError
 
 __all__ = ["apply_stages", "assemble", "batchable", "labels"]
 
-#: Stages that act on each value alone, with parameters fixed before the batch is seen.
-_ELEMENTWISE = frozenset(
-    {"rescale", "rescale_intensity", "clip", "window", "gamma", "invert", "to_dtype"})
-
-
 def batchable(stages) -> bool:
-    """Whether every stage may run on a stacked batch (see the module docstring)."""
-    for stage in stages:
-        name = getattr(stage, "name", "")
-        if name == "normalize" and getattr(stage.params, "mode", "fixed") != "samplewise":
-            continue
-        if name not in _ELEMENTWISE or type(stage).__module__.split(".")[0] != "preproc":
-            return False
-    return True
+    """Whether every stage may run on a stacked batch: each declares ``elementwise``."""
+    return all(getattr(stage, "elementwise", False) for stage in stages)
 
 
 def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:

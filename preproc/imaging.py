@@ -78,10 +78,7 @@ def alpha_value(dtype, bit_depth: int | None = None) -> float:
     Returns:
         ``2**bit_depth - 1`` for integers, ``1.0`` for floats.
     """
-    if dtypes.is_float(dtype):
-        return dtypes.full_scale(dtype)[1]
-    bits = bit_depth or dtypes.container_bits(dtype)
-    return dtypes.levels_range(bits, signed=dtypes.is_signed(dtype))[1]
+    return dtypes.opaque_alpha(dtype, bit_depth)
 
 
 def convert_color(x: np.ndarray, color_mode: str, *, alpha: float | None = None) -> np.ndarray:

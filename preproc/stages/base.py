@@ -7,7 +7,8 @@ A stage holds validated parameters and implements two things:
 * ``apply(x) -> x``: the arithmetic on one image of shape ``(H, W, C)``, delegated to plain
   functions in :mod:`preproc.stages.functional`.
 
-The static check reads four class facts: ``clips`` (the stage discards what lies outside its
+The batch generator reads ``elementwise`` (see below). The static check reads four class
+facts: ``clips`` (the stage discards what lies outside its
 expected range on purpose), ``stretches`` (it rescales each image to its own min and max),
 ``changes_scale`` (it moves values to a new scale, so a later rescale compounds it) and
 ``input_kind`` (``"float"`` or ``"integer"`` when only one dtype kind is accepted).
@@ -60,6 +61,9 @@ class Stage:
     stretches: ClassVar[bool] = False
     changes_scale: ClassVar[bool] = False
     input_kind: ClassVar[str | None] = None
+    #: each output value depends only on its input value, with parameters fixed before the
+    #: batch is seen: the batch generator may then run the stage once on a whole stacked batch
+    elementwise: ClassVar[bool] = False
     summary: ClassVar[str] = ""
     #: params and input specs the contract test (preproc.testing.check_stage) runs on
     examples: ClassVar[list[dict]] = []

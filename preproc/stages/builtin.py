@@ -85,6 +85,7 @@ class Rescale(Stage):
     """
 
     name = "rescale"
+    elementwise = True
     Params = RescaleParams
     changes_scale = True
     summary = "x*factor+offset in float32 (Keras rescale)"
@@ -144,6 +145,11 @@ class RescaleIntensity(Stage):
     @property
     def input_kind(self):  # type: ignore[override]
         return "integer" if self.params.in_range in ("dtype", "bit_depth") else None
+
+    @property
+    def elementwise(self):  # type: ignore[override]
+        # dtype/bit_depth resolve per image; a stacked batch of mixed files has one dtype
+        return self.params.in_range not in ("dtype", "bit_depth")
 
     def resolve_in_range(self, spec: ValueSpec) -> Interval | None:
         r = self.params.in_range
@@ -247,6 +253,7 @@ class Clip(Stage):
     """Clip to ``[min, max]``. Input: expects [min, max]; clips. Output: same dtype, the intersection."""
 
     name = "clip"
+    elementwise = True
     Params = ClipParams
     clips = True
     summary = "clip to [min, max], dtype kept"
@@ -297,6 +304,7 @@ class Window(Stage):
     """
 
     name = "window"
+    elementwise = True
     Params = WindowParams
     clips = True
     changes_scale = True
@@ -327,6 +335,7 @@ class Gamma(Stage):
     """``x ** gamma``. Input: floats in [0, 1]. Output: float32 in [0, 1]."""
 
     name = "gamma"
+    elementwise = True
     Params = GammaParams
     input_kind = "float"
     summary = "x**gamma on [0, 1] floats"
@@ -354,6 +363,7 @@ class Invert(Stage):
     """
 
     name = "invert"
+    elementwise = True
     Params = InvertParams
     summary = "max - x, dtype kept, saturating"
 
@@ -394,6 +404,7 @@ class ToDtype(Stage):
     """
 
     name = "to_dtype"
+    elementwise = True
     Params = ToDtypeParams
     summary = "cast; scaled by dtype ranges when scale; saturating"
 

@@ -33,8 +33,7 @@ def affine_f32(x: np.ndarray, factor: float, offset: float = 0.0) -> np.ndarray:
 
     Input: any real dtype. Output: float32.
     """
-    out = np.asarray(x).astype(F32, copy=True)
-    out *= F32(factor)
+    out = np.multiply(x, F32(factor), dtype=F32)  # cast and multiply in one pass
     if offset:
         out += F32(offset)
     return out

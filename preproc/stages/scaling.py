@@ -102,6 +102,10 @@ class Normalize(Stage):
             self.mean, self.std, self.stats_space = load_stats(path)
 
     @property
+    def elementwise(self) -> bool:  # type: ignore[override]
+        return self.params.mode != "samplewise"
+
+    @property
     def needs_fit(self) -> bool:
         return self.params.mode == "featurewise" and not self.mean
 
