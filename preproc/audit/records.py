@@ -279,9 +279,28 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
     if flat.dtype.kind == "i":  # flip the sign bit: two's complement becomes offset binary
         flat = flat.view(unsigned) ^ unsigned.type(1 << (bits - 1))
         offset = -(1 << (bits - 1))
+    if bits == 8 and flat.shape[1] in _PIL_MODES and 0 < flat.shape[0] < 2**31:
+        return _pillow_histogram(flat), offset
     # one bincount per strided channel column beats building a combined index array
     counts = np.stack([np.bincount(flat[:, c], minlength=size) for c in range(flat.shape[1])])
     return counts, offset
+
+
+_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
+    """Per-channel counts of 8-bit ``(pixels, C)`` data through Pillow's C histogram.
+
+    About twice as fast as ``np.bincount``, which first widens every byte to a 64-bit index.
+    The pixels are viewed as one row of an image, without a copy.
+    """
+    from PIL import Image
+
+    mode = _PIL_MODES[flat.shape[1]]
+    data = np.ascontiguousarray(flat)
+    image = Image.frombuffer(mode, (data.shape[0], 1), data, "raw", mode, 0, 1)
+    return np.asarray(image.histogram(), dtype=np.int64).reshape(flat.shape[1], 256)
 
 
 def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
