@@ -9,7 +9,8 @@ process samples the tree's PSS (proportional set size) with psutil:
 * ``keras``: Keras 3 ``ImageDataGenerator(rescale=...).flow_from_directory`` (torch backend);
 * ``torch``: a torchvision-equivalent ``ImageFolder`` + ``DataLoader(num_workers=2)``: PIL open,
   ``convert('RGB')`` (so 16-bit data is clipped to 8 bits, as torchvision's loader does), PIL
-  resize, ToTensor-equivalent float32 / 255 in CHW. torchvision itself is used when it imports;
+  resize, ToTensor-equivalent float32 / 255 in CHW. torchvision itself is used when it imports
+  (``--torch-python`` runs this peer in another environment, where one that imports is installed);
 * ``bare``: the work alone: 2 processes, each reading, decoding, resizing and casting to
   float32 its half of the files, sending nothing back.
 
@@ -217,6 +218,9 @@ def peer_bare(folder, color_mode, rescale, interp):
     return len(paths), time.perf_counter() - start
 
 
+#: interpreters for peers that need another environment (default: this one)
+PEER_PYTHON: dict[str, str] = {}
+
 PEERS = {"preproc": peer_preproc, "keras": peer_keras, "torch": peer_torch, "bare": peer_bare}
 
 
@@ -257,7 +261,8 @@ def _tree_pss(pid: int) -> int:
 
 def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str) -> dict:
     """Run one peer in a fresh process; return img/s and the peak PSS of its process tree."""
-    cmd = [sys.executable, __file__, "--peer", peer, str(folder), color_mode, rescale, interp]
+    python = PEER_PYTHON.get(peer, sys.executable)
+    cmd = [python, __file__, "--peer", peer, str(folder), color_mode, rescale, interp]
     env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="torch")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak = [0]
@@ -361,7 +366,12 @@ def main() -> None:
                         help="measure only these datasets (skips the memory/CLAHE/import lines)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "preproc-bench",
                         help="where the synthetic datasets are built and cached")
+    parser.add_argument("--torch-python", metavar="PYTHON",
+                        help="interpreter for the torch peer, e.g. a venv with a torchvision that "
+                        "imports (pip install torch==2.14.1 torchvision==0.29.1 pillow numpy)")
     args = parser.parse_args()
+    if args.torch_python:
+        PEER_PYTHON["torch"] = args.torch_python
     print(f"preproc flow benchmark: {os.cpu_count()} cores, target {TARGET}, batch 32, "
           f"2 workers/processes per peer; PSS of each peer's process tree", flush=True)
     run_all(args.data, args.quick, args.rounds or (1 if args.quick else 2), args.only)

@@ -273,6 +273,15 @@ def prepare(
 
 def _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_ratio) -> np.ndarray:
     img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, _PIL_MODES[x.shape[2]])
+    return prepare_pil(img, color_mode, target, interpolation, keep_aspect_ratio)
+
+
+def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ratio=False):
+    """:func:`prepare` for an 8-bit ``PIL.Image`` (mode L, LA, RGB or RGBA): Keras' own steps.
+
+    Returns:
+        ``(th, tw, 1|3|4)`` uint8 array.
+    """
     want = _PIL_TARGET[color_mode]
     if img.mode != want:
         img = img.convert(want)

@@ -74,7 +74,12 @@ class ImageJob:
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
         from .io import decode
+        from .io.fast8 import open_8bit
 
+        image = open_8bit(self.paths[i])
+        if image is not None:  # 8-bit file Pillow reads as is: no NumPy round trip
+            return imaging.prepare_pil(image, self.color_mode, self.target, self.interpolation,
+                                       self.keep_aspect_ratio)
         x, info = decode(self.paths[i])
         bits = self.bit_depth or getattr(info, "stored_bits", None)
         alpha = imaging.alpha_value(x.dtype, bits) if self.color_mode == "rgba" else None

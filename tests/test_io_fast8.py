@@ -1,0 +1,79 @@
+"""The 8-bit fast path returns exactly what decode() returns, or steps aside."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from fixtures_images import png_bytes, write_png
+from PIL import Image
+
+from preproc.errors import DecodeError
+from preproc.io import decode
+from preproc.io.fast8 import open_8bit
+
+RNG = np.random.default_rng(8)
+
+
+def pillow_file(path, array, fmt, **options):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, **options)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (9, 7, 2), (9, 7, 3), (9, 7, 4)])
+def test_8bit_png_matches_decode(tmp_path, shape):
+    array = RNG.integers(0, 256, shape).astype(np.uint8)
+    path = write_png(tmp_path / "a.png", array, sbit=5)  # sBIT does not change the samples
+    image = open_8bit(path)
+    assert image is not None
+    expected, _ = decode(path)
+    assert np.array_equal(np.asarray(image).reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "BMP"])
+def test_jpeg_and_bmp_match_decode(tmp_path, fmt):
+    array = RNG.integers(0, 256, (16, 12, 3)).astype(np.uint8)
+    path = pillow_file(tmp_path / f"a.{fmt.lower()}", array, fmt)
+    image = open_8bit(path)
+    assert image is not None
+    assert np.array_equal(np.asarray(image), decode(path)[0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: png_bytes(RNG.integers(0, 65536, (5, 5)).astype(np.uint16)),                  # 16-bit
+    lambda: png_bytes(RNG.integers(0, 16, (5, 5)).astype(np.uint8), bit_depth=4),         # 4-bit
+    lambda: png_bytes(RNG.integers(0, 256, (9, 9, 3)).astype(np.uint8), interlace=True),  # Adam7
+    lambda: png_bytes(RNG.integers(0, 4, (5, 5)).astype(np.uint8),
+                      palette=RNG.integers(0, 256, (4, 3)).astype(np.uint8)),            # palette
+    lambda: b"GIF89a" + b"\0" * 40,
+    lambda: b"\x89PNG\r\n\x1a\n" + b"\0" * 10,                                            # truncated
+])
+def test_other_files_step_aside(tmp_path, make):
+    path = tmp_path / "x.png"
+    path.write_bytes(make())
+    assert open_8bit(path) is None
+
+
+def test_corrupt_8bit_png_steps_aside_and_decode_names_it(tmp_path):
+    good = png_bytes(RNG.integers(0, 256, (32, 32, 3)).astype(np.uint8))
+    path = tmp_path / "bad.png"
+    path.write_bytes(good[: len(good) // 2])
+    assert open_8bit(path) is None
+    with pytest.raises(DecodeError):
+        decode(path)
+
+
+def test_fifo_and_empty_files_raise_instead_of_blocking(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DecodeError, match="not a regular file"):
+        open_8bit(fifo)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(DecodeError) as info:
+        open_8bit(empty)
+    assert info.value.reason == "empty"
