@@ -135,17 +135,10 @@ class Checks(BaseModel):
     severity: dict[str, Severity] = Field(default_factory=dict)
     runtime: Runtime = Field(default_factory=Runtime)
 
-    @field_validator("ignore")
+    @field_validator("ignore", "severity")
     @classmethod
-    def _ignore_codes(cls, value):
-        for code in value:
-            _known_code(code)
-        return value
-
-    @field_validator("severity")
-    @classmethod
-    def _severity_codes(cls, value):
-        for code in value:
+    def _known_codes(cls, value):
+        for code in value:  # list items or mapping keys
             _known_code(code)
         return value
 
