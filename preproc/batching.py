@@ -45,7 +45,7 @@ def apply_stages(stages, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.
         stages: the pipeline's stages (all :func:`batchable`).
         batch: the images in their container dtype.
         guard: also return per-image ``[(min, max, has_nan), ...]`` after each stage.
-        out_dtype: dtype of the result when there is no stage (float32, as Keras).
+        out_dtype: dtype of the result: the pipeline's output (float32 without stages, as Keras).
 
     Returns:
         The processed batch and the per-image statistics (``None`` without ``guard``).
@@ -53,6 +53,8 @@ def apply_stages(stages, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.
     n = batch.shape[0]
     if not stages:
         return batch.astype(out_dtype), ([[] for _ in range(n)] if guard else None)
+    if n == 0:  # every file of the batch was skipped
+        return np.empty(batch.shape[:3] + (batch.shape[3],), dtype=out_dtype), ([] if guard else None)
     x = batch.reshape((-1,) + batch.shape[2:])
     per_stage = []
     for stage in stages:

@@ -71,6 +71,7 @@ def list_files(
     follow_links: bool = False,
     validation_split: float = 0.0,
     subset: str | None = None,
+    on_problem=None,
 ) -> Listing:
     """List the images under ``directory`` exactly as Keras' ``flow_from_directory`` does.
 
@@ -81,6 +82,9 @@ def list_files(
         follow_links: follow symbolic links to folders.
         validation_split: fraction of each class reserved for the validation subset.
         subset: ``None`` (all files), ``"training"`` or ``"validation"``.
+        on_problem: ``None`` to raise on a folder that cannot be listed or a symbolic-link
+            loop; else called as ``on_problem(path, reason, message)`` and the walk goes on
+            without that folder (the audit reports such folders instead of stopping).
 
     Returns:
         The :class:`Listing`.
@@ -103,7 +107,7 @@ def list_files(
         class_dir = os.path.join(directory, name)
         if not os.path.isdir(class_dir):
             raise PreprocError(f"{class_dir}: class folder listed in `classes` does not exist")
-        found = _class_files(class_dir, suffixes, follow_links)
+        found = _class_files(class_dir, suffixes, follow_links, on_problem)
         if not found:
             empty.append(name)
         if split is not None:
@@ -139,9 +143,10 @@ def _class_folders(directory: str) -> list[str]:
     return [e for e in entries if os.path.isdir(os.path.join(directory, e))]
 
 
-def _class_files(class_dir: str, suffixes: tuple[str, ...], follow_links: bool) -> list[str]:
+def _class_files(class_dir: str, suffixes: tuple[str, ...], follow_links: bool,
+                 on_problem=None) -> list[str]:
     """Files of one class folder, relative to it, in Keras order."""
-    walked = sorted(_walk(class_dir, follow_links), key=lambda item: item[0])
+    walked = sorted(_walk(class_dir, follow_links, on_problem), key=lambda item: item[0])
     out = []
     for root, files in walked:
         for fname in sorted(files):
@@ -150,7 +155,7 @@ def _class_files(class_dir: str, suffixes: tuple[str, ...], follow_links: bool) 
     return out
 
 
-def _walk(top: str, follow_links: bool):
+def _walk(top: str, follow_links: bool, on_problem=None):
     """Yield ``(folder, file names)`` like ``os.walk`` but failing loudly.
 
     Folder paths are built as ``os.walk`` builds them, so sorting them reproduces Keras' order.
@@ -164,7 +169,11 @@ def _walk(top: str, follow_links: bool):
             with os.scandir(folder) as it:
                 entries = list(it)
         except OSError as exc:
-            raise PreprocError(f"{folder}: cannot list folder: {exc.strerror or exc}") from exc
+            message = f"{folder}: cannot list folder: {exc.strerror or exc}"
+            if on_problem is None:
+                raise PreprocError(message) from exc
+            on_problem(folder, "unlistable-folder", message)
+            continue
         files = []
         for entry in entries:
             if not _is_dir(entry):
@@ -175,10 +184,12 @@ def _walk(top: str, follow_links: bool):
                 continue
             ident = _identity(path)
             if ident in ancestors:
-                raise PreprocError(
-                    f"{path}: symbolic-link loop (it leads back to an enclosing folder); "
-                    "remove the link or set batches.follow_links: false"
-                )
+                message = (f"{path}: symbolic-link loop (it leads back to an enclosing folder); "
+                           "remove the link or set batches.follow_links: false")
+                if on_problem is None:
+                    raise PreprocError(message)
+                on_problem(path, "symlink-loop", message)
+                continue
             stack.append((path, ancestors + (ident,)))
         yield folder, files
 

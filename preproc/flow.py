@@ -327,7 +327,9 @@ class BatchIterator:
     def _probe(self) -> None:
         """Shapes and dtypes of the batch and of a worker slot, from the first readable file."""
         first = None
-        for k in range(min(self._listing.samples, 16)):
+        # with `skip`, bad files may fill the start of the listing: look until one reads
+        limit = self._listing.samples if self._on_error == "skip" else min(self._listing.samples, 16)
+        for k in range(limit):
             try:
                 raw = self._job.load(k)
             except DecodeError as exc:

@@ -186,7 +186,7 @@ def resize(
 
 
 def _back_to(res: np.ndarray, like: np.ndarray) -> np.ndarray:
-    lo, hi = like.min(), like.max()
+    lo, hi = (np.nanmin(like), np.nanmax(like)) if like.dtype.kind == "f" else (like.min(), like.max())
     if dtypes.is_integer(like.dtype):
         res = np.rint(res, out=res)
     np.clip(res, lo, hi, out=res)

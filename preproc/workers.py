@@ -277,6 +277,8 @@ class Window:
         self.engine = engine
         self.free = list(range(n_slots))
         self.inflight: dict = {}
+        #: slots whose wait was interrupted: workers may still write into them
+        self.draining: dict[int, int] = {}
         self._ticket = 0
 
     def fetch(self, key, ahead: list, task, finish):
@@ -293,11 +295,23 @@ class Window:
         ticket, slot, n = self.inflight.pop(key)
         try:
             results = self.engine.collect(ticket)
+        except BaseException:  # e.g. Ctrl-C: the slot is only free once its ticket drains
+            self.draining[slot] = ticket
+            raise
+        try:
             return finish(self.engine.slots[slot, :n], results)
         finally:
             self.free.append(slot)
 
+    def _drain(self) -> None:
+        for slot, ticket in list(self.draining.items()):
+            self.engine.collect(ticket)
+            del self.draining[slot]
+            self.free.append(slot)
+
     def _submit(self, key, task, keep: set) -> None:
+        if self.draining:
+            self._drain()
         if not self.free:
             self._evict(keep)
         indices, guard = task(key)

@@ -43,14 +43,23 @@ def list_config(cfg) -> Listing:
     directory = cfg.source.directory
     if directory is None:
         raise PreprocError(f"{cfg.path}: source.directory is not set; nothing to audit")
+    root = os.path.abspath(os.fspath(directory))
+    problems = []
+
+    def note(path, reason, message):  # the audit always completes: report, don't stop
+        rel = _posix(os.path.relpath(path, root))
+        problems.append((rel + "/", rel.split("/", 1)[0], reason, message))
+
     with warnings.catch_warnings():  # empty classes become `empty-class` findings instead
         warnings.simplefilter("ignore")
         found = list_files(directory, classes=cfg.batches.classes,
                            extensions=cfg.source.extensions,
-                           follow_links=cfg.batches.follow_links)
+                           follow_links=cfg.batches.follow_links, on_problem=note)
     names = list(found.class_indices)
     items = [(_posix(f), names[int(c)]) for f, c in zip(found.filenames, found.classes)]
-    return Listing(os.path.abspath(os.fspath(directory)), items, names)
+    listing = Listing(root, items, names)
+    listing.problems.extend(problems)
+    return listing
 
 
 def list_directory(directory) -> Listing:

@@ -404,13 +404,17 @@ class ToDtype(Stage):
     """
 
     name = "to_dtype"
-    elementwise = True
     Params = ToDtypeParams
     summary = "cast; scaled by dtype ranges when scale; saturating"
 
     @property
     def changes_scale(self):  # type: ignore[override]
         return self.params.scale
+
+    @property
+    def elementwise(self):  # type: ignore[override]
+        # with scale, the factor depends on each file's own dtype; a stacked batch has one dtype
+        return not self.params.scale
 
     def apply(self, x):
         return F.cast(x, self.params.dtype, self.params.scale)
