@@ -3,14 +3,16 @@
 Layout of ``DIR``::
 
     batch-00000.npy    x of batch 0, exactly as flow yields it (dtype and shape in the header)
-    batch-00000.json   sidecar: rows, file names, class indices, sha256 of the .npy
+    batch-00000.json   sidecar: rows, file names, class indices, sha256 of the .npy, and a
+                       stamp of the config and of each source file's size and mtime
     ...
     index.json         every shard with its files and labels, the class names, dtype, shape
     index.csv          one row per image: shard, row, filename, class, label
 
 Every file is written atomically: to a temporary name in the same folder, flushed, fsynced, then
 ``os.replace``-d onto its final name, so an interrupted run never leaves a half-written file
-under a final name. A re-run keeps each shard whose sidecar matches the planned files and whose
+under a final name. A re-run keeps each shard whose sidecar matches the planned files, the config
+and the files' sizes and mtimes, and whose
 ``.npy`` still has the recorded checksum, recomputes the others and writes the index last.
 """
 
@@ -83,12 +85,15 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     shards, reused = [], 0
+    recipe = _recipe(it)
     for i in range(len(it)):
-        planned = [it.filename_of(int(j)) for j in it.batch_indices(i)]
-        entry = _reusable(out, i, planned)
+        idx = it.batch_indices(i)
+        planned = [it.filename_of(int(j)) for j in idx]
+        stamp = _stamp(recipe, [it.filepath_of(int(j)) for j in idx])
+        entry = _reusable(out, i, planned, stamp)
         was_reused = entry is not None
         if entry is None:
-            entry = _write_shard(it, out, i, planned)
+            entry = _write_shard(it, out, i, planned, stamp)
         reused += was_reused
         shards.append(entry)
         if progress is not None:
@@ -105,7 +110,26 @@ def _shard_name(i: int) -> str:
     return f"batch-{i:05d}"
 
 
-def _write_shard(it, out: Path, i: int, planned: list[str]) -> dict:
+def _recipe(it) -> str:
+    """What shapes the pixels besides the files: the config, the output dtype and shape."""
+    doc = {"config": it.config.model_dump(mode="json"), "dtype": str(np.dtype(it.dtype)),
+           "shape": list(it.image_shape)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamp(recipe: str, paths: list[str]) -> str:
+    """Recipe plus each source file's size and modification time: a changed file is redone."""
+    digest = hashlib.sha256(recipe.encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
+        except OSError:
+            digest.update(f"{path}:missing;".encode())
+    return digest.hexdigest()
+
+
+def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
     x, _, idx = it.batch_with_indices(i)
     name = _shard_name(i)
     data = _npy_bytes(x)
@@ -115,6 +139,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str]) -> dict:
         "rows": len(idx),
         "sha256": hashlib.sha256(data).hexdigest(),
         "planned": planned,
+        "stamp": stamp,
         "filenames": [it.filename_of(int(j)) for j in idx],
         "labels": [it.label_of(int(j)) for j in idx],
     }
@@ -122,8 +147,9 @@ def _write_shard(it, out: Path, i: int, planned: list[str]) -> dict:
     return entry
 
 
-def _reusable(out: Path, i: int, planned: list[str]) -> dict | None:
-    """The sidecar of shard ``i`` if the shard is complete and was made from the same files."""
+def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict | None:
+    """The sidecar of shard ``i`` if the shard is complete and was made the same way from the
+    same, unchanged files."""
     name = _shard_name(i)
     npy, side = out / f"{name}.npy", out / f"{name}.json"
     if not (npy.is_file() and side.is_file()):
@@ -132,7 +158,8 @@ def _reusable(out: Path, i: int, planned: list[str]) -> dict | None:
         entry = json.loads(side.read_text())
     except (OSError, ValueError):
         return None
-    if entry.get("planned") != planned or entry.get("sha256") != _sha256(npy):
+    if entry.get("planned") != planned or entry.get("stamp") != stamp \
+            or entry.get("sha256") != _sha256(npy):
         return None
     return entry
 

@@ -79,7 +79,11 @@ class BatchIterator:
     Args:
         config: a loaded config.
         subset: ``None``, ``'training'`` or ``'validation'``.
-        shard: ``(rank, world_size)`` for data-parallel training, or ``None``.
+        shard: ``(rank, world_size)`` for data-parallel training, or ``None``. Shards are
+            disjoint and together cover every epoch, reshuffled per epoch alike on all ranks;
+            so ranks may differ by one sample, hence by one batch: with DDP, stop every rank
+            after ``min`` of the ranks' ``len()`` batches, or use ``batch_size`` dividing
+            ``samples // world_size``. ``filenames``/``classes`` list the current epoch's members.
         workers: worker processes (``0``: in-process); default ``batches.workers`` or all cores.
         prefetch: batches prepared ahead; default ``batches.prefetch``.
         guard: ``'warn'`` (default), ``'raise'`` or ``'record'`` on a runtime range violation.
@@ -163,11 +167,14 @@ class BatchIterator:
     # ---------------------------------------------------------------------------- ordering
     @property
     def _members(self) -> np.ndarray:
+        """Listing indices this iterator yields in the current epoch, in listing order.
+
+        A shard's members change with each epoch's shuffle (as with ``DistributedSampler``).
+        """
         n = self._listing.samples
         if self._shard is None:
             return np.arange(n)
-        rank, world = self._shard
-        return np.arange(n)[rank::world]
+        return np.sort(self.epoch_order(self.epoch))
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Listing indices of ``epoch`` for this shard, in batch order (Keras' permutation)."""
@@ -239,6 +246,10 @@ class BatchIterator:
     def filename_of(self, index: int) -> str:
         """Relative file name of listing entry ``index``."""
         return self._listing.filenames[index]
+
+    def filepath_of(self, index: int) -> str:
+        """Full path of listing entry ``index``."""
+        return self._job.paths[index]
 
     def _compute(self, i, idx, guard):
         """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""

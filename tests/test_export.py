@@ -69,3 +69,43 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     export.write_atomic(target, b"new content")
     assert target.read_bytes() == b"new content"
     assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_resume_redoes_shards_after_a_config_or_source_change(tmp_path):
+    """A shard is reused only when made with the same config from unchanged files."""
+    import os
+
+    import yaml
+    from PIL import Image
+
+    import preproc
+    from preproc.export import export_epoch
+
+    root = tmp_path / "d"
+    (root / "a").mkdir(parents=True)
+    for k in range(4):
+        Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(root / "a" / f"{k}.png")
+
+    def cfg(factor, size):
+        doc = {"version": 1, "source": {"directory": str(root)},
+               "stages": [{"rescale": {"factor": factor}}],
+               "batches": {"target_size": [size, size], "color_mode": "grayscale",
+                           "batch_size": 2, "shuffle": False}}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return preproc.load_config(path)
+
+    out = tmp_path / "out"
+    with preproc.flow(cfg("1/255", 8), workers=0) as it:
+        assert export_epoch(it, out)["written"] == 2
+    with preproc.flow(cfg("1/255", 8), workers=0) as it:
+        assert export_epoch(it, out)["reused"] == 2
+    with preproc.flow(cfg("1/100", 4), workers=0) as it:
+        index = export_epoch(it, out)
+    assert index["reused"] == 0
+    assert np.load(out / "batch-00000.npy").shape == (2, 4, 4, 1)
+    stat = os.stat(root / "a" / "3.png")
+    os.utime(root / "a" / "3.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with preproc.flow(cfg("1/100", 4), workers=0) as it:
+        index = export_epoch(it, out)
+    assert (index["reused"], index["written"]) == (1, 1)  # only the shard holding 3.png

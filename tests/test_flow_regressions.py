@@ -130,3 +130,24 @@ def test_audit_from_config_reports_a_symlink_loop_instead_of_stopping(tmp_path):
     (f,) = [f for f in report.findings if f.code == "unreadable-file"]
     assert "symlink-loop" in f.message
     report.close()
+
+
+def test_shard_filenames_are_what_the_shard_yields(tmp_path):
+    root = tmp_path / "d"
+    for c in "ab":
+        for k in range(5):
+            png(f"{root}/{c}/{k}.png", np.full((4, 4), 10 * k, np.uint8))
+    cfg = config(tmp_path, root, target_size=[4, 4], color_mode="grayscale", batch_size=3,
+                 seed=3, shuffle=True)
+    seen = []
+    for rank in range(3):
+        with preproc.flow(cfg, shard=(rank, 3), workers=0) as it:
+            for epoch in range(2):
+                it.set_epoch(epoch)
+                yielded = sorted(it.filename_of(int(j)) for i in range(len(it))
+                                 for j in it.batch_indices(i))
+                assert yielded == sorted(it.filenames)
+                assert len(it.classes) == len(it.filenames)
+                if epoch == 0:
+                    seen += yielded
+    assert sorted(seen) == sorted(f"{c}/{k}.png" for c in "ab" for k in range(5))
