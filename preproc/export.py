@@ -27,32 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import TMP_PREFIX, write_bytes
+
 __all__ = ["export_epoch", "write_atomic"]
-
-_TMP_MARK = ".tmp-"
-
 
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent, old, or complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_bytes(path, data)
 
 
 def _npy_bytes(x: np.ndarray) -> bytes:
@@ -165,7 +146,7 @@ def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict | None:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    for tmp in out.glob(f".*{_TMP_MARK}*"):
+    for tmp in out.glob(f".*{TMP_PREFIX}*"):
         tmp.unlink(missing_ok=True)
 
 

@@ -337,6 +337,9 @@ class BatchIterator:
 
     def _probe(self) -> None:
         """Shapes and dtypes of the batch and of a worker slot, from the first readable file."""
+        if self._listing.samples == 0 and self.subset is not None:
+            self._empty_subset()  # e.g. validation_split 0.2 of 3 files per class: len 0, as Keras
+            return
         first = None
         # with `skip`, bad files may fill the start of the listing: look until one reads
         limit = self._listing.samples if self._on_error == "skip" else min(self._listing.samples, 16)
@@ -355,6 +358,13 @@ class BatchIterator:
         if first is None:
             raise PreprocError(f"{self.directory}: no image to batch")
         raise first
+
+    def _empty_subset(self) -> None:
+        b = self.config.batches
+        self.image_shape = tuple(b.target_size) + (self.config.channels,)
+        entry = self.pipeline.entry_spec.dtype or "float32"
+        self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
+        self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
 
     def start(self) -> BatchIterator:
         """Start the worker processes now (they start on the first batch otherwise)."""

@@ -42,6 +42,7 @@ def test_interrupted_run_leaves_no_half_shard_and_rerun_completes(tmp_path, cfg,
 
     def dying_replace(src, dst):
         if str(dst).endswith("batch-00002.npy"):
+            calls["tmp"] = os.path.basename(src)
             raise KeyboardInterrupt  # the process is stopped between write and rename
         calls["n"] += 1
         return real_replace(src, dst)
@@ -52,7 +53,9 @@ def test_interrupted_run_leaves_no_half_shard_and_rerun_completes(tmp_path, cfg,
     monkeypatch.setattr(export.os, "replace", real_replace)
     names = os.listdir(out)
     assert "batch-00002.npy" not in names and "index.json" not in names
-    assert any(".tmp-" in n for n in names)  # the partial bytes only ever had a temporary name
+    # the bytes only ever had a temporary name, removed when the write was interrupted
+    assert calls["tmp"].startswith(".batch-00002.npy.preproc-tmp-")
+    assert not any(calls["tmp"] == n for n in names)
 
     (out / "batch-00001.npy").write_bytes(b"\x93NUMPY damaged")  # a shard that no longer checks out
     with flow(cfg, workers=0) as it:
@@ -109,3 +112,17 @@ def test_resume_redoes_shards_after_a_config_or_source_change(tmp_path):
     with preproc.flow(cfg("1/100", 4), workers=0) as it:
         index = export_epoch(it, out)
     assert (index["reused"], index["written"]) == (1, 1)  # only the shard holding 3.png
+
+
+def test_atomic_files_get_normal_permissions_and_leave_no_temporary(tmp_path):
+    import os
+
+    from preproc.atomic import TMP_PREFIX, write_bytes
+
+    old = os.umask(0o022)
+    try:
+        write_bytes(tmp_path / "r.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert not [p for p in tmp_path.iterdir() if TMP_PREFIX in p.name]

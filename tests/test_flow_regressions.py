@@ -151,3 +151,16 @@ def test_shard_filenames_are_what_the_shard_yields(tmp_path):
                 if epoch == 0:
                     seen += yielded
     assert sorted(seen) == sorted(f"{c}/{k}.png" for c in "ab" for k in range(5))
+
+
+def test_an_empty_validation_subset_has_no_batches_as_in_keras(tmp_path):
+    root = tmp_path / "d"
+    for c in "ab":
+        for k in range(3):
+            png(f"{root}/{c}/{k}.png", np.full((4, 4), 10 * k, np.uint8))
+    cfg = config(tmp_path, root, target_size=[4, 4], color_mode="grayscale",
+                 validation_split=0.2)  # int(0.2 * 3) == 0 files per class
+    with preproc.flow(cfg, subset="validation", workers=0) as it:
+        assert len(it) == 0 and it.samples == 0 and list(it) == []
+    with preproc.flow(cfg, subset="training", workers=0) as it:
+        assert it.samples == 6

@@ -35,15 +35,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..findings import Finding, Report
 
-__all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport", "atomic_write"]
+__all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport"]
 
 SCHEMA = "preproc-audit"
 SCHEMA_VERSION = 1
@@ -222,17 +221,3 @@ def _jsonable(obj):
     return obj
 
 
-def atomic_write(path: Path, write, mode: str = "w") -> None:
-    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
-        with open(fd, mode, **kwargs) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
