@@ -27,18 +27,21 @@ def register(sub) -> None:
 
 def main(args) -> int:
     import time
+    import warnings
 
     from ..config import load_config
     from ..errors import PreprocError
     from ..findings import Report
-    from ..flow import flow
+    from ..flow import DecodeSkipWarning, flow
 
     if args.epochs < 1:
         raise PreprocError("--epochs must be at least 1")
     if args.out and args.epochs != 1:
         raise PreprocError("--out writes one epoch; drop --epochs or set it to 1")
     cfg = load_config(args.config)
-    with flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+    with warnings.catch_warnings(), \
+            flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+        warnings.simplefilter("ignore", DecodeSkipWarning)  # listed once, below
         it.start()  # fork the workers before the progress display starts its thread
         start = time.perf_counter()
         images = _drive(it, args)
