@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import dtypes
 from .findings import Finding, Location, Report
-from .pipeline import Pipeline, entry_spec, source_spec
+from .pipeline import Pipeline, source_spec
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
 
@@ -210,8 +210,3 @@ def _underuse_hint(stage: Stage, spec: ValueSpec) -> str:
     base = f"the data is {spec.bits}-bit" if spec.bits else "the data is narrower than assumed"
     return f"{base}: {fix}" if fix else f"{base}; rescale by its true range"
 
-
-def source_and_entry(config) -> tuple[ValueSpec, ValueSpec]:
-    """Declared source spec and the spec entering stage 0 (for tools and tests)."""
-    src = source_spec(config)
-    return src, entry_spec(src, config.batches)
