@@ -14,7 +14,6 @@ use plain numpy reductions.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from dataclasses import dataclass, field, fields
 
@@ -223,13 +222,17 @@ def as_channels(array: np.ndarray) -> np.ndarray:
 def content_hash(array: np.ndarray) -> str:
     """Hash of dtype name, shape and native-order pixel bytes; equal pixels, equal hash.
 
-    SHA-256 truncated to 128 bits: CPUs with SHA extensions hash it about twice as fast as
-    blake2b, and 128 bits keep accidental collisions out of reach for any dataset.
+    XXH3 with 128 bits (the ``xxhash`` package): about 30 times faster than SHA-256, which
+    made hashing a third of the per-file cost of auditing small 8-bit images. It is not a
+    cryptographic hash: a crafted collision could hide a duplicate, but 128 bits keep
+    accidental collisions out of reach for any dataset.
     """
+    import xxhash
+
     native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    digest = hashlib.sha256(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
+    digest = xxhash.xxh3_128(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
     digest.update(memoryview(native).cast("B"))
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()
 
 
 def measure(array: np.ndarray) -> dict:
