@@ -140,3 +140,9 @@ def test_cli_text_is_compiler_style_and_json_has_contract(capsys):
 def test_cli_clean_config_exits_0(capsys):
     assert main(["check", str(CONFIGS / "keras-8bit-rescale.yaml")]) == 0
     assert "no findings" in capsys.readouterr().out
+
+
+def test_cli_says_when_the_data_folder_is_missing(write_config, capsys):
+    path = write_config("version: 1\nsource: {directory: nowhere, expect: {dtype: uint8}}\n")
+    assert main(["check", str(path)]) == 0
+    assert "does not exist; no file headers were sampled" in capsys.readouterr().err

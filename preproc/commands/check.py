@@ -27,6 +27,10 @@ def main(args) -> int:
 
     cfg = load_config(args.config)
     report = check(cfg, sample=max(args.sample, 0))
+    directory = cfg.source.directory
+    if args.sample and directory is not None and not directory.is_dir():
+        print(f"note: source.directory {directory} does not exist; no file headers were "
+              "sampled (the check used source.expect only)", file=sys.stderr)
     if args.format == "json":
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
