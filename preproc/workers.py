@@ -77,7 +77,13 @@ class ImageJob:
         from .io.fast8 import open_8bit
 
         image = open_8bit(self.paths[i])
-        if image is not None:  # 8-bit file Pillow reads as is: no NumPy round trip
+        if image is not None and image.mode.startswith("I;16"):
+            if self.color_mode != "rgba":  # rgba's alpha needs the header's stored bits
+                x = np.asarray(image)
+                x = x.astype(x.dtype.newbyteorder("="))[..., None]
+                return imaging.prepare(x, self.color_mode, self.target, self.interpolation,
+                                       self.keep_aspect_ratio)
+        elif image is not None:  # 8-bit file Pillow reads as is: no NumPy round trip
             return imaging.prepare_pil(image, self.color_mode, self.target, self.interpolation,
                                        self.keep_aspect_ratio)
         x, info = decode(self.paths[i])

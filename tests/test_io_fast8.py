@@ -43,8 +43,18 @@ def test_jpeg_and_bmp_match_decode(tmp_path, fmt):
     assert np.array_equal(np.asarray(image), decode(path)[0])
 
 
+def test_16bit_gray_png_matches_decode(tmp_path):
+    array = RNG.integers(0, 65536, (9, 7)).astype(np.uint16)
+    path = write_png(tmp_path / "g16.png", array, sbit=12)
+    image = open_8bit(path)
+    assert image is not None and image.mode.startswith("I;16")
+    got = np.asarray(image)
+    expected, _ = decode(path)
+    assert np.array_equal(got.astype(got.dtype.newbyteorder("=")), expected[..., 0])
+
+
 @pytest.mark.parametrize("make", [
-    lambda: png_bytes(RNG.integers(0, 65536, (5, 5)).astype(np.uint16)),                  # 16-bit
+    lambda: png_bytes(RNG.integers(0, 65536, (5, 5, 3)).astype(np.uint16)),               # 16 RGB
     lambda: png_bytes(RNG.integers(0, 16, (5, 5)).astype(np.uint8), bit_depth=4),         # 4-bit
     lambda: png_bytes(RNG.integers(0, 256, (9, 9, 3)).astype(np.uint8), interlace=True),  # Adam7
     lambda: png_bytes(RNG.integers(0, 4, (5, 5)).astype(np.uint8),
