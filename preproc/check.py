@@ -9,12 +9,10 @@ mistake is reported once, at its stage, instead of cascading into every later st
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from . import dtypes
 from .findings import Finding, Location, Report
-from .pipeline import Pipeline, source_spec
+from .paths import display_path
+from .pipeline import Pipeline
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
 
@@ -32,30 +30,13 @@ def check(config, *, sample: int = 64) -> Report:
     When ``source.directory`` exists and ``sample`` > 0, file headers of a sample are read
     (no pixels) to confirm the declared source or, where nothing is declared, to build it.
     """
-    findings: list[Finding] = []
-    src = source_spec(config)
-    directory = config.source.directory
-    if sample and directory is not None and Path(directory).is_dir():
-        from .sampling import sample_headers, spec_from_headers
+    from .sampling import resolve_source
 
-        infos, header_findings = sample_headers(config, sample)
-        findings += header_findings
-        if not src.known and infos:
-            sampled = spec_from_headers(infos)
-            if sampled is not None:
-                src = sampled
+    src, findings = resolve_source(config, sample)
     pipeline = Pipeline.from_config(config, source=src)
-    findings += check_pipeline(pipeline, file=_display_path(config.path))
+    findings += check_pipeline(pipeline, file=display_path(config.path))
     return Report.with_policy(findings, config.checks, pipeline.trace())
 
-
-def _display_path(path) -> str | None:
-    if path is None:
-        return None
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
 
 
 def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Finding]:

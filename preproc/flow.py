@@ -417,11 +417,10 @@ def _pipeline_for(config):
     from .pipeline import Pipeline, source_spec
 
     src = source_spec(config)
-    if not src.known:
-        from .sampling import sample_headers, spec_from_headers
+    if not src.known:  # header findings are check's business; flow only needs the spec
+        from .sampling import resolve_source
 
-        infos, _ = sample_headers(config, 64)
-        src = spec_from_headers(infos) or src
+        src, _ = resolve_source(config)
     return Pipeline.from_config(config, source=src)
 
 

@@ -14,6 +14,7 @@ import os
 from collections import Counter
 
 from .findings import Finding
+from .paths import display_path
 from .spec import ValueSpec
 
 __all__ = ["HEADER_CODES", "pick_sample", "sample_headers", "spec_from_headers"]
@@ -41,7 +42,7 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
     listing = list_config(cfg)
     chosen = pick_sample(listing.items, n)
     scope = f" (sample of {len(chosen)} of {len(listing.items)} files)"
-    tally = Tally(Expect.from_config(cfg.source.expect), [], _display(listing.root), scope)
+    tally = Tally(Expect.from_config(cfg.source.expect), [], display_path(listing.root), scope)
     infos = []
     for rel, cls in chosen:
         rec, info = read_header(listing.root, rel, cls)
@@ -107,9 +108,19 @@ def spec_from_headers(infos) -> ValueSpec | None:
                                channels=channels.pop() if len(channels) == 1 else None)
 
 
-def _display(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return rel if not rel.startswith("..") else path
+
+def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
+    """The source spec ``check`` and ``flow`` start from, and the header findings on the way.
+
+    ``source.expect`` when it declares a dtype; otherwise, when ``source.directory`` exists, the
+    spec built from the headers of a sample of ``n`` files (no pixels are decoded).
+    """
+    from .pipeline import source_spec
+
+    src, findings = source_spec(cfg), []
+    directory = cfg.source.directory
+    if n and directory is not None and os.path.isdir(directory):
+        infos, findings = sample_headers(cfg, n)
+        if not src.known and infos:
+            src = spec_from_headers(infos) or src
+    return src, findings

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..paths import display_path
 from .report import AuditReport
 
 __all__ = ["AuditReport", "audit"]
@@ -60,7 +61,7 @@ def audit(
         workers = 1  # a header is cheaper to read than to ship between processes
     cfg, listing = _resolve(config_or_directory)
     expect = Expect.from_config(cfg.source.expect) if cfg is not None else None
-    where = _display(listing.root)
+    where = display_path(listing.root)
     collector = Collector(expect, listing.classes, where)
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
@@ -112,10 +113,3 @@ def _resolve(target):
         return cfg, list_config(cfg)
     raise PreprocError(f"{target}: no such config file or directory")
 
-
-def _display(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel

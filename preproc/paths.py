@@ -1,0 +1,19 @@
+"""How preproc shows a path to a person: relative to the working folder when it lies inside it."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["display_path"]
+
+
+def display_path(path) -> str | None:
+    """``path`` relative to the current folder, or as given when it lies outside (``None`` stays)."""
+    if path is None:
+        return None
+    path = os.fspath(path)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel
