@@ -70,3 +70,19 @@ def test_exported_members_match_all():
     modules = {name for name in public if type(getattr(preproc, name)).__name__ == "module"}
     assert set(preproc.__all__) - {"__version__"} == public - modules
     assert preproc.__all__ == sorted(preproc.__all__, key=str)
+
+
+def test_check_trace_prints_the_spec_after_every_stage(capsys):
+    cfg = CONFIGS / "clahe-then-rescale.yaml"
+    assert main(["check", str(cfg), "--sample", "0", "--trace"]) == 1
+    out = capsys.readouterr().out
+    assert "stage 0 clahe" in out and "stage 1 rescale" in out
+    assert "[0, 0.00392157]" in out  # what the data really becomes after the mistake
+
+
+def test_stages_loads_a_plugin_first(capsys):
+    from conftest import PLUGINS
+
+    assert main(["stages", "--plugin", str(PLUGINS / "percentile_clip.py"), "--format", "json"]) == 0
+    names = {r["name"] for r in json.loads(capsys.readouterr().out)}
+    assert "percentile_clip" in names
