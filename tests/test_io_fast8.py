@@ -56,7 +56,6 @@ def test_16bit_gray_png_matches_decode(tmp_path):
 @pytest.mark.parametrize("make", [
     lambda: png_bytes(RNG.integers(0, 65536, (5, 5, 3)).astype(np.uint16)),               # 16 RGB
     lambda: png_bytes(RNG.integers(0, 16, (5, 5)).astype(np.uint8), bit_depth=4),         # 4-bit
-    lambda: png_bytes(RNG.integers(0, 256, (9, 9, 3)).astype(np.uint8), interlace=True),  # Adam7
     lambda: png_bytes(RNG.integers(0, 4, (5, 5)).astype(np.uint8),
                       palette=RNG.integers(0, 256, (4, 3)).astype(np.uint8)),            # palette
     lambda: b"GIF89a" + b"\0" * 40,
@@ -87,3 +86,19 @@ def test_fifo_and_empty_files_raise_instead_of_blocking(tmp_path):
     with pytest.raises(DecodeError) as info:
         open_8bit(empty)
     assert info.value.reason == "empty"
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_interlaced_8bit_png_takes_the_fast_path_and_matches_decode(tmp_path, channels):
+    array = RNG.integers(0, 256, (11, 13, channels)).astype(np.uint8)
+    path = write_png(tmp_path / "i.png", array, interlace=True)
+    image = open_8bit(path)
+    assert image is not None
+    np.testing.assert_array_equal(np.asarray(image).reshape(array.shape), array)
+
+
+def test_apng_steps_aside(tmp_path):
+    array = RNG.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    actl = (b"acTL", (2).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+    path = write_png(tmp_path / "a.png", array, chunks_before_idat=(actl,))
+    assert open_8bit(path) is None

@@ -83,8 +83,8 @@ def test_numpy_decoder_matches_pillow_on_8_bit(tmp_path):
             array = random_image(8, (13, 17, channels))
             data = png_bytes(array, interlace=interlace, seed=channels)
             pillow = np.asarray(Image.open(io.BytesIO(data))).reshape(array.shape)
-            ours = pngfilter.decode_pixels(
-                data[data.index(b"IDAT") + 4 : -16],  # the single IDAT payload
+            ours = pngfilter.reconstruct(
+                zlib.decompress(data[data.index(b"IDAT") + 4 : -16]),  # the single IDAT payload
                 height=13,
                 width=17,
                 bit_depth=8,

@@ -20,7 +20,7 @@ from ..errors import DecodeError, LossyDecodeError
 from ._files import check_pixel_limit
 from .info import ImageInfo
 
-__all__ = ["decode_pillow", "decode_pillow_png", "jpeg_precision", "pillow_errors", "probe_pillow"]
+__all__ = ["decode_pillow", "image_to_array", "jpeg_precision", "pillow_errors", "probe_pillow"]
 
 #: Pillow mode -> (channels, photometric, numpy dtype, stored bits).
 _LOSSLESS_MODES = {
@@ -155,7 +155,8 @@ def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
             return _info_from_image(path, image, fmt)
 
 
-def _to_array(path, image, info: ImageInfo) -> np.ndarray:
+def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
+    """A loaded Pillow image as the ``(H, W, C)`` array that ``info`` describes."""
     if image.mode in _PALETTE_MODES:
         image = image.convert("RGBA" if info.channels == 4 else "RGB")
     array = np.asarray(image)
@@ -189,18 +190,4 @@ def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
         check_pixel_limit(path, image.size[1], image.size[0])
         info = _info_from_image(path, image, fmt)
         image.load()
-        return _to_array(path, image, info), info
-
-
-def decode_pillow_png(path, data: bytes, info: ImageInfo) -> np.ndarray | None:
-    """Decode an 8-bit or 16-bit gray PNG through Pillow.
-
-    Returns ``None`` when Pillow does not hand the data over unchanged (unexpected mode), so
-    the caller falls back to the NumPy decoder.
-    """
-    with pillow_errors(path), open_image(io.BytesIO(data)) as image:
-        if image.mode not in ("L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B", "I;16L"):
-            return None
-        image.load()
-        array = _to_array(path, image, info)
-    return array
+        return image_to_array(path, image, info), info

@@ -1,9 +1,11 @@
 """PNG: header probe by chunk parsing, and lossless decoding of every bit depth and colour type.
 
-Routing (see :func:`decode_png`): 8-bit images and 16-bit grayscale go through Pillow, which
-keeps them exactly (16-bit gray arrives as mode ``I;16``); everything Pillow would alter goes
-through :mod:`preproc.io.pngfilter`: 16-bit RGB, RGBA and gray+alpha (Pillow gives 8 bits) and
-1/2/4-bit images (Pillow scales 2/4-bit gray to 0-255 and gives 1-bit as bool).
+Routing (see :func:`decode_png`): the image data is always inflated here (ISA-L where installed,
+see :mod:`preproc.io.inflate`). 8-bit images, 8-bit palette indices and 16-bit grayscale are then
+reconstructed by Pillow's C unfilter, which keeps them exactly (16-bit gray arrives as mode
+``I;16``); everything Pillow would alter goes through :mod:`preproc.io.pngfilter`: 16-bit RGB,
+RGBA and gray+alpha (Pillow gives 8 bits) and 1/2/4-bit images (Pillow scales 2/4-bit gray to
+0-255 and gives 1-bit as bool).
 
 Decisions:
     * Bit depths below 8 decode to ``uint8`` holding the stored values 0..2**b-1, not scaled
@@ -20,7 +22,6 @@ Decisions:
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -30,13 +31,22 @@ from ..dtypes import dtype_range
 from ..errors import DecodeError
 from . import pngfilter
 from ._files import PNG_SIGNATURE, check_pixel_limit
+from .inflate import CorruptStream, TruncatedStream, crc32, inflate, stored_stream
 from .info import ImageInfo
 
-__all__ = ["PngHeader", "decode_png", "parse_png", "probe_png"]
+__all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "probe_png"]
 
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _PHOTOMETRIC = {0: "gray", 2: "rgb", 4: "gray+alpha", 6: "rgba"}
 _MAX_DIMENSION = 2**31 - 1
+#: (bit depth, colour type) -> (Pillow mode, raw mode) of the images Pillow reconstructs unchanged
+_PILLOW_MODES = {
+    (8, 0): ("L", "L"),
+    (8, 2): ("RGB", "RGB"),
+    (8, 4): ("LA", "LA"),
+    (8, 6): ("RGBA", "RGBA"),
+    (16, 0): ("I;16", "I;16B"),
+}
 
 
 @dataclass
@@ -136,7 +146,7 @@ def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader
         if len(body) < length + 4:
             raise DecodeError(path, "truncated", f"file ends inside a {kind!r} chunk")
         data, crc = body[:length], struct.unpack(">I", body[length:])[0]
-        if zlib.crc32(kind + data) != crc:
+        if crc32(data, crc32(kind)) != crc:
             raise _chunk_error(path, f"CRC mismatch in {kind.decode('latin-1')} chunk")
         _store_chunk(path, header, kind, data)
     if header.color_type == 3 and header.palette is None:
@@ -201,8 +211,43 @@ def _expand_palette(indices: np.ndarray, header: PngHeader) -> np.ndarray:
     return table[indices[:, :, 0]]
 
 
-def _uses_pillow(h: PngHeader) -> bool:
-    return h.bit_depth == 8 or (h.bit_depth == 16 and h.color_type == 0)
+def _inflate(path, header: PngHeader) -> bytes:
+    expected = pngfilter.data_size(
+        header.height, header.width, header.bit_depth, header.color_type, header.interlaced
+    )
+    try:
+        return inflate(b"".join(header.idat), expected)
+    except TruncatedStream as exc:
+        raise DecodeError(path, "truncated", str(exc)) from exc
+    except CorruptStream as exc:
+        raise DecodeError(path, "corrupt", f"image data: {exc}") from exc
+
+
+def pillow_image(path, header: PngHeader):
+    """The pixels of a parsed PNG as a loaded ``PIL.Image``, for the modes Pillow keeps exactly.
+
+    The image data is inflated here (ISA-L, see :mod:`preproc.io.inflate`) and reconstructed by
+    Pillow's C unfilter, Adam7 included. Returns ``None`` for 16-bit colour, sub-byte depths and
+    palettes, which Pillow would alter or which need their palette applied.
+
+    Raises:
+        DecodeError: ``truncated`` or ``corrupt`` image data.
+    """
+    modes = _PILLOW_MODES.get((header.bit_depth, header.color_type))
+    return None if modes is None else _reconstruct_in_pillow(path, header, *modes)
+
+
+def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
+    raw = _inflate(path, header)
+    from PIL import Image
+
+    from ._pillow import pillow_errors
+
+    with pillow_errors(path):
+        return Image.frombytes(
+            mode, (header.width, header.height), stored_stream(raw), "zip", rawmode,
+            int(header.interlaced),
+        )
 
 
 def decode_png(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
@@ -218,24 +263,24 @@ def decode_png(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
     header = parse_png(path, data, read_pixels=True)
     info = _info(path, header)
     check_pixel_limit(path, header.height, header.width)
-    if _uses_pillow(header):
-        from ._pillow import decode_pillow_png
+    image = pillow_image(path, header)
+    if image is not None:
+        from ._pillow import image_to_array
 
-        array = decode_pillow_png(path, data, info)
-        if array is not None:
-            return array, info
+        return image_to_array(path, image, info), info
+    if header.color_type == 3 and header.bit_depth == 8:  # indices: Pillow unfilters as mode L
+        indices = np.asarray(_reconstruct_in_pillow(path, header, "L", "L"))[:, :, None]
+        return np.ascontiguousarray(_expand_palette(indices, header)), info
     try:
-        array = pngfilter.decode_pixels(
-            b"".join(header.idat),
+        array = pngfilter.reconstruct(
+            _inflate(path, header),
             height=header.height,
             width=header.width,
             bit_depth=header.bit_depth,
             color_type=header.color_type,
             interlaced=header.interlaced,
         )
-    except EOFError as exc:
-        raise DecodeError(path, "truncated", str(exc)) from exc
-    except (zlib.error, pngfilter.FilterError) as exc:
+    except pngfilter.FilterError as exc:
         raise DecodeError(path, "corrupt", f"image data: {exc}") from exc
     if header.color_type == 3:
         array = _expand_palette(array, header)

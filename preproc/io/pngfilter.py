@@ -1,4 +1,4 @@
-"""Lossless PNG pixel reconstruction in NumPy: inflate, unfilter, de-interlace, unpack.
+"""Lossless PNG pixel reconstruction in NumPy: unfilter, de-interlace, unpack.
 
 Pillow reduces 16-bit RGB, RGBA and gray+alpha PNGs to 8 bits and scales 2/4-bit gray to 0-255,
 so those are decoded here. The five PNG filters are undone per pass:
@@ -14,11 +14,9 @@ so those are decoded here. The five PNG filters are undone per pass:
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-__all__ = ["ADAM7", "SAMPLES_PER_PIXEL", "decode_pixels", "unfilter"]
+__all__ = ["ADAM7", "SAMPLES_PER_PIXEL", "data_size", "reconstruct", "unfilter"]
 
 #: Samples per pixel of each PNG colour type (palette images hold one index).
 SAMPLES_PER_PIXEL = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -143,13 +141,19 @@ def _to_samples(rows: np.ndarray, width: int, samples: int, bit_depth: int) -> n
     return values[:, : width * samples].reshape(height, width, samples)
 
 
-def decode_pixels(
-    compressed: bytes, *, height: int, width: int, bit_depth: int, color_type: int, interlaced: bool
+def data_size(height: int, width: int, bit_depth: int, color_type: int, interlaced: bool) -> int:
+    """Bytes of inflated image data (filter bytes included) that the IHDR fields imply."""
+    bits_pp = SAMPLES_PER_PIXEL[color_type] * bit_depth
+    return sum(ph * (1 + _row_bytes(pw, bits_pp)) for *_, ph, pw in _passes(height, width, interlaced))
+
+
+def reconstruct(
+    raw: bytes, *, height: int, width: int, bit_depth: int, color_type: int, interlaced: bool
 ) -> np.ndarray:
-    """Inflate and reconstruct PNG image data into stored samples.
+    """Reconstruct inflated PNG image data into stored samples.
 
     Args:
-        compressed: the concatenated IDAT payloads (one zlib stream).
+        raw: the inflated image data, exactly :func:`data_size` bytes.
         height, width, bit_depth, color_type, interlaced: from IHDR (already validated).
 
     Returns:
@@ -157,20 +161,13 @@ def decode_pixels(
         stored values 0..2**bit_depth-1 unscaled (palette images: indices).
 
     Raises:
-        FilterError: bad filter type or image data shorter than IHDR implies.
-        EOFError: the zlib stream ends early (truncated file).
-        zlib.error: the zlib stream is corrupt.
+        FilterError: bad filter type, or data of another size than the header implies.
     """
     samples = SAMPLES_PER_PIXEL[color_type]
     bits_pp = samples * bit_depth
     bpp = max(1, bits_pp // 8)
-    passes = list(_passes(height, width, interlaced))
-    expected = sum(ph * (1 + _row_bytes(pw, bits_pp)) for *_, ph, pw in passes)
-    inflater = zlib.decompressobj()
-    raw = inflater.decompress(compressed, expected)  # max_length: a zlib bomb cannot grow
-    if len(raw) < expected:
-        if not inflater.eof:
-            raise EOFError(f"image data stream ends after {len(raw)} of {expected} bytes")
+    expected = data_size(height, width, bit_depth, color_type, interlaced)
+    if len(raw) != expected:
         raise FilterError(f"image data holds {len(raw)} bytes, the header implies {expected}")
     buffer = np.frombuffer(raw, np.uint8)
     dtype = np.uint16 if bit_depth == 16 else np.uint8
@@ -179,7 +176,7 @@ def decode_pixels(
         return _to_samples(unfilter(block, bpp), width, samples, bit_depth)
     image = np.empty((height, width, samples), dtype)
     offset = 0
-    for x0, y0, dx, dy, ph, pw in passes:
+    for x0, y0, dx, dy, ph, pw in _passes(height, width, interlaced):
         size = ph * (1 + _row_bytes(pw, bits_pp))
         block = buffer[offset : offset + size].reshape(ph, -1)
         offset += size

@@ -1,0 +1,77 @@
+"""PNG image data inflated by ISA-L or zlib gives identical pixels, and bad streams are named."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from fixtures_images import png_bytes, write_png
+
+from preproc.errors import DecodeError
+from preproc.io import decode, inflate
+
+RNG = np.random.default_rng(17)
+
+
+def test_isal_is_the_backend_where_installed():
+    pytest.importorskip("isal")
+    assert inflate.BACKEND == "isal"
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 200_001])
+def test_stored_stream_inflates_to_its_input(size):
+    raw = RNG.integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert zlib.decompress(inflate.stored_stream(raw)) == raw
+
+
+@pytest.mark.parametrize("backend", [None, zlib], ids=["default", "zlib"])
+def test_inflate_bounds_output_and_names_problems(backend):
+    raw = bytes(100_000)
+    stream = zlib.compress(raw)
+    assert inflate.inflate(stream, 1000, backend=backend) == raw[:1000]  # a bomb cannot grow
+    with pytest.raises(inflate.TruncatedStream):
+        inflate.inflate(stream[: len(stream) // 2], len(raw), backend=backend)
+    with pytest.raises(inflate.CorruptStream):
+        inflate.inflate(stream, len(raw) + 1, backend=backend)  # complete but short
+    with pytest.raises(inflate.CorruptStream):
+        inflate.inflate(b"\x78\x9c" + b"\xff" * 50, 10, backend=backend)
+
+
+@pytest.mark.parametrize("shape,dtype", [((23, 31, 3), np.uint8), ((23, 31, 4), np.uint8),
+                                         ((23, 31), np.uint16), ((23, 31, 3), np.uint16)])
+def test_decode_is_identical_with_either_backend(tmp_path, monkeypatch, shape, dtype):
+    top = np.iinfo(dtype).max
+    array = RNG.integers(0, top + 1, shape).astype(dtype)
+    path = write_png(tmp_path / "a.png", array)
+    default, _ = decode(path)
+    monkeypatch.setattr(inflate, "_zlib", zlib)
+    fallback, _ = decode(path)
+    np.testing.assert_array_equal(default, fallback)
+    np.testing.assert_array_equal(default, array.reshape(default.shape))
+
+
+def test_image_data_with_a_bad_filter_type_is_corrupt(tmp_path):
+    array = RNG.integers(0, 256, (4, 4, 3)).astype(np.uint8)
+    data = bytearray(png_bytes(array, filters=0))
+    idat = data.index(b"IDAT") + 4
+    length = int.from_bytes(data[idat - 8 : idat - 4], "big")
+    rows = bytearray(zlib.decompress(bytes(data[idat : idat + length])))
+    rows[0] = 9  # no such filter
+    stream = zlib.compress(bytes(rows))
+    chunk = len(stream).to_bytes(4, "big") + b"IDAT" + stream
+    chunk += zlib.crc32(b"IDAT" + stream).to_bytes(4, "big")
+    path = tmp_path / "f.png"
+    path.write_bytes(bytes(data[: idat - 8]) + chunk + bytes(data[idat + length + 4 :]))
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+    assert info.value.reason == "corrupt"
+
+
+def test_8bit_palette_png_expands_through_the_fast_unfilter(tmp_path):
+    palette = RNG.integers(0, 256, (7, 3)).astype(np.uint8)
+    indices = RNG.integers(0, 7, (9, 10)).astype(np.uint8)
+    path = write_png(tmp_path / "p.png", indices, palette=palette, bit_depth=8)
+    out, info = decode(path)
+    np.testing.assert_array_equal(out, palette[indices])
+    assert info.channels == 3
