@@ -5,15 +5,18 @@ in a temporary folder (or ``--data DIR``, reused when present), then measures fi
 
 * ``audit --quick`` (headers only),
 * the full audit (every file decoded and measured),
-* the bare decode loop: ``preproc.io.decode`` over the same files in a 2-process pool, results
-  discarded, the floor any audit has to pay,
+* two bare decode loops over the same files in a 2-process pool, results discarded: the
+  floor any audit has to pay. ``bare`` calls ``preproc.io.decode`` (the audit's own decoder:
+  ISA-L inflate, lossless for every format); ``pillow`` is the loop a script would write,
+  ``np.asarray(PIL.Image.open(path))``,
 * cleanvision's ``Imagelab.find_issues`` on the 8-bit set, when an interpreter with cleanvision
   is given (``--cleanvision-python``; default ``/tmp/cvenv/bin/python`` if it exists),
 
-and the peak memory of the full audit from 1,000 to 10,000 small files: Python allocations of
-the parent (tracemalloc) and the summed PSS of the parent and its workers (psutil).
+all with the files in the page cache, and the peak memory of the full audit from 1,000 to
+10,000 small files: Python allocations of the parent (tracemalloc) and the summed PSS of the
+parent and its workers (psutil).
 
-Targets: full >= 0.8x bare loop; quick >= 20x full on 16-bit PNGs; memory flat 1k -> 10k.
+Targets: full >= 0.8x the bare loops; quick >= 20x full on 16-bit PNGs; memory flat 1k -> 10k.
 
 Usage: ``python bench/audit_bench.py [--small] [--workers 2] [--data DIR]``
 """
@@ -85,14 +88,26 @@ def _decode_only(path: str) -> None:
     decode(path)
 
 
-def bare_loop(root: Path, workers: int) -> float:
-    """Files per second of decoding every file in a ``workers``-process pool."""
+def _pillow_only(path: str) -> None:
+    from PIL import Image
+
+    np.asarray(Image.open(path))
+
+
+def bare_loop(root: Path, workers: int, work=_decode_only) -> float:
+    """Files per second of finding and decoding every file in a ``workers``-process pool."""
+    start = time.perf_counter()  # the audit lists the folder too
     files = sorted(str(p) for p in root.rglob("*.png"))
-    start = time.perf_counter()
     with Pool(workers) as pool:
-        for _ in pool.imap_unordered(_decode_only, files, chunksize=16):
+        for _ in pool.imap_unordered(work, files, chunksize=16):
             pass
     return len(files) / (time.perf_counter() - start)
+
+
+def warm_cache(root: Path) -> None:
+    """Read every file once, so every measurement finds the files in the page cache."""
+    for path in root.rglob("*.png"):
+        path.read_bytes()
 
 
 def audit_rate(root: Path, workers: int, quick: bool) -> float:
@@ -182,15 +197,19 @@ def run(data: Path, n: int, mem_sizes, args) -> dict:
         "8-bit RGB 256x256": build(data / f"rgb8_{n}", "rgb8", n, 256),
     }
     results: dict = {"sets": {}, "memory": {}}
+    warm = build(data / "mem_warmup", "gray16", 50, 32, classes=4)
+    for quick in (True, False):  # first-use imports are not a throughput cost
+        audit(warm, quick=quick, workers=args.workers).close()
     for name, root in sets.items():
+        warm_cache(root)
         row = {"quick": audit_rate(root, args.workers, True),
                "full": audit_rate(root, args.workers, False),
-               "bare": bare_loop(root, args.workers)}
+               "bare": bare_loop(root, args.workers),
+               "pillow": bare_loop(root, args.workers, _pillow_only)}
         if name.startswith("8-bit"):
             row["cleanvision"], row["cleanvision_note"] = cleanvision_rate(
                 root, args.cleanvision_python)
         results["sets"][name] = row
-    warm = build(data / "mem_warmup", "gray16", 50, 32, classes=4)
     memory_at(warm, args.workers)  # imports (matplotlib, ...) are not the dataset's cost
     for count in mem_sizes:
         root = build(data / f"mem_{count}", "gray16", count, 32, classes=4)
@@ -200,12 +219,13 @@ def run(data: Path, n: int, mem_sizes, args) -> dict:
 
 def print_table(results: dict, n: int, mem_sizes) -> None:
     print(f"\nthroughput, files/s ({n} files per set, {os.cpu_count()} cores)")
-    print(f"{'set':<22}{'quick':>9}{'full':>9}{'bare loop':>11}{'full/bare':>11}"
-          f"{'quick/full':>12}{'cleanvision':>13}")
+    print(f"{'set':<22}{'quick':>8}{'full':>7}{'bare':>7}{'pillow':>8}{'full/bare':>11}"
+          f"{'full/pillow':>13}{'quick/full':>12}{'cleanvision':>13}")
     for name, r in results["sets"].items():
         cv = f"{r['cleanvision']:.0f}" if r.get("cleanvision") else "-"
-        print(f"{name:<22}{r['quick']:>9.0f}{r['full']:>9.0f}{r['bare']:>11.0f}"
-              f"{r['full'] / r['bare']:>11.2f}{r['quick'] / r['full']:>12.1f}{cv:>13}")
+        print(f"{name:<22}{r['quick']:>8.0f}{r['full']:>7.0f}{r['bare']:>7.0f}{r['pillow']:>8.0f}"
+              f"{r['full'] / r['bare']:>11.2f}{r['full'] / r['pillow']:>13.2f}"
+              f"{r['quick'] / r['full']:>12.1f}{cv:>13}")
         if "cleanvision_note" in r:
             print(f"  cleanvision: {r['cleanvision_note']}")
     print("\npeak memory of a full audit (MiB)")

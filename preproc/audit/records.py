@@ -110,15 +110,15 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecor
     """Read one file (headers only when ``quick``) and return its record."""
     if quick:
         return read_header(root, rel, cls)[0]
-    from ..io import decode
+    from ..io import read_pixels
 
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
 
     def full() -> None:
-        array, info = decode(path)
+        pixels, info = read_pixels(path)  # 8-bit images stay in Pillow: no copy to NumPy
         _fill_header(rec, info)
-        _fill_values(rec, array)
+        _fill_values(rec, pixels)
 
     _guarded(rec, path, full)
     return rec
@@ -206,8 +206,8 @@ def stored_bits_declared(info) -> bool:
     return info.format in _DECLARING_FORMATS
 
 
-def _fill_values(rec: FileRecord, array: np.ndarray) -> None:
-    stats = measure(array)
+def _fill_values(rec: FileRecord, pixels) -> None:
+    stats = measure(pixels)
     for name, value in stats.items():
         setattr(rec, name, value)
 
@@ -227,19 +227,26 @@ def content_hash(array: np.ndarray) -> str:
     cryptographic hash: a crafted collision could hide a duplicate, but 128 bits keep
     accidental collisions out of reach for any dataset.
     """
+    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    return _hash(dtypes.normalize_dtype(native.dtype), native.shape, memoryview(native).cast("B"))
+
+
+def _hash(dtype_name: str, shape: tuple, data) -> str:
     import xxhash
 
-    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    digest = xxhash.xxh3_128(f"{dtypes.normalize_dtype(native.dtype)}{native.shape}".encode())
-    digest.update(memoryview(native).cast("B"))
+    digest = xxhash.xxh3_128(f"{dtype_name}{tuple(shape)}".encode())
+    digest.update(data)
     return digest.hexdigest()
 
 
-def measure(array: np.ndarray) -> dict:
+def measure(pixels) -> dict:
     """Per-channel statistics of one decoded image.
 
     Args:
-        array: ``HxW``, ``HxWxC`` (or with a leading frame axis) in its container dtype.
+        pixels: an ``HxW``, ``HxWxC`` (or with a leading frame axis) array in its container
+            dtype, or a loaded ``PIL.Image`` of 8-bit samples (mode ``L``, ``LA``, ``RGB`` or
+            ``RGBA``, as :func:`preproc.io.read_pixels` gives), measured as the
+            ``(H, W, C)`` ``uint8`` array it holds.
 
     Returns:
         Field values for :class:`FileRecord`: ``pixels``, ``min``, ``max``, ``mean``, ``std``
@@ -247,24 +254,38 @@ def measure(array: np.ndarray) -> dict:
         ``effective_bits`` (integers), ``nonfinite`` (floats), ``hash`` and ``hist`` (the payload
         :mod:`preproc.audit.aggregate` merges).
     """
+    if not isinstance(pixels, np.ndarray):
+        return _measure_image(pixels)
     from .aggregate import float_payload
 
-    flat = as_channels(array)
+    flat = as_channels(pixels)
     if flat.dtype.kind == "b":
         flat = flat.view(np.uint8)
     if flat.dtype.kind in "ui" and flat.dtype.itemsize <= 2:
-        counts, offset = exact_histogram(flat)
-        out = stats_from_histogram(counts, offset)
-        nonzero = np.flatnonzero(counts.any(axis=0))
-        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
-        out["hist"] = ("exact", dtypes.normalize_dtype(flat.dtype), lo + offset,
-                       counts[:, lo:hi].astype(np.uint32 if len(flat) < 2**32 else np.uint64))
+        out = _integer_stats(*exact_histogram(flat), dtypes.normalize_dtype(flat.dtype))
     else:
         out = _direct_stats(flat)
         out["hist"] = float_payload(flat)
-    if flat.dtype.kind in "ui":
-        out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
-    out["hash"] = content_hash(array)
+    out["hash"] = content_hash(pixels)
+    return out
+
+
+def _measure_image(image) -> dict:
+    """:func:`measure` of an 8-bit Pillow image: Pillow's C histogram, no copy to NumPy."""
+    bands = len(image.getbands())
+    counts = np.asarray(image.histogram(), dtype=np.int64).reshape(bands, 256)
+    out = _integer_stats(counts, 0, "uint8")
+    width, height = image.size
+    out["hash"] = _hash("uint8", (height, width, bands), image.tobytes())
+    return out
+
+
+def _integer_stats(counts: np.ndarray, offset: int, dtype_name: str) -> dict:
+    out = stats_from_histogram(counts, offset)
+    lo, hi = out.pop("span")
+    kind = np.uint32 if out["pixels"] < 2**32 else np.uint64
+    out["hist"] = ("exact", dtype_name, lo + offset, counts[:, lo:hi].astype(kind))
+    out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
     return out
 
 
@@ -273,10 +294,10 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
 
     Returns:
         ``(counts, offset)``: ``counts[c, i]`` is how many pixels of channel ``c`` hold
-        ``i + offset``; ``counts`` has ``2**bits`` columns.
+        ``i + offset``. 8-bit data gets 256 columns; 16-bit data as many as reach its largest
+        (offset) value, which saves clearing and scanning 65,536 bins for 12-bit content.
     """
     bits = flat.dtype.itemsize * 8
-    size = 1 << bits
     unsigned = np.dtype(f"uint{bits}")
     offset = 0
     if flat.dtype.kind == "i":  # flip the sign bit: two's complement becomes offset binary
@@ -284,6 +305,7 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
         offset = -(1 << (bits - 1))
     if bits == 8 and flat.shape[1] in _PIL_MODES and 0 < flat.shape[0] < 2**31:
         return _pillow_histogram(flat), offset
+    size = 1 << bits if bits == 8 or flat.size == 0 else int(flat.max()) + 1
     # one bincount per strided channel column beats building a combined index array
     counts = np.stack([np.bincount(flat[:, c], minlength=size) for c in range(flat.shape[1])])
     return counts, offset
@@ -310,7 +332,7 @@ def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
     """Statistics of ``(C, bins)`` exact value counts where bin ``i`` holds value ``i + offset``.
 
     All channels at once, over the span of bins any channel uses (no per-channel Python loop:
-    this runs once per audited file).
+    this runs once per audited file). ``span`` in the result is that ``(first, end)`` bin range.
     """
     n = int(counts[0].sum())
     used = counts.any(axis=0)
@@ -328,7 +350,7 @@ def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
     low, high = (_percentiles(cum, values, n, q) for q in PERCENTILES)
     rows = np.arange(len(span))
     return {
-        "pixels": n,
+        "pixels": n, "span": (lo_bin, hi_bin),
         "min": values[first].tolist(), "max": values[last].tolist(),
         "mean": mean.tolist(), "std": np.sqrt(var).tolist(),
         "p_low": low.tolist(), "p_high": high.tolist(),

@@ -7,7 +7,7 @@ Heavy readers (tifffile, pydicom, Pillow) are imported on first use.
 """
 
 from ._files import is_dicom_file
-from .decode import decode, probe
+from .decode import decode, probe, read_pixels
 from .info import DECODE_REASONS, FORMATS, SUPPORTED_EXTENSIONS, ImageInfo
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "decode",
     "is_dicom_file",
     "probe",
+    "read_pixels",
 ]

@@ -20,7 +20,17 @@ from ..errors import DecodeError, LossyDecodeError
 from ._files import check_pixel_limit
 from .info import ImageInfo
 
-__all__ = ["decode_pillow", "image_to_array", "jpeg_precision", "pillow_errors", "probe_pillow"]
+__all__ = [
+    "EIGHT_BIT_MODES",
+    "decode_pillow",
+    "image_to_array",
+    "jpeg_precision",
+    "pillow_errors",
+    "probe_pillow",
+]
+
+#: Pillow modes of 8-bit samples that :func:`preproc.io.read_pixels` may hand over as images.
+EIGHT_BIT_MODES = ("L", "LA", "RGB", "RGBA")
 
 #: Pillow mode -> (channels, photometric, numpy dtype, stored bits).
 _LOSSLESS_MODES = {
@@ -171,8 +181,10 @@ def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
+def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False):
     """Decode the first frame of a JPEG, BMP, GIF or PBM file held in ``data``.
+
+    With ``as_image``, pixels in one of :data:`EIGHT_BIT_MODES` come as the loaded image.
 
     Returns:
         ``(H, W, C)`` array in the container Pillow decodes losslessly (``uint8`` for 8-bit
@@ -190,4 +202,6 @@ def decode_pillow(path, data: bytes, fmt: str) -> tuple[np.ndarray, ImageInfo]:
         check_pixel_limit(path, image.size[1], image.size[0])
         info = _info_from_image(path, image, fmt)
         image.load()
+        if as_image and image.mode in EIGHT_BIT_MODES:
+            return image, info
         return image_to_array(path, image, info), info

@@ -16,7 +16,7 @@ from ..errors import DecodeError
 from ._files import SNIFF_BYTES, open_source, read_source, sniff_format
 from .info import ImageInfo
 
-__all__ = ["decode", "probe"]
+__all__ = ["decode", "probe", "read_pixels"]
 
 
 def _unsupported(path, head: bytes) -> DecodeError:
@@ -89,10 +89,30 @@ def decode(path: str | os.PathLike, *, modality_lut: bool = False) -> tuple[np.n
         LossyDecodeError: the file can only be read by losing bits or channels.
         MissingDependencyError: a DICOM file and pydicom is not installed.
     """
-    data = read_source(path)
+    return _decode(path, read_source(path), modality_lut=modality_lut, as_image=False)
+
+
+def _decode(path, data: bytes, *, modality_lut: bool, as_image: bool):
     fmt, module, name = _reader(path, data[:SNIFF_BYTES])
     if name == "pillow":
-        return module.decode_pillow(path, data, fmt)
+        return module.decode_pillow(path, data, fmt, as_image=as_image)
+    if name == "png":
+        return module.decode_png(path, data, as_image=as_image)
     if name == "dicom":
         return module.decode_dicom(path, data, modality_lut=modality_lut)
     return getattr(module, f"decode_{name}")(path, data)
+
+
+def read_pixels(path: str | os.PathLike):
+    """:func:`decode`, except that 8-bit pixels may come as the loaded ``PIL.Image``.
+
+    PNG, JPEG and BMP files whose samples Pillow holds unchanged (modes ``L``, ``LA``, ``RGB``,
+    ``RGBA``) are returned as that image, skipping the copy into NumPy; callers that can work
+    on Pillow images (the audit takes histograms in Pillow) save that copy. Everything else,
+    and every error, is exactly as :func:`decode`.
+
+    Returns:
+        ``(pixels, info)``: an ``(H, W, C)`` array or a ``PIL.Image`` of ``info.height`` rows,
+        ``info.width`` columns and ``info.channels`` bands of ``uint8``.
+    """
+    return _decode(path, read_source(path), modality_lut=False, as_image=True)

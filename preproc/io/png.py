@@ -250,8 +250,14 @@ def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
         )
 
 
-def decode_png(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
+def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray, ImageInfo]:
     """Decode a PNG held in ``data`` losslessly.
+
+    Args:
+        path: for error messages.
+        data: the whole file.
+        as_image: 8-bit gray, gray+alpha, RGB and RGBA pixels come as the loaded ``PIL.Image``
+            they were reconstructed into (see :func:`preproc.io.read_pixels`).
 
     Returns:
         ``(H, W, C)`` array: ``uint16`` for 16-bit files, else ``uint8`` (values 0..2**b-1 for
@@ -265,8 +271,10 @@ def decode_png(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
     check_pixel_limit(path, header.height, header.width)
     image = pillow_image(path, header)
     if image is not None:
-        from ._pillow import image_to_array
+        from ._pillow import EIGHT_BIT_MODES, image_to_array
 
+        if as_image and image.mode in EIGHT_BIT_MODES:
+            return image, info
         return image_to_array(path, image, info), info
     if header.color_type == 3 and header.bit_depth == 8:  # indices: Pillow unfilters as mode L
         indices = np.asarray(_reconstruct_in_pillow(path, header, "L", "L"))[:, :, None]
