@@ -89,8 +89,7 @@ def _collect(collector, listing, quick, engine, workers, scheduler, progress) ->
     tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
     total, done = len(listing.items), 0
     for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
-        for rec in records:
-            collector.add(rec)
+        collector.add_chunk(records)
         done += len(records)
         if progress is not None:
             progress(done, total)

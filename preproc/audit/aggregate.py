@@ -146,8 +146,8 @@ class GroupStats:
     pixels: int = 0
     min: list[float] = field(default_factory=list)
     max: list[float] = field(default_factory=list)
-    _mean: np.ndarray | None = None
-    _m2: np.ndarray | None = None
+    _mean: list[float] | None = None
+    _m2: list[float] | None = None
     exact: np.ndarray | None = None  # (C, 2**bits) counts for <=16-bit integers
     offset: int = 0
     floats: FloatHistogram | None = None
@@ -165,18 +165,20 @@ class GroupStats:
         self._merge_hist(payload)
 
     def _merge_moments(self, rec) -> None:
+        """Chan et al.'s pairwise update, on plain floats: a few channels do not pay NumPy's
+        per-call cost, and this runs once per file in the parent, beside the workers."""
         n_b = rec.pixels or 0
         if n_b == 0:
             return
-        mean_b = np.asarray(rec.mean, dtype=np.float64)
-        m2_b = np.square(np.asarray(rec.std, dtype=np.float64)) * n_b
+        m2_b = [s * s * n_b for s in rec.std]
         if self._mean is None:
-            self._mean, self._m2, self.pixels = mean_b, m2_b, n_b
+            self._mean, self._m2, self.pixels = [float(m) for m in rec.mean], m2_b, n_b
             return
         n_a, n = self.pixels, self.pixels + n_b
-        delta = mean_b - self._mean
-        self._mean = self._mean + delta * (n_b / n)
-        self._m2 = self._m2 + m2_b + np.square(delta) * (n_a * n_b / n)
+        share, cross = n_b / n, n_a * n_b / n
+        deltas = [b - a for a, b in zip(self._mean, rec.mean)]
+        self._mean = [a + d * share for a, d in zip(self._mean, deltas)]
+        self._m2 = [a + b + d * d * cross for a, b, d in zip(self._m2, m2_b, deltas)]
         self.pixels = n
 
     def _merge_hist(self, payload) -> None:
@@ -198,13 +200,13 @@ class GroupStats:
 
     @property
     def mean(self) -> list[float]:
-        return [] if self._mean is None else self._mean.tolist()
+        return [] if self._mean is None else list(self._mean)
 
     @property
     def std(self) -> list[float]:
         if self._m2 is None:
             return []
-        return np.sqrt(self._m2 / self.pixels).tolist()
+        return [math.sqrt(m2 / self.pixels) for m2 in self._m2]
 
     def histogram(self, max_bins: int = 256) -> dict | None:
         """Compact histogram: ``{"edges": [...], "counts": [[...] per channel]}``."""
@@ -230,24 +232,35 @@ class GroupStats:
 
 
 class RecordSpool:
-    """Append-only on-disk store of records, so memory does not grow with the file count."""
+    """Append-only on-disk store of records, so memory does not grow with the file count.
+
+    Records are pickled a chunk at a time (one ``pickle.dump`` per list), which costs the
+    parent process less per file than one dump per record.
+    """
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile(prefix="preproc-audit-")  # noqa: SIM115 - see close()
         self.count = 0
+        self._lists = 0
 
     def append(self, rec) -> None:
-        pickle.dump(rec, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
+        self.extend([rec])
+
+    def extend(self, records: list) -> None:
+        if records:
+            self._file.seek(0, 2)  # after an unfinished iteration, too
+            pickle.dump(records, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += len(records)
+            self._lists += 1
 
     def __iter__(self) -> Iterator:
         self._file.flush()
         position = 0
-        for _ in range(self.count):
+        for _ in range(self._lists):
             self._file.seek(position)
-            rec = pickle.load(self._file)
+            records = pickle.load(self._file)
             position = self._file.tell()
-            yield rec
+            yield from records
         self._file.seek(0, 2)
 
     def __len__(self) -> int:

@@ -43,6 +43,15 @@ class Collector:
 
     def add(self, rec) -> None:
         """Account for one record (records must arrive in file order for reproducible sums)."""
+        self.add_chunk([rec])
+
+    def add_chunk(self, records: list) -> None:
+        """Account for records in file order, spooling them together."""
+        for rec in records:
+            self._account(rec)
+        self.spool.extend(records)
+
+    def _account(self, rec) -> None:
         payload, rec.hist = rec.hist, None
         self.tally.add(rec)
         self.files[rec.cls] += 1
@@ -59,7 +68,6 @@ class Collector:
             group.add(rec, payload)
         if rec.hash is not None:
             self._hashes.append(int(rec.hash[:16], 16))
-        self.spool.append(rec)
 
     def duplicates(self) -> dict:
         """Groups of files with identical content: ``{"groups": [[(path, cls), ...], ...]}``."""

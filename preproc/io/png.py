@@ -238,15 +238,14 @@ def pillow_image(path, header: PngHeader):
 
 
 def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
-    raw = _inflate(path, header)
     from PIL import Image
 
     from ._pillow import pillow_errors
 
+    stream = stored_stream(_inflate(path, header))  # the inflated copy is freed right here
     with pillow_errors(path):
         return Image.frombytes(
-            mode, (header.width, header.height), stored_stream(raw), "zip", rawmode,
-            int(header.interlaced),
+            mode, (header.width, header.height), stream, "zip", rawmode, int(header.interlaced)
         )
 
 
