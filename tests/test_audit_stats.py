@@ -150,3 +150,11 @@ def test_read_pixels_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
             assert isinstance(pixels, Image.Image)
             pixels = np.asarray(pixels).reshape(array.shape)
         np.testing.assert_array_equal(pixels, array)
+
+
+@pytest.mark.parametrize("dtype,values,bits", [
+    (np.uint32, [0, 2**21 - 1], 21), (np.int32, [-5, 2**20], 22), (np.uint64, [0, 2**40], 41),
+])
+def test_wide_integers_get_effective_bits(dtype, values, bits):
+    got = measure(np.array([values], dtype=dtype))
+    assert got["effective_bits"] == bits

@@ -266,6 +266,8 @@ def measure(pixels) -> dict:
     else:
         out = _direct_stats(flat)
         out["hist"] = float_payload(flat)
+        if flat.dtype.kind in "ui" and out["pixels"]:
+            out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
     out["hash"] = content_hash(pixels)
     return out
 
