@@ -344,3 +344,22 @@ def test_unfilter_matches_the_specification(bpp, rows, pixels, seed, only_simple
     block = rng.integers(0, 256, (rows, 1 + pixels * bpp)).astype(np.uint8)
     block[:, 0] = rng.integers(0, 3 if only_simple else 5, rows)  # simple rows take the fast path
     np.testing.assert_array_equal(pngfilter.unfilter(block, bpp), reference_unfilter(block, bpp))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("interlace,filters", [(False, "random"), (True, "random"), (False, 1)])
+def test_16_bit_colour_through_pillow_equals_the_numpy_unfilter(tmp_path, channels, interlace,
+                                                                filters):
+    # Pillow unfilters 16-bit colour in two byte-keeping passes, unless every row uses None, Sub
+    # or Up (then NumPy does); the NumPy unfilter on its own is the oracle
+    array = random_image(16, (19, 23, channels))
+    options = {"interlace": interlace, "seed": channels, "filters": filters}
+    data = png_bytes(array, **options)
+    out, info = decode(write_png(tmp_path / "c.png", array, **options))
+    oracle = pngfilter.reconstruct(
+        zlib.decompress(data[data.index(b"IDAT") + 4 : -16]),
+        height=19, width=23, bit_depth=16, color_type={3: 2, 4: 6}[channels], interlaced=interlace,
+    )
+    assert out.dtype == np.uint16 and out.dtype.isnative and info.dtype == "uint16"
+    np.testing.assert_array_equal(out, oracle)
+    np.testing.assert_array_equal(out, array)

@@ -3,9 +3,10 @@
 Routing (see :func:`decode_png`): the image data is always inflated here (ISA-L where installed,
 see :mod:`preproc.io.inflate`). 8-bit images, 8-bit palette indices and 16-bit grayscale are then
 reconstructed by Pillow's C unfilter, which keeps them exactly (16-bit gray arrives as mode
-``I;16``); everything Pillow would alter goes through :mod:`preproc.io.pngfilter`: 16-bit RGB,
-RGBA and gray+alpha (Pillow gives 8 bits) and 1/2/4-bit images (Pillow scales 2/4-bit gray to
-0-255 and gives 1-bit as bool).
+``I;16``); so are 16-bit RGB and RGBA, in two passes that each keep one byte of every sample
+(Pillow has no 16-bit colour mode). What is left goes through :mod:`preproc.io.pngfilter`:
+16-bit gray+alpha and 1/2/4-bit images (Pillow scales 2/4-bit gray to 0-255 and gives 1-bit as
+bool).
 
 Decisions:
     * Bit depths below 8 decode to ``uint8`` holding the stored values 0..2**b-1, not scaled
@@ -39,6 +40,9 @@ __all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "probe_png"]
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _PHOTOMETRIC = {0: "gray", 2: "rgb", 4: "gray+alpha", 6: "rgba"}
 _MAX_DIMENSION = 2**31 - 1
+#: 16-bit colour types Pillow can unfilter although it has no 16-bit colour mode (see
+#: :func:`_reconstruct_16bit_colour`); gray+alpha has no little-endian unpacker and stays in NumPy
+_PILLOW_16BIT_COLOUR = {2: "RGB", 6: "RGBA"}
 #: (bit depth, colour type) -> (Pillow mode, raw mode) of the images Pillow reconstructs unchanged
 _PILLOW_MODES = {
     (8, 0): ("L", "L"),
@@ -249,6 +253,39 @@ def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
         )
 
 
+def _reconstruct_16bit_colour(path, header: PngHeader, raw: bytes, mode: str) -> np.ndarray:
+    """16-bit RGB or RGBA samples, unfiltered by Pillow's C code in two passes.
+
+    The unfilter works on whole 6- or 8-byte pixels whatever the unpacking after it. Unpacking
+    the samples as big-endian (``RGB;16B``) keeps the high byte of each, as little-endian
+    (``RGB;16L``) the byte Pillow then takes for the high one, which in PNG's big-endian data is
+    the low byte; together they are the 16-bit samples. On Average and Paeth rows this is ~3x
+    faster than the NumPy unfilter, which sweeps them diagonal by diagonal.
+    """
+    from PIL import Image
+
+    from ._pillow import pillow_errors
+
+    stream = stored_stream(raw)
+    size, interlaced = (header.width, header.height), int(header.interlaced)
+    with pillow_errors(path):
+        high, low = (
+            np.asarray(Image.frombytes(mode, size, stream, "zip", f"{mode};16{order}", interlaced))
+            for order in "BL"
+        )
+    samples = high.astype(np.uint16) << 8
+    samples |= low
+    return samples
+
+
+def _row_filters_only(raw: bytes, header: PngHeader) -> bool:
+    """Whether every row of a non-interlaced image uses None, Sub or Up (NumPy's fast case)."""
+    if header.interlaced:
+        return False
+    rows = np.frombuffer(raw, np.uint8)[:: len(raw) // header.height]
+    return int(rows.max()) < 3  # 3 and 4: Average and Paeth need the left neighbour's result
+
+
 def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray, ImageInfo]:
     """Decode a PNG held in ``data`` losslessly.
 
@@ -278,9 +315,13 @@ def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray
     if header.color_type == 3 and header.bit_depth == 8:  # indices: Pillow unfilters as mode L
         indices = np.asarray(_reconstruct_in_pillow(path, header, "L", "L"))[:, :, None]
         return np.ascontiguousarray(_expand_palette(indices, header)), info
+    raw = _inflate(path, header)
+    mode = _PILLOW_16BIT_COLOUR.get(header.color_type) if header.bit_depth == 16 else None
+    if mode is not None and not _row_filters_only(raw, header):
+        return _reconstruct_16bit_colour(path, header, raw, mode), info
     try:
         array = pngfilter.reconstruct(
-            _inflate(path, header),
+            raw,
             height=header.height,
             width=header.width,
             bit_depth=header.bit_depth,
