@@ -75,3 +75,71 @@ def test_8bit_palette_png_expands_through_the_fast_unfilter(tmp_path):
     out, info = decode(path)
     np.testing.assert_array_equal(out, palette[indices])
     assert info.channels == 3
+
+
+@pytest.mark.parametrize("shape,dtype,kwargs", [
+    ((21, 17, 3), np.uint8, {}), ((21, 17), np.uint16, {}), ((21, 17, 2), np.uint8, {}),
+    ((21, 17, 4), np.uint16, {}), ((21, 17, 3), np.uint8, {"interlace": True}),
+])
+def test_large_images_are_left_to_pillow_streaming_with_the_same_pixels(tmp_path, monkeypatch,
+                                                                        shape, dtype, kwargs):
+    from preproc.io import png
+    from preproc.io.fast8 import open_8bit
+
+    array = RNG.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+    path = write_png(tmp_path / "big.png", array, **kwargs)
+    fast, _ = decode(path)
+    image = open_8bit(path)
+    monkeypatch.setattr(png, "_FAST_PATH_MAX_BYTES", 0)  # every image counts as "large"
+    streamed, _ = decode(path)
+    np.testing.assert_array_equal(streamed, fast)
+    np.testing.assert_array_equal(fast, array.reshape(fast.shape))
+    if image is not None:
+        np.testing.assert_array_equal(np.asarray(open_8bit(path)), np.asarray(image))
+
+
+def test_running_out_of_memory_is_a_decompression_bomb_not_a_crash(tmp_path, monkeypatch):
+    from preproc.io.fast8 import open_8bit
+
+    path = write_png(tmp_path / "a.png", RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8))
+
+    class Exhausted:
+        crc32, adler32 = staticmethod(zlib.crc32), staticmethod(zlib.adler32)
+
+        def decompressobj(self):
+            raise MemoryError("no room")
+
+    monkeypatch.setattr(inflate, "_zlib", Exhausted())
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+    assert info.value.reason == "decompression-bomb"
+    assert open_8bit(path) is None  # the batch fast path steps aside; decode() names it
+
+
+def test_palette_with_more_than_256_entries_is_corrupt(tmp_path):
+    from fixtures_images import png_chunk
+
+    indices = RNG.integers(0, 4, (5, 5)).astype(np.uint8)
+    data = png_bytes(indices, palette=RNG.integers(0, 256, (4, 3)).astype(np.uint8), bit_depth=8)
+    start = data.index(b"PLTE") - 4
+    end = start + 12 + int.from_bytes(data[start : start + 4], "big")
+    path = tmp_path / "p.png"
+    path.write_bytes(data[:start] + png_chunk(b"PLTE", bytes(300 * 3)) + data[end:])
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+    assert info.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("array,trns", [
+    (np.array([[0, 7], [7, 200]], np.uint8), (7).to_bytes(2, "big")),
+    (np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8), b"\0\4\0\5\0\6"),
+])
+def test_colour_key_reaches_rgba_conversion_as_with_pillow_open(tmp_path, array, trns):
+    from PIL import Image
+
+    from preproc.io.fast8 import open_8bit
+
+    path = write_png(tmp_path / "k.png", array, trns=trns)
+    expected = np.asarray(Image.open(path).convert("RGBA"))
+    assert (expected[..., 3] == 0).any()  # the key pixel is transparent, as in Keras' load_img
+    np.testing.assert_array_equal(np.asarray(open_8bit(path).convert("RGBA")), expected)

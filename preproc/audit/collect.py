@@ -46,13 +46,16 @@ class Collector:
         self.add_chunk([rec])
 
     def add_chunk(self, records: list) -> None:
-        """Account for records in file order, spooling them together."""
+        """Account for records in file order, spooling them together (before counting them,
+        so a counted record is always in the spool)."""
+        payloads = [rec.hist for rec in records]
         for rec in records:
-            self._account(rec)
+            rec.hist = None  # transport only: not spooled
         self.spool.extend(records)
+        for rec, payload in zip(records, payloads):
+            self._account(rec, payload)
 
-    def _account(self, rec) -> None:
-        payload, rec.hist = rec.hist, None
+    def _account(self, rec, payload) -> None:
         self.tally.add(rec)
         self.files[rec.cls] += 1
         if rec.ok:

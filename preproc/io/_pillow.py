@@ -1,4 +1,5 @@
-"""Formats read through Pillow (JPEG, BMP, GIF, PBM, 8-bit PNG, 16-bit gray PNG).
+"""Formats read through Pillow (JPEG, BMP, GIF, PBM); PNG pixels are inflated by
+:mod:`preproc.io.png` and only unfiltered by Pillow.
 
 Only modes Pillow hands over without loss are accepted; anything reachable only through an 8-bit
 or colour-space conversion raises :class:`LossyDecodeError`. Pillow's exceptions and its

@@ -106,8 +106,8 @@ def _decode(path, data: bytes, *, modality_lut: bool, as_image: bool):
 def read_pixels(path: str | os.PathLike):
     """:func:`decode`, except that 8-bit pixels may come as the loaded ``PIL.Image``.
 
-    PNG, JPEG and BMP files whose samples Pillow holds unchanged (modes ``L``, ``LA``, ``RGB``,
-    ``RGBA``) are returned as that image, skipping the copy into NumPy; callers that can work
+    Files whose samples Pillow holds unchanged in mode ``L``, ``LA``, ``RGB`` or ``RGBA`` (8-bit
+    PNG, JPEG, BMP, ...; not palette images) are returned as that image, skipping the copy into NumPy; callers that can work
     on Pillow images (the audit takes histograms in Pillow) save that copy. Everything else,
     and every error, is exactly as :func:`decode`.
 

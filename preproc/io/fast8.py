@@ -63,15 +63,15 @@ def _open(path, fh):
 
 def _open_png(path, fh):
     """PNG chunks walked and inflated here, unfiltered by Pillow (see :mod:`.inflate`)."""
-    from ..errors import DecodeError
     from ._files import check_pixel_limit
     from .png import parse_png, pillow_image
 
     try:
-        header = parse_png(path, fh.read(), read_pixels=True)
+        data = fh.read()
+        header = parse_png(path, data, read_pixels=True)
         if header.frames != 1:
             return None
         check_pixel_limit(path, header.height, header.width)
-        return pillow_image(path, header)
-    except DecodeError:  # decode() will name the problem, as it does for any file
+        return pillow_image(path, header, data)
+    except Exception:  # noqa: BLE001 - decode() will name the problem, as for any file
         return None

@@ -54,11 +54,14 @@ def inflate(compressed, expected: int, *, backend=None) -> bytes:
     Raises:
         TruncatedStream: the stream stops early.
         CorruptStream: the stream is invalid, or ends (complete) with fewer bytes than expected.
+        MemoryError: as raised, for the caller to report.
     """
     module = backend or _zlib
     inflater = module.decompressobj()
     try:
         raw = inflater.decompress(compressed, expected)
+    except MemoryError:
+        raise
     except Exception as exc:  # zlib.error, isal's IsalError: both mean invalid data
         raise CorruptStream(f"invalid zlib data ({exc})") from exc
     if len(raw) < expected:

@@ -22,6 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -40,6 +41,10 @@ __all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "probe_png"]
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _PHOTOMETRIC = {0: "gray", 2: "rgb", 4: "gray+alpha", 6: "rgba"}
 _MAX_DIMENSION = 2**31 - 1
+#: Inflated image data above this size is read by Pillow itself, streaming: the inflate-here
+#: path holds the inflated rows and their stored-block copy at once (so its extra memory stays
+#: under 128 MiB), and Pillow's zlib glue counts one call's input in 32 bits.
+_FAST_PATH_MAX_BYTES = 64 << 20
 #: 16-bit colour types Pillow can unfilter although it has no 16-bit colour mode (see
 #: :func:`_reconstruct_16bit_colour`); gray+alpha has no little-endian unpacker and stays in NumPy
 _PILLOW_16BIT_COLOUR = {2: "RGB", 6: "RGBA"}
@@ -107,6 +112,8 @@ def _store_chunk(path, header: PngHeader, kind: bytes, data: bytes) -> None:
     if kind == b"IHDR":
         _parse_ihdr(path, data, header)
     elif kind == b"PLTE":
+        if header.color_type == 3 and not 3 <= len(data) <= 3 * 256:
+            raise _chunk_error(path, f"PLTE has {len(data)} bytes; a palette holds 1-256 entries")
         header.palette = data
     elif kind == b"tRNS":
         header.trns = data
@@ -216,29 +223,72 @@ def _expand_palette(indices: np.ndarray, header: PngHeader) -> np.ndarray:
 
 
 def _inflate(path, header: PngHeader) -> bytes:
-    expected = pngfilter.data_size(
-        header.height, header.width, header.bit_depth, header.color_type, header.interlaced
-    )
     try:
-        return inflate(b"".join(header.idat), expected)
+        return inflate(b"".join(header.idat), _raw_size(header))
     except TruncatedStream as exc:
         raise DecodeError(path, "truncated", str(exc)) from exc
     except CorruptStream as exc:
         raise DecodeError(path, "corrupt", f"image data: {exc}") from exc
+    except MemoryError as exc:
+        raise DecodeError(path, "decompression-bomb", f"out of memory: {exc}") from exc
 
 
-def pillow_image(path, header: PngHeader):
+def pillow_image(path, header: PngHeader, data: bytes):
     """The pixels of a parsed PNG as a loaded ``PIL.Image``, for the modes Pillow keeps exactly.
 
     The image data is inflated here (ISA-L, see :mod:`preproc.io.inflate`) and reconstructed by
-    Pillow's C unfilter, Adam7 included. Returns ``None`` for 16-bit colour, sub-byte depths and
-    palettes, which Pillow would alter or which need their palette applied.
+    Pillow's C unfilter, Adam7 included; a gray or RGB colour key (tRNS) is set in
+    ``image.info['transparency']`` as ``PIL.Image.open`` does, so ``convert('RGBA')`` applies it.
+    Images with more than 64 MiB of inflated data are read by Pillow from ``data`` instead,
+    streaming (see :data:`_FAST_PATH_MAX_BYTES`). Returns ``None`` for 16-bit colour, sub-byte
+    depths and palettes, which Pillow would alter or which need their palette applied.
+
+    Args:
+        path: for error messages.
+        header: from :func:`parse_png` with ``read_pixels=True``.
+        data: the whole file.
 
     Raises:
-        DecodeError: ``truncated`` or ``corrupt`` image data.
+        DecodeError: ``truncated`` or ``corrupt`` image data, ``decompression-bomb`` when
+            memory runs out.
     """
     modes = _PILLOW_MODES.get((header.bit_depth, header.color_type))
-    return None if modes is None else _reconstruct_in_pillow(path, header, *modes)
+    if modes is None:
+        return None
+    if _raw_size(header) > _FAST_PATH_MAX_BYTES:
+        return _pillow_streaming(path, data, modes[0])
+    image = _reconstruct_in_pillow(path, header, *modes)
+    _keep_colour_key(image, header)
+    return image
+
+
+def _raw_size(header: PngHeader) -> int:
+    return pngfilter.data_size(
+        header.height, header.width, header.bit_depth, header.color_type, header.interlaced
+    )
+
+
+def _keep_colour_key(image, header: PngHeader) -> None:
+    """tRNS of a gray or RGB image into ``image.info``, in ``PIL.Image.open``'s form."""
+    trns = header.trns
+    if trns is None or header.color_type not in (0, 2):
+        return
+    if header.color_type == 0 and len(trns) >= 2:
+        image.info["transparency"] = struct.unpack(">H", trns[:2])[0]
+    elif header.color_type == 2 and len(trns) >= 6:
+        image.info["transparency"] = struct.unpack(">3H", trns[:6])
+
+
+def _pillow_streaming(path, data: bytes, mode: str):
+    """Pillow's own PNG reader, for images too large for the inflate-here path."""
+    from ._pillow import open_image, pillow_errors
+
+    with pillow_errors(path):
+        image = open_image(io.BytesIO(data))
+        image.load()
+    if image.mode != mode and not (mode == "I;16" and image.mode in ("I;16B", "I;16L")):
+        raise DecodeError(path, "unsupported", f"Pillow reads this PNG as mode {image.mode!r}")
+    return image
 
 
 def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
@@ -246,8 +296,10 @@ def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
 
     from ._pillow import pillow_errors
 
-    stream = stored_stream(_inflate(path, header))  # the inflated copy is freed right here
-    with pillow_errors(path):
+    raw = _inflate(path, header)
+    with pillow_errors(path):  # MemoryError included: decompression-bomb
+        stream = stored_stream(raw)
+        del raw  # the peak is the inflated data plus its copy, bounded by the 64 MiB limit
         return Image.frombytes(
             mode, (header.width, header.height), stream, "zip", rawmode, int(header.interlaced)
         )
@@ -266,15 +318,15 @@ def _reconstruct_16bit_colour(path, header: PngHeader, raw: bytes, mode: str) ->
 
     from ._pillow import pillow_errors
 
-    stream = stored_stream(raw)
     size, interlaced = (header.width, header.height), int(header.interlaced)
-    with pillow_errors(path):
+    with pillow_errors(path):  # MemoryError included: decompression-bomb
+        stream = stored_stream(raw)
         high, low = (
             np.asarray(Image.frombytes(mode, size, stream, "zip", f"{mode};16{order}", interlaced))
             for order in "BL"
         )
-    samples = high.astype(np.uint16) << 8
-    samples |= low
+        samples = high.astype(np.uint16) << 8
+        samples |= low
     return samples
 
 
@@ -293,31 +345,36 @@ def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray
         path: for error messages.
         data: the whole file.
         as_image: 8-bit gray, gray+alpha, RGB and RGBA pixels come as the loaded ``PIL.Image``
-            they were reconstructed into (see :func:`preproc.io.read_pixels`).
+            they were reconstructed into instead of an array (see
+            :func:`preproc.io.read_pixels`).
 
     Returns:
         ``(H, W, C)`` array: ``uint16`` for 16-bit files, else ``uint8`` (values 0..2**b-1 for
-        b-bit gray; palette expanded to RGB/RGBA), and its :class:`ImageInfo`.
+        b-bit gray; palette expanded to RGB/RGBA), or that ``PIL.Image``; and its
+        :class:`ImageInfo`.
 
     Raises:
-        DecodeError: ``truncated``, ``corrupt``, ``decompression-bomb``.
+        DecodeError: ``truncated``, ``corrupt``, ``decompression-bomb`` (also when memory runs
+            out).
     """
     header = parse_png(path, data, read_pixels=True)
     info = _info(path, header)
     check_pixel_limit(path, header.height, header.width)
-    image = pillow_image(path, header)
+    image = pillow_image(path, header, data)
     if image is not None:
-        from ._pillow import EIGHT_BIT_MODES, image_to_array
+        from ._pillow import EIGHT_BIT_MODES, image_to_array, pillow_errors
 
         if as_image and image.mode in EIGHT_BIT_MODES:
             return image, info
-        return image_to_array(path, image, info), info
-    if header.color_type == 3 and header.bit_depth == 8:  # indices: Pillow unfilters as mode L
+        with pillow_errors(path):
+            return image_to_array(path, image, info), info
+    small = _raw_size(header) <= _FAST_PATH_MAX_BYTES
+    if small and header.color_type == 3 and header.bit_depth == 8:  # indices: Pillow unfilters
         indices = np.asarray(_reconstruct_in_pillow(path, header, "L", "L"))[:, :, None]
         return np.ascontiguousarray(_expand_palette(indices, header)), info
     raw = _inflate(path, header)
     mode = _PILLOW_16BIT_COLOUR.get(header.color_type) if header.bit_depth == 16 else None
-    if mode is not None and not _row_filters_only(raw, header):
+    if small and mode is not None and not _row_filters_only(raw, header):
         return _reconstruct_16bit_colour(path, header, raw, mode), info
     try:
         array = pngfilter.reconstruct(
@@ -330,6 +387,8 @@ def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray
         )
     except pngfilter.FilterError as exc:
         raise DecodeError(path, "corrupt", f"image data: {exc}") from exc
+    except MemoryError as exc:
+        raise DecodeError(path, "decompression-bomb", f"out of memory: {exc}") from exc
     if header.color_type == 3:
         array = _expand_palette(array, header)
     return np.ascontiguousarray(array), info

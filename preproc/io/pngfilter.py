@@ -1,7 +1,9 @@
 """Lossless PNG pixel reconstruction in NumPy: unfilter, de-interlace, unpack.
 
-Pillow reduces 16-bit RGB, RGBA and gray+alpha PNGs to 8 bits and scales 2/4-bit gray to 0-255,
-so those are decoded here. The five PNG filters are undone per pass:
+Pillow reduces 16-bit gray+alpha PNGs to 8 bits and scales 2/4-bit gray to 0-255, so those are
+decoded here, as are 16-bit RGB and RGBA images whose rows use only None, Sub and Up, or whose
+inflated data is too large for :mod:`preproc.io.png`'s two-pass Pillow route. The five PNG
+filters are undone per pass:
 
 * None, Sub and Up need no inter-pixel recursion beyond a cumulative sum, so rows using only
   those are reconstructed row by row with whole-row NumPy operations (``uint8`` arithmetic wraps
