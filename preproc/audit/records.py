@@ -275,8 +275,7 @@ def measure(pixels) -> dict:
 def _measure_image(image) -> dict:
     """:func:`measure` of an 8-bit Pillow image: Pillow's C histogram, no copy to NumPy."""
     bands = len(image.getbands())
-    counts = np.asarray(image.histogram(), dtype=np.int64).reshape(bands, 256)
-    out = _integer_stats(counts, 0, "uint8")
+    out = _integer_stats(_band_counts(image, bands), 0, "uint8")
     width, height = image.size
     out["hash"] = _hash("uint8", (height, width, bands), image.tobytes())
     return out
@@ -327,7 +326,12 @@ def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
     mode = _PIL_MODES[flat.shape[1]]
     data = np.ascontiguousarray(flat)
     image = Image.frombuffer(mode, (data.shape[0], 1), data, "raw", mode, 0, 1)
-    return np.asarray(image.histogram(), dtype=np.int64).reshape(flat.shape[1], 256)
+    return _band_counts(image, flat.shape[1])
+
+
+def _band_counts(image, bands: int) -> np.ndarray:
+    """Pillow's histogram of an 8-bit image as ``(bands, 256)`` counts."""
+    return np.asarray(image.histogram(), dtype=np.int64).reshape(bands, 256)
 
 
 def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:

@@ -292,17 +292,21 @@ def _pillow_streaming(path, data: bytes, mode: str):
 
 
 def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
-    from PIL import Image
-
     from ._pillow import pillow_errors
 
     raw = _inflate(path, header)
     with pillow_errors(path):  # MemoryError included: decompression-bomb
         stream = stored_stream(raw)
         del raw  # the peak is the inflated data plus its copy, bounded by the 64 MiB limit
-        return Image.frombytes(
-            mode, (header.width, header.height), stream, "zip", rawmode, int(header.interlaced)
-        )
+        return _unfilter(header, stream, mode, rawmode)
+
+
+def _unfilter(header: PngHeader, stream: bytes, mode: str, rawmode: str):
+    """Pillow's PNG decoder on a stored-block stream: unfilter (and de-interlace), then unpack."""
+    from PIL import Image
+
+    size = (header.width, header.height)
+    return Image.frombytes(mode, size, stream, "zip", rawmode, int(header.interlaced))
 
 
 def _reconstruct_16bit_colour(path, header: PngHeader, raw: bytes, mode: str) -> np.ndarray:
@@ -314,17 +318,12 @@ def _reconstruct_16bit_colour(path, header: PngHeader, raw: bytes, mode: str) ->
     the low byte; together they are the 16-bit samples. On Average and Paeth rows this is ~3x
     faster than the NumPy unfilter, which sweeps them diagonal by diagonal.
     """
-    from PIL import Image
-
     from ._pillow import pillow_errors
 
-    size, interlaced = (header.width, header.height), int(header.interlaced)
     with pillow_errors(path):  # MemoryError included: decompression-bomb
         stream = stored_stream(raw)
-        high, low = (
-            np.asarray(Image.frombytes(mode, size, stream, "zip", f"{mode};16{order}", interlaced))
-            for order in "BL"
-        )
+        high, low = (np.asarray(_unfilter(header, stream, mode, f"{mode};16{order}"))
+                     for order in "BL")
         samples = high.astype(np.uint16) << 8
         samples |= low
     return samples
