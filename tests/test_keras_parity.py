@@ -21,7 +21,8 @@ RESCALE = 1 / 255
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """Three classes of mixed 8-bit files: RGB, L, RGBA, palette, JPEG, BMP, nested folders."""
+    """Three classes of mixed 8-bit files: RGB, L, RGBA, palette, JPEG, BMP, gray and RGB with a
+    tRNS colour key (transparent pixels under ``color_mode: rgba``), nested folders."""
     root = tmp_path_factory.mktemp("parity")
     rng = np.random.default_rng(11)
     layout = {"bird": 7, "cat": 9, "dog": 6}
@@ -33,7 +34,7 @@ def dataset(tmp_path_factory):
             h, w = (int(v) for v in rng.integers(20, 60, 2))
             if i == 0:
                 h, w = 24, 32  # already the target size: no resize, as in Keras
-            _write(folder, f"im{i:02d}", rng, h, w, kind=(i + c) % 6)
+            _write(folder, f"im{i:02d}", rng, h, w, kind=(i + c) % 8)
     (root / "cat" / "notes.txt").write_text("not an image")
     return root
 
@@ -53,8 +54,13 @@ def _write(folder, stem, rng, h, w, kind):
         Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / f"{stem}.png")
     elif kind == 4:
         Image.fromarray(rgb).save(folder / f"{stem}.jpg", quality=90)
-    else:
+    elif kind == 5:
         Image.fromarray(rgb).save(folder / f"{stem}.bmp")
+    elif kind == 6:  # gray colour key: the value at the top-left corner is transparent
+        Image.fromarray(base, "L").save(folder / f"{stem}.png", transparency=int(base[0, 0]))
+    else:
+        key = tuple(int(v) for v in rgb[0, 0])
+        Image.fromarray(rgb).save(folder / f"{stem}.png", transparency=key)
 
 
 def _config(tmp_path, root, **batches):
