@@ -102,3 +102,16 @@ def test_apng_steps_aside(tmp_path):
     actl = (b"acTL", (2).to_bytes(4, "big") + (0).to_bytes(4, "big"))
     path = write_png(tmp_path / "a.png", array, chunks_before_idat=(actl,))
     assert open_8bit(path) is None
+
+
+def test_pngs_the_fast_path_refuses_are_not_parsed_before_decode(tmp_path, monkeypatch):
+    from preproc.io import png
+
+    path = tmp_path / "c16.png"
+    path.write_bytes(png_bytes(RNG.integers(0, 65536, (6, 6, 3)).astype(np.uint16)))
+
+    calls = []
+    real = png.parse_png
+    monkeypatch.setattr(png, "parse_png", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert open_8bit(path) is None
+    assert calls == []  # 16-bit colour steps aside on its IHDR alone; decode() reads it once

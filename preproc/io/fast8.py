@@ -41,6 +41,12 @@ def _open(path, fh):
     head = fh.read(32)
     fh.seek(0)
     if head.startswith(_PNG):
+        from .png import pillow_keeps
+
+        # IHDR's depth and colour type are in the first 32 bytes: files the fast path would
+        # refuse anyway (16-bit colour, palettes, sub-byte depths) are not read twice
+        if head[12:16] != b"IHDR" or not pillow_keeps(head[24], head[25]):
+            return None
         return _open_png(path, fh)
     if not _is_jpeg_or_bmp(head):
         return None

@@ -36,7 +36,7 @@ from ._files import PNG_SIGNATURE, check_pixel_limit
 from .inflate import CorruptStream, TruncatedStream, crc32, inflate, stored_stream
 from .info import ImageInfo
 
-__all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "probe_png"]
+__all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "pillow_keeps", "probe_png"]
 
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _PHOTOMETRIC = {0: "gray", 2: "rgb", 4: "gray+alpha", 6: "rgba"}
@@ -233,6 +233,11 @@ def _inflate(path, header: PngHeader) -> bytes:
         raise DecodeError(path, "decompression-bomb", f"out of memory: {exc}") from exc
 
 
+def pillow_keeps(bit_depth: int, color_type: int) -> bool:
+    """Whether :func:`pillow_image` returns images of this IHDR bit depth and colour type."""
+    return (bit_depth, color_type) in _PILLOW_MODES
+
+
 def pillow_image(path, header: PngHeader, data: bytes):
     """The pixels of a parsed PNG as a loaded ``PIL.Image``, for the modes Pillow keeps exactly.
 
@@ -252,9 +257,9 @@ def pillow_image(path, header: PngHeader, data: bytes):
         DecodeError: ``truncated`` or ``corrupt`` image data, ``decompression-bomb`` when
             memory runs out.
     """
-    modes = _PILLOW_MODES.get((header.bit_depth, header.color_type))
-    if modes is None:
+    if not pillow_keeps(header.bit_depth, header.color_type):
         return None
+    modes = _PILLOW_MODES[(header.bit_depth, header.color_type)]
     if _raw_size(header) > _FAST_PATH_MAX_BYTES:
         return _pillow_streaming(path, data, modes[0])
     image = _reconstruct_in_pillow(path, header, *modes)
