@@ -113,7 +113,7 @@ def warm(folder: Path) -> None:
 def peer_preproc(folder, color_mode, rescale, interp, stages=None):
     import yaml
 
-    from preproc.flow import flow
+    from preproc.batches.flow import flow
 
     stages = stages or [{"rescale": {"factor": rescale}}]
     doc = {"version": 1, "source": {"directory": str(folder)}, "stages": stages,

@@ -11,8 +11,8 @@ Check a pipeline statically, audit a dataset, and emit lossless batches::
 __version__ = "0.1.0"
 
 from .audit import AuditReport, audit
-from .check import check
-from .config import Config, load_config
+from .analysis import check
+from .config.model import Config, load_config
 from .errors import (
     ConfigError,
     DecodeError,
@@ -23,8 +23,8 @@ from .errors import (
     StageError,
 )
 from .findings import CODES, Finding, Report, Severity
-from .flow import BatchIterator, DecodeSkipWarning, RuntimeRangeWarning, flow
-from .pipeline import Pipeline
+from .batches.flow import BatchIterator, DecodeSkipWarning, RuntimeRangeWarning, flow
+from .stages.pipeline import Pipeline
 from .spec import Interval, ValueSpec
 from .stages import Stage, get_stage, register_stage, registered_stages
 

@@ -6,7 +6,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from preproc.config import load_config
+from preproc.config.model import load_config
 
 
 def write_config(tmp_path, root, *, stages=None, expect=None, runtime=1, name="cfg.yaml",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from flowkit import rgb_dataset, write_config
 
-from preproc import adapters
+from preproc.batches import adapters
 from preproc.errors import MissingDependencyError
-from preproc.flow import flow
+from preproc.batches.flow import flow
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import pytest
 from audit_fixtures import clean_dataset, gray12
 from fixtures_images import PNG_SIGNATURE, png_chunk, write_png
 
-from preproc.audit import audit, records
+from preproc.audit import audit
+from preproc.audit import measure as records
 
 
 def _corrupt(path: Path) -> None:
@@ -163,7 +164,7 @@ def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
 
 
 def test_unlistable_class_folder_is_reported_not_fatal(dataset, monkeypatch):
-    from preproc.audit import listing
+    from preproc.dataset import listing
 
     real_walk = os.walk
 

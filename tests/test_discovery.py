@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from preproc import discovery
+from preproc.dataset import discovery
 from preproc.errors import PreprocError
 
 

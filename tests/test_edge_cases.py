@@ -153,7 +153,7 @@ def test_more_config_errors(write_config, text, fragment):
 def test_internal_errors_exit_2_not_1(monkeypatch, capsys, write_config):
     import sys
 
-    check_mod = sys.modules["preproc.check"]  # the package attribute is the function
+    check_mod = sys.modules["preproc.analysis"]
 
     def boom(*a, **k):
         raise RuntimeError("unexpected")

@@ -6,7 +6,7 @@ import pytest
 
 from preproc import CODES, ConfigError, check, load_config
 from preproc.cli import main
-from preproc.explain import EXPLANATIONS, markdown
+from preproc.commands._catalogue import EXPLANATIONS, markdown
 
 from conftest import ROOT
 
@@ -37,4 +37,4 @@ def test_cli_explain(capsys):
 
 def test_readme_lists_the_codes_from_the_same_source():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert markdown() in readme, "regenerate with: python -m preproc.explain --markdown"
+    assert markdown() in readme, "regenerate with: python -m preproc.commands._catalogue --markdown"

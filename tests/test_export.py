@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flowkit import rgb_dataset, write_config
 
-from preproc import export
-from preproc.flow import flow
+from preproc.batches import export
+from preproc.batches.flow import flow
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_resume_redoes_shards_after_a_config_or_source_change(tmp_path):
     from PIL import Image
 
     import preproc
-    from preproc.export import export_epoch
+    from preproc.batches.export import export_epoch
 
     root = tmp_path / "d"
     (root / "a").mkdir(parents=True)
@@ -117,7 +117,7 @@ def test_resume_redoes_shards_after_a_config_or_source_change(tmp_path):
 def test_atomic_files_get_normal_permissions_and_leave_no_temporary(tmp_path):
     import os
 
-    from preproc.atomic import TMP_PREFIX, write_bytes
+    from preproc.io.atomic import TMP_PREFIX, write_bytes
 
     old = os.umask(0o022)
     try:

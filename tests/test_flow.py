@@ -8,7 +8,7 @@ from fixtures_images import write_png, write_tiff
 from flowkit import rgb_dataset, write_config
 
 from preproc.errors import StageError
-from preproc.flow import RuntimeRangeWarning, flow
+from preproc.batches.flow import RuntimeRangeWarning, flow
 
 
 def _gray16(root, n=4, size=(16, 12)):

@@ -10,7 +10,7 @@ from flowkit import rgb_dataset, write_config
 from PIL import Image
 
 from preproc.errors import DecodeError
-from preproc.flow import DecodeSkipWarning, flow
+from preproc.batches.flow import DecodeSkipWarning, flow
 
 
 def _with_bad_files(tmp_path):

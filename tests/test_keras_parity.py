@@ -13,8 +13,8 @@ from PIL import Image
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras_image = pytest.importorskip("keras.src.legacy.preprocessing.image")
 
-from preproc.config import load_config
-from preproc.flow import flow
+from preproc.config.model import load_config
+from preproc.batches.flow import flow
 
 RESCALE = 1 / 255
 

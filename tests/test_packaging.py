@@ -37,9 +37,10 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     py = str(bindir / "python")
-    run([py, "-m", "pip", "install", "--quiet", str(wheels[0])])
-
+    # a PYTHONPATH pointing at a checkout would make pip believe preproc is installed already
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run([py, "-m", "pip", "install", "--quiet", str(wheels[0])], env=clean_env)
+
     work = tmp_path / "work"
     work.mkdir()
     preproc_cmd = str(bindir / "preproc")

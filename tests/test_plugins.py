@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from preproc import PluginError, check, load_config, registered_stages
-from preproc import plugins as plugin_mod
+from preproc.stages import plugins as plugin_mod
 from preproc.stages.registry import unregister_stage
 
 from conftest import CONFIGS

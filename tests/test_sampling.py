@@ -9,9 +9,9 @@ import pytest
 from audit_fixtures import clean_dataset, config_for, dicom12, gray12, rgb8
 from fixtures_images import write_png
 
-from preproc.config import load_config
+from preproc.config.model import load_config
 from preproc.io import ImageInfo
-from preproc.sampling import pick_sample, sample_headers, spec_from_headers
+from preproc.dataset.sampling import pick_sample, sample_headers, spec_from_headers
 
 
 def _items(sizes: dict) -> list:
@@ -88,7 +88,7 @@ def test_spec_from_headers_edge_cases():
 
 
 def test_check_reports_bit_depth_mismatch_from_the_sample(tmp_path):
-    from preproc.check import check
+    from preproc.analysis import check
 
     root = tmp_path / "data"
     (root / "c").mkdir(parents=True)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..paths import display_path
+from ..io.paths import display_path
 from .report import AuditReport
 
 __all__ = ["AuditReport", "audit"]
@@ -53,7 +53,7 @@ def audit(
     """
     from ..findings import Report
     from .collect import Collector
-    from .rules import Expect
+    from ..dataset.tally import Expect
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def audit(
 def _collect(collector, listing, quick, engine, workers, scheduler, progress) -> None:
     """Run the per-file work on the engine and feed every record to ``collector`` in order."""
     from .engines import default_workers, plan_chunks, run
-    from .records import FileRecord
+    from ..dataset.records import FileRecord
 
     for rel, cls, reason, detail in listing.problems:
         collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
@@ -98,7 +98,7 @@ def _collect(collector, listing, quick, engine, workers, scheduler, progress) ->
 def _resolve(target):
     """``(config or None, listing)`` for a config object, a config file or a directory."""
     from ..errors import PreprocError
-    from .listing import list_config, list_directory
+    from ..dataset.listing import list_config, list_directory
 
     if not isinstance(target, (str, os.PathLike)):
         return target, list_config(target)
@@ -106,7 +106,7 @@ def _resolve(target):
     if path.is_dir():
         return None, list_directory(path)
     if path.is_file():
-        from ..config import load_config
+        from ..config.model import load_config
 
         cfg = load_config(path)
         return cfg, list_config(cfg)

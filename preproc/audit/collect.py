@@ -1,6 +1,6 @@
 """The parent side of an audit: consume records in file order, keep bounded state only.
 
-:class:`Collector` spools every record to disk, feeds the rule :class:`~preproc.audit.rules.Tally`,
+:class:`Collector` spools every record to disk, feeds the rule :class:`~preproc.dataset.tally.Tally`,
 merges histograms and moments into per-group :class:`~preproc.audit.aggregate.GroupStats`, counts
 the summary breakdown and keeps 8 bytes of content hash per file to find duplicates at the end.
 """
@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 
 from .aggregate import GroupStats, RecordSpool
-from .rules import Expect, Tally
+from ..dataset.tally import Expect, Tally
 
 __all__ = ["Collector"]
 

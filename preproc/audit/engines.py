@@ -1,6 +1,6 @@
 """Where the per-file work runs: in-process, a local process pool, or a Dask cluster.
 
-Every engine takes the same chunks (:data:`preproc.audit.records.Task`) and yields their results
+Every engine takes the same chunks (:data:`preproc.dataset.records.Task`) and yields their results
 **in chunk order**, so the aggregation, and therefore the report, is identical whichever engine
 ran. Workers never raise for bad files; a worker that dies (a decoder crash) costs only its files,
 which are retried one by one and, if they crash again, recorded as ``decoder-crash``.
@@ -13,7 +13,8 @@ import os
 from collections import deque
 from collections.abc import Iterator
 
-from .records import FileRecord, Task, process_chunk
+from ..dataset.records import FileRecord
+from .measure import Task, process_chunk
 
 __all__ = ["ENGINES", "default_workers", "plan_chunks", "run"]
 

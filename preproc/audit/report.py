@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
 from ..findings import Finding, Report
 
 __all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport"]
@@ -102,7 +102,7 @@ class AuditReport:
         return self.report.exit_code()
 
     def records(self) -> Iterator:
-        """Every :class:`~preproc.audit.records.FileRecord`, in file order."""
+        """Every :class:`~preproc.dataset.records.FileRecord`, in file order."""
         return iter(self._collector.spool)
 
     def suggested_yaml(self) -> str | None:

@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..check import check
-    from ..config import load_config
+    from ..analysis import check
+    from ..config.model import load_config
 
     cfg = load_config(args.config)
     report = check(cfg, sample=max(args.sample, 0))

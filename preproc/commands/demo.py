@@ -41,7 +41,7 @@ def main(args) -> int:
 
 def _run(root: Path, keep: bool) -> int:
     from ..cli import main as cli
-    from ..demo import build_dataset, write_configs
+    from ._demo_data import build_dataset, write_configs
 
     started = time.perf_counter()
     _step(1, "Build a dataset", f"in {root}")

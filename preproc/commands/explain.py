@@ -13,7 +13,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..explain import explain
+    from ._catalogue import explain
     from ..findings import CODES
 
     if not args.code:

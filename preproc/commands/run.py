@@ -29,10 +29,10 @@ def main(args) -> int:
     import time
     import warnings
 
-    from ..config import load_config
+    from ..config.model import load_config
     from ..errors import PreprocError
     from ..findings import Report
-    from ..flow import DecodeSkipWarning, flow
+    from ..batches.flow import DecodeSkipWarning, flow
 
     if args.epochs < 1:
         raise PreprocError("--epochs must be at least 1")
@@ -61,7 +61,7 @@ def _drive(it, args) -> int:
     total = len(it) * args.epochs
     with _progress(total) as advance:
         if args.out:
-            from ..export import export_epoch
+            from ..batches.export import export_epoch
 
             index = export_epoch(it, args.out, progress=lambda i, n, reused: advance(n))
             print(f"wrote {index['written']} shard(s), kept {index['reused']} complete one(s) "

@@ -11,7 +11,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..schema import config_schema
+    from ..config.schema import config_schema
 
     print(json.dumps(config_schema(), indent=2))
     return 0

@@ -38,7 +38,7 @@ def _param(field) -> str:
 
 
 def main(args) -> int:
-    from ..plugins import load_plugin
+    from ..stages.plugins import load_plugin
 
     for spec in args.plugin:
         load_plugin(spec)

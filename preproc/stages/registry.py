@@ -2,7 +2,7 @@
 
 Built-in stages register when :mod:`preproc.stages.builtin` is imported; third-party stages
 arrive through the ``preproc.stages`` entry-point group or a config's explicit ``plugins:``
-(see :mod:`preproc.plugins`). Every class is checked on arrival.
+(see :mod:`preproc.stages.plugins`). Every class is checked on arrival.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _ensure_loaded() -> None:
 def registered_stages() -> dict[str, type[Stage]]:
     """All registered stages by name, built-ins and installed entry points included."""
     _ensure_loaded()
-    from ..plugins import load_entry_points
+    from .plugins import load_entry_points
 
     load_entry_points()
     return dict(sorted(_REGISTRY.items()))
@@ -86,7 +86,7 @@ def get_stage(name: str) -> type[Stage]:
     """
     _ensure_loaded()
     if name not in _REGISTRY:
-        from ..plugins import load_entry_points
+        from .plugins import load_entry_points
 
         load_entry_points()
     try:

@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import batching, discovery
-from .errors import DecodeError, PreprocError, StageError
-from .findings import Finding
+from . import batching
+from ..dataset import discovery
+from ..errors import DecodeError, PreprocError, StageError
+from ..findings import Finding
 
 if TYPE_CHECKING:
     from .workers import Result
@@ -67,7 +68,7 @@ def flow(config, subset: str | None = None, **kwargs) -> BatchIterator:
         A :class:`BatchIterator`; close it (or use it as a context manager) to stop its workers.
     """
     if isinstance(config, (str, os.PathLike)):
-        from .config import load_config
+        from ..config.model import load_config
 
         config = load_config(Path(config))
     return BatchIterator(config, subset, **kwargs)
@@ -87,7 +88,7 @@ class BatchIterator:
         workers: worker processes (``0``: in-process); default ``batches.workers`` or all cores.
         prefetch: batches prepared ahead; default ``batches.prefetch``.
         guard: ``'warn'`` (default), ``'raise'`` or ``'record'`` on a runtime range violation.
-        pipeline: a ready :class:`~preproc.pipeline.Pipeline` (default: built from ``config``).
+        pipeline: a ready :class:`~preproc.stages.pipeline.Pipeline` (default: built from ``config``).
 
     Attributes:
         filenames, filepaths, classes, class_indices, num_classes, samples, batch_size: as Keras.
@@ -414,11 +415,11 @@ def _list(config, subset) -> discovery.Listing:
 def _pipeline_for(config):
     """The config's pipeline; where ``source.expect`` is silent, built on sampled headers (as
     ``preproc check`` does) so the runtime guard has intervals to check against."""
-    from .pipeline import Pipeline, source_spec
+    from ..stages.pipeline import Pipeline, source_spec
 
     src = source_spec(config)
     if not src.known:  # header findings are check's business; flow only needs the spec
-        from .sampling import resolve_source
+        from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
     return Pipeline.from_config(config, source=src)

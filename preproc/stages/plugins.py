@@ -18,9 +18,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from .errors import PluginError
-from .stages.base import Stage
-from .stages.registry import _REGISTRY, register_stage, verify_stage_class
+from ..errors import PluginError
+from .base import Stage
+from .registry import _REGISTRY, register_stage, verify_stage_class
 
 __all__ = ["ENTRY_POINT_GROUP", "load_entry_points", "load_plugin"]
 

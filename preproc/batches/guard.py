@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from .findings import Finding, Location
-from .spec import Interval
+from ..findings import Finding, Location
+from ..spec import Interval
 
 __all__ = ["check_batch"]
 
@@ -22,7 +22,7 @@ def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
     """Findings for one sampled batch.
 
     Args:
-        pipeline: the :class:`~preproc.pipeline.Pipeline` (stages and inferred ``specs``).
+        pipeline: the :class:`~preproc.stages.pipeline.Pipeline` (stages and inferred ``specs``).
         config: the loaded config (for the file name in locations), or ``None``.
         batch: batch index in the epoch; epoch: epoch number.
         files: path of every image of the batch.

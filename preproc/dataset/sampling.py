@@ -13,9 +13,9 @@ import math
 import os
 from collections import Counter
 
-from .findings import Finding
-from .paths import display_path
-from .spec import ValueSpec
+from ..findings import Finding
+from ..io.paths import display_path
+from ..spec import ValueSpec
 
 __all__ = ["HEADER_CODES", "pick_sample", "sample_headers", "spec_from_headers"]
 
@@ -35,9 +35,9 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
         ``(infos, findings)``: the :class:`~preproc.io.ImageInfo` of every readable sampled
         header, and header-level findings (no policy applied; messages name the sample size).
     """
-    from .audit.listing import list_config
-    from .audit.records import read_header
-    from .audit.rules import Expect, Tally
+    from .listing import list_config
+    from .records import read_header
+    from .tally import Expect, Tally
 
     listing = list_config(cfg)
     chosen = pick_sample(listing.items, n)
@@ -100,7 +100,7 @@ def spec_from_headers(infos) -> ValueSpec | None:
     dtype = infos[0].dtype
     channels = {info.channels for info in infos}
     bits = max((info.stored_bits for info in infos if info.stored_bits), default=None)
-    from . import dtypes
+    from .. import dtypes
 
     if not dtypes.is_integer(dtype):
         bits = None
@@ -115,7 +115,7 @@ def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     ``source.expect`` when it declares a dtype; otherwise, when ``source.directory`` exists, the
     spec built from the headers of a sample of ``n`` files (no pixels are decoded).
     """
-    from .pipeline import source_spec
+    from ..stages.pipeline import source_spec
 
     src, findings = source_spec(cfg), []
     directory = cfg.source.directory

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 
-from .errors import MissingDependencyError
+from ..errors import MissingDependencyError
 
 __all__ = ["keras_dataset", "torch_dataset", "torch_iterable"]
 

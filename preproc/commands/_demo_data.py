@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes
+from .. import dtypes
 
 __all__ = ["FIXED_CONFIG", "WRONG_CONFIG", "build_dataset", "write_configs"]
 

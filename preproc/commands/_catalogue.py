@@ -1,7 +1,7 @@
 """What every finding code means, a minimal example and the fix.
 
 One source for ``preproc explain CODE`` and the README's list of finding codes
-(``python -m preproc.explain --markdown`` prints that section; a test keeps the README in step).
+(``python -m preproc.commands._catalogue --markdown`` prints that section; a test keeps the README in step).
 Pipeline codes carry a config that triggers them (tests check that it does); data codes carry
 the situation in a dataset that triggers them.
 """
@@ -12,7 +12,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 
-from .findings import CODES
+from ..findings import CODES
 
 __all__ = ["EXPLANATIONS", "Explanation", "explain", "markdown"]
 

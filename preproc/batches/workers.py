@@ -1,7 +1,7 @@
 """Where the pixels are made: one image job, run in-process or by a pool of worker processes.
 
 :class:`ImageJob` turns a file index into the final array: decode (lossless), colour
-conversion and resize (:mod:`preproc.imaging`), then the stages one by one, measuring each
+conversion and resize (:mod:`preproc.batches.imaging`), then the stages one by one, measuring each
 stage's output min and max when the runtime guard asks for it.
 
 :class:`ProcessEngine` runs jobs in forked worker processes. Each worker pulls single-image
@@ -27,7 +27,7 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from . import imaging
-from .errors import PreprocError
+from ..errors import PreprocError
 
 __all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
 
@@ -54,7 +54,7 @@ class ImageJob:
         paths: every file of the listing, indexed by the tasks.
         color_mode: ``'grayscale'``, ``'rgb'`` or ``'rgba'``.
         target: ``(height, width)``.
-        interpolation: a key of :data:`preproc.imaging.INTERPOLATIONS`.
+        interpolation: a key of :data:`preproc.batches.imaging.INTERPOLATIONS`.
         keep_aspect_ratio: centre-crop before resizing.
         stages: the pipeline's stages, fitted.
         bit_depth: declared ``source.expect.bit_depth`` (sets the opaque alpha), or ``None``.
@@ -73,8 +73,8 @@ class ImageJob:
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
-        from .io import decode
-        from .io.fast8 import open_8bit
+        from ..io import decode
+        from ..io.fast8 import open_8bit
 
         image = open_8bit(self.paths[i])
         if image is not None and image.mode.startswith("I;16"):

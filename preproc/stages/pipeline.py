@@ -11,10 +11,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from . import dtypes
-from .spec import Interval, ValueSpec
-from .stages.base import Stage, StageContext
-from .stages.registry import get_stage
+from .. import dtypes
+from ..spec import Interval, ValueSpec
+from .base import Stage, StageContext
+from .registry import get_stage
 
 __all__ = ["Pipeline", "entry_spec", "source_spec"]
 

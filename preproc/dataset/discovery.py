@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PreprocError
+from ..errors import PreprocError
 
 __all__ = ["KERAS_EXTENSIONS", "Listing", "list_files"]
 

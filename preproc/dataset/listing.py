@@ -1,6 +1,6 @@
 """Which files an audit reads.
 
-* A **config**: exactly the files ``flow`` will read (:func:`preproc.discovery.list_files`,
+* A **config**: exactly the files ``flow`` will read (:func:`preproc.dataset.discovery.list_files`,
   Keras semantics), with every class of ``class_indices``.
 * A **bare directory**: every file below it whose extension :mod:`preproc.io` supports, files in
   its root (they belong to no class), and extension-less files that carry the DICOM preamble.
@@ -37,7 +37,7 @@ class Listing:
 
 def list_config(cfg) -> Listing:
     """The files ``flow`` reads for ``cfg`` (all subsets), with their class names."""
-    from ..discovery import list_files
+    from .discovery import list_files
     from ..errors import PreprocError
 
     directory = cfg.source.directory

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import TMP_PREFIX, write_bytes
+from ..io.atomic import TMP_PREFIX, write_bytes
 
 __all__ = ["export_epoch", "write_atomic"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from . import dtypes
+from .. import dtypes
 
 __all__ = ["INTERPOLATIONS", "alpha_value", "convert_color", "prepare", "resize"]
 

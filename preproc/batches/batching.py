@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import PreprocError
+from ..errors import PreprocError
 
 __all__ = ["apply_stages", "assemble", "batchable", "labels"]
 

@@ -1,7 +1,7 @@
 """The config language (design §3): strict pydantic models over safely loaded YAML.
 
 Loading happens in three steps so that every error points at a file, line, column and key path:
-the YAML is read with :mod:`preproc.yamlsafe`; the document is validated against :class:`Config`
+the YAML is read with :mod:`preproc.config.yamlsafe`; the document is validated against :class:`Config`
 (stages as raw one-key mappings); the ``plugins:`` are loaded; then each stage entry is validated
 against its registered stage's ``Params`` model.
 """
@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from . import dtypes
-from .errors import ConfigError
-from .findings import CODES
-from .stages.base import Expects
-from .types import STRICT, DType, Range
+from .. import dtypes
+from ..errors import ConfigError
+from ..findings import CODES
+from ..stages.base import Expects
+from ..types import STRICT, DType, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = ["Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "load_config"]
@@ -221,8 +221,8 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
 
 
 def _load_plugins(cfg: Config, doc: Document, base: Path) -> None:
-    from .errors import PluginError
-    from .plugins import load_plugin
+    from ..errors import PluginError
+    from ..stages.plugins import load_plugin
 
     for i, spec in enumerate(cfg.plugins):
         try:
@@ -236,7 +236,7 @@ def _load_plugins(cfg: Config, doc: Document, base: Path) -> None:
 
 
 def _stage_entry(i: int, item: Any, doc: Document) -> StageEntry:
-    from .stages.registry import get_stage
+    from ..stages.registry import get_stage
 
     where = ("stages", i)
     line, column = doc.where(where)

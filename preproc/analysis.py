@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from . import dtypes
 from .findings import Finding, Location, Report
-from .paths import display_path
-from .pipeline import Pipeline
+from .io.paths import display_path
+from .stages.pipeline import Pipeline
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
 
@@ -30,7 +30,7 @@ def check(config, *, sample: int = 64) -> Report:
     When ``source.directory`` exists and ``sample`` > 0, file headers of a sample are read
     (no pixels) to confirm the declared source or, where nothing is declared, to build it.
     """
-    from .sampling import resolve_source
+    from .dataset.sampling import resolve_source
 
     src, findings = resolve_source(config, sample)
     pipeline = Pipeline.from_config(config, source=src)

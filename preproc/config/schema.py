@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from .config import Config
-from .stages.base import Expects
-from .stages.registry import registered_stages
+from .model import Config
+from ..stages.base import Expects
+from ..stages.registry import registered_stages
 
 __all__ = ["config_schema"]
 

@@ -1,0 +1,169 @@
+"""What one file's header says, as a :class:`FileRecord`, and how a failed read is named.
+
+Runs in worker processes (the audit's local pool or Dask workers), so everything here is
+picklable and imports only numpy and :mod:`preproc.io`. Reading never raises for a bad file:
+every failure becomes a record with ``error`` set, so one corrupt file cannot stop an audit or a
+header sample.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field, fields
+
+
+
+__all__ = ["FileRecord", "fill_header", "guarded", "read_header", "stored_bits_declared"]
+
+#: Formats whose stored-bits value is always a header field (not just the container size).
+_DECLARING_FORMATS = ("dicom", "tiff", "ppm")
+
+
+@dataclass
+class FileRecord:
+    """What an audit learned about one file.
+
+    Header fields are ``None`` when the header could not be read. Value fields (``min`` ...
+    ``hash``) are ``None`` in a quick audit and for unreadable files. Per-channel values are
+    lists with one entry per channel.
+
+    Attributes:
+        path: path relative to the dataset root, with ``/`` separators.
+        cls: class folder name, or ``None`` for files in the root of a bare directory.
+        error: reason the file could not be read losslessly (see ``preproc.io.DECODE_REASONS``),
+            ``''`` when it was read.
+        error_code: ``'unreadable-file'`` or ``'lossy-decode'`` when ``error`` is set.
+        detail: human-readable detail of the error.
+        stored_bits_declared: ``stored_bits`` comes from a header field (PNG sBIT, TIFF
+            BitsPerSample, DICOM BitsStored, netpbm maxval) rather than the container size.
+        effective_bits: bits needed for the observed values (integers only).
+        hist: transport-only histogram payload consumed by the aggregator; never stored.
+    """
+
+    path: str
+    cls: str | None
+    format: str | None = None
+    dtype: str | None = None
+    channels: int | None = None
+    height: int | None = None
+    width: int | None = None
+    frames: int | None = None
+    stored_bits: int | None = None
+    stored_bits_declared: bool = False
+    photometric: str | None = None
+    signed: bool | None = None
+    effective_bits: int | None = None
+    pixels: int | None = None
+    min: list[float] | None = None
+    max: list[float] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    p_low: list[float] | None = None
+    p_high: list[float] | None = None
+    frac_min: list[float] | None = None
+    frac_max: list[float] | None = None
+    nonfinite: int = 0
+    hash: str | None = None
+    error: str = ""
+    error_code: str | None = None
+    detail: str = ""
+    hist: object = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """The file was read (headers in a quick audit, pixels in a full one)."""
+        return not self.error
+
+    @property
+    def signature(self) -> tuple:
+        """``(dtype, stored_bits, channels)``: what must agree across a dataset."""
+        return (self.dtype, self.stored_bits, self.channels)
+
+    def to_json(self) -> dict:
+        """JSON-friendly dict of every field except the transport histogram."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hist"}
+        out["class"] = out.pop("cls")
+        return out
+
+
+def read_header(root: str, rel: str, cls: str | None):
+    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files."""
+    from ..io import probe
+
+    rec = FileRecord(path=rel, cls=cls)
+    path = os.path.join(root, rel)
+    info = guarded(rec, path, lambda: probe(path))
+    if info is not None:
+        fill_header(rec, info)
+    return rec, info
+
+
+def guarded(rec: FileRecord, path: str, work):
+    """Run ``work()``; turn any failure into ``rec.error`` and return ``None``."""
+    from ..errors import DecodeError, MissingDependencyError
+
+    try:
+        return work()
+    except DecodeError as exc:
+        _fail(rec, exc.code, exc.reason, exc.detail)
+        if exc.code == "lossy-decode":
+            _probe_quietly(rec, path)
+    except MissingDependencyError as exc:
+        _fail(rec, "unreadable-file", "missing-dependency", str(exc))
+    except OSError as exc:
+        _fail(rec, "unreadable-file", _os_reason(exc), str(exc))
+    except MemoryError:
+        _fail(rec, "unreadable-file", "out-of-memory", "decoding exhausted memory")
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the audit
+        _fail(rec, "unreadable-file", "decoder-error", f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
+    rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
+
+
+def _probe_quietly(rec: FileRecord, path: str) -> None:
+    """Fill header columns of a file that decodes only lossily, if its header reads."""
+    from ..io import probe
+
+    try:
+        fill_header(rec, probe(path))
+    except Exception:  # noqa: BLE001, S110 - the decode error already describes the file
+        pass
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission-denied"
+    if isinstance(exc, FileNotFoundError):
+        return "not-found"
+    if exc.errno == errno.ELOOP:
+        return "symlink-loop"
+    return "os-error"
+
+
+def fill_header(rec: FileRecord, info) -> None:
+    rec.format, rec.dtype, rec.channels = info.format, info.dtype, info.channels
+    rec.height, rec.width, rec.frames = info.height, info.width, info.frames
+    rec.stored_bits, rec.photometric, rec.signed = info.stored_bits, info.photometric, info.signed
+    rec.stored_bits_declared = stored_bits_declared(info)
+
+
+def stored_bits_declared(info) -> bool:
+    """Whether ``info.stored_bits`` is a header's claim rather than the container size.
+
+    PNG declares meaningful bits only through sBIT (``extra['sbit']``); JPEG, BMP and GIF have
+    no such field. DICOM BitsStored and netpbm maxval always declare. TIFF BitsPerSample
+    declares only when it is narrower than the container (12-bit samples unpacked to uint16):
+    16 in a uint16 file says nothing about how many of those bits carry content, as a 16-bit
+    PNG without sBIT says nothing.
+    """
+    if info.format == "png":
+        return "sbit" in (info.extra or {})
+    if info.format == "tiff":
+        from ..dtypes import container_bits
+
+        return info.stored_bits is not None and info.stored_bits < container_bits(info.dtype)
+    return info.format in _DECLARING_FORMATS
