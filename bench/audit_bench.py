@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preproc.audit import audit
+from preproc.auditing import audit
 
 CLEANVISION_SCRIPT = """
 import sys, time

@@ -53,5 +53,5 @@ class PercentileClip(preproc.Stage):
     def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, spec.interval)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def apply(self, x: np.ndarray, ctx: preproc.RunContext) -> np.ndarray:
         return percentile_clip(x, self.params.low, self.params.high)

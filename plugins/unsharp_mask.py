@@ -43,7 +43,7 @@ class UnsharpMask(preproc.Stage):
 
     name = "unsharp_mask"
     Params = UnsharpParams
-    input_kind = "float"
+    TRAITS = preproc.StageTraits(input_kind="float")
     summary = "unsharp mask on [0, 1] floats, clipped to [0, 1]"
     examples = [
         {"params": {}, "input": {"dtype": "float32", "range": [0, 1]}},
@@ -56,5 +56,5 @@ class UnsharpMask(preproc.Stage):
     def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, Interval(0.0, 1.0), "float32")
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def apply(self, x: np.ndarray, ctx: preproc.RunContext) -> np.ndarray:
         return unsharp(x, self.params.radius, self.params.amount)

@@ -8,9 +8,9 @@ Check a pipeline statically, audit a dataset, and emit lossless batches::
 """
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-from .audit import AuditReport, audit
+from .auditing import AuditReport, audit
 from .analysis import check
 from .config.model import Config, load_config
 from .errors import (
@@ -26,7 +26,15 @@ from .findings import CODES, Finding, Report, Severity
 from .batches.flow import BatchIterator, DecodeSkipWarning, RuntimeRangeWarning, flow
 from .stages.pipeline import Pipeline
 from .spec import Interval, ValueSpec
-from .stages import Stage, get_stage, register_stage, registered_stages
+from .stages import (
+    RunContext,
+    Stage,
+    StageRegistry,
+    StageTraits,
+    get_stage,
+    register_stage,
+    registered_stages,
+)
 
 __all__ = [
     "AuditReport",
@@ -44,10 +52,13 @@ __all__ = [
     "PluginError",
     "PreprocError",
     "Report",
+    "RunContext",
     "RuntimeRangeWarning",
     "Severity",
     "Stage",
     "StageError",
+    "StageRegistry",
+    "StageTraits",
     "ValueSpec",
     "__version__",
     "audit",

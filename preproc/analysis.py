@@ -1,4 +1,4 @@
-"""The static check (design §4): propagate value specs, compare each stage's input with what it
+"""The static check: propagate value specs, compare each stage's input with what it
 expects, and report findings at the stage's YAML line. No pixel is decoded.
 
 Two chains run side by side. The *real* chain is what the data will be: it is the trace, and
@@ -25,7 +25,7 @@ _TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
 def check(config, *, sample: int = 64) -> Report:
-    """Check a loaded config statically (design §4) and apply its ``checks:`` policy.
+    """Check a loaded config statically and apply its ``checks:`` policy.
 
     When ``source.directory`` exists and ``sample`` > 0, file headers of a sample are read
     (no pixels) to confirm the declared source or, where nothing is declared, to build it.
@@ -110,10 +110,10 @@ def _dtype_finding(stage: Stage, spec: ValueSpec) -> Finding | None:
 
 
 def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | None:
-    """Rules 1-4 of design §4, first match wins."""
-    got = spec.interval
+    """Rules 1-4 of the value model, first match wins."""
+    got, traits = spec.interval, stage.traits()
     data = {"received": got.as_list(), "expected": expected.as_list()}
-    if not got.bounded and not stage.clips and expected.bounded:
+    if not got.bounded and not traits.clips and expected.bounded:
         return Finding(
             "unbounded-input",
             f"{stage.describe()} expects {expected} but receives the unbounded {got}"
@@ -121,7 +121,7 @@ def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | 
             hint="add a `clip` stage before it, or declare source.expect.range",
             data=data,
         )
-    if not expected.contains(got) and not stage.clips:
+    if not expected.contains(got) and not traits.clips:
         return Finding(
             "range-overflow",
             f"{stage.describe()} expects {expected} but receives {got}" + _from(spec),
@@ -129,7 +129,7 @@ def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | 
             data=data,
         )
     both = got.intersect(expected)
-    if stage.clips and (both is None or both.width == 0):
+    if traits.clips and (both is None or both.width == 0):
         return Finding(
             "degenerate-output",
             f"{stage.describe()} keeps only {expected} but receives {got}: every value maps to "
@@ -137,9 +137,9 @@ def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | 
             hint="its bounds are in other units than the data; check the window or clip values",
             data=data,
         )
-    if stage.stretches or both is None or not expected.bounded or expected.width == 0:
+    if traits.stretches or both is None or not expected.bounded or expected.width == 0:
         return None
-    if stage.clips and not stage.changes_scale:
+    if traits.clips and not traits.changes_scale:
         return None  # a pure clip wider than the data wastes nothing: it changes no scale
     if both.width / expected.width > UNDERUSE_RATIO:
         return None

@@ -26,7 +26,7 @@ import numpy as np
 from . import dtypes
 from .errors import MissingDependencyError
 from .spec import Interval, ValueSpec
-from .stages.base import Stage, StageContext
+from .stages.base import RunContext, Stage, StageContext
 
 __all__ = ["STANDARD_INPUTS", "check_stage", "stage_examples"]
 
@@ -59,7 +59,6 @@ def stage_examples(cls: type[Stage]) -> list[tuple[Stage, ValueSpec]]:
     for ex in examples:
         src = _spec(ex["input"])
         stage = cls(ex.get("params", {}), context=StageContext(source=src))
-        stage.input_spec = src
         out.append((stage, src))
     return out
 
@@ -87,7 +86,7 @@ def _property(stage: Stage, spec: ValueSpec, given, settings):
 
 def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray) -> None:
     before = image.copy()
-    out = stage.apply(image)
+    out = stage.apply(image, RunContext(spec=spec))
     name = stage.name
     assert np.array_equal(image, before, equal_nan=True), f"{name}: apply mutated its input"
     inferred = stage.infer(spec)

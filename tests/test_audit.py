@@ -1,4 +1,4 @@
-"""End-to-end behaviour of `preproc.audit.audit` on datasets built in code."""
+"""End-to-end behaviour of `preproc.audit` on datasets built in code."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from audit_fixtures import clean_dataset, config_for, dicom12, gray12, messy_dataset, rgb8
 from fixtures_images import write_png
 
-from preproc.audit import audit
+from preproc.auditing import audit
 from preproc.findings import Severity
 
 

@@ -16,8 +16,8 @@ import pytest
 from audit_fixtures import clean_dataset, gray12
 from fixtures_images import PNG_SIGNATURE, png_chunk, write_png
 
-from preproc.audit import audit
-from preproc.audit import measure as records
+from preproc.auditing import audit
+from preproc.auditing import measure as records
 
 
 def _corrupt(path: Path) -> None:

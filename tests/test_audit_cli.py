@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from audit_fixtures import clean_dataset, config_for, messy_dataset
 
-from preproc.cli import main
+from preproc.commands import main
 
 
 class _Page(HTMLParser):
@@ -58,7 +58,7 @@ def test_audit_text_report_and_stats(tmp_path, capsys):
 
 
 def test_html_without_matplotlib_says_so(tmp_path, monkeypatch):
-    from preproc.audit import audit
+    from preproc.auditing import audit
 
     monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
     report = audit(clean_dataset(tmp_path / "data", per_class=1), workers=1)

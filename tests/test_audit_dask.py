@@ -7,7 +7,7 @@ import sys
 import pytest
 from audit_fixtures import config_for, messy_dataset
 
-from preproc.audit import audit
+from preproc.auditing import audit
 from preproc.errors import MissingDependencyError
 
 

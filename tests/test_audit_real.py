@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preproc.audit import audit
+from preproc.auditing import audit
 from preproc.io import DECODE_REASONS
 
 pydicom = pytest.importorskip("pydicom")

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from preproc.audit.aggregate import FloatHistogram, GroupStats
-from preproc.audit.measure import content_hash, effective_bits, measure
+from preproc.auditing.aggregate import FloatHistogram, GroupStats
+from preproc.auditing.measure import content_hash, effective_bits, measure
 from preproc.dataset.records import FileRecord
 
 INT_DTYPES = st.sampled_from([np.uint8, np.int8, np.uint16, np.int16])

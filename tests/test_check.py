@@ -1,4 +1,4 @@
-"""The static check: every example config gives exactly its codes; the rules of design §4."""
+"""The static check: every example config gives exactly its codes; the rules of the value model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from preproc import check, load_config
-from preproc.cli import main
+from preproc.commands import main
 
 from conftest import CONFIGS
 

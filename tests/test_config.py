@@ -7,7 +7,7 @@ import time
 import pytest
 
 from preproc import ConfigError, load_config
-from preproc.cli import main
+from preproc.commands import main
 
 
 def error_of(write_config, text: str) -> ConfigError:
@@ -29,9 +29,10 @@ def test_valid_config_resolves_fractions_paths_and_positions(write_config, tmp_p
         """)
     cfg = load_config(path)
     assert cfg.source.directory == (tmp_path / "data").resolve()
-    assert cfg.entries[0].params.factor == pytest.approx(1 / 65535)
-    assert cfg.entries[1].params.mean == 0.5
-    assert [(e.name, e.line) for e in cfg.entries] == [("rescale", 6), ("normalize", 7)]
+    assert cfg.stages[0].params.factor == pytest.approx(1 / 65535)
+    assert cfg.stages[1].params.mean == 0.5
+    assert [(e.name, cfg.where(("stages", e.index))[0]) for e in cfg.stages] == [
+        ("rescale", 6), ("normalize", 7)]
     assert cfg.batches.target_size == (256, 256) and cfg.batches.color_mode == "rgb"
 
 

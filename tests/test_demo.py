@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from preproc.cli import main
+from preproc.commands import main
 
 
 def test_demo_keep(tmp_path, capsys):

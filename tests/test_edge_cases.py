@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from preproc import ConfigError, Pipeline, ValueSpec, check, load_config, registered_stages
-from preproc.cli import main
+from preproc.commands import main
 from preproc.stages import functional as F
 
 
@@ -24,7 +24,7 @@ def test_rescale_inference_is_sound_at_64_bit_limits(dtype):
     s = stage("rescale", factor=1 / 255)
     info = np.iinfo(dtype)
     x = np.array([[[info.min, info.max]]], dtype=dtype)
-    out = s.apply(x)
+    out = s.apply_alone(x)
     iv = s.infer(spec).interval
     assert iv.lo <= out.min() and out.max() <= iv.hi and iv.lo < iv.hi
 
@@ -44,7 +44,7 @@ def test_bool_data_casts_and_inverts():
     assert F.invert(x, 1).tolist() == [[[False, True]]]
     s = stage("to_dtype", dtype="bool")
     spec = ValueSpec.for_dtype("int8")
-    out = s.apply(np.array([[[-3, 0, 5]]], np.int8))
+    out = s.apply_alone(np.array([[[-3, 0, 5]]], np.int8))
     assert s.infer(spec).interval.contains(
         type(s.infer(spec).interval)(float(out.min()), float(out.max())))
 
@@ -166,8 +166,8 @@ def test_internal_errors_exit_2_not_1(monkeypatch, capsys, write_config):
 
 
 def test_stage_failure_names_the_stage_and_file():
-    from preproc import StageError
+    from preproc import RunContext, StageError
 
     s = stage("clahe")
     with pytest.raises(StageError, match="stage 0 `clahe`.*x.png"):
-        s(np.linspace(0, 50, 64, dtype=np.float32).reshape(8, 8, 1), file="x.png")
+        s(np.linspace(0, 50, 64, dtype=np.float32).reshape(8, 8, 1), RunContext(file="x.png"))

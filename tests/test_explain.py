@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preproc import CODES, ConfigError, check, load_config
-from preproc.cli import main
+from preproc.commands import main
 from preproc.commands._catalogue import EXPLANATIONS, markdown
 
 from conftest import ROOT

@@ -6,7 +6,7 @@ import json
 
 from flowkit import rgb_dataset, write_config
 
-from preproc.cli import main
+from preproc.commands import main
 
 
 def test_run_prints_throughput_and_exits_0(tmp_path, capsys):

@@ -8,9 +8,9 @@ from importlib.metadata import EntryPoint
 import numpy as np
 import pytest
 
-from preproc import PluginError, check, load_config, registered_stages
+from preproc import ConfigError, PluginError, check, load_config, registered_stages
 from preproc.stages import plugins as plugin_mod
-from preproc.stages.registry import unregister_stage
+from preproc.stages.registry import REGISTRY
 
 from conftest import CONFIGS
 
@@ -30,14 +30,14 @@ class {cls}(preproc.Stage):
     examples = [{{"params": {{}}, "input": {{"dtype": "float32", "range": [0, 1]}}}}]
     def infer(self, spec):
         return self.output_spec(spec, spec.interval, "float32")
-    def apply(self, x):
+    def apply(self, x, ctx):
         return x.astype(np.float32)
 '''
 
 
 def test_example_plugins_load_from_config_and_run():
     cfg = load_config(CONFIGS / "plugins-sharpen.yaml")
-    assert [e.name for e in cfg.entries] == ["percentile_clip", "rescale_intensity", "unsharp_mask"]
+    assert [e.name for e in cfg.stages] == ["percentile_clip", "rescale_intensity", "unsharp_mask"]
     from preproc import Pipeline
 
     pipe = Pipeline.from_config(cfg)
@@ -92,10 +92,13 @@ def test_plugin_module_by_name(write_config, tmp_path, monkeypatch):
     (tmp_path / "my_stage_pkg.py").write_text(GOOD.format(cls="Mod", name="by_module"))
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write_config("version: 1\nplugins: [my_stage_pkg]\nstages:\n  - by_module: {k: 2}\n")
-    try:
-        assert load_config(path).entries[0].name == "by_module"
-    finally:
-        unregister_stage("by_module")
+    cfg = load_config(path)
+    assert cfg.stages[0].name == "by_module" and cfg.stages[0].params.k == 2
+    # the stage belongs to that config: an unrelated config cannot name it afterwards
+    assert "by_module" not in registered_stages()
+    other = write_config("version: 1\nstages:\n  - by_module: {}\n", name="other.yaml")
+    with pytest.raises(ConfigError, match="unknown stage 'by_module'"):
+        load_config(other)
 
 
 def test_entry_points_are_loaded_and_verified(tmp_path, monkeypatch):
@@ -109,7 +112,7 @@ def test_entry_points_are_loaded_and_verified(tmp_path, monkeypatch):
         assert plugin_mod.load_entry_points(force=True) == ["from_entry_point"]
         assert "from_entry_point" in registered_stages()
     finally:
-        unregister_stage("from_entry_point")
+        REGISTRY.remove("from_entry_point")
     bad = EntryPoint(name="bad", value="ep_bad:NotAStage", group=plugin_mod.ENTRY_POINT_GROUP)
     monkeypatch.setattr(plugin_mod, "entry_points", lambda group: [bad])
     with pytest.raises(PluginError, match="bad") as info:
@@ -130,6 +133,6 @@ def test_config_never_imports_code_without_plugins(write_config, tmp_path):
         stages:
           - evil: {}
         """))
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="unknown stage 'evil'"):
         load_config(path)
     assert not marker.exists()

@@ -6,33 +6,39 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from preproc import Interval, Stage, StageError, ValueSpec, load_config, registered_stages
+from preproc import (
+    Interval,
+    PluginError,
+    RunContext,
+    Stage,
+    StageError,
+    ValueSpec,
+    load_config,
+    registered_stages,
+)
 from preproc.stages import functional as F
-from preproc.stages.registry import register_stage, unregister_stage, verify_stage_class
+from preproc.stages import registry_for
+from preproc.stages.registry import StageRegistry, verify_stage_class
 from preproc.testing import check_stage
 
 from conftest import CONFIGS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _plugins_loaded():
-    load_config(CONFIGS / "plugins-sharpen.yaml")  # registers the example plugins
+#: every built-in stage plus the example plugins, as a config that names the plugins sees them
+STAGES = registry_for(sorted(str(p) for p in (CONFIGS.parent / "plugins").glob("*.py"))).as_dict()
 
 
-def all_stage_names():
-    load_config(CONFIGS / "plugins-sharpen.yaml")
-    return sorted(registered_stages())
-
-
-@pytest.mark.parametrize("name", all_stage_names())
+@pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_contract(name):
-    check_stage(registered_stages()[name], max_examples=15)
+    check_stage(STAGES[name], max_examples=15)
 
 
 def test_registry_includes_builtins_and_plugins():
-    names = set(registered_stages())
-    assert {"rescale", "rescale_intensity", "clahe", "normalize", "clip", "window", "gamma",
-            "invert", "to_dtype", "percentile_clip", "unsharp_mask"} <= names
+    builtins = {"rescale", "rescale_intensity", "clahe", "normalize", "clip", "window", "gamma",
+                "invert", "to_dtype"}
+    assert builtins | {"percentile_clip", "unsharp_mask"} <= set(STAGES)
+    # a config's plugins stay with that config: the process-wide registry has the built-ins only
+    assert builtins <= set(registered_stages())
+    assert not {"percentile_clip", "unsharp_mask"} & set(registered_stages())
 
 
 class _P(BaseModel):
@@ -49,7 +55,7 @@ class Liar(Stage):
     def infer(self, spec):
         return self.output_spec(spec, Interval(0.0, 1.0), "float32")
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         return (x * 2).astype(np.float32)
 
 
@@ -59,7 +65,7 @@ class Mutator(Liar):
     def infer(self, spec):
         return self.output_spec(spec, Interval(0.0, 2.0), "float32")
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         x *= 2
         return x
 
@@ -78,18 +84,20 @@ def test_guarded_call_raises_on_unsound_output():
     stage = Liar()
     image = np.ones((4, 4, 1), np.float32)
     with pytest.raises(StageError, match="outside its inferred"):
-        stage(image, spec=ValueSpec.for_dtype("float32", interval=(0, 1)))
+        stage(image, RunContext(spec=ValueSpec.for_dtype("float32", interval=(0, 1))), guard=True)
 
 
 def test_registry_refuses_duplicates_and_invalid_classes():
-    register_stage(Liar)
-    try:
-        class Other(Liar):
-            pass
-        with pytest.raises(ValueError, match="already registered"):
-            register_stage(Other)
-    finally:
-        unregister_stage("liar")
+    registry = StageRegistry()
+    registry.add(Liar)
+    registry.add(Liar)  # the same class again is harmless
+
+    class Other(Liar):
+        pass
+
+    with pytest.raises(PluginError, match="already taken"):
+        registry.add(Other)
+    assert registry.get("liar") is Liar
 
     class NoApply(Stage):
         name = "no_apply"
@@ -141,7 +149,7 @@ def test_clahe_output_is_float32_unit_and_constant_safe():
 def test_window_maps_hounsfield_to_unit():
     x = np.array([[[-1000, -160, 40, 240, 3000]]], dtype=np.int16)
     stage = registered_stages()["window"]({"center": 40, "width": 400})
-    assert np.allclose(stage.apply(x), [[[0, 0, 0.5, 1, 1]]])
+    assert np.allclose(stage.apply_alone(x), [[[0, 0, 0.5, 1, 1]]])
 
 
 def test_normalize_channel_count_mismatch_is_config_error(write_config):

@@ -18,7 +18,7 @@ __all__ = ["apply_stages", "assemble", "batchable", "labels"]
 
 def batchable(stages) -> bool:
     """Whether every stage may run on a stacked batch: each declares ``elementwise``."""
-    return all(getattr(stage, "elementwise", False) for stage in stages)
+    return all(stage.traits().elementwise for stage in stages)
 
 
 def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:
@@ -38,11 +38,11 @@ def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:
     return out
 
 
-def apply_stages(stages, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.ndarray, list | None]:
-    """Run elementwise ``stages`` on an ``(N, H, W, C)`` batch.
+def apply_stages(pipeline, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.ndarray, list | None]:
+    """Run a pipeline of elementwise stages on an ``(N, H, W, C)`` batch.
 
     Args:
-        stages: the pipeline's stages (all :func:`batchable`).
+        pipeline: the :class:`~preproc.stages.pipeline.Pipeline` (every stage :func:`batchable`).
         batch: the images in their container dtype.
         guard: also return per-image ``[(min, max, has_nan), ...]`` after each stage.
         out_dtype: dtype of the result: the pipeline's output (float32 without stages, as Keras).
@@ -50,15 +50,15 @@ def apply_stages(stages, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.
     Returns:
         The processed batch and the per-image statistics (``None`` without ``guard``).
     """
-    n = batch.shape[0]
+    n, stages = batch.shape[0], pipeline.stages
     if not stages:
         return batch.astype(out_dtype), ([[] for _ in range(n)] if guard else None)
     if n == 0:  # every file of the batch was skipped
         return np.empty(batch.shape[:3] + (batch.shape[3],), dtype=out_dtype), ([] if guard else None)
     x = batch.reshape((-1,) + batch.shape[2:])
     per_stage = []
-    for stage in stages:
-        x = stage(x)
+    for k, stage in enumerate(stages):
+        x = stage(x, pipeline.context(k))
         if guard:
             per_stage.append(_image_stats(x.reshape((n, -1))))
     x = x.reshape(batch.shape[:1] + batch.shape[1:3] + x.shape[2:])

@@ -115,15 +115,15 @@ class BatchIterator:
         self._workers = (os.cpu_count() or 1) if wanted is None else wanted
         self._prefetch = b.prefetch if prefetch is None else prefetch
         self._sample_batches = config.checks.runtime.sample_batches
-        self._batched = batching.batchable(self.pipeline.stages)
-        self._job = _make_job(config, self._listing.filepaths, self.pipeline.stages,
-                              run_stages=not self._batched)
         self.findings: list[Finding] = []
         self.skipped: dict[str, str] = {}
         self.epoch = 0
         self._engine = self._window = None
         if self.pipeline.needs_fit:
-            self._fit()
+            self._fit()  # replaces the featurewise stages with fitted ones: build the job after
+        self._batched = batching.batchable(self.pipeline.stages)
+        self._job = _make_job(config, self._listing.filepaths, self.pipeline,
+                              run_stages=not self._batched)
         self._probe()
         self._set_order()
 
@@ -270,7 +270,7 @@ class BatchIterator:
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            x, stats = batching.apply_stages(self.pipeline.stages, rows, guard, self.dtype)
+            x, stats = batching.apply_stages(self.pipeline, rows, guard, self.dtype)
             return x, stats, keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
@@ -324,7 +324,7 @@ class BatchIterator:
         """Featurewise statistics from the training files (all of them, whatever the shard)."""
         training = self._listing if self.subset != "validation" else _list(self.config, "training")
         paths = training.filepaths
-        job = _make_job(self.config, paths, self.pipeline.stages, run_stages=False)
+        job = _make_job(self.config, paths, self.pipeline, run_stages=False)
 
         def images():
             for k in range(len(paths)):
@@ -415,7 +415,8 @@ def _list(config, subset) -> discovery.Listing:
 def _pipeline_for(config):
     """The config's pipeline; where ``source.expect`` is silent, built on sampled headers (as
     ``preproc check`` does) so the runtime guard has intervals to check against."""
-    from ..stages.pipeline import Pipeline, source_spec
+    from ..dataset.sampling import source_spec
+    from ..stages.pipeline import Pipeline
 
     src = source_spec(config)
     if not src.known:  # header findings are check's business; flow only needs the spec
@@ -425,12 +426,13 @@ def _pipeline_for(config):
     return Pipeline.from_config(config, source=src)
 
 
-def _make_job(config, paths: list[str], stages, *, run_stages: bool):
+def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
     from .workers import ImageJob
 
     b, expect = config.batches, config.source.expect
     return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
-                    b.keep_aspect_ratio, stages, expect.bit_depth if expect is not None else None,
+                    b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
+                    bit_depth=expect.bit_depth if expect is not None else None,
                     run_stages=run_stages)
 
 

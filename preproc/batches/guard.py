@@ -3,7 +3,7 @@
 Workers measure every stage's output min and max (and NaN) for the images of a sampled batch;
 :func:`check_batch` compares the batch-wide extremes with ``pipeline.specs[i].interval`` and
 returns one ``runtime-range-violation`` finding per offending stage. The inference is meant to be
-sound (design §4), so a violation means the data is not what the config declares, or a stage's
+sound, so a violation means the data is not what the config declares, or a stage's
 contract is wrong.
 """
 

@@ -21,13 +21,14 @@ import os
 import signal
 import traceback
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 import numpy as np
 
 from . import imaging
 from ..errors import PreprocError
+from ..stages.base import RunContext
 
 __all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
 
@@ -57,6 +58,7 @@ class ImageJob:
         interpolation: a key of :data:`preproc.batches.imaging.INTERPOLATIONS`.
         keep_aspect_ratio: centre-crop before resizing.
         stages: the pipeline's stages, fitted.
+        specs: the spec entering each stage, as the pipeline bound them.
         bit_depth: declared ``source.expect.bit_depth`` (sets the opaque alpha), or ``None``.
         run_stages: apply the stages here; ``False`` ships the resized image in its container
             dtype and leaves the (cheap, elementwise) stages to the batch in the parent.
@@ -68,6 +70,7 @@ class ImageJob:
     interpolation: str
     keep_aspect_ratio: bool
     stages: list
+    specs: list = field(default_factory=list)
     bit_depth: int | None = None
     run_stages: bool = True
 
@@ -103,8 +106,9 @@ class ImageJob:
         if not self.run_stages:
             return x, None
         stats = [] if guard else None
-        for stage in self.stages:
-            x = stage(x, file=self.paths[i])
+        for k, stage in enumerate(self.stages):
+            spec = self.specs[k] if self.specs else None
+            x = stage(x, RunContext(spec=spec, index=i, file=self.paths[i]))
             if guard:
                 stats.append(_minmax(x))
         return x, stats

@@ -1,4 +1,4 @@
-"""``preproc audit CONFIG|DIRECTORY``: what is really in the dataset (design §6)."""
+"""``preproc audit CONFIG|DIRECTORY``: what is really in the dataset."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def main(args) -> int:
     import json
     import sys
 
-    from ..audit import audit
-    from ..audit.terminal import print_report, progress_bar
+    from ..auditing import audit
+    from ..auditing.terminal import print_report, progress_bar
     from ..errors import PreprocError
 
     if args.quick and args.stats:

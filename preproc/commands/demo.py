@@ -40,7 +40,7 @@ def main(args) -> int:
 
 
 def _run(root: Path, keep: bool) -> int:
-    from ..cli import main as cli
+    from . import main as cli
     from ._demo_data import build_dataset, write_configs
 
     started = time.perf_counter()

@@ -13,11 +13,12 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def describe_stages() -> list[dict]:
-    from ..stages.registry import registered_stages
+def describe_stages(registry=None) -> list[dict]:
+    """One row per stage of ``registry`` (default: the process-wide one)."""
+    from ..stages.plugins import default_registry
 
     rows = []
-    for name, cls in registered_stages().items():
+    for name, cls in (registry or default_registry()).as_dict().items():
         doc = (cls.__doc__ or "").strip()
         rows.append({
             "name": name,
@@ -25,8 +26,8 @@ def describe_stages() -> list[dict]:
             "summary": cls.summary or doc.splitlines()[0] if doc else "",
             "contract": " ".join(line.strip() for line in doc.splitlines()[1:] if line.strip()),
             "params": {k: _param(f) for k, f in cls.Params.model_fields.items()},
-            "clips": isinstance(cls.clips, bool) and cls.clips,
-            "stretches": cls.stretches,
+            "clips": cls.TRAITS.clips,
+            "stretches": cls.TRAITS.stretches,
         })
     return rows
 
@@ -38,11 +39,9 @@ def _param(field) -> str:
 
 
 def main(args) -> int:
-    from ..stages.plugins import load_plugin
+    from ..stages.plugins import registry_for
 
-    for spec in args.plugin:
-        load_plugin(spec)
-    rows = describe_stages()
+    rows = describe_stages(registry_for(args.plugin))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0

@@ -1,32 +1,42 @@
-"""The config language (design §3): strict pydantic models over safely loaded YAML.
+"""The config language: strict pydantic models over safely loaded YAML.
 
-Loading happens in three steps so that every error points at a file, line, column and key path:
-the YAML is read with :mod:`preproc.config.yamlsafe`; the document is validated against :class:`Config`
-(stages as raw one-key mappings); the ``plugins:`` are loaded; then each stage entry is validated
-against its registered stage's ``Params`` model.
+A config is validated in one pass, whether it comes from a file (:func:`load_config`), a
+mapping or keyword arguments (``Config.model_validate``): its ``plugins:`` are loaded into a
+registry made for it, and each item of ``stages:`` becomes a :class:`StageEntry` holding the
+stage class and its validated ``Params``. A config read from YAML also keeps where every key
+stood, in a side map (:meth:`Config.where`), so every error points at a file, line, column and
+key path.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .. import dtypes
 from ..errors import ConfigError
 from ..findings import CODES
-from ..stages.base import Expects
+from ..stages.base import Expects, Stage
 from ..types import STRICT, DType, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = ["Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "load_config"]
 
-#: Keras' default extensions of flow_from_directory.
-KERAS_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
 Severity = Literal["error", "warning", "info"]
 
 
@@ -150,21 +160,61 @@ def _known_code(code: str) -> None:
         raise ValueError(f"unknown finding code {code!r}{tip}")
 
 
+class StageEntry(BaseModel):
+    """One validated item of ``stages:``: the stage class, its params and its input contract."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    index: int
+    name: str
+    cls: type[Stage] = Field(exclude=True)
+    params: BaseModel
+    expects: Expects | None = None
+
+    def as_yaml(self) -> dict[str, Any]:
+        """The one-key mapping this entry was written as."""
+        params = self.params.model_dump(mode="json", exclude_defaults=True)
+        if self.expects is not None:
+            params["expects"] = self.expects.model_dump(mode="json", exclude_none=True)
+        return {self.name: params}
+
+
 class Config(BaseModel):
-    """A whole pipeline config. Build it with :func:`load_config`."""
+    """A whole pipeline config: from a file with :func:`load_config`, or from a mapping.
+
+    ``Config.model_validate(mapping)`` validates the stages as a file would; relative paths in
+    it (``source.directory``, ``plugins:``) are taken relative to the working directory.
+    """
 
     model_config = STRICT
     version: Literal[1]
     name: str | None = None
     plugins: list[str] = Field(default_factory=list)
     source: Source = Field(default_factory=Source)
-    stages: list[dict[str, Any]] = Field(default_factory=list)
+    stages: tuple[StageEntry, ...] = ()
     batches: Batches = Field(default_factory=Batches)
     checks: Checks = Field(default_factory=Checks)
 
     # set by load_config; not part of the YAML
     path: Path | None = Field(None, exclude=True)
-    entries: tuple = Field((), exclude=True)
+    _doc: Document | None = PrivateAttr(None)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _entries(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, list | tuple):
+            return value  # pydantic reports the wrong type
+        if all(isinstance(v, StageEntry) for v in value):
+            return tuple(value)
+        from ..stages.plugins import registry_for
+
+        context = info.context or {}
+        registry = context.get("registry") or registry_for(
+            info.data.get("plugins") or [], context.get("base_dir", "."))
+        return tuple(_stage_entry(i, item, registry) for i, item in enumerate(value))
+
+    @field_serializer("stages")
+    def _stages_as_yaml(self, stages: tuple[StageEntry, ...]) -> list[dict[str, Any]]:
+        return [e.as_yaml() for e in stages]
 
     @property
     def base_dir(self) -> Path:
@@ -174,17 +224,11 @@ class Config(BaseModel):
     def channels(self) -> int:
         return {"grayscale": 1, "rgb": 3, "rgba": 4}[self.batches.color_mode]
 
-
-@dataclass(frozen=True)
-class StageEntry:
-    """One validated item of ``stages:``."""
-
-    index: int
-    name: str
-    params: BaseModel
-    expects: Expects | None
-    line: int | None
-    column: int | None
+    def where(self, key_path: tuple) -> tuple[int | None, int | None]:
+        """``(line, column)`` of a key path in the YAML file, or ``(None, None)``."""
+        if self._doc is None:
+            return None, None
+        return self._doc.where(key_path)
 
 
 def load_config(path: str | Path, text: str | None = None) -> Config:
@@ -193,6 +237,9 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
     Raises:
         ConfigError: with file, line, column, key path and a hint; PluginError for plugins.
     """
+    from ..errors import PluginError
+    from ..stages.plugins import registry_for
+
     path = Path(path)
     doc = load_yaml(path, text)
     if not isinstance(doc.data, dict):
@@ -202,12 +249,24 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
             file=doc.file, line=1, column=1,
             hint="start from an example in configs/",
         )
+    base = path.resolve().parent
+    plugins = doc.data.get("plugins")
+    context: dict[str, Any] = {"base_dir": base}
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        for i, spec in enumerate(plugins):  # loaded one by one, to name the failing entry
+            try:
+                context["registry"] = registry_for(plugins[: i + 1], base)
+            except PluginError as exc:
+                line, column = doc.where(("plugins", i))
+                raise PluginError(
+                    exc.message, plugin=exc.plugin, file=doc.file, line=line, column=column,
+                    path=f"plugins[{i}]", hint=exc.hint,
+                ) from exc.__cause__
     try:
-        cfg = Config.model_validate(doc.data)
+        cfg = Config.model_validate(doc.data, context=context)
     except ValidationError as exc:
-        raise _from_validation(exc, doc, (), Config) from None
+        raise _from_validation(exc, doc, (), Config, context.get("registry")) from None
     try:
-        base = path.resolve().parent
         source = cfg.source
         if source.directory is not None and not source.directory.is_absolute():
             source = source.model_copy(update={"directory": (base / source.directory).resolve()})
@@ -215,67 +274,62 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
         line, column = doc.where(("source", "directory"))
         raise ConfigError(f"bad path: {exc}", file=doc.file, line=line, column=column,
                           path="source.directory") from None
-    _load_plugins(cfg, doc, base)
-    entries = tuple(_stage_entry(i, item, doc) for i, item in enumerate(cfg.stages))
-    return cfg.model_copy(update={"path": path.resolve(), "source": source, "entries": entries})
+    cfg = cfg.model_copy(update={"path": path.resolve(), "source": source})
+    cfg._doc = doc
+    return cfg
 
 
-def _load_plugins(cfg: Config, doc: Document, base: Path) -> None:
-    from ..errors import PluginError
-    from ..stages.plugins import load_plugin
-
-    for i, spec in enumerate(cfg.plugins):
-        try:
-            load_plugin(spec, base)
-        except PluginError as exc:
-            line, column = doc.where(("plugins", i))
-            raise PluginError(
-                exc.message, plugin=exc.plugin, file=doc.file, line=line, column=column,
-                path=f"plugins[{i}]", hint=exc.hint,
-            ) from exc.__cause__
-
-
-def _stage_entry(i: int, item: Any, doc: Document) -> StageEntry:
-    from ..stages.registry import get_stage
-
-    where = ("stages", i)
-    line, column = doc.where(where)
+def _stage_entry(i: int, item: Any, registry) -> StageEntry:
+    """Validate one item of ``stages:``; errors carry the key path below ``stages``."""
     if not isinstance(item, dict) or len(item) != 1:
-        raise ConfigError(
-            "each stage is a one-key mapping NAME: {params}",
-            file=doc.file, line=line, column=column, path=format_path(where),
-            hint="write e.g. `- rescale: {factor: 1/255}`",
-        )
+        raise _custom_at((i,), "stage_shape", "each stage is a one-key mapping NAME: {params}",
+                         "write e.g. `- rescale: {factor: 1/255}`", item)
     (name, params), = item.items()
     try:
-        cls = get_stage(str(name))
+        cls = registry.get(str(name))
     except ConfigError as exc:
-        raise ConfigError(exc.message, file=doc.file, line=line, column=column,
-                          path=format_path(where), hint=exc.hint) from None
+        raise _custom_at((i,), "unknown_stage", exc.message, exc.hint, name) from None
     params = {} if params is None else params
     if not isinstance(params, dict):
-        raise ConfigError(
+        raise _custom_at(
+            (i, name), "stage_params",
             f"parameters of `{name}` must be a mapping, not {type(params).__name__}",
-            file=doc.file, line=line, column=column, path=format_path(where + (name,)),
-            hint=f"write `- {name}: {{...}}`; `preproc stages` lists each stage's parameters",
-        )
+            f"write `- {name}: {{...}}`; `preproc stages` lists each stage's parameters", params)
     params = dict(params)
     expects_raw = params.pop("expects", None)
-    try:
-        model = cls.Params.model_validate(params)
-    except ValidationError as exc:
-        raise _from_validation(exc, doc, where + (name,), cls.Params) from None
-    try:
-        expects = Expects.model_validate(expects_raw) if expects_raw is not None else None
-    except ValidationError as exc:
-        raise _from_validation(exc, doc, where + (name, "expects"), Expects) from None
+    model = _nested(cls.Params, params, (i, name))
+    expects = _nested(Expects, expects_raw, (i, name, "expects")) if expects_raw is not None else None
     if expects is not None and expects.kind not in (None, "integer", "float"):
-        raise ConfigError("expects.kind must be `integer` or `float`", file=doc.file, line=line,
-                          column=column, path=format_path(where + (name, "expects", "kind")))
-    return StageEntry(i, cls.name, model, expects, line, column)
+        raise _custom_at((i, name, "expects", "kind"), "expects_kind",
+                         "expects.kind must be `integer` or `float`", None, expects.kind)
+    return StageEntry(index=i, name=cls.name, cls=cls, params=model, expects=expects)
 
 
-def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) -> ConfigError:
+def _nested(model: type[BaseModel], value: Any, prefix: tuple) -> BaseModel:
+    """Validate ``value`` against ``model``, re-rooting its errors at ``prefix`` below ``stages``."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False):
+            detail = InitErrorDetails(type=err["type"], loc=prefix + tuple(err["loc"]),
+                                      input=err.get("input"))
+            if err.get("ctx"):
+                detail["ctx"] = err["ctx"]
+            details.append(detail)
+        raise ValidationError.from_exception_data(model.__name__, details) from None
+
+
+def _custom_at(loc: tuple, kind: str, message: str, hint: str | None, value: Any) -> ValidationError:
+    ctx = {"hint": hint} if hint else {}
+    error = PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"), ctx)
+    return ValidationError.from_exception_data(
+        "StageEntry", [InitErrorDetails(type=error, loc=loc, input=value)])
+
+
+def _from_validation(
+    exc: ValidationError, doc: Document, prefix: tuple, model, registry=None
+) -> ConfigError:
     """The first pydantic error, mapped to a YAML position, with a did-you-mean for unknown keys."""
     errors = exc.errors(include_url=False)
     err = min(errors, key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
@@ -286,7 +340,8 @@ def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) 
         message = message[len("Value error, "):]
     if err["type"] == "extra_forbidden":
         key = loc[-1] if loc else ""
-        allowed = _allowed_keys(model, list(_doc_path(err["loc"][:-1], doc, prefix, "")[len(prefix):]))
+        allowed = _allowed_keys(model, list(_doc_path(err["loc"][:-1], doc, prefix, "")[len(prefix):]),
+                                registry)
         close = difflib.get_close_matches(str(key), allowed, n=1)
         message = f"unknown key {key!r}"
         hint = f"did you mean `{close[0]}`?" if close else (
@@ -297,6 +352,8 @@ def _from_validation(exc: ValidationError, doc: Document, prefix: tuple, model) 
         close = difflib.get_close_matches(err["input"], options, n=1)
         message += f" (got {err['input']!r})"
         hint = f"did you mean `{close[0]}`?" if close else None
+    elif (err.get("ctx") or {}).get("hint") and not isinstance(err["ctx"].get("error"), Exception):
+        hint = err["ctx"]["hint"]
     elif err["type"] == "missing":
         message = f"missing required key {loc[-1]!r}" if loc else "missing value"
         if loc == ("version",):
@@ -323,8 +380,19 @@ def _is_union_tag(part) -> bool:
                                       or part.startswith("function-"))
 
 
-def _allowed_keys(model, loc: list) -> list[str]:
+def _allowed_keys(model, loc: list, registry=None) -> list[str]:
     """Field names of the nested model that ``loc`` points into."""
+    if model is Config and len(loc) >= 3 and loc[0] == "stages":
+        from ..stages.plugins import default_registry
+
+        try:  # stages[i].NAME...: the stage's own Params (or its `expects`)
+            model = (registry or default_registry()).get(str(loc[2])).Params
+        except ConfigError:
+            return []
+        if loc[3:4] == ["expects"]:
+            model, loc = Expects, loc[4:]
+        else:
+            loc = loc[3:]
     for part in loc:
         if isinstance(part, int):
             continue

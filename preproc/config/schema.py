@@ -6,15 +6,21 @@ import copy
 
 from .model import Config
 from ..stages.base import Expects
-from ..stages.registry import registered_stages
+from ..stages.plugins import default_registry
+from ..stages.registry import StageRegistry
 
 __all__ = ["config_schema"]
 
-_INTERNAL = ("path", "entries")
+_INTERNAL = ("path",)
 
 
-def config_schema() -> dict:
-    """The JSON Schema (draft 2020-12) of a config, with one ``oneOf`` branch per registered stage."""
+def config_schema(registry: StageRegistry | None = None) -> dict:
+    """The JSON Schema (draft 2020-12) of a config, with one ``oneOf`` branch per stage.
+
+    Args:
+        registry: the stages to describe (default: the process-wide registry).
+    """
+    registry = registry if registry is not None else default_registry()
     schema = Config.model_json_schema(ref_template="#/$defs/{model}")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "preproc pipeline config"
@@ -23,7 +29,7 @@ def config_schema() -> dict:
     defs = schema.setdefault("$defs", {})
     defs["Expects"] = _inline(Expects.model_json_schema(ref_template="#/$defs/{model}"), defs)
     branches = []
-    for name, cls in registered_stages().items():
+    for name, cls in registry.as_dict().items():
         params = _inline(cls.Params.model_json_schema(ref_template="#/$defs/{model}"), defs)
         params.setdefault("properties", {})["expects"] = {"$ref": "#/$defs/Expects"}
         params["additionalProperties"] = False

@@ -17,7 +17,10 @@ from ..findings import Finding
 from ..io.paths import display_path
 from ..spec import ValueSpec
 
-__all__ = ["HEADER_CODES", "pick_sample", "sample_headers", "spec_from_headers"]
+__all__ = [
+    "HEADER_CODES", "pick_sample", "resolve_source", "sample_headers", "source_spec",
+    "spec_from_headers",
+]
 
 #: Codes a header sample can establish.
 HEADER_CODES = frozenset({"bit-depth-mismatch", "mixed-bit-depth", "unreadable-file",
@@ -108,6 +111,16 @@ def spec_from_headers(infos) -> ValueSpec | None:
                                channels=channels.pop() if len(channels) == 1 else None)
 
 
+def source_spec(cfg) -> ValueSpec:
+    """The source spec declared by ``source.expect``, or an unknown spec."""
+    expect = cfg.source.expect
+    if expect is None or expect.dtype is None:
+        channels = expect.channels if expect is not None else None
+        return ValueSpec.unknown(channels)
+    return ValueSpec.for_dtype(
+        expect.dtype, bits=expect.bit_depth, interval=expect.range, channels=expect.channels
+    )
+
 
 def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     """The source spec ``check`` and ``flow`` start from, and the header findings on the way.
@@ -115,8 +128,6 @@ def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     ``source.expect`` when it declares a dtype; otherwise, when ``source.directory`` exists, the
     spec built from the headers of a sample of ``n`` files (no pixels are decoded).
     """
-    from ..stages.pipeline import source_spec
-
     src, findings = source_spec(cfg), []
     directory = cfg.source.directory
     if n and directory is not None and os.path.isdir(directory):

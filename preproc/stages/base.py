@@ -1,17 +1,18 @@
-"""The stage base class: a thin class over pure array functions.
+"""The stage base class: a thin, immutable class over pure array functions.
 
-A stage holds validated parameters and implements two things:
+A stage holds validated parameters, fixed at construction, and implements two things:
 
 * ``infer(spec) -> spec``: what comes out, given what comes in, without touching pixels. It
   must be *sound*: for any input inside ``spec``, ``apply``'s output lies inside the result.
-* ``apply(x) -> x``: the arithmetic on one image of shape ``(H, W, C)``, delegated to plain
-  functions in :mod:`preproc.stages.functional`.
+* ``apply(x, ctx) -> x``: the arithmetic on one image of shape ``(H, W, C)``, delegated to plain
+  functions in :mod:`preproc.stages.functional`. ``ctx`` is a :class:`RunContext`: what the
+  pipeline knows when it runs the stage (the input spec it was bound to, the subset, the epoch,
+  the file, and for random stages a generator drawn for this very sample).
 
-The batch generator reads ``elementwise`` (see below). The static check reads four class
-facts: ``clips`` (the stage discards what lies outside its
-expected range on purpose), ``stretches`` (it rescales each image to its own min and max),
-``changes_scale`` (it moves values to a new scale, so a later rescale compounds it) and
-``input_kind`` (``"float"`` or ``"integer"`` when only one dtype kind is accepted).
+A stage never stores pipeline state: a pipeline that learns something (featurewise statistics)
+builds a new stage instead of changing one, so one stage object can serve several pipelines and
+worker processes at once. The class facts the check and the batch generator read come from one
+answer, :meth:`Stage.traits`.
 
 ``Stage.__call__`` is the driver and is not overridden: it checks the input, calls ``apply`` and,
 when guarded, checks the output against ``infer``.
@@ -30,7 +31,7 @@ from ..errors import PreprocError, StageError
 from ..spec import Interval, ScaleStep, ValueSpec
 from ..types import DType, Range
 
-__all__ = ["Expects", "Stage", "StageContext"]
+__all__ = ["Expects", "RunContext", "Stage", "StageContext", "StageTraits"]
 
 
 class Expects(BaseModel):
@@ -45,11 +46,56 @@ class Expects(BaseModel):
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage may know about its pipeline: the source spec and the config's folder."""
+    """What a stage may know when it is built: the source spec and the config's folder and file."""
 
     source: ValueSpec = field(default_factory=ValueSpec.unknown)
     base_dir: str = "."
     file: str | None = None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the pipeline knows when it runs a stage on one image (or one stacked batch).
+
+    Attributes:
+        spec: the spec the stage was bound to in its pipeline (``None`` when run alone).
+        subset: ``"training"``, ``"validation"`` or ``None`` (no split).
+        epoch: the epoch being produced.
+        index: the file's index in the dataset listing (``None`` for a stacked batch).
+        file: the file's path, for messages.
+        rng: a generator for this sample and stage alone, derived from the seed, the epoch, the
+            file index and the stage index; ``None`` for stages that draw nothing.
+    """
+
+    spec: ValueSpec | None = None
+    subset: str | None = None
+    epoch: int = 0
+    index: int | None = None
+    file: str | None = None
+    rng: np.random.Generator | None = None
+
+
+@dataclass(frozen=True)
+class StageTraits:
+    """Facts about a stage that the check and the batch generator act on.
+
+    Attributes:
+        clips: discards what lies outside its expected range on purpose (no overflow finding).
+        stretches: rescales each image to its own min and max (no underuse finding).
+        changes_scale: moves values to a new scale, so a later rescale compounds it.
+        input_kind: ``"float"`` or ``"integer"`` when only one dtype kind is accepted.
+        elementwise: each output value depends only on its input value, with parameters fixed
+            before the batch is seen, so one call may process a whole stacked batch.
+        random: draws from ``RunContext.rng``; runs on the training subset only unless
+            the config opts other subsets in.
+    """
+
+    clips: bool = False
+    stretches: bool = False
+    changes_scale: bool = False
+    input_kind: str | None = None
+    elementwise: bool = False
+    random: bool = False
 
 
 class Stage:
@@ -57,13 +103,8 @@ class Stage:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]]
-    clips: ClassVar[bool] = False
-    stretches: ClassVar[bool] = False
-    changes_scale: ClassVar[bool] = False
-    input_kind: ClassVar[str | None] = None
-    #: each output value depends only on its input value, with parameters fixed before the
-    #: batch is seen: the batch generator may then run the stage once on a whole stacked batch
-    elementwise: ClassVar[bool] = False
+    #: the class's facts; a stage whose facts depend on its params overrides :meth:`traits`
+    TRAITS: ClassVar[StageTraits] = StageTraits()
     summary: ClassVar[str] = ""
     #: params and input specs the contract test (preproc.testing.check_stage) runs on
     examples: ClassVar[list[dict]] = []
@@ -86,9 +127,20 @@ class Stage:
         self.line = line
         self.column = column
         self.context = context or StageContext()
-        #: the spec this stage receives in its pipeline, set by the pipeline that owns it
-        self.input_spec: ValueSpec | None = None
         self.setup()
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable after construction; build a new stage "
+                f"instead of setting {name!r}"
+            )
+        object.__setattr__(self, name, value)
+
+    def traits(self) -> StageTraits:
+        """The facts the check and the batch generator read (see :class:`StageTraits`)."""
+        return self.TRAITS
 
     def setup(self) -> None:
         """Hook for derived values computed once from the params (e.g. loading a stats file)."""
@@ -101,7 +153,7 @@ class Stage:
     def infer(self, spec: ValueSpec) -> ValueSpec:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def apply(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def apply(self, x: np.ndarray, ctx: RunContext) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def extra_findings(self, spec: ValueSpec) -> list:
@@ -109,6 +161,10 @@ class Stage:
         return []
 
     # --- provided ---------------------------------------------------------------------------
+    def apply_alone(self, x: np.ndarray) -> np.ndarray:
+        """``apply`` with an empty context: the arithmetic of a deterministic stage by itself."""
+        return self.apply(x, RunContext())
+
     def expected_input(self, spec: ValueSpec) -> Interval | None:
         if self.expects is not None and self.expects.range is not None:
             return Interval.of(self.expects.range)
@@ -120,7 +176,7 @@ class Stage:
                 return self.expects.dtype
             if self.expects.kind is not None:
                 return self.expects.kind
-        return self.input_kind
+        return self.traits().input_kind
 
     @property
     def step(self) -> ScaleStep:
@@ -135,15 +191,19 @@ class Stage:
         changes = {"interval": interval, "dtype": dtype or spec.dtype, **kw}
         if not spec.known and not changes.get("known"):
             changes["interval"] = spec.interval  # unknown in, unknown out
-        if self.changes_scale:
+        if self.traits().changes_scale:
             return spec.scaled(self.step, **changes)
         return spec.with_(**changes)
 
-    def __call__(self, x: np.ndarray, *, spec: ValueSpec | None = None, file: str | None = None) -> np.ndarray:
-        """Apply the stage to one image; with ``spec``, check input and output against it.
+    def __call__(
+        self, x: np.ndarray, ctx: RunContext | None = None, *, guard: bool = False
+    ) -> np.ndarray:
+        """Apply the stage to one image; with ``guard``, check the output against ``ctx.spec``.
 
         Do not override: subclasses implement :meth:`apply`.
         """
+        ctx = ctx if ctx is not None else RunContext()
+        file, spec = ctx.file, (ctx.spec if guard else None)
         if not isinstance(x, np.ndarray) or x.ndim != 3:
             raise StageError(
                 f"expects an array of shape (H, W, C), got {getattr(x, 'shape', type(x))}",
@@ -152,7 +212,7 @@ class Stage:
                 file=file,
             )
         try:
-            out = self.apply(x)
+            out = self.apply(x, ctx)
         except PreprocError:
             raise
         except Exception as exc:  # name the stage and the file, keep the cause

@@ -1,8 +1,9 @@
-"""The built-in stages (design §3.1). Each docstring states its input and output contract."""
+"""The built-in stages. Each docstring states its input and output contract."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Annotated, Literal
 
 import numpy as np
@@ -13,11 +14,13 @@ from ..findings import Finding
 from ..spec import Interval, ValueSpec
 from ..types import STRICT, DType, Number, PositiveNumber, Range
 from . import functional as F
-from .base import Stage
-from .registry import register_stage
-from .scaling import Normalize  # noqa: F401  (registers normalize)
+from .base import Stage, StageTraits
+from .scaling import Normalize
 
-__all__ = ["Clahe", "Clip", "Gamma", "Invert", "Rescale", "RescaleIntensity", "ToDtype", "Window"]
+__all__ = [
+    "BUILTIN_STAGES", "Clahe", "Clip", "Gamma", "Invert", "Normalize", "Rescale",
+    "RescaleIntensity", "ToDtype", "Window",
+]
 
 
 def endpoint_image(fn, spec: ValueSpec) -> Interval:
@@ -76,7 +79,6 @@ class RescaleParams(BaseModel):
         return self
 
 
-@register_stage
 class Rescale(Stage):
     """``x * factor + offset``, multiplied in float32 as Keras' ``rescale`` does.
 
@@ -85,9 +87,8 @@ class Rescale(Stage):
     """
 
     name = "rescale"
-    elementwise = True
     Params = RescaleParams
-    changes_scale = True
+    TRAITS = StageTraits(elementwise=True, changes_scale=True)
     summary = "x*factor+offset in float32 (Keras rescale)"
 
     def implied_input(self, spec):
@@ -97,10 +98,10 @@ class Rescale(Stage):
         return Interval.of(dtypes.levels_range(bits))
 
     def infer(self, spec):
-        iv = endpoint_image(self.apply, spec)
+        iv = endpoint_image(self.apply_alone, spec)
         return self.output_spec(spec, iv, "float32", bits=_float_bits(spec))
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         return F.affine_f32(x, self.params.factor, self.params.offset)
 
     def extra_findings(self, spec):
@@ -124,7 +125,6 @@ class RescaleIntensityParams(BaseModel):
         return self
 
 
-@register_stage
 class RescaleIntensity(Stage):
     """Linear map of ``in_range`` onto ``out_range`` (scikit-image ``rescale_intensity``).
 
@@ -135,21 +135,14 @@ class RescaleIntensity(Stage):
 
     name = "rescale_intensity"
     Params = RescaleIntensityParams
-    changes_scale = True
+    TRAITS = StageTraits(changes_scale=True)
     summary = "linear map in_range -> out_range in float32, clipping"
 
-    @property
-    def clips(self):  # type: ignore[override]
-        return self.params.clip
-
-    @property
-    def input_kind(self):  # type: ignore[override]
-        return "integer" if self.params.in_range in ("dtype", "bit_depth") else None
-
-    @property
-    def elementwise(self):  # type: ignore[override]
-        # dtype/bit_depth resolve per image; a stacked batch of mixed files has one dtype
-        return self.params.in_range not in ("dtype", "bit_depth")
+    def traits(self) -> StageTraits:
+        per_file = self.params.in_range in ("dtype", "bit_depth")
+        # dtype/bit_depth resolve per image, so a stacked batch (one dtype) cannot stand in
+        return replace(self.TRAITS, clips=self.params.clip,
+                       input_kind="integer" if per_file else None, elementwise=not per_file)
 
     def resolve_in_range(self, spec: ValueSpec) -> Interval | None:
         r = self.params.in_range
@@ -180,8 +173,8 @@ class RescaleIntensity(Stage):
         fn = lambda x: F.linear_map(x, (iv.lo, iv.hi), p.out_range, clip=p.clip)  # noqa: E731
         return self.output_spec(spec, endpoint_image(fn, spec), "float32", bits=_float_bits(spec))
 
-    def apply(self, x):
-        spec = self.input_spec
+    def apply(self, x, ctx):
+        spec = ctx.spec
         if spec is None or spec.dtype != dtypes.normalize_dtype(x.dtype):
             spec = ValueSpec.for_dtype(x.dtype)
         iv = self.resolve_in_range(spec)
@@ -197,7 +190,6 @@ class ClaheParams(BaseModel):
     nbins: int = Field(256, ge=2, le=65536)
 
 
-@register_stage
 class Clahe(Stage):
     """Contrast-limited adaptive histogram equalization (scikit-image ``equalize_adapthist``).
 
@@ -207,8 +199,7 @@ class Clahe(Stage):
 
     name = "clahe"
     Params = ClaheParams
-    stretches = True
-    changes_scale = True
+    TRAITS = StageTraits(stretches=True, changes_scale=True)
     summary = "CLAHE, scikit-image semantics; stretches each image; float32 [0, 1]"
 
     def implied_input(self, spec):
@@ -219,7 +210,7 @@ class Clahe(Stage):
     def infer(self, spec):
         return self.output_spec(spec, Interval(0.0, 1.0), "float32", bits=None, known=True)
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         p = self.params
         return F.clahe(x, p.clip_limit, p.kernel_size, p.nbins)
 
@@ -248,23 +239,21 @@ class ClipParams(BaseModel):
         return self
 
 
-@register_stage
 class Clip(Stage):
     """Clip to ``[min, max]``. Input: expects [min, max]; clips. Output: same dtype, the intersection."""
 
     name = "clip"
-    elementwise = True
     Params = ClipParams
-    clips = True
+    TRAITS = StageTraits(elementwise=True, clips=True)
     summary = "clip to [min, max], dtype kept"
 
     def implied_input(self, spec):
         return Interval(self.params.min, self.params.max)
 
     def infer(self, spec):
-        return self.output_spec(spec, endpoint_image(self.apply, spec))
+        return self.output_spec(spec, endpoint_image(self.apply_alone, spec))
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         return F.clip(x, self.params.min, self.params.max)
 
     def extra_findings(self, spec):
@@ -296,7 +285,6 @@ class WindowParams(BaseModel):
         return self
 
 
-@register_stage
 class Window(Stage):
     """Display window (CT/MR): ``[center - width/2, center + width/2]`` onto ``out_range``.
 
@@ -304,10 +292,8 @@ class Window(Stage):
     """
 
     name = "window"
-    elementwise = True
     Params = WindowParams
-    clips = True
-    changes_scale = True
+    TRAITS = StageTraits(elementwise=True, clips=True, changes_scale=True)
     summary = "window center/width onto out_range, float32, clipping"
 
     def implied_input(self, spec):
@@ -318,9 +304,9 @@ class Window(Stage):
         if not spec.known:  # the window clips: the output does not depend on what comes in
             out = Interval.of(sorted(self.params.out_range))
             return self.output_spec(spec, out, "float32", bits=None, known=True)
-        return self.output_spec(spec, endpoint_image(self.apply, spec), "float32", bits=None)
+        return self.output_spec(spec, endpoint_image(self.apply_alone, spec), "float32", bits=None)
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         w = self.implied_input(None)
         return F.linear_map(x, (w.lo, w.hi), self.params.out_range, clip=True)
 
@@ -330,23 +316,21 @@ class GammaParams(BaseModel):
     gamma: PositiveNumber
 
 
-@register_stage
 class Gamma(Stage):
     """``x ** gamma``. Input: floats in [0, 1]. Output: float32 in [0, 1]."""
 
     name = "gamma"
-    elementwise = True
     Params = GammaParams
-    input_kind = "float"
+    TRAITS = StageTraits(elementwise=True, input_kind="float")
     summary = "x**gamma on [0, 1] floats"
 
     def implied_input(self, spec):
         return Interval(0.0, 1.0)
 
     def infer(self, spec):
-        return self.output_spec(spec, endpoint_image(self.apply, spec), "float32")
+        return self.output_spec(spec, endpoint_image(self.apply_alone, spec), "float32")
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         return F.gamma(x, self.params.gamma)
 
 
@@ -355,7 +339,6 @@ class InvertParams(BaseModel):
     max: Literal["source"] | Number = "source"
 
 
-@register_stage
 class Invert(Stage):
     """``max - x`` (e.g. MONOCHROME1 to MONOCHROME2). ``max: source`` takes the source's top.
 
@@ -363,8 +346,8 @@ class Invert(Stage):
     """
 
     name = "invert"
-    elementwise = True
     Params = InvertParams
+    TRAITS = StageTraits(elementwise=True)
     summary = "max - x, dtype kept, saturating"
 
     def maximum(self) -> float | None:
@@ -381,9 +364,9 @@ class Invert(Stage):
         m = self.maximum()
         if m is None:
             return self.output_spec(spec, Interval(-math.inf, math.inf))
-        return self.output_spec(spec, endpoint_image(self.apply, spec))
+        return self.output_spec(spec, endpoint_image(self.apply_alone, spec))
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         m = self.maximum()
         if m is None:
             raise ValueError(f"{self.describe()}: `max: source` needs a declared source range")
@@ -396,7 +379,6 @@ class ToDtypeParams(BaseModel):
     scale: bool = False
 
 
-@register_stage
 class ToDtype(Stage):
     """Cast to ``dtype``; with ``scale``, full scale maps to full scale (floats: [0, 1]).
 
@@ -407,16 +389,11 @@ class ToDtype(Stage):
     Params = ToDtypeParams
     summary = "cast; scaled by dtype ranges when scale; saturating"
 
-    @property
-    def changes_scale(self):  # type: ignore[override]
-        return self.params.scale
-
-    @property
-    def elementwise(self):  # type: ignore[override]
+    def traits(self) -> StageTraits:
         # with scale, the factor depends on each file's own dtype; a stacked batch has one dtype
-        return not self.params.scale
+        return replace(self.TRAITS, changes_scale=self.params.scale, elementwise=not self.params.scale)
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         return F.cast(x, self.params.dtype, self.params.scale)
 
     def infer(self, spec):
@@ -425,7 +402,7 @@ class ToDtype(Stage):
             lo, hi = spec.interval.lo, spec.interval.hi
             iv = Interval(0.0 if lo <= 0 <= hi else 1.0, 0.0 if lo == hi == 0 else 1.0)
             return self.output_spec(spec, iv, target, bits=1)
-        iv = endpoint_image(self.apply, spec)
+        iv = endpoint_image(self.apply_alone, spec)
         bits = spec.bits
         if dtypes.is_integer(target):
             levels = dtypes.bits_needed(max(iv.hi - iv.lo, 1))
@@ -517,3 +494,9 @@ ToDtype.examples = [
     {"params": {"dtype": "uint16", "scale": True}, "input": UNIT},
     {"params": {"dtype": "int16"}, "input": U16},
 ]
+
+
+#: The built-in stages, in the order ``preproc stages`` lists them.
+BUILTIN_STAGES: tuple[type[Stage], ...] = (
+    Rescale, RescaleIntensity, Clahe, Normalize, Clip, Window, Gamma, Invert, ToDtype,
+)

@@ -12,24 +12,13 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import dtypes
+from ..dataset.sampling import source_spec
 from ..spec import Interval, ValueSpec
-from .base import Stage, StageContext
-from .registry import get_stage
+from .base import RunContext, Stage, StageContext
 
-__all__ = ["Pipeline", "entry_spec", "source_spec"]
+__all__ = ["Pipeline", "entry_spec"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
-
-
-def source_spec(cfg) -> ValueSpec:
-    """The source spec declared by ``source.expect``, or an unknown spec."""
-    expect = cfg.source.expect
-    if expect is None or expect.dtype is None:
-        channels = expect.channels if expect is not None else None
-        return ValueSpec.unknown(channels)
-    return ValueSpec.for_dtype(
-        expect.dtype, bits=expect.bit_depth, interval=expect.range, channels=expect.channels
-    )
 
 
 def entry_spec(src: ValueSpec, batches) -> ValueSpec:
@@ -75,17 +64,18 @@ class Pipeline:
         src = source if source is not None else source_spec(cfg)
         context = StageContext(source=src, base_dir=str(cfg.base_dir),
                                file=str(cfg.path) if cfg.path else None)
-        stages = [
-            get_stage(e.name)(e.params, expects=e.expects, index=e.index, line=e.line,
-                              column=e.column, context=context)
-            for e in cfg.entries
-        ]
+        stages = []
+        for e in cfg.stages:
+            line, column = cfg.where(("stages", e.index))
+            stages.append(e.cls(e.params, expects=e.expects, index=e.index, line=line,
+                                column=column, context=context))
         return cls(stages, src, entry_spec(src, cfg.batches))
 
     def _bind(self) -> None:
-        spec, self.specs = self.entry_spec, []
+        """Infer the spec entering and leaving every stage (the stages themselves never change)."""
+        spec, self.inputs, self.specs = self.entry_spec, [], []
         for stage in self.stages:
-            stage.input_spec = spec
+            self.inputs.append(spec)
             spec = stage.infer(spec)
             self.specs.append(spec)
 
@@ -101,18 +91,22 @@ class Pipeline:
     def needs_fit(self) -> bool:
         return any(getattr(s, "needs_fit", False) for s in self.stages)
 
+    def context(self, k: int, **facts) -> RunContext:
+        """The run context of stage ``k``: its bound input spec plus the given facts."""
+        return RunContext(spec=self.inputs[k], **facts)
+
     def apply(self, image: np.ndarray, *, guard: bool = False, file: str | None = None) -> np.ndarray:
         """Run every stage on one (H, W, C) image; with ``guard``, check each output."""
         x = image
-        for stage in self.stages:
-            x = stage(x, spec=stage.input_spec if guard else None, file=file)
+        for k, stage in enumerate(self.stages):
+            x = stage(x, self.context(k, file=file), guard=guard)
         return x
 
     def fit(self, images: Iterable[np.ndarray]) -> None:
         """Compute featurewise statistics, each at its own stage's position.
 
         Every image runs through the stages before a featurewise stage, so its mean and std are
-        measured in the units that stage really receives (design §3.1). Streams in float64 per
+        measured in the units that stage really receives. Streams in float64 per
         channel; with several featurewise stages the images are kept to be passed again.
         """
         pending = [k for k, s in enumerate(self.stages) if getattr(s, "needs_fit", False)]
@@ -120,7 +114,7 @@ class Pipeline:
             images = list(images)
         for k in pending:
             mean, std = _channel_stats(self.stages[:k], images)
-            self.stages[k].set_stats(mean, std)
+            self.stages[k] = self.stages[k].fitted(mean, std)
         self._bind()
 
     def trace(self) -> list[dict]:
@@ -138,7 +132,7 @@ def _channel_stats(prior: list[Stage], images: Iterable[np.ndarray]) -> tuple[li
     count = 0
     for x in images:
         for stage in prior:
-            x = stage(x)
+            x = stage(x)  # statistics see the deterministic stages alone
         flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
         s, q = flat.sum(axis=0), np.einsum("ij,ij->j", flat, flat)
         total, sq = (s, q) if total is None else (total + s, sq + q)

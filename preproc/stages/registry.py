@@ -1,31 +1,34 @@
-"""The stage registry: a plain dict behind a visible decorator. No metaclasses.
+"""The stage registry: stage classes by name, in an object, with no import-time side effects.
 
-Built-in stages register when :mod:`preproc.stages.builtin` is imported; third-party stages
-arrive through the ``preproc.stages`` entry-point group or a config's explicit ``plugins:``
-(see :mod:`preproc.stages.plugins`). Every class is checked on arrival.
+:data:`REGISTRY` holds the built-in stages from an explicit list. Stages from installed entry
+points and from a config's ``plugins:`` arrive through the one loader above this module,
+:mod:`preproc.stages.plugins`, which checks each class on arrival. A config's plugin stages go
+into a copy of the registry made for that config, so loading one config never changes which
+stages the next, unrelated config can name.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable, Iterator
 
 from pydantic import BaseModel
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError
 from .base import Stage
+from .builtin import BUILTIN_STAGES
 
-__all__ = ["get_stage", "register_stage", "registered_stages", "unregister_stage", "verify_stage_class"]
+__all__ = ["REGISTRY", "StageRegistry", "verify_stage_class"]
 
-_REGISTRY: dict[str, type[Stage]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def verify_stage_class(cls) -> list[str]:
+def verify_stage_class(cls: object) -> list[str]:
     """Return what ``cls`` lacks to be a valid stage (empty when it is valid)."""
-    problems = []
     if not isinstance(cls, type) or not issubclass(cls, Stage):
         return [f"{cls!r} is not a subclass of preproc.Stage"]
+    problems = []
     if not isinstance(cls.name, str) or not _NAME.match(cls.name):
         problems.append("a `name` made of lower-case letters, digits and underscores")
     params = getattr(cls, "Params", None)
@@ -41,60 +44,79 @@ def verify_stage_class(cls) -> list[str]:
     return problems
 
 
-def register_stage(cls: type[Stage]) -> type[Stage]:
-    """Class decorator: add a stage to the registry under ``cls.name``.
+class StageRegistry:
+    """Stage classes by name.
 
-    Raises:
-        ValueError: the class is not a valid stage, or the name is taken.
+    Every class is checked when it is added; a name can be taken once. Lookups of unknown names
+    raise :class:`~preproc.errors.ConfigError` listing the known names with a did-you-mean.
     """
-    problems = verify_stage_class(cls)
-    if problems:
-        raise ValueError(f"{cls.__name__} is not a valid stage; it needs " + "; ".join(problems))
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and existing is not cls:
-        raise ValueError(
-            f"stage name {cls.name!r} is already registered by "
-            f"{existing.__module__}.{existing.__qualname__}"
-        )
-    _REGISTRY[cls.name] = cls
-    return cls
+
+    def __init__(self, stages: Iterable[type[Stage]] = ()) -> None:
+        self._stages: dict[str, type[Stage]] = {}
+        for cls in stages:
+            self.add(cls)
+
+    def add(self, cls: type[Stage], *, plugin: str | None = None) -> type[Stage]:
+        """Add a stage class under ``cls.name`` and return it.
+
+        Raises:
+            PluginError: the class is not a valid stage, or its name is taken by another class.
+        """
+        origin = plugin or getattr(cls, "__module__", repr(cls))
+        problems = verify_stage_class(cls)
+        if problems:
+            raise PluginError(
+                f"{getattr(cls, '__name__', cls)!r} from {origin!r} is not a valid stage; it "
+                "needs " + "; ".join(problems), plugin=origin,
+            )
+        existing = self._stages.get(cls.name)
+        if existing is not None and existing is not cls:
+            raise PluginError(
+                f"stage name {cls.name!r} from {origin!r} is already taken by "
+                f"{existing.__module__}.{existing.__qualname__}",
+                plugin=origin, hint="rename the stage (its `name` attribute)",
+            )
+        self._stages[cls.name] = cls
+        return cls
+
+    def remove(self, name: str) -> None:
+        """Forget a stage (a no-op for unknown names)."""
+        self._stages.pop(name, None)
+
+    def get(self, name: str) -> type[Stage]:
+        """The stage class called ``name``.
+
+        Raises:
+            ConfigError: unknown name; the message lists the known ones with a did-you-mean.
+        """
+        try:
+            return self._stages[name]
+        except (KeyError, TypeError):
+            known = sorted(self._stages)
+            close = difflib.get_close_matches(str(name), known, n=1)
+            raise ConfigError(
+                f"unknown stage {name!r}; known stages: {', '.join(known)}",
+                hint=f"did you mean `{close[0]}`?" if close else None,
+            ) from None
+
+    def copy(self) -> StageRegistry:
+        """A new registry with the same stages, to extend without touching this one."""
+        return StageRegistry(self._stages.values())
+
+    def as_dict(self) -> dict[str, type[Stage]]:
+        """Stage classes by name, sorted by name."""
+        return dict(sorted(self._stages.items()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stages
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._stages))
+
+    def __len__(self) -> int:
+        return len(self._stages)
 
 
-def unregister_stage(name: str) -> None:
-    """Remove a stage (for tests and plugin reloads)."""
-    _REGISTRY.pop(name, None)
-
-
-def _ensure_loaded() -> None:
-    from . import builtin  # noqa: F401  (registers the built-in stages)
-
-
-def registered_stages() -> dict[str, type[Stage]]:
-    """All registered stages by name, built-ins and installed entry points included."""
-    _ensure_loaded()
-    from .plugins import load_entry_points
-
-    load_entry_points()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def get_stage(name: str) -> type[Stage]:
-    """Look a stage up by name.
-
-    Raises:
-        ConfigError: unknown name; the message lists the known names with a did-you-mean.
-    """
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        from .plugins import load_entry_points
-
-        load_entry_points()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else None
-        raise ConfigError(
-            f"unknown stage {name!r}; known stages: {', '.join(known)}", hint=hint
-        ) from None
+#: The process-wide registry: the built-ins, then installed entry points (added on first use
+#: by the plugin loader) and stages a program registers itself with ``register_stage``.
+REGISTRY = StageRegistry(BUILTIN_STAGES)

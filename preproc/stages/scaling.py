@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +16,7 @@ from ..findings import Finding
 from ..spec import Interval
 from ..types import STRICT, Number, PositiveNumber
 from . import functional as F
-from .base import Stage
-from .registry import register_stage
+from .base import Stage, StageTraits
 
 __all__ = ["Normalize", "load_stats"]
 
@@ -78,7 +78,6 @@ def load_stats(path: Path) -> tuple[list[float], list[float], str]:
     return mean, std, space
 
 
-@register_stage
 class Normalize(Stage):
     """``(x - mean) / std`` in float32.
 
@@ -90,7 +89,7 @@ class Normalize(Stage):
 
     name = "normalize"
     Params = NormalizeParams
-    changes_scale = True
+    TRAITS = StageTraits(changes_scale=True)
     summary = "(x-mean)/std in float32; fixed, samplewise or featurewise"
 
     def setup(self):
@@ -101,17 +100,20 @@ class Normalize(Stage):
             path = Path(self.context.base_dir) / p.stats
             self.mean, self.std, self.stats_space = load_stats(path)
 
-    @property
-    def elementwise(self) -> bool:  # type: ignore[override]
-        return self.params.mode != "samplewise"
+    def traits(self) -> StageTraits:
+        return replace(self.TRAITS, elementwise=self.params.mode != "samplewise")
 
     @property
     def needs_fit(self) -> bool:
         return self.params.mode == "featurewise" and not self.mean
 
-    def set_stats(self, mean, std) -> None:
-        """Install featurewise statistics measured at this stage's position."""
-        self.mean, self.std = [float(m) for m in mean], [max(float(s), 1e-12) for s in std]
+    def fitted(self, mean, std) -> Normalize:
+        """A new stage with featurewise statistics measured at this stage's position."""
+        params = self.params.model_copy(update={
+            "mean": [float(m) for m in mean], "std": [max(float(s), 1e-12) for s in std],
+        })
+        return type(self)(params, expects=self.expects, index=self.index, line=self.line,
+                          column=self.column, context=self.context)
 
     def _check_channels(self, channels):
         n = max(len(self.mean), len(self.std))
@@ -138,7 +140,7 @@ class Normalize(Stage):
                 his.append(float(out.max()))
         return self.output_spec(spec, Interval(min(los), max(his)), "float32")
 
-    def apply(self, x):
+    def apply(self, x, ctx):
         if self.params.mode == "samplewise":
             return F.samplewise(x, self.params.epsilon)
         if not self.mean:

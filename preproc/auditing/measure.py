@@ -99,11 +99,11 @@ def measure(pixels) -> dict:
         Field values for :class:`FileRecord`: ``pixels``, ``min``, ``max``, ``mean``, ``std``
         (population), ``p_low``/``p_high`` (0.5 and 99.5 percentiles), ``frac_min``/``frac_max``,
         ``effective_bits`` (integers), ``nonfinite`` (floats), ``hash`` and ``hist`` (the payload
-        :mod:`preproc.audit.aggregate` merges).
+        :mod:`preproc.auditing.aggregate` merges).
     """
     if not isinstance(pixels, np.ndarray):
         return _measure_image(pixels)
-    from ..audit.aggregate import float_payload
+    from .aggregate import float_payload
 
     flat = as_channels(pixels)
     if flat.dtype.kind == "b":

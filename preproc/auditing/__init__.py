@@ -1,4 +1,4 @@
-"""Dataset audit (design §1.2, §5, §6): what is really in the files, before any training.
+"""Dataset audit: what is really in the files, before any training.
 
 ``audit(config_or_directory)`` lists the files (:mod:`.listing`), reads each one once in worker
 processes or on a Dask cluster (:mod:`.engines`, :mod:`.records`), aggregates in bounded memory

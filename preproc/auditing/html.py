@@ -31,7 +31,7 @@ padding:.5em 1em;min-width:7em}.card b{display:block;font-size:1.5em}
 
 
 def render_html(report) -> str:
-    """The whole page for an :class:`~preproc.audit.report.AuditReport`."""
+    """The whole page for an :class:`~preproc.auditing.report.AuditReport`."""
     plots = _Plotter.create()
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

@@ -18,10 +18,10 @@ version, anything else bumps it)::
       "groups": [{"dtype", "channels", "files", "pixels_per_channel", "min": [C], "max": [C],
                   "mean": [C], "std": [C],
                   "histogram": {"edges": [B + 1], "counts": [[B] per channel]} | null}],
-      "findings": [Finding.to_json(), ...],  # design §6 shape, plus "count" and "data"
+      "findings": [Finding.to_json(), ...],  # the check report shape, plus "count" and "data"
       "failed": bool, "fail_on": "error" | "warning" | "info",
       "suggested_source": {"expect": {...}, "notes": {...}, "others": int} | null,
-      "stats": {see preproc.audit.suggest} | null,
+      "stats": {see preproc.auditing.suggest} | null,
       "files": [FileRecord.to_json(), ...]   # omitted by ``to_json(files=False)``
     }
 
@@ -67,7 +67,7 @@ class AuditReport:
         summary: counts (see the module docstring).
         groups: aggregated statistics per ``(dtype, channels)``.
         report: findings with the ``checks:`` policy applied.
-        suggestion: suggested ``source.expect`` (see :mod:`preproc.audit.suggest`).
+        suggestion: suggested ``source.expect`` (see :mod:`preproc.auditing.suggest`).
         stats: stats-file document, or ``None`` (quick audits, nothing readable).
         seconds: wall time of the audit.
     """
@@ -112,7 +112,7 @@ class AuditReport:
 
     def to_json(self, files: bool = True) -> dict:
         """The ``report.json`` document; ``files=False`` leaves out the per-file list."""
-        from .. import __version__
+        from .._version import __version__
 
         out = {
             "schema": SCHEMA, "version": SCHEMA_VERSION, "preproc": __version__,
@@ -151,7 +151,7 @@ class AuditReport:
         return paths
 
     def write_stats(self, path) -> Path:
-        """Write the stats file (see :mod:`preproc.audit.suggest`) atomically."""
+        """Write the stats file (see :mod:`preproc.auditing.suggest`) atomically."""
         from ..errors import PreprocError
 
         if self.stats is None:

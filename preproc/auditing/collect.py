@@ -1,7 +1,7 @@
 """The parent side of an audit: consume records in file order, keep bounded state only.
 
 :class:`Collector` spools every record to disk, feeds the rule :class:`~preproc.dataset.tally.Tally`,
-merges histograms and moments into per-group :class:`~preproc.audit.aggregate.GroupStats`, counts
+merges histograms and moments into per-group :class:`~preproc.auditing.aggregate.GroupStats`, counts
 the summary breakdown and keeps 8 bytes of content hash per file to find duplicates at the end.
 """
 
