@@ -11,9 +11,10 @@ Check a pipeline statically, audit a dataset, and emit lossless batches::
 from ._version import __version__
 
 from .auditing import AuditReport, audit
-from .analysis import check
+from .analysis import CheckWarning, check
 from .config.model import Config, load_config
 from .errors import (
+    CheckFailed,
     ConfigError,
     DecodeError,
     LossyDecodeError,
@@ -40,6 +41,8 @@ __all__ = [
     "AuditReport",
     "BatchIterator",
     "CODES",
+    "CheckFailed",
+    "CheckWarning",
     "Config",
     "ConfigError",
     "DecodeError",

@@ -9,14 +9,16 @@ mistake is reported once, at its stage, instead of cascading into every later st
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import dtypes
-from .findings import Finding, Location, Report
+from .findings import Finding, Location, Report, Severity
 from .io.paths import display_path
 from .stages.pipeline import Pipeline
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
 
-__all__ = ["check", "check_pipeline"]
+__all__ = ["check", "check_pipeline", "require_check"]
 
 UNDERUSE_RATIO = 0.25
 _REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input", "range-underuse",
@@ -25,18 +27,55 @@ _TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
 def check(config, *, sample: int = 64) -> Report:
-    """Check a loaded config statically and apply its ``checks:`` policy.
+    """Check a config statically and apply its ``checks:`` policy.
 
-    When ``source.directory`` exists and ``sample`` > 0, file headers of a sample are read
-    (no pixels) to confirm the declared source or, where nothing is declared, to build it.
+    Args:
+        config: a :class:`~preproc.config.Config`, the path of a YAML file, or a mapping.
+        sample: file headers to read when ``source.directory`` exists (no pixels are decoded),
+            to confirm the declared source or, where nothing is declared, to build it.
     """
+    from .config.model import as_config
     from .dataset.sampling import resolve_source
 
+    config = as_config(config)
     src, findings = resolve_source(config, sample)
     pipeline = Pipeline.from_config(config, source=src)
     findings += check_pipeline(pipeline, file=display_path(config.path))
     return Report.with_policy(findings, config.checks, pipeline.trace())
 
+
+def require_check(config, *, sample: int = 64) -> Report:
+    """Run :func:`check` and raise :class:`~preproc.errors.CheckFailed` when it fails.
+
+    Findings below ``checks.fail_on`` do not stop anything: they are issued once, together, as
+    a :class:`CheckWarning`.
+    """
+    import warnings
+
+    from .config.model import as_config
+    from .errors import CheckFailed
+
+    config = as_config(config)
+    report = check(config, sample=sample)
+    if config.batches.on_error == "skip":  # the config asks for unreadable files to be dropped
+        tolerated = [f if f.code not in _SKIPPED_CODES else replace(f, severity=Severity.WARNING)
+                     for f in report.findings]
+        report = Report(tolerated, report.trace, report.fail_on)
+    if report.failed:
+        path = getattr(config, "path", None)
+        raise CheckFailed(report.format_text(), findings=report.findings,
+                          config=str(path) if path is not None else None)
+    if report.findings:
+        warnings.warn(CheckWarning(report.format_text()), stacklevel=3)
+    return report
+
+
+#: data findings that ``batches.on_error: skip`` turns into files dropped at run time
+_SKIPPED_CODES = frozenset({"unreadable-file", "lossy-decode"})
+
+
+class CheckWarning(UserWarning):
+    """Findings of a config's check below ``checks.fail_on``, issued when a flow starts."""
 
 
 def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Finding]:

@@ -6,6 +6,7 @@ error raised in a worker process arrives intact in the parent::
     PreprocError                 base of everything preproc raises on purpose
     ├── ConfigError              the config does not load or validate (CLI exit 2)
     │   └── PluginError          a plugin file or entry point is missing or defines no valid stage
+    ├── CheckFailed              a config fails its static check, so no batch is produced
     ├── DecodeError              a file cannot be read (corrupt, truncated, empty, unsupported)
     │   └── LossyDecodeError     a file can only be read by losing bits or channels
     ├── StageError               a stage failed on real pixels (wrong shape, NaN, ...)
@@ -20,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CheckFailed",
     "ConfigError",
     "DecodeError",
     "LossyDecodeError",
@@ -165,3 +167,26 @@ class MissingDependencyError(PreprocError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class CheckFailed(PreprocError):
+    """A config's static check found problems at or above ``checks.fail_on``.
+
+    ``flow`` and ``preproc run`` check a config before producing a batch; this error stops them
+    with the same lines ``preproc check`` prints. Pass ``check=False`` to ``flow`` (or
+    ``--no-check`` to ``preproc run``) to run a config that fails its check on purpose.
+
+    Attributes:
+        findings: every finding of the check (a list of :class:`preproc.findings.Finding`).
+        config: the config file, when it came from one.
+    """
+
+    def __init__(self, message: str, *, findings: list | None = None,
+                 config: str | None = None) -> None:
+        super().__init__(message)
+        self.findings = list(findings or [])
+        self.config = config
+
+    @property
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}

@@ -61,6 +61,8 @@ CODES: dict[str, CodeInfo] = _codes(
     ("out-of-declared-range", E, "file values fall outside source.expect.range"),
     ("lossy-decode", E, "a file cannot be decoded without losing bits or channels"),
     ("unreadable-file", E, "a file is corrupt, truncated, empty or unsupported"),
+    ("no-images", E, "the dataset holds no image file to read"),
+    ("files-ignored", W, "image files are present but left out by source.extensions"),
     ("empty-class", W, "a class folder holds no usable image"),
     ("class-imbalance", I, "the largest class is over 10x the smallest"),
     ("duplicate-image", W, "identical pixel content appears more than once"),
@@ -171,6 +173,18 @@ class Report:
     @property
     def failed(self) -> bool:
         return any(f.severity >= self.fail_on for f in self.findings)
+
+    def summary(self, verb: str = "check") -> str:
+        """One line: the verdict and the number of findings per severity."""
+        counts = {sev: sum(f.severity == sev for f in self.findings) for sev in Severity}
+        parts = [f"{n} {sev}{'s' if n != 1 else ''}"
+                 for sev, n in sorted(counts.items(), reverse=True) if n]
+        verdict = "FAILED" if self.failed else "passed"
+        return f"{verb} {verdict}: " + (", ".join(parts) if parts else "no findings")
+
+    def format_text(self, verb: str = "check") -> str:
+        """Every finding as ``preproc check`` prints it, then the summary line."""
+        return "\n".join([f.format() for f in self.findings] + [self.summary(verb)])
 
     def exit_code(self) -> int:
         return 1 if self.failed else 0

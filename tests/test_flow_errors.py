@@ -30,7 +30,7 @@ BAD = {"zz_corrupt.png", "zz_empty.png", "zz_text.png", "zz_truncated.png"}
 def test_unreadable_file_raises_naming_file_and_batch(tmp_path, workers):
     root = _with_bad_files(tmp_path)
     cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=2, shuffle=False)
-    with flow(cfg, workers=workers) as it, pytest.raises(DecodeError) as info:
+    with flow(cfg, workers=workers, check=False) as it, pytest.raises(DecodeError) as info:
         list(it)
     err = info.value
     assert os.path.basename(err.path) == "zz_corrupt.png"  # first bad file in order
@@ -57,7 +57,7 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 200)
     cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
     with pytest.raises(DecodeError, match="zz_big.png") as info:
-        flow(cfg, workers=0)[0]
+        flow(cfg, workers=0, check=False)[0]
     assert info.value.reason == "decompression-bomb"
 
 
@@ -80,10 +80,10 @@ def test_permission_denied_and_symlink_loop(tmp_path, monkeypatch):
         locked.chmod(0)
     cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
     with pytest.raises(DecodeError, match="zz_locked.png") as info:
-        flow(cfg, workers=0)[0]
+        flow(cfg, workers=0, check=False)[0]
     assert info.value.reason == "permission-denied"
     locked.unlink()
     os.symlink(root / "b/zz_loop.png", root / "b/zz_loop.png")
     with pytest.raises(DecodeError, match="zz_loop.png") as info:
-        flow(cfg, workers=0)[0]
+        flow(cfg, workers=0, check=False)[0]
     assert info.value.reason == "symlink-loop"

@@ -66,7 +66,9 @@ def _write(folder, stem, rng, h, w, kind):
 def _config(tmp_path, root, **batches):
     lines = [f"  {k}: {_yaml(v)}" for k, v in batches.items()]
     text = (f"version: 1\nsource:\n  directory: {root}\nstages:\n  - rescale: {{factor: 1/255}}\n"
-            "batches:\n" + "\n".join(lines) + "\nchecks:\n  runtime: {sample_batches: 1}\n")
+            "batches:\n" + "\n".join(lines) + "\nchecks:\n  runtime: {sample_batches: 1}\n"
+            # gray, RGB and RGBA files side by side on purpose: colour_mode converts them all
+            "  ignore: [mixed-bit-depth]\n")
     path = tmp_path / "cfg.yaml"
     path.write_text(text)
     return load_config(path)

@@ -53,16 +53,17 @@ def audit(
     """
     from ..findings import Report
     from .collect import Collector
-    from ..dataset.tally import Expect
+    from ..dataset.tally import Expectation
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
     if quick and engine == "local" and workers is None:
         workers = 1  # a header is cheaper to read than to ship between processes
     cfg, listing = _resolve(config_or_directory)
-    expect = Expect.from_config(cfg.source.expect) if cfg is not None else None
+    expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
     where = display_path(listing.root)
     collector = Collector(expect, listing.classes, where)
+    collector.tally.ignored = listing.ignored
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates)
@@ -101,7 +102,10 @@ def _resolve(target):
     from ..dataset.listing import list_config, list_directory
 
     if not isinstance(target, (str, os.PathLike)):
-        return target, list_config(target)
+        from ..config.model import as_config
+
+        cfg = as_config(target)
+        return cfg, list_config(cfg)
     path = Path(target)
     if path.is_dir():
         return None, list_directory(path)

@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 
 from .aggregate import GroupStats, RecordSpool
-from ..dataset.tally import Expect, Tally
+from ..dataset.tally import Expectation, Tally
 
 __all__ = ["Collector"]
 
@@ -29,7 +29,7 @@ class Collector:
         where: dataset directory as shown in findings.
     """
 
-    def __init__(self, expect: Expect | None, classes, where: str) -> None:
+    def __init__(self, expect: Expectation | None, classes, where: str) -> None:
         self.spool = RecordSpool()
         self.tally = Tally(expect, classes, where)
         self.classes = list(classes)

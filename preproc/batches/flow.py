@@ -56,21 +56,32 @@ class DecodeSkipWarning(UserWarning):
     """``on_error: skip`` dropped an unreadable file from a batch."""
 
 
-def flow(config, subset: str | None = None, **kwargs) -> BatchIterator:
+def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> BatchIterator:
     """Batches of a config, as Keras' ``flow_from_directory`` would yield them.
 
+    The config is checked first, as ``preproc check`` checks it: a config whose findings reach
+    ``checks.fail_on`` produces no batch.
+
     Args:
-        config: a loaded config or the path of a YAML config.
+        config: a :class:`~preproc.config.Config`, the path of a YAML file, or a mapping.
         subset: ``None``, ``'training'`` or ``'validation'`` (with ``batches.validation_split``).
+        check: ``False`` skips the static check (to run a failing config on purpose).
         **kwargs: see :class:`BatchIterator` (``shard``, ``workers``, ``prefetch``, ``guard``).
 
     Returns:
         A :class:`BatchIterator`; close it (or use it as a context manager) to stop its workers.
-    """
-    if isinstance(config, (str, os.PathLike)):
-        from ..config.model import load_config
 
-        config = load_config(Path(config))
+    Raises:
+        CheckFailed: the check found problems at or above ``checks.fail_on``; the error holds
+            the findings and prints them as ``preproc check`` does.
+    """
+    from ..config.model import as_config
+
+    config = as_config(config)
+    if check:
+        from ..analysis import require_check
+
+        require_check(config)
     return BatchIterator(config, subset, **kwargs)
 
 
@@ -403,7 +414,7 @@ class BatchIterator:
                 f"{len(self)} batches of {self.batch_size}, epoch {self.epoch})")
 
 
-def _list(config, subset) -> discovery.Listing:
+def _list(config, subset) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")

@@ -133,6 +133,21 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "no-images",
+        "`source.directory` points at an empty folder, or at folders whose files all have "
+        "extensions outside `source.extensions`.",
+        "Point `source.directory` at the dataset (one sub-folder per class) and list the "
+        "extensions its files have.",
+        is_config=False,
+    ),
+    Explanation(
+        "files-ignored",
+        "A folder of `.dcm` files with the default `source.extensions` (Keras' list, which has "
+        "no `dcm`): every DICOM file is silently left out.",
+        "Add the extension to `source.extensions`, e.g. `extensions: [dcm]`.",
+        is_config=False,
+    ),
+    Explanation(
         "empty-class",
         "A class folder with no image in it (or only unreadable ones).",
         "Add images, remove the folder, or list the wanted classes in `batches.classes`.",

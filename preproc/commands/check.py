@@ -45,14 +45,5 @@ def main(args) -> int:
             rng = "unknown" if not spec["known"] else \
                 f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
             print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}")
-    print(_summary(report), file=sys.stderr if report.findings else sys.stdout)
+    print(report.summary(), file=sys.stderr if report.findings else sys.stdout)
     return report.exit_code()
-
-
-def _summary(report) -> str:
-    from ..findings import Severity
-
-    counts = {s: sum(f.severity == s for f in report.findings) for s in Severity}
-    parts = [f"{n} {str(s)}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True) if n]
-    verdict = "FAILED" if report.failed else "passed"
-    return f"check {verdict}: " + (", ".join(parts) if parts else "no findings")

@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help="write the processed arrays of one epoch to DIR")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (0 = in-process; default batches.workers or all cores)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the static check that runs first (run a failing config on purpose)")
     p.set_defaults(func=main)
 
 
@@ -29,18 +31,27 @@ def main(args) -> int:
     import time
     import warnings
 
+    from ..analysis import check
+    from ..batches.flow import DecodeSkipWarning, flow
     from ..config.model import load_config
     from ..errors import PreprocError
     from ..findings import Report
-    from ..batches.flow import DecodeSkipWarning, flow
 
     if args.epochs < 1:
         raise PreprocError("--epochs must be at least 1")
     if args.out and args.epochs != 1:
         raise PreprocError("--out writes one epoch; drop --epochs or set it to 1")
     cfg = load_config(args.config)
+    if not args.no_check:  # the check's lines, once, before any batch is made
+        report = check(cfg)
+        if report.findings:
+            print(report.format_text(), file=sys.stdout if report.failed else sys.stderr)
+        if report.failed:
+            print("nothing was run; fix the config, or pass --no-check to run it anyway",
+                  file=sys.stderr)
+            return report.exit_code()
     with warnings.catch_warnings(), \
-            flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+            flow(cfg, args.subset, check=False, workers=args.workers, guard="record") as it:
         warnings.simplefilter("ignore", DecodeSkipWarning)  # listed once, below
         it.start()  # fork the workers before the progress display starts its thread
         start = time.perf_counter()

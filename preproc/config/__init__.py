@@ -3,6 +3,6 @@
 ``load_config(path)`` reads and validates a YAML file; :class:`Config` is the validated model.
 """
 
-from .model import Config, load_config
+from .model import Config, as_config, load_config
 
-__all__ = ["Config", "load_config"]
+__all__ = ["Config", "as_config", "load_config"]

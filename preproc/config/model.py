@@ -11,7 +11,9 @@ key path.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +37,9 @@ from ..stages.base import Expects, Stage
 from ..types import STRICT, DType, Range
 from .yamlsafe import Document, format_path, load_yaml
 
-__all__ = ["Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "load_config"]
+__all__ = [
+    "Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "as_config", "load_config",
+]
 
 Severity = Literal["error", "warning", "info"]
 
@@ -277,6 +281,31 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
     cfg = cfg.model_copy(update={"path": path.resolve(), "source": source})
     cfg._doc = doc
     return cfg
+
+
+def as_config(target: Config | str | os.PathLike | Mapping[str, Any]) -> Config:
+    """A :class:`Config` from a config, the path of a YAML file, or a mapping.
+
+    Every public entry point (``check``, ``audit``, ``flow``) takes any of the three the same
+    way. A mapping is validated like a file; its relative paths count from the working directory.
+
+    Raises:
+        ConfigError: the file or mapping does not validate, or ``target`` is none of the three.
+    """
+    if isinstance(target, Config):
+        return target
+    if isinstance(target, str | os.PathLike):
+        return load_config(target)
+    if isinstance(target, Mapping):
+        try:
+            return Config.model_validate(dict(target), context={"base_dir": Path.cwd()})
+        except ValidationError as exc:
+            raise _from_validation(exc, Document(dict(target), "<mapping>"), (), Config) from None
+    raise ConfigError(
+        f"expected a config: a Config, the path of a YAML file or a mapping, not "
+        f"{type(target).__name__}",
+        hint="pass preproc.load_config(path), the path itself, or a dict of the YAML's keys",
+    )
 
 
 def _stage_entry(i: int, item: Any, registry) -> StageEntry:

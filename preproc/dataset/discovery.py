@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import PreprocError
 
-__all__ = ["KERAS_EXTENSIONS", "Listing", "list_files"]
+__all__ = ["KERAS_EXTENSIONS", "Discovered", "list_files"]
 
 #: The extensions Keras' ``flow_from_directory`` accepts, in its own order.
 KERAS_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
@@ -36,7 +36,7 @@ SUBSETS = ("training", "validation")
 
 
 @dataclass(frozen=True)
-class Listing:
+class Discovered:
     """The files of one subset, in Keras order.
 
     Attributes:
@@ -72,7 +72,7 @@ def list_files(
     validation_split: float = 0.0,
     subset: str | None = None,
     on_problem=None,
-) -> Listing:
+) -> Discovered:
     """List the images under ``directory`` exactly as Keras' ``flow_from_directory`` does.
 
     Args:
@@ -87,7 +87,7 @@ def list_files(
             without that folder (the audit reports such folders instead of stopping).
 
     Returns:
-        The :class:`Listing`.
+        The :class:`Discovered`.
 
     Raises:
         PreprocError: the root is missing or unreadable, a class folder is missing, a folder
@@ -121,7 +121,7 @@ def list_files(
             f"extensions searched: {', '.join(suffixes)}",
             stacklevel=2,
         )
-    return Listing(directory, filenames, np.asarray(labels, dtype=np.int32), class_indices,
+    return Discovered(directory, filenames, np.asarray(labels, dtype=np.int32), class_indices,
                    tuple(empty))
 
 

@@ -15,11 +15,11 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
-__all__ = ["Listing", "list_config", "list_directory"]
+__all__ = ["FileList", "list_config", "list_directory"]
 
 
 @dataclass
-class Listing:
+class FileList:
     """Files to audit.
 
     Attributes:
@@ -27,18 +27,21 @@ class Listing:
         items: ``(relative path, class or None)`` per file, in a stable order.
         classes: class names that should hold images.
         problems: ``(relative path, class, reason, detail)`` for folders that could not be read.
+        ignored: image files in the class folders that ``source.extensions`` leaves out, as
+            ``{extension: (count, first relative paths)}`` (``""``: DICOM without extension).
     """
 
     root: str
     items: list[tuple[str, str | None]]
     classes: list[str]
     problems: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+    ignored: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
 
-def list_config(cfg) -> Listing:
+def list_config(cfg) -> FileList:
     """The files ``flow`` reads for ``cfg`` (all subsets), with their class names."""
-    from .discovery import list_files
     from ..errors import PreprocError
+    from .discovery import KERAS_EXTENSIONS, list_files
 
     directory = cfg.source.directory
     if directory is None:
@@ -57,19 +60,41 @@ def list_config(cfg) -> Listing:
                            follow_links=cfg.batches.follow_links, on_problem=note)
     names = list(found.class_indices)
     items = [(_posix(f), names[int(c)]) for f, c in zip(found.filenames, found.classes)]
-    listing = Listing(root, items, names)
+    listing = FileList(root, items, names)
     listing.problems.extend(problems)
+    listing.ignored = _ignored(root, names, cfg.source.extensions or KERAS_EXTENSIONS,
+                               cfg.batches.follow_links)
     return listing
 
 
-def list_directory(directory) -> Listing:
+def _ignored(root: str, classes: list[str], extensions, follow_links: bool,
+             keep: int = 10) -> dict[str, tuple[int, list[str]]]:
+    """Image files in the class folders that the Keras suffix rule over ``extensions`` skips."""
+    suffixes = tuple(e.lower().lstrip(".") for e in extensions)
+    out: dict[str, tuple[int, list[str]]] = {}
+    for name in classes:
+        for folder, dirs, files in os.walk(os.path.join(root, name), followlinks=follow_links):
+            dirs.sort()
+            for fname in sorted(files):
+                if fname.lower().endswith(suffixes) or not _wanted(os.path.join(folder, fname), fname):
+                    continue
+                stem, dot, ext = fname.rpartition(".")
+                ext = ext.lower() if dot and stem else ""
+                count, examples = out.get(ext, (0, []))
+                if len(examples) < keep:
+                    examples.append(_posix(os.path.relpath(os.path.join(folder, fname), root)))
+                out[ext] = (count + 1, examples)
+    return out
+
+
+def list_directory(directory) -> FileList:
     """Every supported file below ``directory`` (see the module docstring)."""
     from ..errors import PreprocError
 
     root = os.path.abspath(os.fspath(directory))
     if not os.path.isdir(root):
         raise PreprocError(f"{directory}: not a directory")
-    listing = Listing(root, [], [])
+    listing = FileList(root, [], [])
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
@@ -84,7 +109,7 @@ def list_directory(directory) -> Listing:
     return listing
 
 
-def _walk_class(listing: Listing, name: str) -> None:
+def _walk_class(listing: FileList, name: str) -> None:
     def failed(exc: OSError) -> None:
         rel = _posix(os.path.relpath(exc.filename or os.path.join(listing.root, name),
                                      listing.root)) + "/"

@@ -24,7 +24,7 @@ __all__ = [
 
 #: Codes a header sample can establish.
 HEADER_CODES = frozenset({"bit-depth-mismatch", "mixed-bit-depth", "unreadable-file",
-                          "lossy-decode"})
+                          "lossy-decode", "no-images", "files-ignored"})
 
 
 def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
@@ -40,12 +40,16 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
     """
     from .listing import list_config
     from .records import read_header
-    from .tally import Expect, Tally
+    from .tally import Expectation, Tally
 
     listing = list_config(cfg)
     chosen = pick_sample(listing.items, n)
     scope = f" (sample of {len(chosen)} of {len(listing.items)} files)"
-    tally = Tally(Expect.from_config(cfg.source.expect), [], display_path(listing.root), scope)
+    where = display_path(listing.root)
+    if not listing.items:  # nothing to sample: the whole dataset is empty, say it as the audit does
+        scope = ""
+    tally = Tally(Expectation.from_config(cfg.source.expect), [], where, scope)
+    tally.ignored = listing.ignored
     infos = []
     for rel, cls in chosen:
         rec, info = read_header(listing.root, rel, cls)

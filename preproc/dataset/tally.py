@@ -15,14 +15,14 @@ from .. import dtypes
 from ..findings import Finding, Location
 from ..spec import Interval
 
-__all__ = ["MAX_EXAMPLES", "Expect", "Tally", "signature_label"]
+__all__ = ["MAX_EXAMPLES", "Expectation", "Tally", "signature_label"]
 
 #: Example paths kept per finding.
 MAX_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
-class Expect:
+class Expectation:
     """What ``source.expect`` declares, with the range a bit depth implies filled in."""
 
     dtype: str | None = None
@@ -32,7 +32,7 @@ class Expect:
     range_key: str = "source.expect.range"
 
     @classmethod
-    def from_config(cls, expect) -> Expect | None:
+    def from_config(cls, expect) -> Expectation | None:
         """Build from a config's ``source.expect`` model (``None`` stays ``None``)."""
         if expect is None:
             return None
@@ -91,7 +91,7 @@ class Tally:
         scope: ``''`` for a whole dataset, or e.g. ``' in a sample of 64 files'``.
     """
 
-    def __init__(self, expect: Expect | None, classes, where: str, scope: str = "") -> None:
+    def __init__(self, expect: Expectation | None, classes, where: str, scope: str = "") -> None:
         self.expect, self.where, self.scope = expect, where, scope
         self.classes = list(classes)
         self.total = 0
@@ -103,6 +103,8 @@ class Tally:
         self.observed: list[float] = []
         self.effective: dict[str, Counter] = {}
         self.effective_examples: dict[str, list] = {}
+        #: files present but outside ``source.extensions``: extension -> (count, examples)
+        self.ignored: dict[str, tuple[int, list[str]]] = {}
 
     def add(self, rec) -> None:
         """Account for one record."""
@@ -147,7 +149,7 @@ class Tally:
 
     def findings(self, duplicates: dict | None = None) -> list[Finding]:
         """Every finding the records support, in a stable order."""
-        out = self._error_findings() + self._mismatch_findings()
+        out = self._listing_findings() + self._error_findings() + self._mismatch_findings()
         out += self._mixed_finding() + self._effective_findings() + self._range_finding()
         out += self._class_findings() + self._duplicate_finding(duplicates)
         if self.constant.count:
@@ -157,9 +159,36 @@ class Tally:
                 "check the export of these files; a constant image carries no information"))
         return out
 
+    def _listing_findings(self) -> list[Finding]:
+        """``no-images`` when nothing was listed, ``files-ignored`` for excluded image files."""
+        out = []
+        if self.ignored:
+            count = sum(n for n, _ in self.ignored.values())
+            examples = [p for _, ex in self.ignored.values() for p in ex][:MAX_EXAMPLES]
+            what = ", ".join(f"{n} .{ext} file{'s' if n != 1 else ''}" if ext else
+                             f"{n} DICOM file{'s' if n != 1 else ''} without extension"
+                             for ext, (n, _) in sorted(self.ignored.items()))
+            exts = sorted(ext for ext in self.ignored if ext)
+            out.append(self._finding(
+                "files-ignored", _Bucket(count, examples),
+                f"{what} {'is' if count == 1 else 'are'} not in source.extensions and "
+                f"{'is' if count == 1 else 'are'} left out",
+                f"add {', '.join(exts) or 'the extension'} to source.extensions if "
+                f"{'it belongs' if count == 1 else 'they belong'} to the dataset",
+                "source.extensions", {"ignored": {e: n for e, (n, _) in self.ignored.items()}},
+                scoped=False))  # counted over the whole dataset, not a sample
+        if self.total == 0 and not self.scope:
+            out.append(self._finding(
+                "no-images", _Bucket(0, []),
+                "no image file was found: there is nothing to check, audit or train on",
+                "point source.directory at the dataset (one sub-folder per class) and check "
+                "source.extensions", "source.directory"))
+        return out
+
     def _finding(self, code, bucket: _Bucket, message: str, hint: str, key: str = "",
-                 data: dict | None = None) -> Finding:
-        return Finding(code, message + self.scope, hint, location=Location(self.where, path=key),
+                 data: dict | None = None, *, scoped: bool = True) -> Finding:
+        scope = self.scope if scoped else ""
+        return Finding(code, message + scope, hint, location=Location(self.where, path=key),
                        files=tuple(bucket.examples), count=bucket.count, data=data or {})
 
     def _error_findings(self) -> list[Finding]:
