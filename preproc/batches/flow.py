@@ -407,9 +407,15 @@ def _list(config, subset) -> discovery.Listing:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
-    return discovery.list_files(config.source.directory, classes=b.classes,
-                                extensions=config.source.extensions, follow_links=b.follow_links,
-                                validation_split=b.validation_split, subset=subset)
+    listing = discovery.list_files(config.source.directory, classes=b.classes,
+                                   extensions=config.source.extensions,
+                                   follow_links=b.follow_links,
+                                   validation_split=b.validation_split, subset=subset)
+    if config.source.dicom.frames == "all":
+        from ..dataset.frames import expand_frames
+
+        listing = expand_frames(listing)
+    return listing
 
 
 def _pipeline_for(config):
@@ -433,7 +439,7 @@ def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
     return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
-                    run_stages=run_stages)
+                    run_stages=run_stages, dicom=config.source.dicom)
 
 
 def _check_shard(shard, b):

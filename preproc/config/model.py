@@ -35,7 +35,7 @@ from ..stages.base import Expects, Stage
 from ..types import STRICT, DType, Range
 from .yamlsafe import Document, format_path, load_yaml
 
-__all__ = ["Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "load_config"]
+__all__ = ["Batches", "Checks", "Config", "Dicom", "Expect", "Source", "StageEntry", "load_config"]
 
 Severity = Literal["error", "warning", "info"]
 
@@ -77,11 +77,26 @@ class Expect(BaseModel):
         return self
 
 
+class Dicom(BaseModel):
+    """What the pixels of DICOM files mean once decoded (other formats ignore it)."""
+
+    model_config = STRICT
+    modality_lut: bool = Field(True, description="apply RescaleSlope/Intercept or the Modality "
+                               "LUT Sequence: modality units (HU for CT)")
+    voi: Literal["none", "header"] = Field("none", description="header: the file's VOI LUT or "
+                                           "first window (PS3.3 C.11.2.1.2) onto float32 [0, 1]")
+    monochrome1: Literal["invert", "keep", "error"] = Field(
+        "invert", description="MONOCHROME1 (white is low): invert to MONOCHROME2, keep, or refuse")
+    frames: Literal["first", "all"] = Field("first", description="multi-frame files: the first "
+                                            "frame, or every frame as its own sample (file#k)")
+
+
 class Source(BaseModel):
     model_config = STRICT
     directory: Path | None = Field(None, description="class-per-subfolder dataset, relative to the config")
     extensions: list[str] | None = None
     expect: Expect | None = None
+    dicom: Dicom = Field(default_factory=Dicom)
 
     @field_validator("extensions")
     @classmethod
