@@ -291,3 +291,18 @@ def test_ct_window_config_on_real_ct_files(tmp_path):
     white = float((x >= 1).mean())
     assert white == pytest.approx(float((hu >= 240).mean()))
     assert 0.08 < white < 0.10  # soft tissue: ~8.8% saturates, not 87% as on stored values
+
+
+def test_flow_spec_follows_voi_header_even_when_expect_is_declared(tmp_path):
+    (tmp_path / "data" / "c").mkdir(parents=True)
+    stored = RNG.integers(0, 4096, (4, 4)).astype(np.uint16)
+    _ct(tmp_path / "data" / "c" / "a.dcm", stored, WindowCenter=40, WindowWidth=400)
+    cfg = _config(tmp_path, "  dicom: {voi: header}\n  expect: {dtype: uint16, bit_depth: 12}\n",
+                  "  - gamma: {gamma: 0.8}\n")
+    with flow(cfg, guard="raise") as it:
+        assert it.pipeline.source_spec.units == "voi"
+        x = it[0]
+    hu = stored.astype(np.float64) - 1024
+    window = np.clip((hu - 39.5) / 399 + 0.5, 0, 1)
+    np.testing.assert_allclose(x[0, :, :, 0], window.astype(np.float32) ** np.float32(0.8),
+                               rtol=1e-5, atol=1e-6)

@@ -425,7 +425,9 @@ def _pipeline_for(config):
     from ..stages.pipeline import Pipeline
 
     src = source_spec(config)
-    if not src.known:  # header findings are check's business; flow only needs the spec
+    # header findings are check's business; flow only needs the spec (with `voi: header` the
+    # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
+    if not src.known or config.source.dicom.voi == "header":
         from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
