@@ -275,6 +275,12 @@ def _ct_window_config(tmp_path):
     return load_config(path)
 
 
+def _soft_tissue(path):
+    ds = pydicom.dcmread(path)
+    hu = apply_modality_lut(ds.pixel_array, ds)
+    return hu, (np.clip((hu - (40 - 400 / 2)) / 400, 0, 1) - 0.5) / 0.5
+
+
 def test_ct_window_config_on_real_ct_files(tmp_path):
     (tmp_path / "data" / "ct").mkdir(parents=True)
     shutil.copy(pydicom_testfile("CT_small.dcm"), tmp_path / "data" / "ct" / "CT_small.dcm")
@@ -282,15 +288,25 @@ def test_ct_window_config_on_real_ct_files(tmp_path):
     report = check(cfg)
     assert report.findings == [] and report.trace[0]["spec"]["units"] == "HU"
     x, _ = flow(cfg)[0]
-    ds = pydicom.dcmread(pydicom_testfile("CT_small.dcm"))
-    hu = apply_modality_lut(ds.pixel_array, ds)
-    window = np.clip((hu - (40 - 400 / 2)) / 400, 0, 1)
-    expected = (window - 0.5) / 0.5
+    hu, expected = _soft_tissue(pydicom_testfile("CT_small.dcm"))
     big = np.repeat(np.repeat(expected, 4, axis=0), 4, axis=1)  # 128 -> 512, nearest
     np.testing.assert_allclose(x[0, :, :, 0], big, atol=1e-6)
     white = float((x >= 1).mean())
     assert white == pytest.approx(float((hu >= 240).mean()))
     assert 0.08 < white < 0.10  # soft tissue: ~8.8% saturates, not 87% as on stored values
+
+
+def test_ct_window_config_on_a_lossy_jpeg2000_ct(tmp_path):
+    path = pydicom_testfile("693_J2KI.dcm")  # RescaleIntercept -1024, JPEG 2000, 512 x 512
+    try:
+        pydicom.dcmread(path).pixel_array
+    except Exception as exc:
+        pytest.skip(f"no JPEG 2000 decoder: {exc}")
+    (tmp_path / "data" / "ct").mkdir(parents=True)
+    shutil.copy(path, tmp_path / "data" / "ct" / "693_J2KI.dcm")
+    x, _ = flow(_ct_window_config(tmp_path))[0]
+    _, expected = _soft_tissue(path)
+    np.testing.assert_allclose(x[0, :, :, 0], expected, atol=1e-6)
 
 
 def test_flow_spec_follows_voi_header_even_when_expect_is_declared(tmp_path):
