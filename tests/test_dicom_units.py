@@ -60,6 +60,9 @@ def test_unknown_key_and_bad_value_name_the_key_path_and_line(tmp_path):
         _config(tmp_path, "  dicom: {monochrome1: inverse}\n")
     assert err.value.path == "source.dicom.monochrome1" and err.value.line == 5
     assert "invert" in err.value.hint
+    with pytest.raises(ConfigError, match="needs `modality_lut: true`") as err:
+        _config(tmp_path, "  dicom: {modality_lut: false, voi: header}\n")
+    assert err.value.path == "source.dicom" and err.value.line == 5
 
 
 # ------------------------------------------------------------------------------- decode
@@ -259,6 +262,8 @@ def test_monochrome1_error_is_named_in_check(tmp_path):
     assert f.code == "unreadable-file" and f.data["reason"] == "monochrome1-refused"
     cr = check(_config(tmp_path, "", "  - rescale_intensity: {in_range: source}\n"))
     assert cr.findings == []
+    by_bits = check(_config(tmp_path, "", "  - rescale_intensity: {in_range: bit_depth}\n"))
+    assert by_bits.codes == {"dtype-mismatch"}  # float modality values have no bit depth
     assert cr.trace[0]["spec"]["range"] == pytest.approx([200, 4095 * 0.684 + 200])
     assert cr.trace[0]["spec"]["dtype"] == "float32"
 

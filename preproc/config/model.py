@@ -90,6 +90,13 @@ class Dicom(BaseModel):
     frames: Literal["first", "all"] = Field("first", description="multi-frame files: the first "
                                             "frame, or every frame as its own sample (file#k)")
 
+    @model_validator(mode="after")
+    def _voi_needs_modality_units(self):
+        if self.voi == "header" and not self.modality_lut:
+            raise ValueError("`voi: header` needs `modality_lut: true`: a file's window is in "
+                             "modality units (PS3.3 C.11.2), not stored values")
+        return self
+
 
 class Source(BaseModel):
     model_config = STRICT
