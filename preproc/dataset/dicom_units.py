@@ -220,8 +220,9 @@ def stored_units_findings(pipeline, sample: DicomSample, options,
                           file: str | None = None) -> list[Finding]:
     """``dicom-stored-units`` for stages with absolute parameters that receive stored values.
 
-    A stage qualifies while the values are still the stored ones (no earlier stage changed the
-    scale) and some sampled file's modality LUT is not identity.
+    ``pipeline`` gives ``stages`` and their ``inputs`` specs. A stage qualifies while the values
+    are still the stored ones (no earlier stage changed the scale) and some sampled file's
+    modality LUT is not identity.
     """
     if not sample or options is None or options.modality_lut:
         return []
@@ -232,9 +233,8 @@ def stored_units_findings(pipeline, sample: DicomSample, options,
     found = ", ".join(f"{k} ({n} of {len(sample.files)} sampled files)"
                       for k, n in kinds.most_common(3))
     out = []
-    for stage in pipeline.stages:
-        spec = stage.input_spec
-        if spec is None or spec.scaled_by:
+    for stage, spec in zip(pipeline.stages, pipeline.inputs):
+        if spec.scaled_by:
             break
         params = _absolute(stage)
         if params is None:
