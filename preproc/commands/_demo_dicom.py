@@ -35,7 +35,7 @@ def _ct_file() -> Path | None:
 
 
 def _white(config: Path) -> float:
-    from .. import flow
+    from ..batches.flow import flow
 
     with flow(config) as it:
         x = it[0]
