@@ -35,12 +35,15 @@ def check(config, *, sample: int = 64) -> Report:
             to confirm the declared source or, where nothing is declared, to build it.
     """
     from .config.model import as_config
-    from .dataset.sampling import resolve_source
+    from .dataset.dicom_units import stored_units_findings
+    from .dataset.sampling import resolve_source_sample
 
     config = as_config(config)
-    src, findings = resolve_source(config, sample)
+    src, findings, dicom = resolve_source_sample(config, sample)
     pipeline = Pipeline.from_config(config, source=src)
-    findings += check_pipeline(pipeline, file=display_path(config.path))
+    file = display_path(config.path)
+    findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
+    findings += check_pipeline(pipeline, file=file)
     return Report.with_policy(findings, config.checks, pipeline.trace())
 
 

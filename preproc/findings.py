@@ -68,6 +68,10 @@ CODES: dict[str, CodeInfo] = _codes(
     ("duplicate-image", W, "identical pixel content appears more than once"),
     ("constant-image", W, "an image has a single value"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
+    ("dicom-stored-units", E, "a stage with absolute parameters receives DICOM stored values "
+     "whose modality LUT (slope/intercept) is not applied"),
+    ("mixed-rescale", E, "DICOM files map stored values to modality units differently while "
+     "source.dicom.modality_lut is false"),
 )
 
 

@@ -106,6 +106,10 @@ class ValueSpec:
         scaled_by: stages that changed the scale so far, oldest first.
         known: ``False`` when nothing was declared or sampled about the source; checks that
             compare intervals are skipped then.
+        units: what the numbers mean, where the source says so: ``'stored'`` (DICOM stored
+            values whose modality LUT is not applied), ``'modality'``, ``'HU'`` (CT modality
+            units), ``'voi'`` (a DICOM VOI window's [0, 1]); ``None`` when not known. A stage
+            that changes the scale leaves the units behind.
     """
 
     dtype: str | None
@@ -114,6 +118,7 @@ class ValueSpec:
     bits: int | None = None
     scaled_by: tuple[ScaleStep, ...] = field(default_factory=tuple)
     known: bool = True
+    units: str | None = None
 
     @classmethod
     def unknown(cls, channels: int | None = None) -> ValueSpec:
@@ -144,7 +149,7 @@ class ValueSpec:
         return replace(self, **changes)
 
     def scaled(self, step: ScaleStep, **changes) -> ValueSpec:
-        return replace(self, scaled_by=self.scaled_by + (step,), **changes)
+        return replace(self, scaled_by=self.scaled_by + (step,), **{"units": None, **changes})
 
     @property
     def last_scale(self) -> ScaleStep | None:
@@ -158,6 +163,7 @@ class ValueSpec:
             "bits": self.bits,
             "scaled_by": [s.name for s in self.scaled_by],
             "known": self.known,
+            **({"units": self.units} if self.units is not None else {}),
         }
 
     def __str__(self) -> str:
@@ -168,4 +174,6 @@ class ValueSpec:
             parts.append(f"{self.bits}-bit")
         if self.channels is not None:
             parts.append(f"{self.channels}ch")
+        if self.units is not None:
+            parts.append(f"({self.units})")
         return " ".join(parts)

@@ -187,6 +187,7 @@ def write_dicom(
     pixels: bool = True,
     big_endian: bool = False,
     preamble: bool = True,
+    tags: dict | None = None,
 ) -> Path:
     """Write a minimal valid Secondary Capture DICOM file of ``array`` with pydicom.
 
@@ -198,6 +199,7 @@ def write_dicom(
         pixels: when false, no PixelData element is written.
         big_endian: Explicit VR Big Endian transfer syntax.
         preamble: write the 128-byte preamble and ``DICM``.
+        tags: more attributes by keyword (``Modality``, ``WindowCenter``, ...), set last.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
@@ -232,6 +234,8 @@ def write_dicom(
         order = ">" if big_endian else "<"
         ds.PixelData = array.astype(array.dtype.newbyteorder(order)).tobytes()
         ds["PixelData"].VR = "OW" if ds.BitsAllocated > 8 else "OB"
+    for keyword, value in (tags or {}).items():
+        setattr(ds, keyword, value)
     path = Path(path)
     ds.save_as(path, enforce_file_format=preamble)
     return path

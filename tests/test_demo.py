@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from preproc.commands import main
@@ -18,6 +20,9 @@ def test_demo_keep(tmp_path, capsys):
     assert (target / "report" / "report.json").is_file()
     assert "img/s" in out
     assert len(list((target / "chest").rglob("*.png"))) == 48 + 2 + 1 + 1
+    if importlib.util.find_spec("pydicom") is not None:  # the DICOM step: stored values vs HU
+        assert "error[dicom-stored-units]" in out
+        assert "87.0% white" in out and "8.8% white" in out
 
 
 def test_demo_refuses_non_empty_keep_dir(tmp_path, capsys):
@@ -33,3 +38,4 @@ def test_demo_cleans_up_its_temporary_folder(argv, capsys, monkeypatch, tmp_path
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert main(argv) == 0
     assert list(tmp_path.iterdir()) == []
+

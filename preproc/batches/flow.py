@@ -418,9 +418,15 @@ def _list(config, subset) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
-    return discovery.list_files(config.source.directory, classes=b.classes,
-                                extensions=config.source.extensions, follow_links=b.follow_links,
-                                validation_split=b.validation_split, subset=subset)
+    listing = discovery.list_files(config.source.directory, classes=b.classes,
+                                   extensions=config.source.extensions,
+                                   follow_links=b.follow_links,
+                                   validation_split=b.validation_split, subset=subset)
+    if config.source.dicom.frames == "all":
+        from ..dataset.frames import expand_frames
+
+        listing = expand_frames(listing)
+    return listing
 
 
 def _pipeline_for(config):
@@ -430,7 +436,9 @@ def _pipeline_for(config):
     from ..stages.pipeline import Pipeline
 
     src = source_spec(config)
-    if not src.known:  # header findings are check's business; flow only needs the spec
+    # header findings are check's business; flow only needs the spec (with `voi: header` the
+    # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
+    if not src.known or config.source.dicom.voi == "header":
         from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
@@ -444,7 +452,7 @@ def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
     return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
-                    run_stages=run_stages)
+                    run_stages=run_stages, dicom=config.source.dicom)
 
 
 def _check_shard(shard, b):

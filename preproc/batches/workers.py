@@ -62,6 +62,8 @@ class ImageJob:
         bit_depth: declared ``source.expect.bit_depth`` (sets the opaque alpha), or ``None``.
         run_stages: apply the stages here; ``False`` ships the resized image in its container
             dtype and leaves the (cheap, elementwise) stages to the batch in the parent.
+        dicom: the config's ``source.dicom`` (what DICOM pixels mean), or ``None`` for the
+            stored values; with ``frames: all`` a path may name one frame (``file#k``).
     """
 
     paths: list[str]
@@ -73,13 +75,18 @@ class ImageJob:
     specs: list = field(default_factory=list)
     bit_depth: int | None = None
     run_stages: bool = True
+    dicom: object | None = None
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
         from ..io import decode
         from ..io.fast8 import open_8bit
+        from ..io.frames import split_frame
 
-        image = open_8bit(self.paths[i])
+        path, frame = self.paths[i], None
+        if getattr(self.dicom, "frames", None) == "all":
+            path, frame = split_frame(path)
+        image = open_8bit(path) if frame is None else None
         if image is not None and image.mode.startswith("I;16"):
             if self.color_mode != "rgba":  # rgba's alpha needs the header's stored bits
                 x = np.asarray(image)
@@ -89,7 +96,7 @@ class ImageJob:
         elif image is not None:  # 8-bit file Pillow reads as is: no NumPy round trip
             return imaging.prepare_pil(image, self.color_mode, self.target, self.interpolation,
                                        self.keep_aspect_ratio)
-        x, info = decode(self.paths[i])
+        x, info = decode(path, dicom=self.dicom, frame=frame)
         bits = self.bit_depth or getattr(info, "stored_bits", None)
         alpha = imaging.alpha_value(x.dtype, bits) if self.color_mode == "rgba" else None
         return imaging.prepare(x, self.color_mode, self.target, self.interpolation,

@@ -180,6 +180,22 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "dicom-stored-units",
+        "CT files with RescaleIntercept -1024 read with `source.dicom: {modality_lut: false}`, "
+        "then `- window: {center: 40, width: 400}`: a window in HU applied to stored values.",
+        "Leave `source.dicom.modality_lut: true` (the default) so the stage sees HU, or scale "
+        "stored values by bit depth with `rescale_intensity: {in_range: bit_depth}`.",
+        is_config=False,
+    ),
+    Explanation(
+        "mixed-rescale",
+        "DICOM files with RescaleSlope 1 / RescaleIntercept -1024 next to files with "
+        "RescaleIntercept 0, read with `source.dicom: {modality_lut: false}`.",
+        "Leave `source.dicom.modality_lut: true` (the default): every file then arrives in "
+        "modality units whatever its slope and intercept.",
+        is_config=False,
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",

@@ -44,6 +44,7 @@ def main(args) -> int:
             lo, hi = spec["range"]
             rng = "unknown" if not spec["known"] else \
                 f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
-            print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}")
+            units = f"  {spec['units']}" if spec.get("units") else ""
+            print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}{units}")
     print(report.summary(), file=sys.stderr if report.findings else sys.stdout)
     return report.exit_code()

@@ -74,10 +74,16 @@ def _run(root: Path, keep: bool) -> int:
           "Lossless batches, guarded against the inferred ranges; the truncated file is skipped.")
     rc_run = cli(["run", str(fixed), "--subset", "training", "--epochs", "1"])
 
+    from ._demo_dicom import dicom_step
+
+    _step(6, "DICOM: a CT window on stored values, then on Hounsfield units",
+          "pydicom's CT_small stores HU + 1024; check names the mistake from the headers.")
+    ok_dicom = dicom_step(root, cli)
+
     elapsed = time.perf_counter() - started
     print(f"\n=== Done in {elapsed:.1f} s. check (wrong) exit {rc_check}, audit exit {rc_audit}, "
           f"check (fixed) exit {rc_fixed}, run exit {rc_run}.")
     if keep:
         print(f"    Everything is in {root}: open {html} in a browser.")
-    ok = rc_check == 1 and rc_fixed == 0 and rc_run == 0 and rc_audit in (0, 1)
+    ok = rc_check == 1 and rc_fixed == 0 and rc_run == 0 and rc_audit in (0, 1) and ok_dicom
     return 0 if ok else 1

@@ -38,7 +38,8 @@ from ..types import STRICT, DType, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = [
-    "Batches", "Checks", "Config", "Expect", "Source", "StageEntry", "as_config", "load_config",
+    "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "StageEntry", "as_config",
+    "load_config",
 ]
 
 Severity = Literal["error", "warning", "info"]
@@ -81,11 +82,33 @@ class Expect(BaseModel):
         return self
 
 
+class Dicom(BaseModel):
+    """What the pixels of DICOM files mean once decoded (other formats ignore it)."""
+
+    model_config = STRICT
+    modality_lut: bool = Field(True, description="apply RescaleSlope/Intercept or the Modality "
+                               "LUT Sequence: modality units (HU for CT)")
+    voi: Literal["none", "header"] = Field("none", description="header: the file's VOI LUT or "
+                                           "first window (PS3.3 C.11.2.1.2) onto float32 [0, 1]")
+    monochrome1: Literal["invert", "keep", "error"] = Field(
+        "invert", description="MONOCHROME1 (white is low): invert to MONOCHROME2, keep, or refuse")
+    frames: Literal["first", "all"] = Field("first", description="multi-frame files: the first "
+                                            "frame, or every frame as its own sample (file#k)")
+
+    @model_validator(mode="after")
+    def _voi_needs_modality_units(self):
+        if self.voi == "header" and not self.modality_lut:
+            raise ValueError("`voi: header` needs `modality_lut: true`: a file's window is in "
+                             "modality units (PS3.3 C.11.2), not stored values")
+        return self
+
+
 class Source(BaseModel):
     model_config = STRICT
     directory: Path | None = Field(None, description="class-per-subfolder dataset, relative to the config")
     extensions: list[str] | None = None
     expect: Expect | None = None
+    dicom: Dicom = Field(default_factory=Dicom)
 
     @field_validator("extensions")
     @classmethod

@@ -130,12 +130,28 @@ def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     """The source spec ``check`` and ``flow`` start from, and the header findings on the way.
 
     ``source.expect`` when it declares a dtype; otherwise, when ``source.directory`` exists, the
-    spec built from the headers of a sample of ``n`` files (no pixels are decoded).
+    spec built from the headers of a sample of ``n`` files (no pixels are decoded). DICOM
+    headers and ``source.dicom`` then set the units (see :mod:`preproc.dataset.dicom_units`).
     """
-    src, findings = source_spec(cfg), []
+    src, findings, _ = resolve_source_sample(cfg, n)
+    return src, findings
+
+
+def resolve_source_sample(cfg, n: int = 64):
+    """:func:`resolve_source`, plus the sampled DICOM headers (a ``DicomSample``)."""
+    from .dicom_units import DicomSample, adjust_source, sample_findings
+
+    src, findings, infos = source_spec(cfg), [], []
+    declared = src.known
     directory = cfg.source.directory
     if n and directory is not None and os.path.isdir(directory):
         infos, findings = sample_headers(cfg, n)
         if not src.known and infos:
             src = spec_from_headers(infos) or src
-    return src, findings
+    sample = DicomSample.from_infos(infos, directory)
+    options = getattr(cfg.source, "dicom", None)
+    if sample and len(sample.files) == len(infos):
+        src = adjust_source(src, sample, options, declared=declared)
+    findings = sample_findings(sample, options, findings,
+                               scope=f" (in a sample of {len(infos)} files)")
+    return src, findings, sample

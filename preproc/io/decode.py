@@ -71,13 +71,18 @@ def probe(path: str | os.PathLike) -> ImageInfo:
         return getattr(module, f"probe_{name}")(path, handle)
 
 
-def decode(path: str | os.PathLike, *, modality_lut: bool = False) -> tuple[np.ndarray, ImageInfo]:
-    """Decode the first frame of an image file without losing bits.
+def decode(path: str | os.PathLike, *, modality_lut: bool = False, dicom=None,
+           frame: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """Decode the first frame (or frame ``frame``) of an image file without losing bits.
 
     Args:
         path: the file; format detected from its magic bytes (a PNG named ``.jpg`` is a PNG).
         modality_lut: DICOM only: apply the modality LUT (RescaleSlope/Intercept) to grayscale
             images, giving modality units (see :mod:`preproc.io.dicom` for the dtype).
+        dicom: DICOM only: what grayscale pixels should mean, an object with the attributes
+            of the config's ``source.dicom`` (``modality_lut``, ``voi``, ``monochrome1``);
+            replaces ``modality_lut`` (see :func:`preproc.io.dicom.decode_dicom`).
+        frame: 0-based frame of a multi-frame DICOM file; other formats only have frame 0.
 
     Returns:
         ``(array, info)``: ``array`` has shape ``(H, W, C)``, native byte order and the file's
@@ -89,17 +94,22 @@ def decode(path: str | os.PathLike, *, modality_lut: bool = False) -> tuple[np.n
         LossyDecodeError: the file can only be read by losing bits or channels.
         MissingDependencyError: a DICOM file and pydicom is not installed.
     """
-    return _decode(path, read_source(path), modality_lut=modality_lut, as_image=False)
+    return _decode(path, read_source(path), modality_lut=modality_lut, as_image=False,
+                   dicom=dicom, frame=frame)
 
 
-def _decode(path, data: bytes, *, modality_lut: bool, as_image: bool):
+def _decode(path, data: bytes, *, modality_lut: bool, as_image: bool, dicom=None,
+            frame: int | None = None):
     fmt, module, name = _reader(path, data[:SNIFF_BYTES])
+    if frame and name != "dicom":
+        raise DecodeError(path, "no-frame", f"frame {frame} asked for; a {fmt} file has one")
     if name == "pillow":
         return module.decode_pillow(path, data, fmt, as_image=as_image)
     if name == "png":
         return module.decode_png(path, data, as_image=as_image)
     if name == "dicom":
-        return module.decode_dicom(path, data, modality_lut=modality_lut)
+        return module.decode_dicom(path, data, modality_lut=modality_lut, options=dicom,
+                                   frame=frame)
     return getattr(module, f"decode_{name}")(path, data)
 
 

@@ -4,7 +4,9 @@ Decisions:
     * ``dtype`` is what pydicom decodes to from BitsAllocated and PixelRepresentation
       (``uint8`` for 1- and 8-bit, ``uint16``/``int16``, ``uint32``/``int32``, ``float32`` for
       FloatPixelData, ``float64`` for DoubleFloatPixelData); ``stored_bits`` is BitsStored.
-    * MONOCHROME1 is reported in ``photometric`` and never inverted.
+    * MONOCHROME1 is reported in ``photometric`` and not inverted, unless ``options`` (the
+      config's ``source.dicom``) ask for it; then the pixel arithmetic is
+      :mod:`preproc.io.dicom_lut` (modality LUT, VOI, inversion, in that order).
     * Colour data is handed over as pydicom converts it by default: YBR_FULL(_422) becomes RGB,
       and ``photometric`` names what the array holds (the header's value is kept in
       ``extra['stored_photometric']``; :func:`probe_dicom` reports the header's value).
@@ -12,7 +14,8 @@ Decisions:
     * ``modality_lut=True`` applies pydicom's ``apply_modality_lut`` to grayscale images: the
       result is ``float64`` when RescaleSlope/RescaleIntercept are present, the LUT's integer
       type for a Modality LUT Sequence, and the stored array unchanged otherwise.
-    * Multi-frame files decode their first frame only; ``frames`` is NumberOfFrames.
+    * Multi-frame files decode their first frame unless ``frame`` names another; ``frames``
+      is NumberOfFrames.
 """
 
 from __future__ import annotations
@@ -114,6 +117,9 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         "rescale_intercept": _number(ds.get("RescaleIntercept")),
         "window_center": _number(ds.get("WindowCenter")),
         "window_width": _number(ds.get("WindowWidth")),
+        "voi_function": str(ds.get("VOILUTFunction") or "LINEAR").strip().upper(),
+        "voi_lut": bool(ds.get("VOILUTSequence")),
+        "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")),
     }
     if photometric == "PALETTE COLOR":
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
@@ -132,6 +138,14 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         frames=max(1, int(_number(ds.get("NumberOfFrames")) or 1)),
         extra=extra,
     )
+
+
+def _lut_bits(sequence) -> int | None:
+    """Bits per entry of a Modality LUT Sequence's first item (LUTDescriptor[2])."""
+    if not sequence:
+        return None
+    descriptor = sequence[0].get("LUTDescriptor")
+    return int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else None
 
 
 def _check_plausible(path, ds, has_marker: bool) -> None:
@@ -177,7 +191,7 @@ def probe_dicom(path, handle: BinaryIO) -> ImageInfo:
         raise _read_error(path, exc) from exc
 
 
-def _decode_frame(path, ds, info: ImageInfo) -> tuple[np.ndarray, dict]:
+def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray, dict]:
     from pydicom.pixels.decoders.base import get_decoder
 
     syntax = _transfer_syntax(ds)
@@ -200,7 +214,7 @@ def _decode_frame(path, ds, info: ImageInfo) -> tuple[np.ndarray, dict]:
             path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}"
         )
     try:
-        return decoder.as_array(ds, index=0)
+        return decoder.as_array(ds, index=index)
     except Exception as exc:
         text = str(exc)
         if "decompression bomb" in text:
@@ -211,38 +225,60 @@ def _decode_frame(path, ds, info: ImageInfo) -> tuple[np.ndarray, dict]:
         raise _read_error(path, exc) from exc
 
 
-def decode_dicom(path, data: bytes, *, modality_lut: bool = False) -> tuple[np.ndarray, ImageInfo]:
-    """Decode the first frame of a DICOM file held in ``data``.
+def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
+                 frame: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """Decode one frame of a DICOM file held in ``data``.
+
+    Args:
+        path: the file (for messages).
+        data: its bytes.
+        modality_lut: without ``options``: apply pydicom's ``apply_modality_lut`` to grayscale
+            images (float64 for a rescale).
+        options: what grayscale pixels should mean, an object with the attributes of
+            ``source.dicom`` (``modality_lut``, ``voi``, ``monochrome1``): the arithmetic of
+            :mod:`preproc.io.dicom_lut` (modality units in float32 or the smallest exact
+            integer dtype; VOI to float32 [0, 1]; MONOCHROME1 inverted or refused).
+        frame: 0-based frame index (default: the first frame).
 
     Returns:
-        ``(H, W, C)`` array in pydicom's dtype for the file (see the module notes), and its
-        info; with ``modality_lut`` the grayscale values are in modality units (e.g. HU).
+        ``(H, W, C)`` array in pydicom's dtype for the file (see the module notes), or what
+        ``options`` ask for, and its info.
 
     Raises:
         DecodeError: ``no-pixel-data``, ``compressed-unsupported``, ``corrupt``, ``truncated``,
-            ``decompression-bomb``, ``unsupported``.
+            ``decompression-bomb``, ``unsupported``, ``no-frame``; with ``options``,
+            ``no-voi-window`` and ``monochrome1-refused``.
         MissingDependencyError: pydicom is not installed.
     """
     pydicom = _pydicom()
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
+    index = frame or 0
     with warnings.catch_warnings(record=True) as caught:
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
             _check_plausible(path, ds, data[128:132] == b"DICM")
             info = _info(path, ds, has_pixels=any(k in ds for k in _PIXEL_KEYWORDS))
-            array, meta = _decode_frame(path, ds, info)
+            if not 0 <= index < info.frames:
+                raise DecodeError(path, "no-frame",
+                                  f"frame {index} asked for; the file has {info.frames}")
+            array, meta = _decode_frame(path, ds, info, index)
             photometric = str(meta.get("photometric_interpretation", info.photometric))
             if info.photometric == "PALETTE COLOR":
                 array, photometric = apply_color_lut(array, ds), "RGB"
             extra = dict(info.extra)
-            if modality_lut and photometric in ("MONOCHROME1", "MONOCHROME2"):
+            grayscale = photometric in ("MONOCHROME1", "MONOCHROME2")
+            if options is not None and grayscale:
+                array, photometric = _render(path, ds, array, options, extra)
+            elif modality_lut and grayscale:
                 array = apply_modality_lut(array, ds)
                 extra["modality_lut_applied"] = True
         except DecodeError:
             raise
         except Exception as exc:
             raise _read_error(path, exc) from exc
+    if frame is not None:
+        extra["frame"] = index
     if caught:
         extra["warnings"] = sorted({str(w.message) for w in caught})
     if array.ndim == 2:
@@ -257,3 +293,31 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False) -> tuple[np.n
         dtype=array.dtype.name, channels=array.shape[2], photometric=photometric, extra=extra
     )
     return np.ascontiguousarray(array), info
+
+
+def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarray, str]:
+    """Grayscale stored values to what ``options`` ask for; ``(array, photometric)``."""
+    from . import dicom_lut
+
+    meta = getattr(ds, "file_meta", None)
+    little = getattr(meta, "_tsyntax_encoding", (None, True))[1] if meta is not None else True
+    facts = dicom_lut.facts_from_dataset(ds, little_endian=little)
+    photometric = facts.photometric
+    if photometric == "MONOCHROME1" and options.monochrome1 == "error":
+        raise DecodeError(path, "monochrome1-refused",
+                          "MONOCHROME1 (white is low) and source.dicom.monochrome1 is `error`; "
+                          "set it to `invert` or `keep`")
+    invert = photometric == "MONOCHROME1" and options.monochrome1 == "invert"
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    try:
+        out = dicom_lut.render(array, facts, modality_lut=bool(options.modality_lut),
+                               voi=options.voi, invert=invert)
+    except dicom_lut.NoWindowError as exc:
+        raise DecodeError(path, "no-voi-window",
+                          f"{exc}; source.dicom.voi is `header` (use `voi: none` and a "
+                          "`window` stage instead)") from None
+    extra["modality_lut_applied"] = bool(options.modality_lut) and not facts.identity
+    extra["voi_applied"] = options.voi == "header"
+    extra["inverted"] = invert
+    return out, "MONOCHROME2" if invert else photometric

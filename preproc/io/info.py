@@ -30,6 +30,9 @@ DECODE_REASONS = (
     "symlink-loop",
     "no-pixel-data",  # DICOM without PixelData
     "compressed-unsupported",  # compression no installed codec handles
+    "no-frame",  # a frame index past the file's NumberOfFrames
+    "no-voi-window",  # source.dicom.voi: header and the file has no window or VOI LUT
+    "monochrome1-refused",  # source.dicom.monochrome1: error and the file is MONOCHROME1
     "lossy",  # LossyDecodeError: only a conversion that drops bits or channels reads it
 )
 
