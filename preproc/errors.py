@@ -10,6 +10,7 @@ error raised in a worker process arrives intact in the parent::
     ├── DecodeError              a file cannot be read (corrupt, truncated, empty, unsupported)
     │   └── LossyDecodeError     a file can only be read by losing bits or channels
     ├── StageError               a stage failed on real pixels (wrong shape, NaN, ...)
+    ├── WorkerError              a worker process died, hung or failed unexpectedly
     └── MissingDependencyError   an optional extra is not installed; says what to install
 
 Findings (range problems, audit results) are not exceptions: they are data, see
@@ -29,6 +30,7 @@ __all__ = [
     "PluginError",
     "PreprocError",
     "StageError",
+    "WorkerError",
 ]
 
 
@@ -190,3 +192,25 @@ class CheckFailed(PreprocError):
     @property
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
+
+
+class WorkerError(PreprocError):
+    """A worker process died, stopped making progress, or failed in an unexpected way.
+
+    Attributes:
+        worker: index of the worker in its pool, when known.
+        pid: process id of the worker, when known.
+        signal: name of the signal that ended it (``"SIGKILL"``), ``None`` when it was not a signal.
+        exitcode: the process exit code (negative for a signal), when it exited.
+        batch: the batch the worker was computing, when known.
+    """
+
+    def __init__(self, message: str, *, worker: int | None = None, pid: int | None = None,
+                 signal: str | None = None, exitcode: int | None = None,
+                 batch: int | None = None) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.pid = pid
+        self.signal = signal
+        self.exitcode = exitcode
+        self.batch = batch

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import batching
 from ..dataset import discovery
-from ..errors import DecodeError, PreprocError, StageError
+from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
 
 if TYPE_CHECKING:
@@ -271,7 +271,11 @@ class BatchIterator:
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
             return finish(raw, engine.run_batch(idx, guard, raw))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
-        return self._window.fetch((self.epoch, i), ahead, self._task, finish)
+        try:
+            return self._window.fetch((self.epoch, i), ahead, self._task, finish)
+        except WorkerError:
+            self.close()  # a dead or stuck pool is killed; the next batch starts a new one
+            raise
 
     def _finish(self, i: int, guard: bool, view: np.ndarray, results: list[Result]):
         """Turn a filled slot into the batch; must not keep a reference to ``view``."""
@@ -393,7 +397,8 @@ class BatchIterator:
                 slots = self._prefetch + 1
                 self._engine = ProcessEngine(self._job, self._workers, slots,
                                              (self.batch_size,) + self._slot_shape,
-                                             self._slot_dtype)
+                                             self._slot_dtype,
+                                             timeout=self.config.batches.worker_timeout)
                 self._window = Window(self._engine, slots)
         return self._engine
 

@@ -19,6 +19,9 @@ import mmap
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
+import time
 import traceback
 import weakref
 from dataclasses import dataclass, field
@@ -27,14 +30,10 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from . import imaging
-from ..errors import PreprocError
+from ..errors import PreprocError, WorkerError
 from ..stages.base import RunContext
 
 __all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
-
-
-class WorkerError(PreprocError):
-    """A worker failed in an unexpected way (a bug or a crash); carries the remote traceback."""
 
 
 @dataclass
@@ -179,28 +178,44 @@ def _store(out: np.ndarray, pos: int, res: Result, path: str) -> Result:
 class ProcessEngine:
     """A pool of forked workers writing into a shared ring of batch slots.
 
+    A worker that dies (any signal, any exit) or keeps one image longer than ``timeout`` seconds
+    ends the wait with a :class:`WorkerError` naming it, its exit signal and its batch; the
+    engine is then broken and :meth:`close` kills what is left. Workers watch their parent and
+    exit when it dies, so no worker outlives the process that started it.
+
     Args:
         job: the image job (inherited by the workers through ``fork``).
         workers: number of processes (at least 1).
         n_slots: batches that can be in flight at once.
         batch_shape: ``(batch_size, H, W, C)`` of one slot.
         dtype: dtype of the batch.
+        timeout: seconds a worker may spend on one image (or the pool without any result).
     """
 
-    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape, dtype) -> None:
+    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape, dtype,
+                 timeout: float = 60.0) -> None:
         self.job = job
         self.n_slots = n_slots
         self.dtype = np.dtype(dtype)
+        self.timeout = float(timeout)
         nbytes = max(1, int(np.prod(batch_shape)) * self.dtype.itemsize * n_slots)
         self._mem = mmap.mmap(-1, nbytes)  # anonymous and MAP_SHARED: visible to forked children
         self.slots = np.frombuffer(self._mem, self.dtype, count=int(np.prod(batch_shape)) * n_slots)
         self.slots = self.slots.reshape((n_slots,) + tuple(batch_shape))
+        # per worker: ticket being computed (-1 idle), position, file index, start time
+        self._progress_mem = mmap.mmap(-1, max(1, workers) * 4 * 8)
+        self.progress = np.frombuffer(self._progress_mem, np.float64).reshape(max(1, workers), 4)
+        self.progress[:, 0] = -1
         ctx = mp.get_context("fork")
         self._tasks = ctx.SimpleQueue()
         self._conns, self._procs = [], []
-        for _ in range(workers):
+        main = threading.current_thread() is threading.main_thread()
+        parent = os.getpid()
+        for k in range(workers):
             reader, writer = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker_main, args=(job, self._tasks, writer, self.slots),
+            proc = ctx.Process(target=_worker_main,
+                               args=(job, self._tasks, writer, self.slots, k, self.progress,
+                                     parent, main),
                                daemon=True)
             proc.start()
             writer.close()
@@ -208,74 +223,190 @@ class ProcessEngine:
             self._procs.append(proc)
         self._pending: dict[int, dict[int, Result]] = {}
         self._expected: dict[int, int] = {}
-        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks)
+        self._labels: dict[int, object] = {}
+        self._broken: WorkerError | None = None
+        self._last_result = time.monotonic()
+        self._waiting = -1
+        self._state = {"broken": False}
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks, self._state)
 
-    def submit(self, ticket: int, slot: int, indices, guard: bool) -> None:
-        """Queue the images ``indices`` for slot ``slot`` under ``ticket``."""
+    def submit(self, ticket: int, slot: int, indices, guard: bool, label=None) -> None:
+        """Queue the images ``indices`` for slot ``slot`` under ``ticket`` (``label``: the batch)."""
+        if self._broken is not None:
+            raise self._broken
         self._pending[ticket] = {}
         self._expected[ticket] = len(indices)
+        self._labels[ticket] = label
         for pos, idx in enumerate(indices):
             self._tasks.put((ticket, slot, pos, int(idx), guard))
 
     def collect(self, ticket: int) -> list[Result]:
-        """Block until every image of ``ticket`` is done; return its results by position."""
+        """Block until every image of ``ticket`` is done; return its results by position.
+
+        Raises:
+            WorkerError: a worker died or made no progress for ``timeout`` seconds.
+        """
+        if len(self._pending[ticket]) < self._expected[ticket]:
+            self._last_result = time.monotonic()
         while len(self._pending[ticket]) < self._expected[ticket]:
-            self._receive()
+            if self._broken is not None:
+                raise self._broken
+            try:
+                self._waiting = ticket
+                self._receive()
+            except WorkerError as exc:
+                self._broken = exc
+                self._state["broken"] = True
+                raise
         results = self._pending.pop(ticket)
         del self._expected[ticket]
+        self._labels.pop(ticket, None)
         return [results[pos] for pos in range(len(results))]
 
     def _receive(self) -> None:
-        sentinels = {p.sentinel: p for p in self._procs}
-        ready = wait(self._conns + list(sentinels))
+        ticket = self._waiting
+        sentinels = {p.sentinel: k for k, p in enumerate(self._procs)}
+        conns = {c: k for k, c in enumerate(self._conns) if not c.closed}
+        ready = wait(list(conns) + list(sentinels), timeout=min(1.0, self.timeout))
+        dead = []
         for obj in ready:
             if obj in sentinels:
-                proc = sentinels[obj]
-                if not any(c.poll() for c in self._conns):
-                    raise WorkerError(f"a worker process (pid {proc.pid}) died with exit code "
-                                      f"{proc.exitcode}; no batch can be completed")
-                continue
-            try:
-                ticket, pos, res = obj.recv()
-            except EOFError:
-                continue
-            if ticket in self._pending:
-                self._pending[ticket][pos] = res
+                dead.append(sentinels[obj])
+            elif self._read(obj):
+                self._last_result = time.monotonic()
+        if dead:
+            for k in dead:  # results it sent before dying still count
+                self._drain(k)
+            raise self._died(dead[0], ticket)
+        if not ready:
+            self._check_stall(ticket)
+
+    def _read(self, conn) -> bool:
+        try:
+            ticket, pos, res = conn.recv()
+        except (EOFError, OSError):
+            conn.close()  # the worker is gone; its sentinel says how
+            return False
+        if ticket in self._pending:
+            self._pending[ticket][pos] = res
+        return True
+
+    def _drain(self, k: int) -> None:
+        conn = self._conns[k]
+        while not conn.closed and conn.poll():
+            self._read(conn)
+
+    def _batch_of(self, k: int | None, ticket: int):
+        busy = int(self.progress[k, 0]) if k is not None else -1
+        label = self._labels.get(busy, self._labels.get(ticket))
+        return label[-1] if isinstance(label, tuple) else label
+
+    def _died(self, k: int, ticket: int) -> WorkerError:
+        proc = self._procs[k]
+        proc.join(timeout=1)
+        code = proc.exitcode
+        sig = _signal_name(-code) if code is not None and code < 0 else None
+        batch = self._batch_of(k, ticket)
+        how = f"was killed by {sig}" if sig else f"exited with code {code}"
+        where = f" while computing batch {batch}" if batch is not None else ""
+        return WorkerError(
+            f"worker {k} (pid {proc.pid}) {how}{where}; the batches in flight are lost. "
+            "Close the iterator and start a new one; if it recurs, look for a file that exhausts "
+            "memory (the kernel's OOM killer sends SIGKILL) or lower batches.workers",
+            worker=k, pid=proc.pid, signal=sig, exitcode=code, batch=batch)
+
+    def _check_stall(self, ticket: int) -> None:
+        now = time.monotonic()
+        busy = [(now - self.progress[k, 3], k) for k in range(len(self._procs))
+                if self.progress[k, 0] >= 0]
+        slow = [(age, k) for age, k in busy if age > self.timeout]
+        if slow or now - self._last_result > self.timeout + 1.0:
+            k = max(slow)[1] if slow else None
+            batch = self._batch_of(k, ticket)
+            pid = self._procs[k].pid if k is not None else None
+            who = f"worker {k} (pid {pid})" if k is not None else "no worker"
+            what = (f"{who} made no progress for {self.timeout:g} s"
+                    + (f" on {self.job.paths[int(self.progress[k, 2])]}" if k is not None else ""))
+            raise WorkerError(
+                f"{what} while computing batch {batch}; raise batches.worker_timeout if one image "
+                "legitimately takes longer", worker=k, pid=pid, signal=None, batch=batch)
 
     def close(self) -> None:
-        """Stop the workers; idempotent."""
+        """Stop the workers; idempotent. A broken pool is killed, not asked to stop."""
         self._finalizer()
 
 
-def _shutdown(procs, tasks) -> None:
-    for proc in procs:
-        if proc.is_alive():
-            try:
-                tasks.put(None)
-            except (OSError, ValueError):
-                break
-    for proc in procs:
-        proc.join(timeout=2)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=1)
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
 
 
-def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray) -> None:
+def _shutdown(procs, tasks, state=None) -> None:
+    if not (state or {}).get("broken"):
+        for proc in procs:
+            if proc.is_alive():
+                try:
+                    tasks.put(None)
+                except (OSError, ValueError):
+                    break
+        for proc in procs:
+            proc.join(timeout=2)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+    for proc in procs:
+        proc.join(timeout=1)
+
+
+def _watch_parent(parent: int, main_thread: bool) -> None:
+    """Make this worker exit when ``parent`` dies: a parent-death signal on Linux (when the
+    parent forked from its main thread, whose exit would otherwise fire it) and, everywhere, a
+    thread that checks the parent pid every half second."""
+    if main_thread and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="preproc-parent-watch", daemon=True).start()
+
+
+def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray, k: int = 0, progress=None,
+                 parent: int | None = None, main_thread: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if parent is not None:
+        _watch_parent(parent, main_thread)
     while True:
         task = tasks.get()
         if task is None:
             break
         ticket, slot, pos, idx, guard = task
+        if progress is not None:
+            progress[k] = (ticket, pos, idx, time.monotonic())
         try:
             res = run_one(job, idx, guard)
             if res.status == "ok":
                 res = _store(slots[slot], pos, res, job.paths[idx])
         except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
             res = Result("error", error=WorkerError(
-                f"{job.paths[idx]}: unexpected failure in a worker:\n{traceback.format_exc()}"))
+                f"{job.paths[idx]}: unexpected failure in a worker:\n{traceback.format_exc()}",
+                worker=k))
+        if progress is not None:
+            progress[k, 0] = -1
         try:
             conn.send((ticket, pos, res))
         except (BrokenPipeError, OSError):
@@ -334,7 +465,7 @@ class Window:
         indices, guard = task(key)
         slot = self.free.pop()
         self._ticket += 1
-        self.engine.submit(self._ticket, slot, indices, guard)
+        self.engine.submit(self._ticket, slot, indices, guard, label=key)
         self.inflight[key] = (self._ticket, slot, len(indices))
 
     def _evict(self, keep: set) -> None:

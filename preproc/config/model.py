@@ -142,6 +142,7 @@ class Batches(BaseModel):
     on_error: Literal["raise", "skip"] = "raise"
     workers: int | None = Field(None, ge=0, description="worker processes; default: all cores")
     prefetch: int = Field(2, ge=0, description="batches prepared ahead")
+    worker_timeout: float = Field(60.0, gt=0, description="seconds a worker may spend on one image")
 
     @field_validator("target_size")
     @classmethod
