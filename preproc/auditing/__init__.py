@@ -60,6 +60,9 @@ def audit(
     if quick and engine == "local" and workers is None:
         workers = 1  # a header is cheaper to read than to ship between processes
     cfg, listing = _resolve(config_or_directory)
+    from ..io._files import set_max_image_bytes
+
+    set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
     expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
     where = display_path(listing.root)
     collector = Collector(expect, listing.classes, where)

@@ -115,6 +115,9 @@ class BatchIterator:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
         b = config.batches
+        from .io._files import set_max_image_bytes
+
+        set_max_image_bytes(config.source.max_image_bytes)  # workers forked later inherit it
         self._listing = _list(config, subset)
         self.pipeline = pipeline or _pipeline_for(config)
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode

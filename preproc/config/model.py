@@ -109,6 +109,8 @@ class Source(BaseModel):
     extensions: list[str] | None = None
     expect: Expect | None = None
     dicom: Dicom = Field(default_factory=Dicom)
+    max_image_bytes: int = Field(512 << 20, ge=1, le=2**62,
+                                 description="decode budget: bytes one decoded image may take")
 
     @field_validator("extensions")
     @classmethod

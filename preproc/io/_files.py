@@ -11,7 +11,22 @@ from typing import BinaryIO
 
 from ..errors import DecodeError
 
-__all__ = ["check_pixel_limit", "is_dicom_file", "open_source", "read_source", "sniff_format"]
+__all__ = [
+    "DEFAULT_MAX_IMAGE_BYTES",
+    "check_info_budget",
+    "check_pixel_limit",
+    "is_dicom_file",
+    "max_image_bytes",
+    "open_source",
+    "read_bounded",
+    "read_source",
+    "set_max_image_bytes",
+    "sniff_format",
+]
+
+#: The default decode budget: bytes of one decoded image (``source.max_image_bytes``).
+DEFAULT_MAX_IMAGE_BYTES = 512 << 20
+_BUDGET = {"bytes": DEFAULT_MAX_IMAGE_BYTES}
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -59,12 +74,45 @@ def open_source(path) -> Iterator[BinaryIO]:
 
 
 def read_source(path) -> bytes:
-    """Return the whole content of ``path`` (see :func:`open_source` for the errors)."""
+    """Return the whole content of ``path`` (see :func:`open_source` for the errors).
+
+    Raises:
+        DecodeError: also ``decompression-bomb`` for a file larger than :func:`read_limit`.
+    """
     with open_source(path) as handle:
-        try:
-            return handle.read()
-        except OSError as exc:
-            raise _os_error(path, exc) from exc
+        return read_bounded(path, handle)
+
+
+def read_limit() -> int:
+    """Bytes a reader may load before any header is validated: the decode budget plus room
+    for headers, metadata and incompressible data (an eighth of it, at least 16 MiB)."""
+    budget = _BUDGET["bytes"]
+    return budget + max(16 << 20, budget // 8)
+
+
+def read_bounded(path, handle: BinaryIO) -> bytes:
+    """The rest of ``handle``, refused as ``decompression-bomb`` before reading when the file is
+    larger than :func:`read_limit` (a huge or sparse file is never read whole)."""
+    limit = read_limit()
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        size = None
+    if size is not None and size > limit:
+        raise _too_big(path, f"the file has {size} bytes, more than the {limit} bytes")
+    try:
+        data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    if len(data) > limit:  # grew while being read
+        raise _too_big(path, f"the file has more than {limit} bytes, the limit of")
+    return data
+
+
+def _too_big(path, what: str) -> DecodeError:
+    return DecodeError(path, "decompression-bomb",
+                       f"{what} read for source.max_image_bytes = {_BUDGET['bytes']}; raise "
+                       "source.max_image_bytes if the file is trusted")
 
 
 def sniff_format(head: bytes, path) -> str | None:
@@ -113,11 +161,35 @@ def max_pixels() -> int | None:
     return Image.MAX_IMAGE_PIXELS
 
 
-def check_pixel_limit(path, height: int, width: int) -> None:
-    """Raise ``DecodeError('decompression-bomb')`` when an image is larger than the limit.
+def max_image_bytes() -> int:
+    """The decode budget in force: bytes one decoded image may take."""
+    return _BUDGET["bytes"]
 
-    Called with header values before any pixel buffer is allocated.
+
+def set_max_image_bytes(value: int | None) -> int:
+    """Set the decode budget of this process (and of workers forked later); ``None`` restores
+    the default. Returns the previous value."""
+    old = _BUDGET["bytes"]
+    _BUDGET["bytes"] = DEFAULT_MAX_IMAGE_BYTES if value is None else int(value)
+    return old
+
+
+def check_pixel_limit(path, height: int, width: int, channels: int = 1, itemsize: int = 1) -> None:
+    """Raise ``DecodeError('decompression-bomb')`` when an image is larger than the limits.
+
+    Two limits: Pillow's pixel count (``PIL.Image.MAX_IMAGE_PIXELS``) and the decode budget in
+    bytes (``height x width x channels x itemsize`` against ``source.max_image_bytes``). Called
+    with header values before any pixel buffer is allocated.
     """
+    nbytes = int(height) * int(width) * max(1, int(channels)) * max(1, int(itemsize))
+    budget = _BUDGET["bytes"]
+    if nbytes > budget:
+        raise DecodeError(
+            path,
+            "decompression-bomb",
+            f"{width}x{height}x{channels} samples of {itemsize} byte(s) decode to {nbytes} bytes, "
+            f"more than source.max_image_bytes = {budget}; raise it if the file is trusted",
+        )
     limit = max_pixels()
     pixels = int(height) * int(width)
     if limit is not None and pixels > limit:
@@ -127,3 +199,11 @@ def check_pixel_limit(path, height: int, width: int) -> None:
             f"{width}x{height} = {pixels} pixels exceeds the limit of {limit} "
             "(PIL.Image.MAX_IMAGE_PIXELS); raise that limit if the file is trusted",
         )
+
+
+def check_info_budget(info) -> None:
+    """:func:`check_pixel_limit` for a header's :class:`~preproc.io.info.ImageInfo`."""
+    import numpy as np
+
+    check_pixel_limit(info.path, info.height, info.width, info.channels,
+                      np.dtype(info.dtype).itemsize)

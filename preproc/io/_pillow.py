@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import DecodeError, LossyDecodeError
-from ._files import check_pixel_limit
+from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
 __all__ = [
@@ -163,7 +163,9 @@ def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
         image = open_image(handle)
         with image:
             check_pixel_limit(path, image.size[1], image.size[0])
-            return _info_from_image(path, image, fmt)
+            info = _info_from_image(path, image, fmt)
+            check_info_budget(info)
+            return info
 
 
 def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
@@ -202,6 +204,7 @@ def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False):
     with pillow_errors(path), open_image(io.BytesIO(data)) as image:
         check_pixel_limit(path, image.size[1], image.size[0])
         info = _info_from_image(path, image, fmt)
+        check_info_budget(info)
         image.load()
         if as_image and image.mode in EIGHT_BIT_MODES:
             return image, info

@@ -28,7 +28,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import DecodeError, MissingDependencyError
-from ._files import check_pixel_limit
+from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
 __all__ = ["decode_dicom", "probe_dicom"]
@@ -125,7 +125,7 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
         lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else 16
         samples, dtype, stored, signed = 3, "uint8" if lut_bits <= 8 else "uint16", lut_bits, False
-    return ImageInfo(
+    info = ImageInfo(
         path=str(path),
         format="dicom",
         dtype=dtype,
@@ -138,6 +138,8 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         frames=max(1, int(_number(ds.get("NumberOfFrames")) or 1)),
         extra=extra,
     )
+    check_info_budget(info)
+    return info
 
 
 def _lut_bits(sequence) -> int | None:

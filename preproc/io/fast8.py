@@ -52,7 +52,7 @@ def _open(path, fh):
         return None
     from PIL import Image
 
-    from ._files import max_pixels
+    from ._files import check_pixel_limit, max_pixels
 
     try:
         image = Image.open(fh)  # not a `with`: closing an image frees its pixels
@@ -61,6 +61,7 @@ def _open(path, fh):
             return None
         if limit is not None and image.size[0] * image.size[1] > limit:
             return None
+        check_pixel_limit(path, image.size[1], image.size[0], len(image.getbands()))
         image.load()  # pixels now live in memory; the file closes in the caller
     except Exception:  # noqa: BLE001 - decode() will name the problem precisely
         return None
@@ -69,15 +70,15 @@ def _open(path, fh):
 
 def _open_png(path, fh):
     """PNG chunks walked and inflated here, unfiltered by Pillow (see :mod:`.inflate`)."""
-    from ._files import check_pixel_limit
+    from ._files import check_pixel_limit, read_bounded
     from .png import parse_png, pillow_image
 
     try:
-        data = fh.read()
+        data = read_bounded(path, fh)
         header = parse_png(path, data, read_pixels=True)
         if header.frames != 1:
             return None
-        check_pixel_limit(path, header.height, header.width)
+        check_pixel_limit(path, header.height, header.width, 4)  # at most 4 bytes a pixel
         return pillow_image(path, header, data)
     except Exception:  # noqa: BLE001 - decode() will name the problem, as for any file
         return None

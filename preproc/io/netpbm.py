@@ -16,7 +16,7 @@ import numpy as np
 
 from ..dtypes import bits_needed, dtype_range
 from ..errors import DecodeError
-from ._files import check_pixel_limit
+from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
 __all__ = ["BITMAP_MAGICS", "decode_netpbm", "probe_netpbm"]
@@ -82,7 +82,9 @@ def probe_netpbm(path, handle: BinaryIO) -> ImageInfo:
     """Header facts of a PGM/PPM file (reads the text header only)."""
     magic, width, height, maxval, _ = _header(path, handle.read(_HEADER_LIMIT))
     check_pixel_limit(path, height, width)
-    return _info(path, magic, width, height, maxval)
+    info = _info(path, magic, width, height, maxval)
+    check_info_budget(info)
+    return info
 
 
 def decode_netpbm(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
@@ -98,6 +100,7 @@ def decode_netpbm(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
     magic, width, height, maxval, offset = _header(path, data)
     check_pixel_limit(path, height, width)
     info = _info(path, magic, width, height, maxval)
+    check_info_budget(info)
     count = width * height * info.channels
     if magic in (b"P5", b"P6"):
         big = np.dtype(">u2") if info.dtype == "uint16" else np.dtype(np.uint8)

@@ -32,7 +32,7 @@ import numpy as np
 from ..dtypes import dtype_range
 from ..errors import DecodeError
 from . import pngfilter
-from ._files import PNG_SIGNATURE, check_pixel_limit
+from ._files import PNG_SIGNATURE, check_info_budget, check_pixel_limit
 from .inflate import CorruptStream, TruncatedStream, crc32, inflate, stored_stream
 from .info import ImageInfo
 
@@ -207,7 +207,9 @@ def probe_png(path, handle: BinaryIO) -> ImageInfo:
     """Header facts of a PNG from the chunks before the first IDAT; no pixel data is read."""
     header = parse_png(path, handle, read_pixels=False)
     check_pixel_limit(path, header.height, header.width)
-    return _info(path, header)
+    info = _info(path, header)
+    check_info_budget(info)
+    return info
 
 
 def _expand_palette(indices: np.ndarray, header: PngHeader) -> np.ndarray:
@@ -364,6 +366,7 @@ def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray
     header = parse_png(path, data, read_pixels=True)
     info = _info(path, header)
     check_pixel_limit(path, header.height, header.width)
+    check_info_budget(info)
     image = pillow_image(path, header, data)
     if image is not None:
         from ._pillow import EIGHT_BIT_MODES, image_to_array, pillow_errors

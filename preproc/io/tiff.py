@@ -22,7 +22,7 @@ import numpy as np
 
 from ..dtypes import normalize_dtype
 from ..errors import DecodeError, LossyDecodeError
-from ._files import check_pixel_limit
+from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
 __all__ = ["decode_tiff", "probe_tiff"]
@@ -88,7 +88,7 @@ def _page_info(path, tif, page) -> ImageInfo:
         stored = 16
     else:
         stored = int(page.bitspersample)
-    return ImageInfo(
+    info = ImageInfo(
         path=str(path),
         format="tiff",
         dtype=dtype,
@@ -101,6 +101,8 @@ def _page_info(path, tif, page) -> ImageInfo:
         frames=len(tif.pages),
         extra=extra,
     )
+    check_info_budget(info)
+    return info
 
 
 def _tiff_errors(path, exc: Exception) -> DecodeError:
