@@ -115,7 +115,7 @@ class BatchIterator:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
         b = config.batches
-        from .io._files import set_max_image_bytes
+        from ..io._files import set_max_image_bytes
 
         set_max_image_bytes(config.source.max_image_bytes)  # workers forked later inherit it
         self._listing = _list(config, subset)

@@ -42,7 +42,7 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
     from .records import read_header
     from .tally import Expectation, Tally
 
-    from .io._files import set_max_image_bytes
+    from ..io._files import set_max_image_bytes
 
     set_max_image_bytes(getattr(cfg.source, "max_image_bytes", None))
     listing = list_config(cfg)

@@ -125,7 +125,7 @@ def test_every_reader_refuses_exactly_the_images_over_the_budget(tmp_path_factor
 def test_the_config_sets_the_budget(tmp_path, budget):
     from hostile_kit import config, dataset
 
-    from preproc.flow import flow
+    from preproc.batches.flow import flow
     from preproc.config import load_config
 
     data = dataset(tmp_path / "data", per_class=2, size=(32, 32))

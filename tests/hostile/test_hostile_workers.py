@@ -28,9 +28,9 @@ def test_worker_error_pickles_with_its_attributes():
 KILL_WHILE_ITERATING = """
     import json, os, signal, time
     from preproc.config import load_config
-    from preproc.flow import flow
+    from preproc.batches.flow import flow
     from preproc.errors import WorkerError
-    import preproc.workers as w
+    import preproc.batches.workers as w
 
     slow = w.run_one
     def run_one(job, index, guard):          # inherited by the forked workers
@@ -77,9 +77,9 @@ def test_sigkill_of_a_worker_raises_worker_error_and_a_new_flow_works(tmp_path, 
 STUCK = """
     import json, time
     from preproc.config import load_config
-    from preproc.flow import flow
+    from preproc.batches.flow import flow
     from preproc.errors import WorkerError
-    import preproc.workers as w
+    import preproc.batches.workers as w
 
     real = w.run_one
     def run_one(job, index, guard):
