@@ -14,7 +14,7 @@ from dataclasses import replace
 from . import dtypes
 from .findings import Finding, Location, Report, Severity
 from .io.paths import display_path
-from .stages.pipeline import Pipeline
+from .stages.pipeline import Pipeline, infer_checked
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
 
@@ -102,7 +102,9 @@ def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Findi
             expected = stage.expected_input(spec)
             iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
             spec = spec.with_(interval=iv)
-        spec = stage.infer(spec)
+        spec, finding = infer_checked(stage, spec)
+        if finding is not None:
+            findings.append(_locate(finding, stage, file))
     return findings
 
 

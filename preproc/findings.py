@@ -72,6 +72,8 @@ CODES: dict[str, CodeInfo] = _codes(
      "whose modality LUT (slope/intercept) is not applied"),
     ("mixed-rescale", E, "DICOM files map stored values to modality units differently while "
      "source.dicom.modality_lut is false"),
+    ("non-finite-output", E, "a stage's parameters make finite input infinite or NaN"),
+    ("non-finite-values", E, "a float file, or a batch, holds NaN or infinite values"),
 )
 
 

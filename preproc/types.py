@@ -6,13 +6,14 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
 
 from . import dtypes
 
 __all__ = [
     "STRICT",
     "DType",
+    "Integer",
     "Number",
     "PositiveNumber",
     "Range",
@@ -48,6 +49,16 @@ def parse_number(value: Any) -> Any:
     if den == 0:
         raise ValueError(f"{value!r} divides by zero")
     return num / den
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    return value
+
+
+#: An integer, strictly: ``true``, ``1.0`` and ``"1"`` are errors, not 1.
+Integer = Annotated[int, BeforeValidator(_no_bool), Strict()]
 
 
 def _finite(value: float) -> float:

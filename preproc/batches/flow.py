@@ -394,6 +394,9 @@ class BatchIterator:
         from .workers import InlineEngine, ProcessEngine, Window
 
         if self._engine is None:
+            slots = 1 if self._workers <= 0 or not _can_fork() else self._prefetch + 1
+            _check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
+                                self.dtype, slots)
             if self._workers <= 0 or not _can_fork():
                 self._engine = InlineEngine(self._job)
             else:
@@ -492,6 +495,36 @@ def _locate(err: BaseException, batch: int, epoch: int) -> None:
     if isinstance(err, PreprocError) and getattr(err, "batch", None) is None:
         err.batch, err.epoch = batch, epoch
         err.message = f"{err.message} [batch {batch} of epoch {epoch}]"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    from ..config.model import physical_memory
+
+    return physical_memory()
+
+
+def _check_batch_memory(shape, slot_dtype, batch_dtype, slots: int) -> None:
+    """Refuse, as a config error naming the keys, batches that cannot fit in memory."""
+    from ..errors import ConfigError
+
+    per_batch = int(np.prod(shape))
+    need = per_batch * (np.dtype(slot_dtype).itemsize * slots + np.dtype(batch_dtype).itemsize)
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"batches of {shape[0]} x {'x'.join(map(str, shape[1:]))} need {need} bytes "
+            f"({slots} slot(s) of {np.dtype(slot_dtype).name} plus the {np.dtype(batch_dtype).name} "
+            f"batch), but only {have} bytes of memory are available",
+            path="batches.target_size",
+            hint="lower batches.batch_size, batches.target_size or batches.prefetch")
 
 
 def _can_fork() -> bool:

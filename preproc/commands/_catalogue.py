@@ -196,6 +196,21 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "non-finite-output",
+        _cfg("{dtype: uint8}", "  - rescale: {factor: 1.0, offset: 1e308}   # past float32's 3.4e38\n"),
+        "Keep factors, offsets, mean and std within floating point: the output must stay "
+        "finite (float32 holds magnitudes up to 3.4e38; a std near 0 divides by almost zero).",
+    ),
+    Explanation(
+        "non-finite-values",
+        "A float32 TIFF in which some pixels are NaN or infinite (a failed reconstruction or a "
+        "division by zero upstream); the audit counts them per file, and a batch holding them "
+        "stops the run.",
+        "Repair or drop the files; or replace the values on purpose before they reach preproc "
+        "(NaN has no place in a range check or a mean).",
+        is_config=False,
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",

@@ -34,7 +34,7 @@ from .. import dtypes
 from ..errors import ConfigError
 from ..findings import CODES
 from ..stages.base import Expects, Stage
-from ..types import STRICT, DType, Range
+from ..types import STRICT, DType, Integer, Number, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = [
@@ -50,9 +50,9 @@ class Expect(BaseModel):
 
     model_config = STRICT
     dtype: DType | None = None
-    bit_depth: int | None = Field(None, ge=1, le=64, description="meaningful bits per sample")
+    bit_depth: Integer | None = Field(None, ge=1, le=64, description="meaningful bits per sample")
     range: Range | None = None
-    channels: int | None = Field(None, ge=1, le=4)
+    channels: Integer | None = Field(None, ge=1, le=4)
 
     @model_validator(mode="after")
     def _coherent(self):
@@ -109,7 +109,7 @@ class Source(BaseModel):
     extensions: list[str] | None = None
     expect: Expect | None = None
     dicom: Dicom = Field(default_factory=Dicom)
-    max_image_bytes: int = Field(512 << 20, ge=1, le=2**62,
+    max_image_bytes: Integer = Field(512 << 20, ge=1, le=2**62,
                                  description="decode budget: bytes one decoded image may take")
 
     @field_validator("extensions")
@@ -126,46 +126,82 @@ class Source(BaseModel):
         return out
 
 
+#: Bounds of the batch keys: beyond them a value is a typo, or a hang at run time.
+MAX_BATCH_SIZE = 1 << 20
+MAX_PREFETCH = 64
+MAX_WORKERS = 1024
+MAX_SIDE = 1 << 16
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or ``None`` when the platform does not say."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class Batches(BaseModel):
     """Every ``flow_from_directory`` parameter, same names and defaults, plus preproc's own."""
 
     model_config = STRICT
-    target_size: tuple[int, int] = (256, 256)
+    target_size: tuple[Integer, Integer] = (256, 256)
     color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
     class_mode: Literal["categorical", "binary", "sparse", "input"] | None = "categorical"
-    batch_size: int = Field(32, ge=1)
+    batch_size: Integer = Field(32, ge=1, le=MAX_BATCH_SIZE)
     shuffle: bool = True
-    seed: int | None = None
+    seed: Integer | None = Field(None, ge=0, le=2**32 - 1, description="numpy seeds are 32-bit")
     interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
     keep_aspect_ratio: bool = False
     follow_links: bool = False
     classes: list[str] | None = None
     on_error: Literal["raise", "skip"] = "raise"
-    workers: int | None = Field(None, ge=0, description="worker processes; default: all cores")
-    prefetch: int = Field(2, ge=0, description="batches prepared ahead")
-    worker_timeout: float = Field(60.0, gt=0, description="seconds a worker may spend on one image")
+    workers: Integer | None = Field(None, ge=0, le=MAX_WORKERS,
+                                    description="worker processes; default: all cores")
+    prefetch: Integer = Field(2, ge=0, le=MAX_PREFETCH, description="batches prepared ahead")
+    worker_timeout: Number = Field(60.0, gt=0, le=86400,
+                                   description="seconds a worker may spend on one image")
 
     @field_validator("target_size")
     @classmethod
     def _size(cls, value):
         if min(value) < 1:
             raise ValueError("target_size needs two positive integers [height, width]")
+        if max(value) > MAX_SIDE:
+            raise ValueError(f"target_size sides are at most {MAX_SIDE} pixels, got {list(value)}")
         return value
 
     @field_validator("classes")
     @classmethod
     def _unique_classes(cls, value):
         if value is not None:
-            seen = [c for i, c in enumerate(value) if c in value[:i]]
-            if seen:
-                raise ValueError(f"class {seen[0]!r} is listed twice")
+            seen: set[str] = set()
+            for c in value:  # a set: 90,000 classes must not take a quadratic scan
+                if c in seen:
+                    raise ValueError(f"class {c!r} is listed twice")
+                seen.add(c)
         return value
+
+    @model_validator(mode="after")
+    def _batch_fits(self):
+        channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[self.color_mode]
+        h, w = self.target_size
+        nbytes = self.batch_size * h * w * channels  # one byte a sample: the least a batch takes
+        memory = physical_memory()
+        if memory is not None and nbytes > memory:
+            raise ValueError(
+                f"a batch of batch_size {self.batch_size} x target_size {h}x{w} x {channels} "
+                f"channels takes at least {nbytes} bytes, more than this machine's {memory} bytes "
+                "of memory; lower batches.batch_size or batches.target_size")
+        return self
 
 
 class Runtime(BaseModel):
     model_config = STRICT
-    sample_batches: int = Field(1, ge=0, description="batches per epoch checked by the runtime guard")
+    sample_batches: Integer = Field(1, ge=0, description="batches per epoch checked by the runtime guard")
 
 
 class Checks(BaseModel):
@@ -279,6 +315,7 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
             file=doc.file, line=1, column=1,
             hint="start from an example in configs/",
         )
+    _refuse_nul(doc, doc.data, ())
     base = path.resolve().parent
     plugins = doc.data.get("plugins")
     context: dict[str, Any] = {"base_dir": base}
@@ -307,6 +344,26 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
     cfg = cfg.model_copy(update={"path": path.resolve(), "source": source})
     cfg._doc = doc
     return cfg
+
+
+def _refuse_nul(doc: Document, node: Any, where: tuple) -> None:
+    """No key or string of a config may hold a NUL character (a path with one cannot be opened,
+    a name with one cannot be shown); walked iteratively, so deep nesting is no problem."""
+    stack = [(node, where)]
+    while stack:
+        node, where = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, value in items:
+            here = where + (key,)
+            if (isinstance(key, str) and "\x00" in key) or (isinstance(value, str) and "\x00" in value):
+                line, column = doc.where(here)
+                raise ConfigError("bad path or name: a NUL character (\\0) is not allowed "
+                                  "in a config string",
+                                  file=doc.file, line=line, column=column, path=format_path(here),
+                                  hint="remove the \\0 escape")
+            if isinstance(value, dict | list):
+                stack.append((value, here))
 
 
 def as_config(target: Config | str | os.PathLike | Mapping[str, Any]) -> Config:

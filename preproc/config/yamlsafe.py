@@ -99,8 +99,15 @@ def load_yaml(path: str | Path, text: str | bytes | None = None) -> Document:
 
 
 def _read(path: str | Path) -> bytes:
+    from ..io.smallfile import NotARegularFile, TooLarge, read_capped
+
     try:
-        return Path(path).read_bytes()
+        return read_capped(path)
+    except (NotARegularFile, TooLarge) as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=path,
+                          hint="a config is a small YAML text file") from None
+    except ValueError as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=repr(str(path))) from None
     except FileNotFoundError:
         raise ConfigError("config file not found", file=path) from None
     except IsADirectoryError:

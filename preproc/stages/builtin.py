@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from .. import dtypes
 from ..findings import Finding
 from ..spec import Interval, ValueSpec
-from ..types import STRICT, DType, Number, PositiveNumber, Range
+from ..types import STRICT, DType, Integer, Number, PositiveNumber, Range
 from . import functional as F
 from .base import Stage, StageTraits
 from .scaling import Normalize
@@ -39,6 +39,8 @@ def endpoint_image(fn, spec: ValueSpec) -> Interval:
         out = np.asarray(fn(ends.reshape(1, 2, 1)), dtype=np.float64).ravel()
     lo, hi = float(np.min(out)), float(np.max(out))
     if math.isnan(lo) or math.isnan(hi):
+        if spec.interval.bounded:  # finite in, NaN out: the parameters break the arithmetic
+            raise FloatingPointError(f"NaN from the finite {spec.interval}")
         return Interval(-math.inf, math.inf)
     return Interval(lo, hi)
 
@@ -186,8 +188,8 @@ class RescaleIntensity(Stage):
 class ClaheParams(BaseModel):
     model_config = STRICT
     clip_limit: Number = Field(0.01, gt=0, le=1)
-    kernel_size: Annotated[int, Field(ge=1)] | tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
-    nbins: int = Field(256, ge=2, le=65536)
+    kernel_size: Annotated[Integer, Field(ge=1)] | tuple[Annotated[Integer, Field(ge=1)], Annotated[Integer, Field(ge=1)]] | None = None
+    nbins: Integer = Field(256, ge=2, le=65536)
 
 
 class Clahe(Stage):

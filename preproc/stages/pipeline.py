@@ -11,12 +11,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
+import math
+
 from .. import dtypes
 from ..dataset.sampling import source_spec
+from ..findings import Finding
 from ..spec import Interval, ValueSpec
 from .base import RunContext, Stage, StageContext
 
-__all__ = ["Pipeline", "entry_spec"]
+__all__ = ["Pipeline", "entry_spec", "infer_checked"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
 
@@ -72,11 +75,14 @@ class Pipeline:
         return cls(stages, src, entry_spec(src, cfg.batches))
 
     def _bind(self) -> None:
-        """Infer the spec entering and leaving every stage (the stages themselves never change)."""
-        spec, self.inputs, self.specs = self.entry_spec, [], []
+        """Infer the spec entering and leaving every stage (the stages themselves never change);
+        arithmetic failures become :attr:`bind_findings`."""
+        spec, self.inputs, self.specs, self.bind_findings = self.entry_spec, [], [], []
         for stage in self.stages:
             self.inputs.append(spec)
-            spec = stage.infer(spec)
+            spec, finding = infer_checked(stage, spec)
+            if finding is not None:
+                self.bind_findings.append(finding)
             self.specs.append(spec)
 
     @property
@@ -142,3 +148,71 @@ def _channel_stats(prior: list[Stage], images: Iterable[np.ndarray]) -> tuple[li
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
     return mean.tolist(), std.tolist()
+
+
+def infer_checked(stage: Stage, spec: ValueSpec) -> tuple[ValueSpec, Finding | None]:
+    """``stage.infer(spec)`` for every stage, with the arithmetic's failures as findings.
+
+    Parameters at the edge of floating point (a factor of 1e308, an offset of 1e308, a std of
+    5e-324, a factor of 1e-300) make a bounded input overflow to infinity, turn into NaN, or
+    underflow so every value lands on one number. Those are the config's problems, reported as
+    ``non-finite-output`` (infinite or NaN) or ``degenerate-output`` (one value), never
+    exceptions; the returned spec is then unknown, so later stages are not judged on it.
+    """
+    bounded = spec.known and spec.interval.bounded
+    with np.errstate(all="ignore"):
+        try:
+            out = stage.infer(spec)
+        except (ArithmeticError, ValueError) as exc:
+            if not _is_arithmetic(exc):
+                raise
+            return _unknown_after(stage, spec), _non_finite(stage, spec, "NaN")
+    if not bounded or not out.known:
+        return out, None
+    iv = out.interval
+    if not iv.bounded and not _unbounded_by_design(stage, spec, iv):
+        return _unknown_after(stage, spec), _non_finite(stage, spec, str(iv))
+    if iv.width == 0 and spec.interval.width > 0 and not getattr(stage, "clips", False):
+        return out, Finding(
+            "degenerate-output",
+            f"{stage.describe()} maps every value of {spec.interval} to {iv.lo:g}: its "
+            "parameters underflow the arithmetic",
+            hint="check the stage's parameters: a factor or std this small erases the data",
+            data={"received": spec.interval.as_list(), "output": iv.as_list()},
+        )
+    return out, None
+
+
+def _is_arithmetic(exc: Exception) -> bool:
+    if isinstance(exc, ArithmeticError):
+        return True
+    text = str(exc)
+    return "NaN" in text or "nan" in text or "empty interval" in text or "finite" in text
+
+
+def _unbounded_by_design(stage: Stage, spec: ValueSpec, iv: Interval) -> bool:
+    """Whether an unbounded output is the stage's word for "unknown" (samplewise normalize,
+    an unresolved range) rather than an overflow: it stays unbounded for input [0, 1] too."""
+    if not (math.isinf(iv.lo) and math.isinf(iv.hi) and iv.lo < 0 < iv.hi):
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            unit = stage.infer(spec.with_(interval=Interval(0.0, 1.0)))
+    except (ArithmeticError, ValueError):
+        return False
+    return not unit.interval.bounded and math.isinf(unit.interval.lo)
+
+
+def _unknown_after(stage: Stage, spec: ValueSpec) -> ValueSpec:
+    return ValueSpec.unknown(spec.channels)
+
+
+def _non_finite(stage: Stage, spec: ValueSpec, what: str) -> Finding:
+    return Finding(
+        "non-finite-output",
+        f"{stage.describe()} turns the finite {spec.interval} into {what}: its parameters "
+        "overflow (or divide by almost zero in) 32/64-bit floating point",
+        hint="check the stage's parameters: factors, offsets and std must keep the output "
+        "finite (float32 holds up to 3.4e38)",
+        data={"received": spec.interval.as_list()},
+    )

@@ -66,13 +66,17 @@ def load_stats(path: Path) -> tuple[list[float], list[float], str]:
     Returns mean, std and the ``space`` they were measured in (``"raw"``: decoded file values).
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        from ..io.smallfile import read_capped
+
+        data = json.loads(read_capped(path).decode("utf-8"))
         mean, std = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
         space = str(data.get("space", "raw"))
     except FileNotFoundError:
         raise ConfigError(f"stats file {path} not found", hint="write it with `preproc audit --stats`") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ConfigError(f"stats file {path} is not valid: {exc}") from None
+    if not all(math.isfinite(v) for v in mean + std):
+        raise ConfigError(f"stats file {path} holds a NaN or infinite mean/std")
     if len(mean) != len(std) or not mean or any(s <= 0 for s in std):
         raise ConfigError(f"stats file {path} needs equal-length `mean` and positive `std` lists")
     return mean, std, space
