@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "CheckFailed",
     "ConfigError",
+    "printable",
     "DecodeError",
     "LossyDecodeError",
     "MissingDependencyError",
@@ -32,6 +33,23 @@ __all__ = [
     "StageError",
     "WorkerError",
 ]
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F),
+                                            *range(0x2066, 0x206A))})
+
+
+def printable(text) -> str:
+    """``text`` safe to show on a terminal or in a report: bytes that were not valid UTF-8 (held
+    as surrogate escapes, as file names are) and control characters (ESC, BEL, newline, bidi
+    overrides) are shown escaped, as ``\\xff`` or ``\\x1b``, so a file name cannot clear the
+    screen or forge a line."""
+    text = str(text)
+    if text.isprintable() and text.isascii():
+        return text
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.translate(_CONTROL)
 
 
 class PreprocError(Exception):
@@ -121,10 +139,10 @@ class DecodeError(PreprocError):
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
         self.path = str(path)
         self.reason = reason
-        self.detail = detail
-        text = f"{self.path}: cannot read image ({reason})"
+        self.detail = printable(detail)
+        text = f"{printable(self.path)}: cannot read image ({reason})"
         if detail:
-            text += f": {detail}"
+            text += f": {self.detail}"
         super().__init__(text)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .aggregate import GroupStats, RecordSpool
 from ..dataset.tally import Expectation, Tally
+from ..errors import printable
 
 __all__ = ["Collector"]
 
@@ -30,6 +31,9 @@ class Collector:
     """
 
     def __init__(self, expect: Expectation | None, classes, where: str) -> None:
+        classes = None if classes is None else [printable(c) if c is not None else None
+                                                  for c in classes]
+        where = printable(where)
         self.spool = RecordSpool()
         self.tally = Tally(expect, classes, where)
         self.classes = list(classes)
@@ -51,6 +55,7 @@ class Collector:
         payloads = [rec.hist for rec in records]
         for rec in records:
             rec.hist = None  # transport only: not spooled
+            _escape_strings(rec)
         self.spool.extend(records)
         for rec, payload in zip(records, payloads):
             self._account(rec, payload)
@@ -126,6 +131,16 @@ class Collector:
     def _count(self, code: str) -> int:
         bucket = self.tally.errors.get(code)
         return bucket.count if bucket else 0
+
+
+def _escape_strings(rec) -> None:
+    """File names, class folders and header strings may hold any byte: keep only their
+    printable, escaped form in the record, which every report shows."""
+    for name, value in vars(rec).items():
+        if isinstance(value, str):
+            safe = printable(value)
+            if safe is not value:
+                setattr(rec, name, safe)
 
 
 def _sort_key(key: tuple) -> tuple:

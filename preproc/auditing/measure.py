@@ -228,10 +228,9 @@ def _direct_stats(flat: np.ndarray) -> dict:
     nonfinite = int(flat.shape[0] - finite.sum()) if flat.dtype.kind == "f" else 0
     if nonfinite:
         values = values[finite]
-    if values.size == 0:
-        nan = [float("nan")] * flat.shape[1]
-        return {"pixels": 0, "min": nan, "max": nan, "mean": nan, "std": nan, "p_low": nan,
-                "p_high": nan, "frac_min": nan, "frac_max": nan, "nonfinite": nonfinite}
+    if values.size == 0:  # nothing finite to measure: no statistics rather than NaN ones
+        return {"pixels": 0, "min": None, "max": None, "mean": None, "std": None, "p_low": None,
+                "p_high": None, "frac_min": None, "frac_max": None, "nonfinite": nonfinite}
     lo, hi = values.min(axis=0), values.max(axis=0)
     low, high = np.percentile(values, PERCENTILES, axis=0)
     return {

@@ -82,7 +82,7 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
     index = _index(it, shards)
     names = {v: k for k, v in it.class_indices.items()}
     write_atomic(out / "index.json", json.dumps(index, indent=1).encode())
-    write_atomic(out / "index.csv", _csv(shards, names).encode())
+    write_atomic(out / "index.csv", _csv(shards, names).encode("utf-8", "surrogateescape"))
     index["reused"], index["written"] = reused, len(shards) - reused
     return index
 
@@ -104,7 +104,7 @@ def _stamp(recipe: str, paths: list[str]) -> str:
     for path in paths:
         try:
             st = os.stat(path)
-            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
+            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode("utf-8", "surrogateescape"))
         except OSError:
             digest.update(f"{path}:missing;".encode())
     return digest.hexdigest()

@@ -251,6 +251,7 @@ class BatchIterator:
             idx = idx[keep]
         if guard:
             self._check_ranges(i, idx, stats)
+        self._check_finite(i, idx, x)
         y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
         return x, y, idx
 
@@ -336,6 +337,20 @@ class BatchIterator:
                                  stage_name=finding.stage_name or "")
             if self.guard == "warn":
                 warnings.warn(finding.message, RuntimeRangeWarning, stacklevel=4)
+
+    def _check_finite(self, i, idx, x) -> None:
+        from ..errors import printable
+        from .guard import check_finite
+
+        finding = check_finite(x, [printable(self._listing.filenames[j]) for j in idx], i,
+                               self.epoch, self.config)
+        if finding is None:
+            return
+        self.findings.append(finding)
+        if self.guard == "raise":
+            raise StageError(finding.message)
+        if self.guard == "warn":
+            warnings.warn(finding.message, RuntimeRangeWarning, stacklevel=4)
 
     # ------------------------------------------------------------------- setup, workers
     def _fit(self) -> None:

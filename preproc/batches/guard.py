@@ -14,7 +14,7 @@ import math
 from ..findings import Finding, Location
 from ..spec import Interval
 
-__all__ = ["check_batch"]
+__all__ = ["check_batch", "check_finite"]
 
 
 def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
@@ -45,6 +45,35 @@ def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
         if bad:
             found.append(_finding(config, stage, allowed, Interval(lo, hi), batch, epoch, bad))
     return found
+
+
+def check_finite(x, files: list[str], batch: int, epoch: int, config=None) -> Finding | None:
+    """A ``non-finite-values`` finding when the float batch ``x`` holds NaN or infinity.
+
+    Args:
+        x: the batch, ``(N, H, W, C)``.
+        files: the file of each row, as shown to the user.
+    """
+    import numpy as np
+
+    if x.dtype.kind != "f" or not x.size:
+        return None
+    finite = np.isfinite(x)
+    if finite.all():
+        return None
+    rows = np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))
+    count = int(finite.size - np.count_nonzero(finite))
+    bad = [files[r] for r in rows]
+    path = getattr(config, "path", None) if config is not None else None
+    return Finding(
+        "non-finite-values",
+        f"batch {batch} of epoch {epoch} holds {count} NaN or infinite value(s) in "
+        f"{len(bad)} image(s)",
+        "the files hold NaN or inf (run `preproc audit`), or a stage divides by zero; repair "
+        "or drop the files before training on them",
+        location=Location(file=str(path) if path else None), files=tuple(bad[:10]),
+        count=len(bad), data={"batch": batch, "epoch": epoch, "values": count},
+    )
 
 
 def _finding(config, stage, allowed, seen, batch, epoch, files) -> Finding:

@@ -100,6 +100,8 @@ class Tally:
         self.kinds: dict[tuple, _Bucket] = {}
         self.mismatch = {k: _Bucket() for k in ("dtype", "channels", "stored_bits")}
         self.out_of_range, self.constant = _Bucket(), _Bucket()
+        self.nonfinite = _Bucket()
+        self.nonfinite_values = 0
         self.observed: list[float] = []
         self.effective: dict[str, Counter] = {}
         self.effective_examples: dict[str, list] = {}
@@ -116,6 +118,9 @@ class Tally:
             self._check_header(rec)
         if rec.ok:
             self.usable[rec.cls] += 1
+            if getattr(rec, "nonfinite", 0):
+                self.nonfinite.add(rec.path)
+                self.nonfinite_values += rec.nonfinite
             if rec.min is not None:
                 self._check_values(rec)
 
@@ -152,6 +157,15 @@ class Tally:
         out = self._listing_findings() + self._error_findings() + self._mismatch_findings()
         out += self._mixed_finding() + self._effective_findings() + self._range_finding()
         out += self._class_findings() + self._duplicate_finding(duplicates)
+        if self.nonfinite.count:
+            out.append(self._finding(
+                "non-finite-values", self.nonfinite,
+                f"{self.nonfinite.count} file(s) hold NaN or infinite values "
+                f"({self.nonfinite_values} pixel(s) in all); statistics skip them, batches "
+                "would carry them into training",
+                "repair or remove these files; NaN or inf has no place in a range check, a "
+                "mean or a loss", data={"files": self.nonfinite.count,
+                                        "pixels": self.nonfinite_values}))
         if self.constant.count:
             out.append(self._finding(
                 "constant-image", self.constant,

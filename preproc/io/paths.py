@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["display_path"]
+from ..errors import printable
+
+__all__ = ["display_path", "printable"]
 
 
 def display_path(path) -> str | None:
@@ -15,5 +17,5 @@ def display_path(path) -> str | None:
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
+        return printable(path)
+    return printable(path if rel.startswith("..") else rel)
