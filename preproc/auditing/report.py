@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,7 @@ class AuditReport:
         if self.stats is None:
             raise PreprocError("no statistics to write: the audit decoded no readable file "
                                "(a --quick audit reads headers only)")
+        _refuse_to_overwrite(Path(path))
         atomic_write(Path(path), lambda f: json.dump(_jsonable(self.stats), f, indent=1))
         return Path(path)
 
@@ -221,3 +223,27 @@ def _jsonable(obj):
     return obj
 
 
+
+
+def check_stats_target(path) -> None:
+    """Raise before any work when ``--stats FILE`` would overwrite something else."""
+    _refuse_to_overwrite(Path(path))
+
+
+def _refuse_to_overwrite(path: Path) -> None:
+    """``--stats FILE`` replaces an earlier stats file, never anything else (an image, a
+    config, a device)."""
+    from ..errors import PreprocError, printable
+    from ..io.smallfile import read_capped
+    from .suggest import STATS_FORMAT
+
+    if not os.path.lexists(path):
+        return
+    try:
+        doc = json.loads(read_capped(path, 64 << 20))
+        ours = isinstance(doc, dict) and doc.get("format") == STATS_FORMAT
+    except (OSError, ValueError, RecursionError):
+        ours = False
+    if not ours:
+        raise PreprocError(f"{printable(path)} exists and is not a preproc stats file; refusing "
+                           "to overwrite it: choose another --stats path or remove the file")

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,8 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
         shard counts.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "--out must be a folder, this is a file", str(out))
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     shards, reused = [], 0
@@ -83,6 +86,7 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
     names = {v: k for k, v in it.class_indices.items()}
     write_atomic(out / "index.json", json.dumps(index, indent=1).encode())
     write_atomic(out / "index.csv", _csv(shards, names).encode("utf-8", "surrogateescape"))
+    _remove_unlisted_shards(out, len(shards))
     index["reused"], index["written"] = reused, len(shards) - reused
     return index
 
@@ -135,14 +139,31 @@ def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict | None:
     npy, side = out / f"{name}.npy", out / f"{name}.json"
     if not (npy.is_file() and side.is_file()):
         return None
+    from ..io.smallfile import read_capped
+
     try:
-        entry = json.loads(side.read_text())
-    except (OSError, ValueError):
+        entry = json.loads(read_capped(side, 256 << 20))
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested too deep
+        return None
+    if not isinstance(entry, dict):
         return None
     if entry.get("planned") != planned or entry.get("stamp") != stamp \
             or entry.get("sha256") != _sha256(npy):
         return None
     return entry
+
+
+_SHARD = re.compile(r"^batch-(\d{5,})\.(npy|json)$")
+
+
+def _remove_unlisted_shards(out: Path, count: int) -> None:
+    """Shards past the end of the index just written (a re-run with a larger batch_size makes
+    fewer) are removed, so the folder holds exactly what ``index.json`` lists. The index is
+    replaced first, atomically: a reader never sees it list a missing shard."""
+    for path in out.iterdir():
+        match = _SHARD.match(path.name)
+        if match and int(match.group(1)) >= count:
+            path.unlink(missing_ok=True)
 
 
 def _remove_stale_temporaries(out: Path) -> None:

@@ -44,6 +44,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _one_line_warnings:
+    """While a command runs: each warning is one line on stderr (no source line, no file of
+    the warning's origin), and third-party loggers (tifffile) stay quiet below errors, since
+    preproc reports the same problems itself, once."""
+
+    LOGGERS = ("tifffile", "pydicom", "PIL")
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.showwarning = _show_warning
+        self._levels = {}
+        for name in self.LOGGERS:
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._warnings.__exit__(*exc)
+        return False
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from ..errors import printable
+
+    text = " ".join(str(message).split("\n"))
+    out = file if file is not None else sys.stderr
+    try:
+        print(f"warning: {printable(text)}", file=out)
+    except (OSError, ValueError):
+        pass
+
+
+def io_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and why."""
+    from ..errors import printable
+
+    why = exc.strerror or str(exc) or type(exc).__name__
+    where = f"{printable(exc.filename)}: " if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where += f"-> {printable(exc.filename2)}: "
+    return f"I/O error: {where}{why}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args))
+        with _one_line_warnings():
+            return int(args.func(args))
     except PreprocError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -60,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # disk full, read-only, a file where a folder belongs, /proc, ...
+        print(f"preproc {args.command}: {io_message(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"preproc {args.command}: out of memory; lower batches.batch_size, "
+              "batches.target_size or the number of workers", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: say so plainly, never let it pass as "findings" (exit 1)
         if os.environ.get("PREPROC_DEBUG"):
             raise

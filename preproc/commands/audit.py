@@ -43,6 +43,10 @@ def main(args) -> int:
         raise PreprocError("--workers must be at least 1")
     if args.scheduler and args.engine != "dask":
         raise PreprocError("--scheduler needs --engine dask")
+    if args.stats:
+        from ..audit.report import check_stats_target
+
+        check_stats_target(args.stats)
     with progress_bar(args.format == "text", "auditing") as progress:
         report = audit(args.target, quick=args.quick, engine=args.engine,
                        scheduler=args.scheduler, workers=args.workers, progress=progress)
