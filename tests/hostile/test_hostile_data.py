@@ -78,7 +78,7 @@ def _forged(text: str) -> list[str]:
     return [c for c in text if c in CONTROL and c != "\t"]
 
 
-@settings(max_examples=int(os.environ.get("PREPROC_HOSTILE_EXAMPLES", "12")))
+@settings(max_examples=int(os.environ.get("PREPROC_HOSTILE_EXAMPLES", "8")))
 @given(name=NAMES)
 @example(name=b"bad\xff\xfename")
 @example(name=b"evil\x1b[2J\x07\ncheck passed")
