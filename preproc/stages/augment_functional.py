@@ -1,0 +1,268 @@
+"""Pure array functions behind the augmentation stages. No state, no config, no randomness.
+
+Every function takes an image of shape ``(H, W, C)`` and parameters already drawn, and returns a
+new array; none mutates its input. Drawing the parameters is the business of
+:mod:`preproc.stages.augment_draw`, which takes an explicit ``numpy.random.Generator``.
+
+Decisions:
+
+* Geometry follows Keras' ``apply_affine_transform``: rotation, shift, shear and zoom compose
+  into one matrix about the image centre, and the image is resampled once, with the
+  ``scipy.ndimage`` spline conventions (``order``, ``mode`` ``constant``/``nearest``/``reflect``/
+  ``wrap``). Order 1, the default, runs a vectorized bilinear kernel over all channels at once
+  that reproduces ``scipy.ndimage.affine_transform`` (same coordinates, same edge rules); other
+  orders call SciPy channel by channel.
+* Integer images stay integer: resampled values are rounded half up and saturated to the dtype,
+  as SciPy does for integer outputs, so uint16 keeps its 16-bit levels.
+* Photometric functions compute in float32 and never round-trip through 8 bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+
+__all__ = [
+    "FILL_MODES",
+    "affine",
+    "brightness",
+    "center_crop",
+    "channel_shift",
+    "contrast",
+    "crop",
+    "flip",
+    "keras_matrix",
+    "spline_overshoot",
+]
+
+F32 = np.float32
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+def keras_matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy: float,
+                 h: int, w: int) -> np.ndarray | None:
+    """The 3x3 matrix Keras' ``apply_affine_transform`` resamples with, in (row, col) order.
+
+    ``theta`` and ``shear`` are degrees; ``tx`` is the shift along rows (height) and ``ty``
+    along columns (width), in pixels; ``zx``/``zy`` are Keras' zoom factors. Returns ``None`` for
+    the identity (Keras then leaves the image untouched). The arithmetic is Keras' own, in the
+    same order, so the coordinates agree to the last bit.
+    """
+    m = None
+    if theta != 0:
+        t = np.deg2rad(theta)
+        m = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    if tx != 0 or ty != 0:
+        s = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
+        m = s if m is None else np.dot(m, s)
+    if shear != 0:
+        sh = np.deg2rad(shear)
+        s = np.array([[1, -np.sin(sh), 0], [0, np.cos(sh), 0], [0, 0, 1]])
+        m = s if m is None else np.dot(m, s)
+    if zx != 1 or zy != 1:
+        s = np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
+        m = s if m is None else np.dot(m, s)
+    if m is None:
+        return None
+    o_x, o_y = float(h) / 2 - 0.5, float(w) / 2 - 0.5
+    offset = np.array([[1, 0, o_x], [0, 1, o_y], [0, 0, 1]])
+    reset = np.array([[1, 0, -o_x], [0, 1, -o_y], [0, 0, 1]])
+    m = np.dot(np.dot(offset, m), reset)
+    m[:, [0, 1]] = m[:, [1, 0]]  # Keras builds (x, y); arrays index (row, col)
+    m[[0, 1]] = m[[1, 0]]
+    return m
+
+
+def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mode: str = "nearest",
+           cval: float = 0.0, clip: bool = True) -> np.ndarray:
+    """Resample ``x`` with ``matrix`` (output coordinate -> input coordinate, rows first).
+
+    Input: (H, W, C), any real dtype. Output: same shape and dtype; integers rounded half up and
+    saturated. With ``clip`` and ``order >= 2``, the spline's overshoot is clipped to the
+    image's own [min, max] (and ``cval`` with ``fill_mode: constant``).
+    """
+    if matrix is None:
+        return x.copy()
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
+    if order == 1:
+        out = _bilinear(x, matrix, fill_mode, cval)
+        if x.dtype.kind == "f" and x.size:  # float weights may sum to 1 + ulp: stay convex
+            lo, hi = _span(x, fill_mode, cval)
+            np.clip(out, lo, hi, out=out)
+    else:
+        out = _spline(x, matrix, order, fill_mode, cval)
+        if clip and order >= 2 and x.size:
+            np.clip(out, *_span(x, fill_mode, cval), out=out)
+    return _to_dtype(out, x.dtype)
+
+
+def _span(x: np.ndarray, fill_mode: str, cval: float) -> tuple[float, float]:
+    lo, hi = float(x.min()), float(x.max())
+    if fill_mode == "constant":
+        c = float(x.dtype.type(cval)) if x.dtype.kind == "f" else cval
+        lo, hi = min(lo, c), max(hi, c)
+    return lo, hi
+
+
+def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return values.astype(dt, copy=False)
+    lo, hi = dtypes.int_range(dt)
+    out = np.floor(values + 0.5)  # SciPy's rounding for integer outputs
+    np.clip(out, lo, hi, out=out)
+    return out.astype(dt)
+
+
+def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: float) -> np.ndarray:
+    from scipy import ndimage  # heavy: loaded on first use only
+
+    out = np.empty(x.shape, dtype=np.float64)
+    for c in range(x.shape[2]):
+        ndimage.affine_transform(x[..., c], matrix[:2, :2], matrix[:2, 2], order=order,
+                                 mode=mode, cval=cval, output=out[..., c])
+    return out
+
+
+def _bilinear(x: np.ndarray, m: np.ndarray, mode: str, cval: float) -> np.ndarray:
+    """SciPy's order-1 ``affine_transform`` on every channel at once, in plain NumPy."""
+    h, w, c = x.shape
+    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    si = (m[0, 0] * rows)[:, None] + (m[0, 1] * cols + m[0, 2])[None, :]
+    sj = (m[1, 0] * rows)[:, None] + (m[1, 1] * cols + m[1, 2])[None, :]
+    outside = None
+    if mode == "constant":
+        outside = (si < 0) | (si > h - 1) | (sj < 0) | (sj > w - 1)
+    si, sj = _map(si, h, mode), _map(sj, w, mode)
+    i0, j0 = si.astype(np.intp), sj.astype(np.intp)  # coordinates are >= 0: truncation floors
+    fi, fj = (si - i0).astype(F32), (sj - j0).astype(F32)
+    di = np.where(i0 < h - 1, w, 0)
+    dj = (j0 < w - 1).astype(np.intp)
+    k00 = i0 * w + j0
+    k01, k10 = k00 + dj, k00 + di
+    k11 = k10 + dj
+    gather = _gatherer(x)
+    wide = F32 if x.dtype.itemsize <= 2 and x.dtype.kind in "uif" else np.float64
+    w11 = (fi * fj).astype(wide)
+    w10, w01 = fi.astype(wide) - w11, fj.astype(wide) - w11
+    w00 = 1 - fi.astype(wide) - fj.astype(wide) + w11
+    out = gather(k00) * w00[..., None]
+    out += gather(k01) * w01[..., None]
+    out += gather(k10) * w10[..., None]
+    out += gather(k11) * w11[..., None]
+    if outside is not None and outside.any():
+        out[outside] = cval
+    return out
+
+
+def _gatherer(x: np.ndarray):
+    """``k -> x.reshape(-1, C)[k]`` shaped (H, W, C); packs small pixels into one word."""
+    h, w, c = x.shape
+    size = x.dtype.itemsize * c
+    word = {4: np.uint32, 8: np.uint64}.get(size) or ({3: np.uint32, 6: np.uint64}.get(size)
+                                                       if x.dtype.itemsize <= 2 else None)
+    if word is not None:
+        slots = np.dtype(word).itemsize // x.dtype.itemsize
+        packed = np.zeros((h * w, slots), dtype=x.dtype)
+        packed[:, :c] = x.reshape(-1, c)
+        flat = packed.view(word).ravel()
+        return lambda k: flat.take(k).view(x.dtype).reshape(h, w, slots)[..., :c]
+    flat = np.ascontiguousarray(x).reshape(-1, c)
+    return lambda k: flat.take(k.ravel(), axis=0).reshape(h, w, c)
+
+
+def _map(s: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Map coordinates into [0, n - 1] as SciPy's modes do before interpolating."""
+    if n == 1:
+        return np.zeros_like(s)
+    if mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
+        period = 2 * n
+        s = np.mod(s + 0.0, period)
+        s = np.where(s >= n, period - 1 - s, s)
+    elif mode == "wrap":  # SciPy's wrap: first and last samples coincide, period n - 1
+        inside = (s >= 0) & (s <= n - 1)
+        s = np.where(inside, s, np.mod(s, n - 1))
+    return np.clip(s, 0, n - 1)
+
+
+def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+    """Mirror left-right and/or up-down. Output: a new array, same dtype."""
+    if horizontal:
+        x = x[:, ::-1]
+    if vertical:
+        x = x[::-1]
+    return np.array(x, copy=True)
+
+
+def brightness(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+    """``x * factor`` in float32 (no 8-bit round trip).
+
+    Output: float32; with ``keep_dtype`` integers are rounded and saturated to their dtype.
+    """
+    out = np.multiply(x, F32(factor), dtype=F32)
+    return _saturate(out, x.dtype) if keep_dtype else out
+
+
+def contrast(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+    """``mean + (x - mean) * factor`` about the image mean (all pixels and channels), float32.
+
+    With ``factor <= 1`` the result stays inside the image's own [min, max]. Output: float32;
+    with ``keep_dtype`` integers are rounded and saturated to their dtype.
+    """
+    mean = F32(np.mean(x, dtype=np.float64)) if x.size else F32(0)
+    out = np.subtract(x, mean, dtype=F32)
+    out *= F32(factor)
+    out += mean
+    if factor <= 1 and x.size:  # a convex combination: float rounding must not step outside
+        np.clip(out, F32(x.min()), F32(x.max()), out=out)
+    return _saturate(out, x.dtype) if keep_dtype else out
+
+
+def channel_shift(x: np.ndarray, intensity: float, *, clip: bool = True) -> np.ndarray:
+    """Add ``intensity`` to every channel, as Keras' ``apply_channel_shift``.
+
+    With ``clip`` (Keras), the result is clipped to the image's own [min, max] and integers stay
+    integer (rounded half to even); without, the output is float32 and widens by ``intensity``.
+    """
+    out = np.add(x, F32(intensity), dtype=F32)
+    if not clip:
+        return out
+    if x.size:
+        np.clip(out, F32(x.min()), F32(x.max()), out=out)
+    return _saturate(out, x.dtype) if x.dtype.kind in "ui" else out.astype(x.dtype, copy=False)
+
+
+def _saturate(values: np.ndarray, dtype) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return values.astype(dt, copy=False)
+    lo, hi = dtypes.int_range(dt)
+    out = np.rint(values)
+    np.clip(out, lo, hi, out=out)
+    return out.astype(dt)
+
+
+def crop(x: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """The window ``[top:top+height, left:left+width]`` as a new array."""
+    h, w = x.shape[:2]
+    if height > h or width > w:
+        raise ValueError(f"cannot crop {height}x{width} from an image of {h}x{w}")
+    return np.array(x[top:top + height, left:left + width], copy=True)
+
+
+def center_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centred ``height`` x ``width`` window (Keras/torchvision rounding: floor of half)."""
+    h, w = x.shape[:2]
+    return crop(x, max(0, (h - height) // 2), max(0, (w - width) // 2), height, width)
+
+
+def spline_overshoot(order: int) -> float:
+    """A bound on the Lebesgue constant of cardinal spline interpolation of ``order``.
+
+    Resampled values lie within ``mid +- bound * width / 2`` of the input interval.
+    Order 0 and 1 interpolate convexly (bound 1); the constants of orders 2-5 lie below 2.
+    """
+    return 1.0 if order <= 1 else 2.0
+
