@@ -72,6 +72,10 @@ CODES: dict[str, CodeInfo] = _codes(
      "whose modality LUT (slope/intercept) is not applied"),
     ("mixed-rescale", E, "DICOM files map stored values to modality units differently while "
      "source.dicom.modality_lut is false"),
+    ("fill-out-of-range", E, "a geometric augmentation fills with a constant outside the interval "
+     "it receives"),
+    ("augment-units", W, "an augmentation amount (channel shift, clip) is in other units than "
+     "the values it receives"),
 )
 
 
