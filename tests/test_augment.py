@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from preproc.check import check_pipeline
-from preproc.pipeline import Pipeline
+from preproc.analysis import check_pipeline
+from preproc.stages.pipeline import Pipeline
 from preproc.spec import ValueSpec
 from preproc.stages import augment_draw as D
 from preproc.stages import augment_functional as A

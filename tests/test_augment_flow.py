@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flowkit import rgb_dataset, write_config
 
-from preproc.flow import flow
+from preproc.batches.flow import flow
 
 AUGMENT = [
     {"random_affine": {"rotation": 30, "width_shift": 0.1, "zoom": 0.2}},
