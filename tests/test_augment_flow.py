@@ -103,3 +103,26 @@ def test_guard_accepts_augmented_batches(tmp_path, data):
     with flow(cfg, workers=0, guard="raise") as it:
         _epoch(it)
         assert it.findings == []
+
+
+def test_preview_matches_the_batches_and_the_plain_pipeline(tmp_path, data):
+    cfg = _cfg(tmp_path, data, shuffle=False, batch_size=6)
+    plain_cfg = _cfg(tmp_path, data, stages=[{"rescale": {"factor": "1/255"}}], shuffle=False,
+                     batch_size=6, name="plain.yaml")
+    with flow(cfg, workers=0) as it, flow(plain_cfg, workers=0) as ref:
+        augmented, plain = it.preview(4)
+        np.testing.assert_array_equal(augmented, it[0][0][:4])
+        np.testing.assert_array_equal(plain, ref[0][0][:4])
+
+
+def test_preview_command_writes_a_contact_sheet(tmp_path, data):
+    from PIL import Image
+
+    from preproc.cli import main
+
+    cfg = _cfg(tmp_path, data)
+    out = tmp_path / "sheet" / "grid.png"
+    assert main(["preview", str(cfg.path), "--out", str(out), "-n", "3"]) == 0
+    sheet = np.asarray(Image.open(out))
+    assert sheet.dtype == np.uint8 and sheet.shape == (2 * (20 + 2) + 2, 3 * (24 + 2) + 2, 3)
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no temporary left

@@ -378,6 +378,16 @@ class BatchIterator:
         self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
         self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
 
+    def preview(self, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """``(augmented, plain)`` arrays of the first ``n`` images of the current epoch.
+
+        The augmented images are exactly those the batches hold; the plain ones went through
+        the deterministic stages alone (as validation does). See :mod:`preproc.batches.preview`.
+        """
+        from .preview import samples
+
+        return samples(self, n)
+
     def start(self) -> BatchIterator:
         """Start the worker processes now (they start on the first batch otherwise)."""
         self._get_engine()
