@@ -111,7 +111,8 @@ def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     if dt.kind == "f":
         return values.astype(dt, copy=False)
     lo, hi = dtypes.int_range(dt)
-    out = np.floor(values + 0.5)  # SciPy's rounding for integer outputs
+    out = values + 0.5
+    np.floor(out, out=out)  # SciPy's rounding for integer outputs: half up
     np.clip(out, lo, hi, out=out)
     return out.astype(dt)
 
@@ -136,41 +137,45 @@ def _bilinear(x: np.ndarray, m: np.ndarray, mode: str, cval: float) -> np.ndarra
     if mode == "constant":
         outside = (si < 0) | (si > h - 1) | (sj < 0) | (sj > w - 1)
     si, sj = _map(si, h, mode), _map(sj, w, mode)
-    i0, j0 = si.astype(np.intp), sj.astype(np.intp)  # coordinates are >= 0: truncation floors
-    fi, fj = (si - i0).astype(F32), (sj - j0).astype(F32)
-    di = np.where(i0 < h - 1, w, 0)
-    dj = (j0 < w - 1).astype(np.intp)
-    k00 = i0 * w + j0
-    k01, k10 = k00 + dj, k00 + di
-    k11 = k10 + dj
-    gather = _gatherer(x)
-    wide = F32 if x.dtype.itemsize <= 2 and x.dtype.kind in "uif" else np.float64
-    w11 = (fi * fj).astype(wide)
-    w10, w01 = fi.astype(wide) - w11, fj.astype(wide) - w11
-    w00 = 1 - fi.astype(wide) - fj.astype(wide) + w11
-    out = gather(k00) * w00[..., None]
-    out += gather(k01) * w01[..., None]
-    out += gather(k10) * w10[..., None]
-    out += gather(k11) * w11[..., None]
+    # float32 holds every 8- and 16-bit level exactly and is a float32 image's own precision
+    wide = F32 if x.dtype.itemsize <= 2 or x.dtype == F32 else np.float64
+    fi, ri = np.modf(si.ravel())  # coordinates are >= 0: the integral part is the floor
+    fj, rj = np.modf(sj.ravel())
+    fi, fj = fi.astype(wide), fj.astype(wide)
+    down = (ri < h - 1) * w  # clamped at the last row/column: the far tap weighs 0
+    right = (rj < w - 1).view(np.int8)
+    k00 = ri.astype(np.intp)
+    k00 *= w
+    k00 += rj.astype(np.intp)
+    k01 = k00 + right
+    k10, k11 = k00 + down, k01 + down
+    w11 = fi * fj
+    w10, w01 = fi - w11, fj - w11
+    w00 = 1 - fi
+    w00 -= w01
+    taps = ((k00, w00), (k01, w01), (k10, w10), (k11, w11))
+    out = _blend_planes(x, taps, wide).reshape(h, w, c)
     if outside is not None and outside.any():
         out[outside] = cval
     return out
 
 
-def _gatherer(x: np.ndarray):
-    """``k -> x.reshape(-1, C)[k]`` shaped (H, W, C); packs small pixels into one word."""
+def _blend_planes(x: np.ndarray, taps, wide) -> np.ndarray:
+    """Σ weight · x[k] over the four taps, channel plane by channel plane -> (H*W, C)."""
     h, w, c = x.shape
-    size = x.dtype.itemsize * c
-    word = {4: np.uint32, 8: np.uint64}.get(size) or ({3: np.uint32, 6: np.uint64}.get(size)
-                                                       if x.dtype.itemsize <= 2 else None)
-    if word is not None:
-        slots = np.dtype(word).itemsize // x.dtype.itemsize
-        packed = np.zeros((h * w, slots), dtype=x.dtype)
-        packed[:, :c] = x.reshape(-1, c)
-        flat = packed.view(word).ravel()
-        return lambda k: flat.take(k).view(x.dtype).reshape(h, w, slots)[..., :c]
-    flat = np.ascontiguousarray(x).reshape(-1, c)
-    return lambda k: flat.take(k.ravel(), axis=0).reshape(h, w, c)
+    # channel planes keep every loop long and contiguous (an interleaved C=3 axis does not)
+    planes = np.moveaxis(x, 2, 0).reshape(c, h * w).astype(wide)
+    out = np.empty((h * w, c), dtype=wide)
+    acc, tmp, picked = (np.empty(h * w, dtype=wide) for _ in range(3))
+    for ch in range(c):
+        plane = planes[ch]
+        for n, (k, wt) in enumerate(taps):
+            np.take(plane, k, out=picked)
+            np.multiply(picked, wt, out=acc if n == 0 else tmp)
+            if n:
+                acc += tmp
+        out[:, ch] = acc
+    return out
 
 
 def _map(s: np.ndarray, n: int, mode: str) -> np.ndarray:
@@ -184,7 +189,7 @@ def _map(s: np.ndarray, n: int, mode: str) -> np.ndarray:
     elif mode == "wrap":  # SciPy's wrap: first and last samples coincide, period n - 1
         inside = (s >= 0) & (s <= n - 1)
         s = np.where(inside, s, np.mod(s, n - 1))
-    return np.clip(s, 0, n - 1)
+    return np.clip(s, 0, n - 1, out=s)
 
 
 def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
