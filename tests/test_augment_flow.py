@@ -118,7 +118,7 @@ def test_preview_matches_the_batches_and_the_plain_pipeline(tmp_path, data):
 def test_preview_command_writes_a_contact_sheet(tmp_path, data):
     from PIL import Image
 
-    from preproc.cli import main
+    from preproc.commands import main
 
     cfg = _cfg(tmp_path, data)
     out = tmp_path / "sheet" / "grid.png"

@@ -21,12 +21,14 @@ def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
 
     Files are taken in the current epoch's batch order; unreadable files are skipped.
     """
-    from ..stages.pipeline import Pipeline
+    from ..errors import DecodeError
+    from ..stages.pipeline import Pipeline, for_subset
 
-    plain_pipe = Pipeline.from_config(it.config, source=it.pipeline.source_spec,
-                                      subset="validation", seed=it.pipeline.seed)
-    fitted = {s.index: s for s in it.pipeline.stages if getattr(s, "needs_fit", False)}
-    plain_pipe.stages = [fitted.get(s.index, s) for s in plain_pipe.stages]
+    pipe = it.pipeline
+    apply_to = {e.index: getattr(e, "apply_to", None) for e in it.config.stages}
+    kept = (for_subset(s, apply_to.get(s.index), "validation") for s in pipe.stages)
+    plain_pipe = Pipeline([s for s in kept if s is not None], pipe.source_spec, pipe.entry_spec,
+                          subset="validation", seed=pipe.seed)
     aug, plain = [], []
     for k in it.index_array:
         if len(aug) == n:
@@ -34,7 +36,7 @@ def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
         k = int(k)
         try:
             raw = it._job.load(k)
-        except Exception:  # noqa: BLE001 - a preview shows what it can read
+        except DecodeError:  # a preview shows what it can read
             continue
         path = it.filepath_of(k)
         aug.append(it.pipeline.apply(raw, file=path, index=k, epoch=it.epoch))

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import imaging
 from ..errors import PreprocError
+from ..stages.augment_draw import stage_rng
 from ..stages.base import RunContext
 
 __all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
@@ -64,6 +65,9 @@ class ImageJob:
             dtype and leaves the (cheap, elementwise) stages to the batch in the parent.
         dicom: the config's ``source.dicom`` (what DICOM pixels mean), or ``None`` for the
             stored values; with ``frames: all`` a path may name one frame (``file#k``).
+        seed: the run's seed; with the epoch, the file index and the stage index it fixes every
+            random draw, whichever worker runs the file.
+        subset: the subset being produced (for the run context).
     """
 
     paths: list[str]
@@ -76,6 +80,8 @@ class ImageJob:
     bit_depth: int | None = None
     run_stages: bool = True
     dicom: object | None = None
+    seed: int = 0
+    subset: str | None = None
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
@@ -102,8 +108,8 @@ class ImageJob:
         return imaging.prepare(x, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
 
-    def run(self, i: int, guard: bool = False) -> tuple[np.ndarray, list | None]:
-        """Load file ``i`` and apply every stage (unless ``run_stages`` is off).
+    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[np.ndarray, list | None]:
+        """Load file ``i`` and apply every stage (unless ``run_stages`` is off) for ``epoch``.
 
         Returns:
             The array and, with ``guard`` and stages run, ``[(min, max, has_nan), ...]`` after
@@ -115,7 +121,9 @@ class ImageJob:
         stats = [] if guard else None
         for k, stage in enumerate(self.stages):
             spec = self.specs[k] if self.specs else None
-            x = stage(x, RunContext(spec=spec, index=i, file=self.paths[i]))
+            rng = stage_rng(self.seed, epoch, i, stage.index) if stage.traits().random else None
+            x = stage(x, RunContext(spec=spec, subset=self.subset, epoch=epoch, index=i,
+                                    file=self.paths[i], rng=rng))
             if guard:
                 stats.append(_minmax(x))
         return x, stats
@@ -131,10 +139,10 @@ def _minmax(x: np.ndarray) -> tuple[float, float, bool]:
     return (float(x.min()), float(x.max()), False)
 
 
-def run_one(job: ImageJob, index: int, guard: bool) -> Result:
+def run_one(job: ImageJob, index: int, guard: bool, epoch: int = 0) -> Result:
     """Run one job, turning a :class:`PreprocError` into an error result."""
     try:
-        out, stats = job.run(index, guard)
+        out, stats = job.run(index, guard, epoch)
     except PreprocError as exc:
         return Result("error", error=exc)
     return Result("ok", stats=stats, array=out)
@@ -146,11 +154,11 @@ class InlineEngine:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
 
-    def run_batch(self, indices, guard: bool, out: np.ndarray) -> list[Result]:
+    def run_batch(self, indices, guard: bool, out: np.ndarray, epoch: int = 0) -> list[Result]:
         """Fill ``out[k]`` with image ``indices[k]``; return one :class:`Result` per position."""
         results = []
         for pos, idx in enumerate(indices):
-            res = run_one(self.job, int(idx), guard)
+            res = run_one(self.job, int(idx), guard, epoch)
             if res.status == "ok":
                 res = _store(out, pos, res, self.job.paths[int(idx)])
             results.append(res)
@@ -210,12 +218,12 @@ class ProcessEngine:
         self._expected: dict[int, int] = {}
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks)
 
-    def submit(self, ticket: int, slot: int, indices, guard: bool) -> None:
-        """Queue the images ``indices`` for slot ``slot`` under ``ticket``."""
+    def submit(self, ticket: int, slot: int, indices, guard: bool, epoch: int = 0) -> None:
+        """Queue the images ``indices`` of ``epoch`` for slot ``slot`` under ``ticket``."""
         self._pending[ticket] = {}
         self._expected[ticket] = len(indices)
         for pos, idx in enumerate(indices):
-            self._tasks.put((ticket, slot, pos, int(idx), guard))
+            self._tasks.put((ticket, slot, pos, int(idx), guard, epoch))
 
     def collect(self, ticket: int) -> list[Result]:
         """Block until every image of ``ticket`` is done; return its results by position."""
@@ -268,9 +276,9 @@ def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray) -> None:
         task = tasks.get()
         if task is None:
             break
-        ticket, slot, pos, idx, guard = task
+        ticket, slot, pos, idx, guard, epoch = task
         try:
-            res = run_one(job, idx, guard)
+            res = run_one(job, idx, guard, epoch)
             if res.status == "ok":
                 res = _store(slots[slot], pos, res, job.paths[idx])
         except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
@@ -301,7 +309,7 @@ class Window:
     def fetch(self, key, ahead: list, task, finish):
         """Compute batch ``key`` and return ``finish(slot_view, results)``.
 
-        ``task(key) -> (indices, guard)`` describes a batch; ``finish`` must copy what it keeps
+        ``task(key) -> (indices, guard[, epoch])`` describes a batch; ``finish`` must copy what it keeps
         out of the view, which is reused once it returns.
         """
         if key not in self.inflight:
@@ -331,10 +339,10 @@ class Window:
             self._drain()
         if not self.free:
             self._evict(keep)
-        indices, guard = task(key)
+        indices, guard, *epoch = task(key)
         slot = self.free.pop()
         self._ticket += 1
-        self.engine.submit(self._ticket, slot, indices, guard)
+        self.engine.submit(self._ticket, slot, indices, guard, *epoch)
         self.inflight[key] = (self._ticket, slot, len(indices))
 
     def _evict(self, keep: set) -> None:

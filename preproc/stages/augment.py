@@ -23,12 +23,11 @@ from ..spec import Interval, ValueSpec
 from ..types import STRICT, Number, Range
 from . import augment_draw as D
 from . import augment_functional as A
-from .base import Stage
+from .base import RunContext, Stage, StageTraits
 from .builtin import endpoint_image
-from .registry import register_stage
 
-__all__ = ["Brightness", "CenterCrop", "ChannelShift", "Contrast", "Flip", "RandomAffine",
-           "RandomCrop", "RandomStage"]
+__all__ = ["AUGMENT_STAGES", "Brightness", "CenterCrop", "ChannelShift", "Contrast", "Flip",
+           "RandomAffine", "RandomCrop", "RandomStage"]
 
 
 def _ordered(value):
@@ -45,9 +44,9 @@ Size = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
 
 
 class RandomStage(Stage):
-    """A stage whose parameters are drawn per image from the generator it is given."""
+    """A stage whose parameters are drawn per image from ``RunContext.rng``."""
 
-    random: ClassVar[bool] = True
+    TRAITS: ClassVar[StageTraits] = StageTraits(random=True)
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> dict:  # pragma: no cover
         raise NotImplementedError
@@ -55,11 +54,11 @@ class RandomStage(Stage):
     def transform(self, x: np.ndarray, drawn: dict) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def apply(self, x, rng=None):
-        if rng is None:
-            raise ValueError(f"{self.describe()} is random and needs a numpy Generator; "
+    def apply(self, x, ctx: RunContext):
+        if ctx.rng is None:
+            raise ValueError(f"{self.describe()} is random and needs RunContext.rng; "
                              "run it through a pipeline or flow, which seed it")
-        return self.transform(x, self.draw(rng, x.shape))
+        return self.transform(x, self.draw(ctx.rng, x.shape))
 
     def evaluation_stage(self) -> Stage | None:
         """What runs instead on subsets the stage does not apply to (``None``: nothing)."""
@@ -99,7 +98,6 @@ class RandomAffineParams(BaseModel):
         return self
 
 
-@register_stage
 class RandomAffine(RandomStage):
     """Keras' random rotation, shift, shear and zoom as one matrix and one resampling.
 
@@ -169,7 +167,6 @@ class FlipParams(BaseModel):
     p: float = Field(0.5, ge=0, le=1, description="probability of each enabled flip")
 
 
-@register_stage
 class Flip(RandomStage):
     """Random left-right / up-down mirror, each with probability ``p`` (Keras: 0.5).
 
@@ -219,10 +216,9 @@ class _Photometric(RandomStage):
         return np.clip(out, out.dtype.type(c[0]) if out.dtype.kind == "f" else math.ceil(c[0]),
                        out.dtype.type(c[1]) if out.dtype.kind == "f" else math.floor(c[1]))
 
-    @property
-    def changes_scale(self):  # type: ignore[override]
+    def traits(self) -> StageTraits:
         lo, hi = self.params.range
-        return not (lo == hi == 1)
+        return StageTraits(random=True, changes_scale=not (lo == hi == 1))
 
     def extra_findings(self, spec):
         c = self.params.clip
@@ -246,7 +242,6 @@ class BrightnessParams(BaseModel):
     clip: Range | None = Field(None, description="clip the result to [low, high] (data units)")
 
 
-@register_stage
 class Brightness(_Photometric):
     """``x * factor`` with ``factor`` uniform in ``range``, computed in float32.
 
@@ -281,7 +276,6 @@ class ContrastParams(BaseModel):
     clip: Range | None = None
 
 
-@register_stage
 class Contrast(_Photometric):
     """``mean + (x - mean) * factor`` about each image's mean, float32.
 
@@ -318,7 +312,6 @@ class ChannelShiftParams(BaseModel):
     clip: bool = Field(True, description="clip to the image's own [min, max] (Keras)")
 
 
-@register_stage
 class ChannelShift(RandomStage):
     """Keras' channel shift: one uniform shift for every channel of an image.
 
@@ -330,9 +323,8 @@ class ChannelShift(RandomStage):
     Params = ChannelShiftParams
     summary = "random uniform channel shift (Keras), clipped to the image's range"
 
-    @property
-    def changes_scale(self):  # type: ignore[override]
-        return not self.params.clip
+    def traits(self) -> StageTraits:
+        return StageTraits(random=True, changes_scale=not self.params.clip)
 
     def draw(self, rng, shape):
         i = self.params.intensity
@@ -369,7 +361,6 @@ class CropParams(BaseModel):
     size: Size = Field(description="[height, width] of the window")
 
 
-@register_stage
 class RandomCrop(RandomStage):
     """A ``size`` window at a uniform position; on evaluation subsets, ``center_crop``.
 
@@ -398,7 +389,6 @@ class RandomCrop(RandomStage):
                           line=self.line, column=self.column, context=self.context)
 
 
-@register_stage
 class CenterCrop(Stage):
     """The centred ``size`` window (the evaluation twin of ``random_crop``). Deterministic.
 
@@ -409,7 +399,7 @@ class CenterCrop(Stage):
     Params = CropParams
     summary = "centred window of [height, width]"
 
-    def apply(self, x):
+    def apply(self, x, ctx: RunContext):
         return A.center_crop(x, *self.params.size)
 
     def infer(self, spec):
@@ -468,3 +458,8 @@ CenterCrop.examples = [
     {"params": {"size": [4, 3]}, "input": U8},
     {"params": {"size": [3, 3]}, "input": UNIT},
 ]
+
+#: Registered with the built-ins (see :mod:`preproc.stages.registry`).
+AUGMENT_STAGES: tuple[type[Stage], ...] = (
+    RandomAffine, Flip, Brightness, Contrast, ChannelShift, RandomCrop, CenterCrop,
+)
