@@ -170,7 +170,7 @@ def _blend_planes(x: np.ndarray, taps, wide) -> np.ndarray:
     for ch in range(c):
         plane = planes[ch]
         for n, (k, wt) in enumerate(taps):
-            np.take(plane, k, out=picked)
+            np.take(plane, k, out=picked, mode="wrap")  # k is in range; "raise" would buffer
             np.multiply(picked, wt, out=acc if n == 0 else tmp)
             if n:
                 acc += tmp
