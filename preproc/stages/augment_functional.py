@@ -139,9 +139,8 @@ def _bilinear(x: np.ndarray, m: np.ndarray, mode: str, cval: float) -> np.ndarra
     si, sj = _map(si, h, mode), _map(sj, w, mode)
     # float32 holds every 8- and 16-bit level exactly and is a float32 image's own precision
     wide = F32 if x.dtype.itemsize <= 2 or x.dtype == F32 else np.float64
-    fi, ri = np.modf(si.ravel())  # coordinates are >= 0: the integral part is the floor
-    fj, rj = np.modf(sj.ravel())
-    fi, fj = fi.astype(wide), fj.astype(wide)
+    ri, rj = np.floor(si.ravel()), np.floor(sj.ravel())
+    fi, fj = (si.ravel() - ri).astype(wide), (sj.ravel() - rj).astype(wide)
     down = (ri < h - 1) * w  # clamped at the last row/column: the far tap weighs 0
     right = (rj < w - 1).view(np.int8)
     k00 = ri.astype(np.intp)
