@@ -11,7 +11,7 @@ from preproc.batches.flow import flow
 AUGMENT = [
     {"random_affine": {"rotation": 30, "width_shift": 0.1, "zoom": 0.2}},
     {"flip": {"horizontal": True, "vertical": True}},
-    {"brightness": {"range": [0.7, 1.3]}},
+    {"brightness": {"range": [0.7, 1.3], "clip": [0, 255]}},
     {"rescale": {"factor": "1/255"}},
 ]
 
