@@ -74,6 +74,10 @@ CODES: dict[str, CodeInfo] = _codes(
      "source.dicom.modality_lut is false"),
     ("non-finite-output", E, "a stage's parameters make finite input infinite or NaN"),
     ("non-finite-values", E, "a float file, or a batch, holds NaN or infinite values"),
+    ("fill-out-of-range", E, "a geometric augmentation fills with a constant outside the interval "
+     "it receives"),
+    ("augment-units", W, "an augmentation amount (channel shift, clip) is in other units than "
+     "the values it receives"),
 )
 
 

@@ -10,7 +10,10 @@ which asserts, for random images drawn inside each example's input spec, that
 * ``apply`` does not mutate its input,
 * the output dtype is the one ``infer`` announces,
 * the output lies inside the interval ``infer`` announces (soundness), and has the input's
-  height and width.
+  height and width (or the stage's ``output_size``).
+
+Random stages (``traits().random``) run with generators Hypothesis chooses: seeded ones, and
+ones that return only the ends of every range, so the property is checked for all draws.
 
 Stages declare examples as ``examples = [{"params": {...}, "input": {"dtype": "uint16",
 "range": [0, 4095], "bits": 12, "channels": 1}}, ...]``. Hypothesis is needed (``pip install
@@ -28,7 +31,7 @@ from .errors import MissingDependencyError
 from .spec import Interval, ValueSpec
 from .stages.base import RunContext, Stage, StageContext
 
-__all__ = ["STANDARD_INPUTS", "check_stage", "stage_examples"]
+__all__ = ["STANDARD_INPUTS", "EndsGenerator", "check_stage", "stage_examples"]
 
 #: Inputs tried for stages that declare no examples and need no parameters.
 STANDARD_INPUTS = (
@@ -76,22 +79,62 @@ def check_stage(cls: type[Stage], *, max_examples: int = 25) -> None:
 
 
 def _property(stage: Stage, spec: ValueSpec, given, settings):
+    from hypothesis import strategies as st
+
+    rngs = _generators() if stage.traits().random else st.none()
+
     @settings
-    @given(_images(spec))
-    def run(image):
-        _check_once(stage, spec, image)
+    @given(_images(spec), rngs)
+    def run(image, rng):
+        _check_once(stage, spec, image, rng)
 
     return run
 
 
-def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray) -> None:
+class EndsGenerator:
+    """A stand-in for ``numpy.random.Generator`` that draws only the ends of each range.
+
+    Soundness breaks at the extremes of a random parameter, which a seeded generator rarely
+    hits. ``pattern`` picks low (0) or high (1) for each successive draw.
+    """
+
+    def __init__(self, pattern: int) -> None:
+        self._pattern, self._k = pattern, 0
+
+    def _bit(self) -> int:
+        bit = (self._pattern >> (self._k % 16)) & 1
+        self._k += 1
+        return bit
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return float(high if self._bit() else low)
+
+    def random(self, size=None):
+        return 0.999999 if self._bit() else 0.0
+
+    def integers(self, low, high=None, size=None, endpoint=False):
+        if high is None:
+            low, high = 0, low
+        top = high if endpoint else high - 1
+        return int(top if self._bit() else low)
+
+
+def _generators():
+    from hypothesis import strategies as st
+
+    seeded = st.integers(0, 2**32 - 1).map(np.random.default_rng)
+    return st.one_of(seeded, st.integers(0, 2**16 - 1).map(EndsGenerator))
+
+
+def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray, rng=None) -> None:
     before = image.copy()
-    out = stage.apply(image, RunContext(spec=spec))
+    out = stage.apply(image, RunContext(spec=spec, rng=rng))
     name = stage.name
     assert np.array_equal(image, before, equal_nan=True), f"{name}: apply mutated its input"
     inferred = stage.infer(spec)
     assert isinstance(out, np.ndarray) and out.ndim == 3, f"{name}: output is not (H, W, C)"
-    assert out.shape[:2] == image.shape[:2], f"{name}: output changed height/width"
+    size = getattr(stage, "output_size", lambda h, w: (h, w))(*image.shape[:2])
+    assert out.shape[:2] == tuple(size), f"{name}: output is {out.shape[:2]}, expected {size}"
     if inferred.dtype is not None:
         got = dtypes.normalize_dtype(out.dtype)
         assert got == inferred.dtype, f"{name}: output dtype {got}, inferred {inferred.dtype}"

@@ -23,6 +23,8 @@ EXPECTED = {
     "window-after-rescale.yaml": {"degenerate-output"},
     "mammo-monochrome1.yaml": set(),
     "samplewise-then-gamma.yaml": {"unbounded-input"},
+    "keras-8bit-augment.yaml": set(),
+    "augment-fill-after-rescale.yaml": {"fill-out-of-range"},
 }
 
 

@@ -39,6 +39,7 @@ from . import batching
 from ..dataset import discovery
 from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
+from ..stages.augment_draw import draw_seed
 
 if TYPE_CHECKING:
     from .workers import Result
@@ -119,12 +120,16 @@ class BatchIterator:
 
         set_max_image_bytes(config.source.max_image_bytes)  # workers forked later inherit it
         self._listing = _list(config, subset)
-        self.pipeline = pipeline or _pipeline_for(config)
+        # an unseeded run draws its seed once, so every worker count still sees one order and
+        # one set of augmentations; `seed` reports it so the run can be replayed
+        self._seed = b.seed if b.seed is not None else draw_seed()
+        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed)
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
-        # unseeded shuffling draws its seed once, so every worker count still sees one order
-        self._seed = b.seed if b.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        random = any(s.traits().random for s in self.pipeline.stages)
+        if self._shard is not None and b.seed is None and random:
+            raise ValueError("sharded augmentation needs batches.seed, so every rank draws alike")
         wanted = workers if workers is not None else b.workers
         self._workers = (os.cpu_count() or 1) if wanted is None else wanted
         self._prefetch = b.prefetch if prefetch is None else prefetch
@@ -142,6 +147,11 @@ class BatchIterator:
         self._set_order()
 
     # ----------------------------------------------------------------- Keras-like attributes
+    @property
+    def seed(self) -> int:
+        """The seed of shuffling and augmentation (drawn at start when ``batches.seed`` is null)."""
+        return self._seed
+
     @property
     def directory(self) -> str:
         return self._listing.directory
@@ -273,7 +283,7 @@ class BatchIterator:
         engine = self._get_engine()
         if self._window is None:
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
-            return finish(raw, engine.run_batch(idx, guard, raw))
+            return finish(raw, engine.run_batch(idx, guard, raw, self.epoch))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
         try:
             return self._window.fetch((self.epoch, i), ahead, self._task, finish)
@@ -306,7 +316,7 @@ class BatchIterator:
 
     def _task(self, key):
         epoch, i = key
-        return self.batch_indices(i, epoch), i < self._sample_batches
+        return self.batch_indices(i, epoch), i < self._sample_batches, epoch
 
     # ------------------------------------------------------------------ errors and guard
     def _handle_errors(self, i, results) -> list[int] | None:
@@ -383,7 +393,7 @@ class BatchIterator:
             except DecodeError as exc:
                 first = first or exc
                 continue
-            out = self.pipeline.apply(raw, file=self._job.paths[k])
+            out = self.pipeline.apply(raw, file=self._job.paths[k], index=k)
             self.image_shape = tuple(out.shape)
             self.dtype = _batch_dtype(self.pipeline, out.dtype)
             self._slot_shape = tuple(raw.shape) if self._batched else self.image_shape
@@ -399,6 +409,16 @@ class BatchIterator:
         entry = self.pipeline.entry_spec.dtype or "float32"
         self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
         self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
+
+    def preview(self, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """``(augmented, plain)`` arrays of the first ``n`` images of the current epoch.
+
+        The augmented images are exactly those the batches hold; the plain ones went through
+        the deterministic stages alone (as validation does). See :mod:`preproc.batches.preview`.
+        """
+        from .preview import samples
+
+        return samples(self, n)
 
     def start(self) -> BatchIterator:
         """Start the worker processes now (they start on the first batch otherwise)."""
@@ -455,9 +475,9 @@ def _list(config, subset) -> discovery.Discovered:
     return listing
 
 
-def _pipeline_for(config):
-    """The config's pipeline; where ``source.expect`` is silent, built on sampled headers (as
-    ``preproc check`` does) so the runtime guard has intervals to check against."""
+def _pipeline_for(config, subset=None, seed: int = 0):
+    """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
+    headers (as ``preproc check`` does) so the runtime guard has intervals to check against."""
     from ..dataset.sampling import source_spec
     from ..stages.pipeline import Pipeline
 
@@ -468,7 +488,7 @@ def _pipeline_for(config):
         from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
-    return Pipeline.from_config(config, source=src)
+    return Pipeline.from_config(config, source=src, subset=subset, seed=seed)
 
 
 def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
@@ -478,7 +498,8 @@ def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
     return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
-                    run_stages=run_stages, dicom=config.source.dicom)
+                    run_stages=run_stages, dicom=config.source.dicom, seed=pipeline.seed,
+                    subset=pipeline.subset)
 
 
 def _check_shard(shard, b):

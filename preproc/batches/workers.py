@@ -31,6 +31,7 @@ import numpy as np
 
 from . import imaging
 from ..errors import PreprocError, WorkerError
+from ..stages.augment_draw import stage_rng
 from ..stages.base import RunContext
 
 __all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
@@ -63,6 +64,9 @@ class ImageJob:
             dtype and leaves the (cheap, elementwise) stages to the batch in the parent.
         dicom: the config's ``source.dicom`` (what DICOM pixels mean), or ``None`` for the
             stored values; with ``frames: all`` a path may name one frame (``file#k``).
+        seed: the run's seed; with the epoch, the file index and the stage index it fixes every
+            random draw, whichever worker runs the file.
+        subset: the subset being produced (for the run context).
     """
 
     paths: list[str]
@@ -75,6 +79,8 @@ class ImageJob:
     bit_depth: int | None = None
     run_stages: bool = True
     dicom: object | None = None
+    seed: int = 0
+    subset: str | None = None
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
@@ -101,8 +107,8 @@ class ImageJob:
         return imaging.prepare(x, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
 
-    def run(self, i: int, guard: bool = False) -> tuple[np.ndarray, list | None]:
-        """Load file ``i`` and apply every stage (unless ``run_stages`` is off).
+    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[np.ndarray, list | None]:
+        """Load file ``i`` and apply every stage (unless ``run_stages`` is off) for ``epoch``.
 
         Returns:
             The array and, with ``guard`` and stages run, ``[(min, max, has_nan), ...]`` after
@@ -114,7 +120,9 @@ class ImageJob:
         stats = [] if guard else None
         for k, stage in enumerate(self.stages):
             spec = self.specs[k] if self.specs else None
-            x = stage(x, RunContext(spec=spec, index=i, file=self.paths[i]))
+            rng = stage_rng(self.seed, epoch, i, stage.index) if stage.traits().random else None
+            x = stage(x, RunContext(spec=spec, subset=self.subset, epoch=epoch, index=i,
+                                    file=self.paths[i], rng=rng))
             if guard:
                 stats.append(_minmax(x))
         return x, stats
@@ -130,10 +138,10 @@ def _minmax(x: np.ndarray) -> tuple[float, float, bool]:
     return (float(x.min()), float(x.max()), False)
 
 
-def run_one(job: ImageJob, index: int, guard: bool) -> Result:
+def run_one(job: ImageJob, index: int, guard: bool, epoch: int = 0) -> Result:
     """Run one job, turning a :class:`PreprocError` into an error result."""
     try:
-        out, stats = job.run(index, guard)
+        out, stats = job.run(index, guard, epoch)
     except PreprocError as exc:
         return Result("error", error=exc)
     return Result("ok", stats=stats, array=out)
@@ -145,11 +153,11 @@ class InlineEngine:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
 
-    def run_batch(self, indices, guard: bool, out: np.ndarray) -> list[Result]:
+    def run_batch(self, indices, guard: bool, out: np.ndarray, epoch: int = 0) -> list[Result]:
         """Fill ``out[k]`` with image ``indices[k]``; return one :class:`Result` per position."""
         results = []
         for pos, idx in enumerate(indices):
-            res = run_one(self.job, int(idx), guard)
+            res = run_one(self.job, int(idx), guard, epoch)
             if res.status == "ok":
                 res = _store(out, pos, res, self.job.paths[int(idx)])
             results.append(res)
@@ -230,15 +238,17 @@ class ProcessEngine:
         self._state = {"broken": False}
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks, self._state)
 
-    def submit(self, ticket: int, slot: int, indices, guard: bool, label=None) -> None:
-        """Queue the images ``indices`` for slot ``slot`` under ``ticket`` (``label``: the batch)."""
+    def submit(self, ticket: int, slot: int, indices, guard: bool, epoch: int = 0,
+               label=None) -> None:
+        """Queue the images ``indices`` of ``epoch`` for slot ``slot`` under ``ticket``
+        (``label``: the batch, for messages)."""
         if self._broken is not None:
             raise self._broken
         self._pending[ticket] = {}
         self._expected[ticket] = len(indices)
         self._labels[ticket] = label
         for pos, idx in enumerate(indices):
-            self._tasks.put((ticket, slot, pos, int(idx), guard))
+            self._tasks.put((ticket, slot, pos, int(idx), guard, epoch))
 
     def collect(self, ticket: int) -> list[Result]:
         """Block until every image of ``ticket`` is done; return its results by position.
@@ -394,11 +404,11 @@ def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray, k: int = 0, prog
         task = tasks.get()
         if task is None:
             break
-        ticket, slot, pos, idx, guard = task
+        ticket, slot, pos, idx, guard, epoch = task
         if progress is not None:
             progress[k] = (ticket, pos, idx, time.monotonic())
         try:
-            res = run_one(job, idx, guard)
+            res = run_one(job, idx, guard, epoch)
             if res.status == "ok":
                 res = _store(slots[slot], pos, res, job.paths[idx])
         except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
@@ -432,7 +442,7 @@ class Window:
     def fetch(self, key, ahead: list, task, finish):
         """Compute batch ``key`` and return ``finish(slot_view, results)``.
 
-        ``task(key) -> (indices, guard)`` describes a batch; ``finish`` must copy what it keeps
+        ``task(key) -> (indices, guard[, epoch])`` describes a batch; ``finish`` must copy what it keeps
         out of the view, which is reused once it returns.
         """
         if key not in self.inflight:
@@ -462,10 +472,10 @@ class Window:
             self._drain()
         if not self.free:
             self._evict(keep)
-        indices, guard = task(key)
+        indices, guard, *epoch = task(key)
         slot = self.free.pop()
         self._ticket += 1
-        self.engine.submit(self._ticket, slot, indices, guard, label=key)
+        self.engine.submit(self._ticket, slot, indices, guard, *epoch, label=key)
         self.inflight[key] = (self._ticket, slot, len(indices))
 
     def _evict(self, keep: set) -> None:

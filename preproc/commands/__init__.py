@@ -22,7 +22,7 @@ from ..errors import PreprocError
 __all__ = ["build_parser", "main"]
 
 #: Order in ``preproc --help``; modules found beyond these are appended.
-_ORDER = ("check", "audit", "run", "demo", "explain", "stages", "schema")
+_ORDER = ("check", "audit", "run", "preview", "demo", "explain", "stages", "schema")
 
 
 def _command_modules() -> list[str]:

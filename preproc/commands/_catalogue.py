@@ -211,6 +211,20 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "fill-out-of-range",
+        _cfg("{dtype: uint8}", "  - rescale: {factor: 1/255}\n"
+             "  - random_affine: {rotation: 20, fill_mode: constant, cval: 255}  # raw units\n"),
+        "Give `cval` in the units the stage receives (1.0 after a 1/255 rescale), move the "
+        "augmentation before the rescale, or use `fill_mode: nearest | reflect | wrap`.",
+    ),
+    Explanation(
+        "augment-units",
+        _cfg("{dtype: uint8}", "  - rescale: {factor: 1/255}\n"
+             "  - channel_shift: {intensity: 30}   # Keras' raw 0-255 units, after the rescale\n"),
+        "Give the amount in the units the stage receives (30/255 after the rescale), or move "
+        "the stage before the rescale, where Keras applies it.",
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",

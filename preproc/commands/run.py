@@ -60,6 +60,8 @@ def main(args) -> int:
     rate = images / elapsed if elapsed > 0 else float("inf")
     print(f"{images} images in {len(it)} batches x {args.epochs} epoch(s), {elapsed:.2f} s: "
           f"{rate:.0f} img/s (batch {it.batch_size}, {it.image_shape}, {it.dtype})")
+    if cfg.batches.seed is None:  # replay with batches.seed: N
+        print(f"seed {it.seed} (drawn at start; set batches.seed to replay this run)")
     for path, reason in it.skipped.items():
         print(f"skipped {path} ({reason})", file=sys.stderr)
     report = Report.with_policy(it.findings, cfg.checks)

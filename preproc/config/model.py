@@ -235,12 +235,16 @@ class StageEntry(BaseModel):
     cls: type[Stage] = Field(exclude=True)
     params: BaseModel
     expects: Expects | None = None
+    #: subsets the stage runs on; ``None``: random stages on training, the others on both
+    apply_to: tuple[Literal["training", "validation"], ...] | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         """The one-key mapping this entry was written as."""
         params = self.params.model_dump(mode="json", exclude_defaults=True)
         if self.expects is not None:
             params["expects"] = self.expects.model_dump(mode="json", exclude_none=True)
+        if self.apply_to is not None:
+            params["apply_to"] = list(self.apply_to)
         return {self.name: params}
 
 
@@ -409,12 +413,26 @@ def _stage_entry(i: int, item: Any, registry) -> StageEntry:
             f"write `- {name}: {{...}}`; `preproc stages` lists each stage's parameters", params)
     params = dict(params)
     expects_raw = params.pop("expects", None)
+    apply_to = _apply_to(params.pop("apply_to", None), (i, name, "apply_to"))
     model = _nested(cls.Params, params, (i, name))
     expects = _nested(Expects, expects_raw, (i, name, "expects")) if expects_raw is not None else None
     if expects is not None and expects.kind not in (None, "integer", "float"):
         raise _custom_at((i, name, "expects", "kind"), "expects_kind",
                          "expects.kind must be `integer` or `float`", None, expects.kind)
-    return StageEntry(index=i, name=cls.name, cls=cls, params=model, expects=expects)
+    return StageEntry(index=i, name=cls.name, cls=cls, params=model, expects=expects,
+                      apply_to=apply_to)
+
+
+def _apply_to(value: Any, loc: tuple) -> tuple[str, ...] | None:
+    """``apply_to: [training, validation]``: the subsets a stage runs on."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or any(v not in ("training", "validation")
+                                                       for v in items):
+        raise _custom_at(loc, "apply_to", "apply_to takes a list of training and validation",
+                         "write `apply_to: [training, validation]`", value)
+    return tuple(dict.fromkeys(items))
 
 
 def _nested(model: type[BaseModel], value: Any, prefix: tuple) -> BaseModel:

@@ -32,6 +32,10 @@ def config_schema(registry: StageRegistry | None = None) -> dict:
     for name, cls in registry.as_dict().items():
         params = _inline(cls.Params.model_json_schema(ref_template="#/$defs/{model}"), defs)
         params.setdefault("properties", {})["expects"] = {"$ref": "#/$defs/Expects"}
+        params["properties"]["apply_to"] = {
+            "type": "array", "minItems": 1, "uniqueItems": True,
+            "items": {"enum": ["training", "validation"]},
+            "description": "subsets the stage runs on (random stages: training only by default)"}
         params["additionalProperties"] = False
         params.pop("title", None)
         if cls.__doc__:

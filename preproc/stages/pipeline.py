@@ -17,9 +17,10 @@ from .. import dtypes
 from ..dataset.sampling import source_spec
 from ..findings import Finding
 from ..spec import Interval, ValueSpec
+from .augment_draw import stage_rng
 from .base import RunContext, Stage, StageContext
 
-__all__ = ["Pipeline", "entry_spec", "infer_checked"]
+__all__ = ["Pipeline", "entry_spec", "for_subset", "infer_checked"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
 
@@ -55,24 +56,39 @@ class Pipeline:
         specs: the inferred output spec of every stage (``specs[i]`` leaves stage ``i``).
     """
 
-    def __init__(self, stages: list[Stage], source: ValueSpec, entry: ValueSpec) -> None:
+    def __init__(self, stages: list[Stage], source: ValueSpec, entry: ValueSpec, *,
+                 subset: str | None = None, seed: int = 0) -> None:
         self.stages = stages
         self.source_spec = source
         self.entry_spec = entry
+        #: the subset the stages were chosen for (random stages run on ``training``/``None``)
+        self.subset = subset
+        #: random stages draw from generators seeded by (seed, epoch, file index, stage index)
+        self.seed = seed
         self.specs: list[ValueSpec] = []
         self._bind()
 
     @classmethod
-    def from_config(cls, cfg, source: ValueSpec | None = None) -> Pipeline:
+    def from_config(cls, cfg, source: ValueSpec | None = None, subset: str | None = None,
+                    seed: int = 0) -> Pipeline:
+        """The config's stages for ``subset`` (``None`` and ``'training'`` run every stage).
+
+        Random stages run on ``training`` only, unless their ``apply_to`` says otherwise;
+        elsewhere a random stage is replaced by its evaluation twin (``random_crop`` ->
+        ``center_crop``) or left out.
+        """
         src = source if source is not None else source_spec(cfg)
         context = StageContext(source=src, base_dir=str(cfg.base_dir),
                                file=str(cfg.path) if cfg.path else None)
         stages = []
         for e in cfg.stages:
             line, column = cfg.where(("stages", e.index))
-            stages.append(e.cls(e.params, expects=e.expects, index=e.index, line=line,
-                                column=column, context=context))
-        return cls(stages, src, entry_spec(src, cfg.batches))
+            stage = e.cls(e.params, expects=e.expects, index=e.index, line=line, column=column,
+                          context=context)
+            stage = for_subset(stage, getattr(e, "apply_to", None), subset or "training")
+            if stage is not None:
+                stages.append(stage)
+        return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed)
 
     def _bind(self) -> None:
         """Infer the spec entering and leaving every stage (the stages themselves never change);
@@ -98,14 +114,27 @@ class Pipeline:
         return any(getattr(s, "needs_fit", False) for s in self.stages)
 
     def context(self, k: int, **facts) -> RunContext:
-        """The run context of stage ``k``: its bound input spec plus the given facts."""
+        """The run context of stage ``k``: its bound input spec plus the given facts.
+
+        A random stage also gets its generator for ``(seed, epoch, index)`` (index 0 when
+        none is given).
+        """
+        stage = self.stages[k]
+        if stage.traits().random and facts.get("rng") is None:
+            facts["rng"] = stage_rng(self.seed, facts.get("epoch", 0), facts.get("index") or 0,
+                                     stage.index)
+        facts.setdefault("subset", self.subset)
         return RunContext(spec=self.inputs[k], **facts)
 
-    def apply(self, image: np.ndarray, *, guard: bool = False, file: str | None = None) -> np.ndarray:
-        """Run every stage on one (H, W, C) image; with ``guard``, check each output."""
+    def apply(self, image: np.ndarray, *, guard: bool = False, file: str | None = None,
+              index: int | None = None, epoch: int = 0) -> np.ndarray:
+        """Run every stage on one (H, W, C) image; with ``guard``, check each output.
+
+        ``index`` (the file's listing index) and ``epoch`` seed the random stages.
+        """
         x = image
         for k, stage in enumerate(self.stages):
-            x = stage(x, self.context(k, file=file), guard=guard)
+            x = stage(x, self.context(k, file=file, index=index, epoch=epoch), guard=guard)
         return x
 
     def fit(self, images: Iterable[np.ndarray]) -> None:
@@ -133,7 +162,18 @@ class Pipeline:
         return rows
 
 
+def for_subset(stage: Stage, apply_to, subset: str) -> Stage | None:
+    """``stage`` if it runs on ``subset``, else its evaluation twin or ``None``."""
+    default = ("training",) if stage.traits().random else ("training", "validation")
+    if subset in (apply_to or default):
+        return stage
+    twin = getattr(stage, "evaluation_stage", None)
+    return twin() if twin is not None else None
+
+
 def _channel_stats(prior: list[Stage], images: Iterable[np.ndarray]) -> tuple[list, list]:
+    # statistics describe the data, not its augmentations (Keras: fit(augment=False))
+    prior = [t for t in (for_subset(s, None, "validation") for s in prior) if t is not None]
     total = sq = None
     count = 0
     for x in images:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, PluginError
 from .base import Stage
+from .augment import AUGMENT_STAGES
 from .builtin import BUILTIN_STAGES
 
 __all__ = ["REGISTRY", "StageRegistry", "verify_stage_class"]
@@ -119,4 +120,4 @@ class StageRegistry:
 
 #: The process-wide registry: the built-ins, then installed entry points (added on first use
 #: by the plugin loader) and stages a program registers itself with ``register_stage``.
-REGISTRY = StageRegistry(BUILTIN_STAGES)
+REGISTRY = StageRegistry(BUILTIN_STAGES + AUGMENT_STAGES)

@@ -42,7 +42,7 @@ def nan_dataset(root):
 
 
 def test_audit_reports_non_finite_values_with_counts_and_still_writes_html(tmp_path):
-    from preproc.audit import audit
+    from preproc.auditing import audit
 
     data = nan_dataset(tmp_path / "data")
     report = audit(data, workers=1)
@@ -84,9 +84,9 @@ def _forged(text: str) -> list[str]:
 @example(name=b"evil\x1b[2J\x07\ncheck passed")
 @example(name=b"\xe2\x80\xaeright-to-left")
 def test_any_file_name_is_shown_escaped_in_every_audit_output(tmp_path_factory, name):
-    from preproc.audit import audit
-    from preproc.audit.html import render_html
-    from preproc.audit.terminal import print_report
+    from preproc.auditing import audit
+    from preproc.auditing.html import render_html
+    from preproc.auditing.terminal import print_report
 
     root = tmp_path_factory.mktemp("names")
     (root / "a").mkdir()
