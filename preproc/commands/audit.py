@@ -44,7 +44,7 @@ def main(args) -> int:
     if args.scheduler and args.engine != "dask":
         raise PreprocError("--scheduler needs --engine dask")
     if args.stats:
-        from ..audit.report import check_stats_target
+        from ..auditing.report import check_stats_target
 
         check_stats_target(args.stats)
     with progress_bar(args.format == "text", "auditing") as progress:

@@ -34,7 +34,7 @@ def main(args) -> int:
     from ..analysis import check
     from ..batches.flow import DecodeSkipWarning, flow
     from ..config.model import load_config
-    from ..errors import PreprocError
+    from ..errors import PreprocError, printable
     from ..findings import Report
 
     if args.epochs < 1:
@@ -63,7 +63,7 @@ def main(args) -> int:
     if cfg.batches.seed is None:  # replay with batches.seed: N
         print(f"seed {it.seed} (drawn at start; set batches.seed to replay this run)")
     for path, reason in it.skipped.items():
-        print(f"skipped {path} ({reason})", file=sys.stderr)
+        print(f"skipped {printable(path)} ({reason})", file=sys.stderr)
     report = Report.with_policy(it.findings, cfg.checks)
     for finding in report.findings:
         print(finding.format())

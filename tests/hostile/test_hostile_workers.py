@@ -33,9 +33,9 @@ KILL_WHILE_ITERATING = """
     import preproc.batches.workers as w
 
     slow = w.run_one
-    def run_one(job, index, guard):          # inherited by the forked workers
+    def run_one(job, index, guard, *rest):   # inherited by the forked workers
         time.sleep(0.05)
-        return slow(job, index, guard)
+        return slow(job, index, guard, *rest)
     w.run_one = run_one
 
     cfg = load_config({cfg!r})
@@ -82,10 +82,10 @@ STUCK = """
     import preproc.batches.workers as w
 
     real = w.run_one
-    def run_one(job, index, guard):
+    def run_one(job, index, guard, *rest):
         if index == 5:
             time.sleep(3600)                 # a decoder that never returns
-        return real(job, index, guard)
+        return real(job, index, guard, *rest)
     w.run_one = run_one
 
     cfg = load_config({cfg!r})
