@@ -179,7 +179,7 @@ def test_keras_without_backend_names_the_backend(cfg):
     if importlib.util.find_spec("keras") is None:
         pytest.skip("keras not installed")
     code = ("import sys; sys.modules['tensorflow'] = None\n"
-            "from preproc import adapters\nfrom preproc.flow import flow\n"
+            "from preproc.batches import adapters\nfrom preproc.batches.flow import flow\n"
             f"it = flow({str(cfg.path)!r}, workers=0)\n"
             "try:\n    adapters.keras_dataset(it)\n"
             "except ImportError as exc:\n    print(type(exc).__name__, exc)\n")

@@ -14,7 +14,7 @@ from PIL import Image
 from preproc.batches import cache as cache_mod
 from preproc.batches.cache import CacheError, build_cache, cut_index, open_cache
 from preproc.cli import main
-from preproc.flow import flow
+from preproc.batches.flow import flow
 
 
 def gray16_dataset(root, per_class=5, size=(24, 30), seed=1):
@@ -188,7 +188,7 @@ def test_index_holds_the_cut_spec_and_sources(rgb):
 
 def test_torch_samples_read_the_cache(rgb):
     torch = pytest.importorskip("torch")
-    from preproc.adapters import torch_dataset
+    from preproc.batches.adapters import torch_dataset
 
     cfg, folder = rgb
     build_cache(cfg, folder, workers=0)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import TMP_PREFIX, write_bytes
+from ..io.atomic import TMP_PREFIX, write_bytes
 from ..errors import DecodeError, PreprocError
 from ..findings import Finding, Location
 
@@ -149,7 +149,7 @@ class CachedJob:
         return out
 
     def run(self, i: int, guard: bool = False):
-        from ..workers import _minmax
+        from .workers import _minmax
 
         x = self.load(i)
         if not self.run_stages:
@@ -254,7 +254,7 @@ def _changed(paths, recorded, verify: bool) -> list[str]:
 
 def verify_cache(folder, config) -> list[Finding]:
     """Findings (``cache-stale``) of checking ``folder`` against ``config`` by content hash."""
-    from ..flow import _list, _pipeline_for
+    from .flow import _list, _pipeline_for
 
     pipeline = _pipeline_for(config)
     try:
@@ -368,7 +368,7 @@ class Plan:
 
 def plan_cache(config, folder, *, shard_images: int | None = None) -> Plan:
     """Fit, probe and split the listing into shard tasks (nothing is written)."""
-    from ..flow import _list, _make_job, flow
+    from .flow import _list, _make_job, flow
 
     b = config.batches
     if getattr(b, "cache", None) is not None:  # the cache being built is not read meanwhile

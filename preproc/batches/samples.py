@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..batching import labels
+from .batching import labels
 from ..errors import PreprocError
 
 __all__ = ["SampleSource"]
