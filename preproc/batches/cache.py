@@ -449,6 +449,8 @@ def build_cache(config, folder, *, engine: str = "local", scheduler: str | None 
         entries[task.shard] = entry
         if progress:
             progress(task.shard, entry["rows"], False)
+    for tmp in folder.glob(f".*{TMP_PREFIX}*"):  # left by a process that died mid-write
+        tmp.unlink(missing_ok=True)
     index = _index(config, plan, [entries[t.shard] for t in plan.tasks])
     write_bytes(folder / "index.json", json.dumps(index).encode())
     index["written"], index["reused"] = len(todo), len(plan.tasks) - len(todo)

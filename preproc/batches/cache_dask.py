@@ -21,7 +21,9 @@ def run_on_dask(tasks, fn, scheduler: str | None, workers: int | None):
         raise MissingDependencyError("dask.distributed", "dask", "`preproc cache --engine dask`") \
             from exc
     cluster = None
-    if scheduler:
+    if isinstance(scheduler, Client):
+        client = scheduler
+    elif scheduler:
         client = Client(scheduler)
     else:
         cluster = LocalCluster(n_workers=max(1, workers or 2), threads_per_worker=1,
@@ -33,6 +35,7 @@ def run_on_dask(tasks, fn, scheduler: str | None, workers: int | None):
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
-        client.close()
+        if client is not scheduler:
+            client.close()
         if cluster is not None:
             cluster.close()
