@@ -116,6 +116,14 @@ class CachedJob:
     def __post_init__(self) -> None:
         self._open_shards: dict = {}
 
+    def __del__(self) -> None:
+        for fd, _, pid in getattr(self, "_open_shards", {}).values():
+            if pid == os.getpid():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_open_shards"] = {}  # descriptors stay in their process
