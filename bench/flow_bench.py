@@ -275,7 +275,7 @@ CLAHE = [{"clahe": {"clip_limit": 0.01}}]
 
 def build_cache_for(folder, color_mode, rescale, interp, stages=None) -> tuple[Path, float]:
     """The preproc cache of a peer's config (kept beside the data); seconds to build it."""
-    from preproc.batches.cache import build_cache
+    from preproc.batches.cache_build import build_cache
     from preproc.config import load_config
 
     name = "clahe" if stages else "plain"

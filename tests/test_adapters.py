@@ -10,8 +10,8 @@ import pytest
 from flowkit import rgb_dataset, write_config
 
 from preproc.batches import adapters
-from preproc.errors import MissingDependencyError
 from preproc.batches.flow import flow
+from preproc.errors import MissingDependencyError
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_sample_dataset_on_a_fresh_iterator_with_loader_workers(cfg):
 
 
 def test_distributed_sampler_covers_an_epoch_exactly_once(cfg):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils.data import DataLoader, DistributedSampler
 
     with flow(cfg, workers=0) as it:

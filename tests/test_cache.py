@@ -12,9 +12,10 @@ from flowkit import rgb_dataset, write_config
 from PIL import Image
 
 from preproc.batches import cache as cache_mod
-from preproc.batches.cache import CacheError, build_cache, cut_index, open_cache
-from preproc.cli import main
+from preproc.batches.cache import CacheError, cut_index, open_cache
+from preproc.batches.cache_build import build_cache
 from preproc.batches.flow import flow
+from preproc.commands import main
 
 
 def gray16_dataset(root, per_class=5, size=(24, 30), seed=1):
@@ -128,7 +129,7 @@ def test_another_config_or_version_is_refused(rgb, tmp_path, monkeypatch):
 def test_changed_or_added_sources_are_refused(rgb):
     cfg, folder = rgb
     build_cache(cfg, folder, workers=0)
-    victim = sorted((cfg.source.directory / "a").iterdir())[0]
+    victim = min((cfg.source.directory / "a").iterdir())
     st = os.stat(victim)
     data = bytearray(victim.read_bytes())
     # same size and mtime, other content: only the content hash sees it
@@ -169,7 +170,7 @@ def test_cli_and_config_key(rgb, tmp_path, capsys):
     keyed.write_text(text)
     with flow(keyed, "training", workers=0) as it:
         assert it._cache is not None and len(_all_batches(it)) == len(it)
-    victim = sorted((cfg.source.directory / "b").iterdir())[0]
+    victim = min((cfg.source.directory / "b").iterdir())
     os.utime(victim, ns=(0, 0))  # a touched file with the same content is fine for --verify
     assert main(["cache", str(cfg.path), str(folder), "--verify"]) == 0
     Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(victim)
@@ -198,3 +199,17 @@ def test_torch_samples_read_the_cache(rgb):
         b = torch.utils.data.DataLoader(torch_dataset(files), batch_size=3)
         for (xa, ya), (xb, yb) in zip(a, b):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_featurewise_statistics_come_from_the_cache(rgb, tmp_path):
+    cfg, folder = rgb
+    fw = write_config(tmp_path, cfg.source.directory, name="fw.yaml",
+                      stages=[{"rescale": {"factor": "1/255"}},
+                              {"normalize": {"mode": "featurewise"}}],
+                      target_size=[8, 8], batch_size=4, seed=0, class_mode="sparse",
+                      validation_split=0.3)
+    index = build_cache(fw, folder, workers=0)
+    assert index["cut"] == 0 and list(index["fitted"]) == ["1"]
+    with flow(fw, "validation", workers=0) as files, \
+            flow(fw, "validation", workers=0, cache=folder) as cached:
+        _assert_same(_all_batches(files), _all_batches(cached))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flowkit import rgb_dataset, write_config
 
-from preproc.batches.cache import build_cache, write_shard
+from preproc.batches.cache_build import build_cache, write_shard
 from preproc.errors import MissingDependencyError
 
 

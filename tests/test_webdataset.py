@@ -11,7 +11,7 @@ from flowkit import rgb_dataset, write_config
 
 from preproc.batches.flow import flow
 from preproc.batches.webdataset import export_webdataset, sample_key
-from preproc.cli import main
+from preproc.commands import main
 
 
 @pytest.fixture

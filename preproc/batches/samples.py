@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from .batching import labels
 from ..errors import PreprocError
+from .batching import labels
 
 __all__ = ["SampleSource"]
 
@@ -28,7 +28,7 @@ class SampleSource:
     """
 
     def __init__(self, it) -> None:
-        self.job = dataclasses.replace(it._job, run_stages=True, stages=list(it._stages))
+        self.job = dataclasses.replace(it._job, run_stages=True)  # it._job holds the run stages
         self.classes = np.asarray(it._listing.classes)
         self.class_mode, self.num_classes = it.class_mode, it.num_classes
         self.dtype = np.dtype(it.dtype)

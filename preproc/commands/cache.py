@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..batches.cache import build_cache, verify_cache
+    from ..batches.cache_build import build_cache, verify_cache
     from ..config import load_config
     from ..findings import Report
 
