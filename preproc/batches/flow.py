@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from typing_extensions import Self
 
+from . import batching
 from ..dataset import discovery
 from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
@@ -462,7 +462,7 @@ class BatchIterator:
             self._engine.close()
         self._engine = self._window = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> BatchIterator:
         return self
 
     def __exit__(self, *exc) -> None:
