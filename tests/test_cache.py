@@ -213,3 +213,27 @@ def test_featurewise_statistics_come_from_the_cache(rgb, tmp_path):
     with flow(fw, "validation", workers=0) as files, \
             flow(fw, "validation", workers=0, cache=folder) as cached:
         _assert_same(_all_batches(files), _all_batches(cached))
+
+
+def test_random_stages_run_after_the_cut_and_draw_as_from_files(tmp_path):
+    """clahe is cached; random_crop and flip run per epoch, drawn exactly as from the files;
+    validation gets center_crop (the evaluation twin) from the same shards."""
+    pytest.importorskip("skimage")
+    gray16_dataset(tmp_path / "g", per_class=6)
+    cfg = write_config(tmp_path, tmp_path / "g",
+                       stages=[{"clahe": {"clip_limit": 0.02}}, {"random_crop": {"size": [8, 8]}},
+                               {"flip": {"horizontal": True}}, {"rescale": {"factor": 2}}],
+                       expect={"dtype": "uint16", "bit_depth": 12}, target_size=[12, 12],
+                       color_mode="grayscale", batch_size=3, seed=4, class_mode="sparse",
+                       validation_split=0.34)
+    index = build_cache(cfg, tmp_path / "c", workers=0)
+    assert index["stages_cached"] == ["clahe"]
+    for subset in ("training", "validation"):
+        with flow(cfg, subset, workers=2) as files, \
+                flow(cfg, subset, workers=2, cache=tmp_path / "c") as cached:
+            assert [s.name for s in cached._stages][:1] == (
+                ["random_crop"] if subset == "training" else ["center_crop"])
+            for _ in range(2):
+                _assert_same(_all_batches(files), _all_batches(cached))
+                files.on_epoch_end()
+                cached.on_epoch_end()

@@ -80,6 +80,11 @@ def _torch_classes():
         def filenames(self) -> list[str]:
             return self.source.filenames
 
+        def set_epoch(self, epoch: int) -> None:
+            """Draw the random stages of ``epoch`` (workers started later see it; persistent
+            workers keep the epoch they started with)."""
+            self.source.epoch = int(epoch)
+
         @property
         def targets(self) -> list[int]:
             """Class index of every sample (as torchvision's ``ImageFolder.targets``)."""
@@ -196,6 +201,7 @@ def _keras_class():
                 from .samples import SampleSource
 
                 self._source = SampleSource(self.it)
+            self._source.epoch = self.it.epoch
             n = len(self.it)
             if not -n <= i < n:
                 raise IndexError(f"batch {i} out of range: the iterator has {n} batches")

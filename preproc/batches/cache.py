@@ -72,7 +72,23 @@ def _part(pipeline, start: int, stop: int | None = None):
     from ..stages.pipeline import Pipeline
 
     entry = pipeline.inputs[start] if start < len(pipeline.stages) else pipeline.output_spec
-    return Pipeline(list(pipeline.stages[start:stop]), pipeline.source_spec, entry)
+    return Pipeline(list(pipeline.stages[start:stop]), pipeline.source_spec, entry,
+                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0))
+
+
+def config_cut(config, pipeline) -> int:
+    """The cut of ``config``, the same for every subset.
+
+    Random stages run on training only (elsewhere they are dropped or become their evaluation
+    twin), so the cut is taken on the training pipeline; the stages before it are the same in
+    every subset's pipeline.
+    """
+    from ..stages.pipeline import Pipeline
+
+    if getattr(pipeline, "subset", None) in (None, "training"):
+        return cut_index(pipeline.stages)
+    train = Pipeline.from_config(config, source=pipeline.source_spec, subset="training")
+    return cut_index(train.stages)
 
 
 def recipe_hash(config, pipeline, cut: int) -> str:
@@ -124,6 +140,8 @@ class CachedJob:
     specs: list
     run_stages: bool = True
     bad: frozenset = frozenset()
+    seed: int = 0
+    subset: str | None = None
 
     def __post_init__(self) -> None:
         self._open_shards: dict = {}
@@ -168,7 +186,10 @@ class CachedJob:
                                "run `preproc cache` again to rewrite it")
         return out
 
-    def run(self, i: int, guard: bool = False):
+    def run(self, i: int, guard: bool = False, epoch: int = 0):
+        """Image ``i`` after the stages past the cut, for ``epoch`` (random stages draw from
+        ``(seed, epoch, i, stage index)``, as :class:`~preproc.batches.workers.ImageJob`)."""
+        from ..stages.augment_draw import stage_rng
         from ..stages.base import RunContext
         from .workers import _minmax
 
@@ -177,7 +198,9 @@ class CachedJob:
             return x, None
         stats = [] if guard else None
         for k, stage in enumerate(self.stages):
-            x = stage(x, RunContext(spec=self.specs[k], index=i, file=self.paths[i]))
+            rng = stage_rng(self.seed, epoch, i, stage.index) if _trait(stage, "random") else None
+            x = stage(x, RunContext(spec=self.specs[k], subset=self.subset, epoch=epoch, index=i,
+                                    file=self.paths[i], rng=rng))
             if guard:
                 stats.append(_minmax(x))
         return x, stats
@@ -204,7 +227,8 @@ class Cache:
         return CachedJob(list(listing.filepaths), str(self.folder), rows, ix["shard_images"],
                          [s["file"] for s in ix["shards"]], ix["dtype"], tuple(ix["image_shape"]),
                          list(tail.stages), list(tail.inputs), run_stages,
-                         frozenset(ix.get("bad", [])))
+                         frozenset(ix.get("bad", [])), getattr(tail, "seed", 0),
+                         getattr(tail, "subset", None))
 
 
 def _stale(folder, config, message: str, hint: str | None = None, files=()) -> CacheError:
@@ -240,7 +264,7 @@ def open_cache(folder, config, pipeline, listing, *, verify: bool = False) -> Ca
     if index.get("preproc_version") != _version():
         raise _stale(folder, config, f"was made by preproc {index.get('preproc_version')}, "
                      f"this is {_version()}")
-    cut = cut_index(pipeline.stages)
+    cut = config_cut(config, pipeline)
     if index.get("cut") != cut or index.get("recipe") != recipe_hash(config, pipeline, cut):
         raise _stale(folder, config, "was made from another config (source, batches sizes and "
                      "modes, or the stages before the cut differ)")

@@ -33,13 +33,15 @@ class SampleSource:
         self.class_mode, self.num_classes = it.class_mode, it.num_classes
         self.dtype = np.dtype(it.dtype)
         self.filenames = list(it._listing.filenames)
+        #: random stages draw from (seed, epoch, file index, stage index), as in the batches
+        self.epoch = it.epoch
 
     def __len__(self) -> int:
         return len(self.classes)
 
     def x(self, i: int) -> np.ndarray:
         """Image ``i`` after every stage, in the batch dtype, as an ``(H, W, C)`` array."""
-        out, _ = self.job.run(int(i))
+        out, _ = self.job.run(int(i), False, self.epoch)
         if out.dtype != self.dtype:
             if not np.can_cast(out.dtype, self.dtype, "safe"):
                 raise PreprocError(f"{self.filenames[int(i)]}: produced dtype {out.dtype}, the "
