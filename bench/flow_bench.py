@@ -42,7 +42,11 @@ DATASETS = {  # name: (color_mode, rescale, number in full run)
     "rgb8": ("rgb", "1/255", 1500),
     "gray16": ("grayscale", "1/4095", 1500),
     "tiff16": ("grayscale", "1/65535", 750),
+    "jpeg8": ("rgb", "1/255", 1000),
 }
+#: photos cut from scikit-image's sample images (the JPEG datasets)
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+          "immunohistochemistry", "retina")
 
 
 # ------------------------------------------------------------------------------ datasets
@@ -61,6 +65,21 @@ def _content(rng, h, w, channels):
     return np.stack(planes, axis=2)
 
 
+def _photo(rng, sources, low: int, high: int):
+    """A photo of ``low``-``high`` px: a random crop of a sample image, resized, maybe flipped."""
+    from PIL import Image
+
+    src = sources[int(rng.integers(len(sources)))]
+    h, w = src.shape[:2]
+    ch, cw = int(h * rng.uniform(0.6, 1)), int(w * rng.uniform(0.6, 1))
+    top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    img = Image.fromarray(src[top:top + ch, left:left + cw])
+    long_side = int(rng.integers(low, high + 1))
+    scale = long_side / max(ch, cw)
+    img = img.resize((max(1, round(cw * scale)), max(1, round(ch * scale))), Image.Resampling.LANCZOS)
+    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else img
+
+
 def build_dataset(folder: Path, kind: str, count: int) -> Path:
     from PIL import Image
 
@@ -68,11 +87,18 @@ def build_dataset(folder: Path, kind: str, count: int) -> Path:
     if marker.exists() and int(marker.read_text()) == count:
         return folder
     rng = np.random.default_rng(abs(hash(kind)) % 2**32)
+    if kind.startswith("jpeg"):
+        import skimage.data
+
+        sources = [getattr(skimage.data, n)()[..., :3] for n in PHOTOS]
+        low, high = (1000, 1000) if kind == "jpeg1k" else (500, 1000)
     for k in range(count):
         cls = folder / f"class{k % 3}"
         cls.mkdir(parents=True, exist_ok=True)
         h, w = (int(v) for v in rng.integers(256, 513, 2))
-        if kind == "rgb8":
+        if kind.startswith("jpeg"):
+            _photo(rng, sources, low, high).save(cls / f"{k:05d}.jpg", quality=90)
+        elif kind == "rgb8":
             arr = (_content(rng, h, w, 3) * 255).astype(np.uint8)
             Image.fromarray(arr).save(cls / f"{k:05d}.png")
         elif kind == "gray16":
@@ -110,19 +136,26 @@ def warm(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- peers
-def peer_preproc(folder, color_mode, rescale, interp, stages=None):
+def preproc_config(folder, color_mode, rescale, interp, stages=None, **batches):
+    """Path of a temporary config for ``folder`` (``batches`` adds keys such as ``cache``)."""
     import yaml
-
-    from preproc.batches.flow import flow
 
     stages = stages or [{"rescale": {"factor": rescale}}]
     doc = {"version": 1, "source": {"directory": str(folder)}, "stages": stages,
            "batches": {"target_size": list(TARGET), "color_mode": color_mode, "seed": 1,
-                       "interpolation": interp, "batch_size": 32, "workers": 2},
+                       "interpolation": interp, "batch_size": 32, "workers": 2, **batches},
            "checks": {"runtime": {"sample_batches": 1}}}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         yaml.safe_dump(doc, fh)
-    with flow(fh.name) as it:
+    return fh.name
+
+
+def peer_preproc(folder, color_mode, rescale, interp, stages=None, **batches):
+    from preproc.batches.flow import flow
+
+    if os.environ.get("PREPROC_BENCH_CACHE"):
+        batches["cache"] = os.environ["PREPROC_BENCH_CACHE"]
+    with flow(preproc_config(folder, color_mode, rescale, interp, stages, **batches)) as it:
         it.start()
         start = time.perf_counter()
         n = sum(len(b[0]) for b in it)
@@ -232,6 +265,27 @@ def peer_clahe(folder, color_mode, rescale, interp):
 PEERS["preproc+clahe"] = peer_clahe
 
 
+def peer_draft(folder, color_mode, rescale, interp):
+    return peer_preproc(folder, color_mode, rescale, interp, decode={"jpeg_draft": True})
+
+
+PEERS["preproc+draft"] = peer_draft
+CLAHE = [{"clahe": {"clip_limit": 0.01}}]
+
+
+def build_cache_for(folder, color_mode, rescale, interp, stages=None) -> tuple[Path, float]:
+    """The preproc cache of a peer's config (kept beside the data); seconds to build it."""
+    from preproc.batches.cache_build import build_cache
+    from preproc.config import load_config
+
+    name = "clahe" if stages else "plain"
+    out = Path(str(folder) + f".cache-{name}-{color_mode}-{interp}")
+    cfg = load_config(preproc_config(folder, color_mode, rescale, interp, stages))
+    start = time.perf_counter()
+    build_cache(cfg, out, workers=2)
+    return out, time.perf_counter() - start
+
+
 # ----------------------------------------------------------------------------- measuring
 def _pss(proc) -> int:
     """PSS of one process: ``smaps_rollup`` is far cheaper to read than psutil's full ``smaps``."""
@@ -259,11 +313,15 @@ def _tree_pss(pid: int) -> int:
     return sum(_pss(p) for p in procs)
 
 
-def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str) -> dict:
+def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str,
+            cache: Path | None = None) -> dict:
     """Run one peer in a fresh process; return img/s and the peak PSS of its process tree."""
     python = PEER_PYTHON.get(peer, sys.executable)
     cmd = [python, __file__, "--peer", peer, str(folder), color_mode, rescale, interp]
     env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="torch")
+    env.pop("PREPROC_BENCH_CACHE", None)
+    if cache is not None:
+        env["PREPROC_BENCH_CACHE"] = str(cache)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak = [0]
 
@@ -318,6 +376,8 @@ def run_all(data: Path, quick: bool, rounds: int, only: list[str] | None = None)
             _print_row(kind, interp, best_of(rounds, folder, mode, rescale, interp))
     if not only:
         _print_extra(data, quick)
+        _print_jpeg_draft(data, quick, rounds)
+        _print_cache(data, quick, rounds)
 
 
 def _print_row(kind, interp, res):
@@ -350,6 +410,61 @@ def _print_extra(data: Path, quick: bool) -> None:
     print(f"clahe   preproc gray16 -> clahe (scikit-image), 2 workers: {r.get('img_s', 0):.0f} img/s, "
           f"{r.get('peak_mb', 0):.0f} MB", flush=True)
     print(f"import  `import preproc`: {import_time() * 1000:.0f} ms (best of 3)")
+
+
+def _best(rounds, *runs):
+    """Each ``(label, thunk)`` run ``rounds`` times interleaved; the fastest result of each."""
+    best: dict = {}
+    for _ in range(rounds):
+        for label, thunk in runs:
+            r = thunk()
+            if label not in best or r.get("img_s", 0) > best[label].get("img_s", 0):
+                best[label] = dict(r, peak_mb=max(r.get("peak_mb", 0),
+                                                  best.get(label, {}).get("peak_mb", 0)))
+    return best
+
+
+def _ratio(a: dict, b: dict) -> str:
+    return f"{a['img_s'] / b['img_s']:.2f}x" if a.get("img_s") and b.get("img_s") else "n/a"
+
+
+def _print_jpeg_draft(data: Path, quick: bool, rounds: int) -> None:
+    count = 100 if quick else 600
+    folder = build_dataset(data / f"jpeg1k-{count}", "jpeg1k", count)
+    warm(folder)
+    res = _best(rounds,
+                ("exact", lambda: measure("preproc", folder, "rgb", "1/255", "bilinear")),
+                ("draft", lambda: measure("preproc+draft", folder, "rgb", "1/255", "bilinear")))
+    print(f"draft   jpeg 1000 px -> 224 bilinear: exact {res['exact'].get('img_s', 0):.0f} img/s, "
+          f"jpeg_draft {res['draft'].get('img_s', 0):.0f} img/s = {_ratio(res['draft'], res['exact'])}"
+          " (not Keras-identical)", flush=True)
+
+
+def _print_cache(data: Path, quick: bool, rounds: int) -> None:
+    """Cache reads against the decode path on the same data, and memory at two dataset sizes."""
+    rgb = data / ("rgb8-" + str(150 if quick else 1500))
+    c_rgb, t_rgb = build_cache_for(rgb, "rgb", "1/255", "bilinear")
+    res = _best(rounds, ("files", lambda: measure("preproc", rgb, "rgb", "1/255", "bilinear")),
+                ("cache", lambda: measure("preproc", rgb, "rgb", "1/255", "bilinear", c_rgb)))
+    print(f"cache   rgb8 224x224 uint8 batches: files {res['files'].get('img_s', 0):.0f} img/s, "
+          f"cache {res['cache'].get('img_s', 0):.0f} img/s = {_ratio(res['cache'], res['files'])} "
+          f"(built once in {t_rgb:.1f} s)", flush=True)
+    gray = data / ("gray16-" + str(150 if quick else 1500))
+    c_gray, t_gray = build_cache_for(gray, "grayscale", "1/4095", "bilinear", CLAHE)
+    res = _best(rounds,
+                ("files", lambda: measure("preproc+clahe", gray, "grayscale", "1/4095", "bilinear")),
+                ("cache", lambda: measure("preproc+clahe", gray, "grayscale", "1/4095", "bilinear",
+                                          c_gray)))
+    print(f"cache   gray16 -> clahe: files {res['files'].get('img_s', 0):.0f} img/s, cache "
+          f"{res['cache'].get('img_s', 0):.0f} img/s = {_ratio(res['cache'], res['files'])} "
+          f"(built once in {t_gray:.1f} s)", flush=True)
+    small_n, big_n = (200, 2000) if quick else (1000, 10000)
+    for n in (small_n, big_n):
+        folder = data / f"rgb8-links-{n}"
+        cache, _ = build_cache_for(folder, "rgb", "1/255", "bilinear")
+        r = measure("preproc", folder, "rgb", "1/255", "bilinear", cache)
+        print(f"memory  preproc rgb8 from cache {n:6d} images: {r.get('peak_mb', 0):6.0f} MB peak "
+              f"PSS, {r.get('img_s', 0):.0f} img/s", flush=True)
 
 
 def main() -> None:

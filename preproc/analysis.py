@@ -44,6 +44,7 @@ def check(config, *, sample: int = 64) -> Report:
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
     findings += check_pipeline(pipeline, file=file)
+    findings += _decode_findings(config)
     return Report.with_policy(findings, config.checks, pipeline.trace())
 
 
@@ -79,6 +80,17 @@ _SKIPPED_CODES = frozenset({"unreadable-file", "lossy-decode"})
 
 class CheckWarning(UserWarning):
     """Findings of a config's check below ``checks.fail_on``, issued when a flow starts."""
+
+
+def _decode_findings(config) -> list[Finding]:
+    decode = getattr(config.batches, "decode", None)
+    if decode is None or not decode.jpeg_draft:
+        return []
+    return [Finding(
+        "jpeg-draft", "batches.decode.jpeg_draft: JPEGs are decoded at 1/2, 1/4 or 1/8 scale "
+        "before the resize, so batches differ slightly from Keras' (and from jpeg_draft: false)",
+        "keep it for speed on large JPEGs; set it to false where batches must equal Keras'",
+        location=Location(file=display_path(config.path), path="batches.decode.jpeg_draft"))]
 
 
 def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Finding]:

@@ -78,6 +78,10 @@ CODES: dict[str, CodeInfo] = _codes(
      "it receives"),
     ("augment-units", W, "an augmentation amount (channel shift, clip) is in other units than "
      "the values it receives"),
+    ("cache-stale", E, "batches.cache was made from another config, preproc version or "
+     "source files, so it is refused"),
+    ("jpeg-draft", I, "batches.decode.jpeg_draft decodes JPEGs at a reduced scale: batches are "
+     "not Keras-identical"),
 )
 
 

@@ -101,6 +101,8 @@ class BatchIterator:
         prefetch: batches prepared ahead; default ``batches.prefetch``.
         guard: ``'warn'`` (default), ``'raise'`` or ``'record'`` on a runtime range violation.
         pipeline: a ready :class:`~preproc.stages.pipeline.Pipeline` (default: built from ``config``).
+        cache: a folder written by ``preproc cache`` (default ``batches.cache``): samples are
+            read from its shards and only the stages after its cut run.
 
     Attributes:
         filenames, filepaths, classes, class_indices, num_classes, samples, batch_size: as Keras.
@@ -111,7 +113,7 @@ class BatchIterator:
     """
 
     def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
-                 guard: str = "warn", pipeline=None) -> None:
+                 guard: str = "warn", pipeline=None, cache=None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
@@ -138,11 +140,18 @@ class BatchIterator:
         self.skipped: dict[str, str] = {}
         self.epoch = 0
         self._engine = self._window = None
-        if self.pipeline.needs_fit:
+        self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
+        if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
-        self._batched = batching.batchable(self.pipeline.stages)
-        self._job = _make_job(config, self._listing.filepaths, self.pipeline,
-                              run_stages=not self._batched)
+        # what the batches run: the stages after the cache's cut, or the whole pipeline
+        self._run = self.pipeline if self._cache is None else self._cache.tail(self.pipeline)
+        self._stages = self._run.stages
+        self._batched = batching.batchable(self._stages)
+        if self._cache is not None:
+            self._job = self._cache.job(self._listing, self._run, run_stages=not self._batched)
+        else:
+            self._job = _make_job(config, self._listing.filepaths, self.pipeline,
+                                  run_stages=not self._batched)
         self._probe()
         self._set_order()
 
@@ -299,7 +308,7 @@ class BatchIterator:
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            x, stats = batching.apply_stages(self.pipeline, rows, guard, self.dtype)
+            x, stats = batching.apply_stages(self._run, rows, guard, self.dtype)
             return x, stats, keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
@@ -338,6 +347,8 @@ class BatchIterator:
     def _check_ranges(self, i, idx, stats) -> None:
         from .guard import check_batch
 
+        if self._cache is not None:  # stages before the cut were measured when the cache was made
+            stats = [None if s is None else [_PASS] * self._cache.cut + list(s) for s in stats]
         found = check_batch(self.pipeline, self.config, i, self.epoch,
                             [self._job.paths[j] for j in idx], stats)
         for finding in found:
@@ -393,7 +404,7 @@ class BatchIterator:
             except DecodeError as exc:
                 first = first or exc
                 continue
-            out = self.pipeline.apply(raw, file=self._job.paths[k], index=k)
+            out = self._run.apply(raw, file=self._job.paths[k], index=k)
             self.image_shape = tuple(out.shape)
             self.dtype = _batch_dtype(self.pipeline, out.dtype)
             self._slot_shape = tuple(raw.shape) if self._batched else self.image_shape
@@ -429,10 +440,12 @@ class BatchIterator:
         from .workers import InlineEngine, ProcessEngine, Window
 
         if self._engine is None:
-            slots = 1 if self._workers <= 0 or not _can_fork() else self._prefetch + 1
+            # cached rows of elementwise pipelines are a memory copy: workers would only add IPC
+            inline = self._cache is not None and self._batched
+            slots = 1 if self._workers <= 0 or inline or not _can_fork() else self._prefetch + 1
             _check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
                                 self.dtype, slots)
-            if self._workers <= 0 or not _can_fork():
+            if self._workers <= 0 or inline or not _can_fork():
                 self._engine = InlineEngine(self._job)
             else:
                 slots = self._prefetch + 1
@@ -458,6 +471,20 @@ class BatchIterator:
     def __repr__(self) -> str:
         return (f"BatchIterator({self.samples} images, {self.num_classes} classes, "
                 f"{len(self)} batches of {self.batch_size}, epoch {self.epoch})")
+
+
+#: guard statistics that pass any interval (for stages whose output the cache holds)
+_PASS = (math.inf, -math.inf, False)
+
+
+def _open_cache(config, cache, it):
+    if cache is None and getattr(config.batches, "cache", None) is not None:
+        cache = Path(config.base_dir) / config.batches.cache  # a config's paths are its own
+    if cache is None:
+        return None
+    from .cache import open_cache
+
+    return open_cache(cache, config, it.pipeline, it._listing)
 
 
 def _list(config, subset) -> discovery.Discovered:
@@ -495,11 +522,12 @@ def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
     from .workers import ImageJob
 
     b, expect = config.batches, config.source.expect
+    draft = getattr(getattr(b, "decode", None), "jpeg_draft", False)
     return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
                     run_stages=run_stages, dicom=config.source.dicom, seed=pipeline.seed,
-                    subset=pipeline.subset)
+                    subset=pipeline.subset, jpeg_draft=draft)
 
 
 def _check_shard(shard, b):

@@ -67,6 +67,8 @@ class ImageJob:
         seed: the run's seed; with the epoch, the file index and the stage index it fixes every
             random draw, whichever worker runs the file.
         subset: the subset being produced (for the run context).
+        jpeg_draft: let the JPEG decoder downscale by 1/2, 1/4 or 1/8 to the smallest size
+            still at least the target before the resize (faster, not Keras-identical).
     """
 
     paths: list[str]
@@ -81,6 +83,7 @@ class ImageJob:
     dicom: object | None = None
     seed: int = 0
     subset: str | None = None
+    jpeg_draft: bool = False
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
@@ -91,7 +94,8 @@ class ImageJob:
         path, frame = self.paths[i], None
         if getattr(self.dicom, "frames", None) == "all":
             path, frame = split_frame(path)
-        image = open_8bit(path) if frame is None else None
+        draft = (self.target[1], self.target[0]) if self.jpeg_draft else None
+        image = open_8bit(path, draft=draft) if frame is None else None
         if image is not None and image.mode.startswith("I;16"):
             if self.color_mode != "rgba":  # rgba's alpha needs the header's stored bits
                 x = np.asarray(image)

@@ -225,6 +225,22 @@ _ROWS = [
         "the stage before the rescale, where Keras applies it.",
     ),
     Explanation(
+        "cache-stale",
+        "`batches.cache` names a folder written by `preproc cache` for another config (other "
+        "target_size, colour mode, stages before the cut), another preproc version, or before "
+        "a source file changed (size or mtime; its content with `preproc cache --verify`).",
+        "Rebuild it with `preproc cache CONFIG DIR` (complete shards of unchanged files are "
+        "kept), or remove `batches.cache` to read the files.",
+        is_config=False,
+    ),
+    Explanation(
+        "jpeg-draft",
+        _cfg("{dtype: uint8}", "  - rescale: {factor: 1/255}\n",
+             "batches:\n  decode: {jpeg_draft: true}   # DCT-domain downscaling\n"),
+        "Informational: keep it for speed on large JPEGs; set `jpeg_draft: false` where batches "
+        "must equal Keras' element for element.",
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",

@@ -143,6 +143,12 @@ def physical_memory() -> int | None:
         return None
 
 
+class Decode(BaseModel):
+    model_config = STRICT
+    jpeg_draft: bool = Field(False, description="decode JPEGs at the smallest 1/2, 1/4 or 1/8 "
+                             "scale still covering target_size (faster; not Keras-identical)")
+
+
 class Batches(BaseModel):
     """Every ``flow_from_directory`` parameter, same names and defaults, plus preproc's own."""
 
@@ -164,6 +170,9 @@ class Batches(BaseModel):
     prefetch: Integer = Field(2, ge=0, le=MAX_PREFETCH, description="batches prepared ahead")
     worker_timeout: Number = Field(60.0, gt=0, le=86400,
                                    description="seconds a worker may spend on one image")
+    cache: str | None = Field(None, description="folder written by `preproc cache`: read the "
+                              "deterministic part of the pipeline from its shards")
+    decode: Decode = Field(default_factory=Decode)
 
     @field_validator("target_size")
     @classmethod
