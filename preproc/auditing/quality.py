@@ -90,12 +90,21 @@ def working_image(pixels, lo: float, hi: float) -> np.ndarray:
     ``pixels`` is an ``HxW``/``HxWxC`` array (a leading frame axis: the first frame) or an 8-bit
     ``PIL.Image``. Returns ``float32`` values, nominally in ``[0, 1]``.
     """
+    image, scale = _working(pixels, lo, hi)
+    return np.asarray(image, dtype=np.float32) * np.float32(scale)
+
+
+def _working(pixels, lo: float, hi: float):
+    """``(PIL 'F' image, scale)``: the reduced luminance; times ``scale`` it is in ``[0, 1]``.
+
+    8-bit images stay in Pillow (luminance and reduction in C, values 0-255); arrays are
+    normalised in NumPy first. Hashes, thumbnails and sharpness do not depend on the scale.
+    """
     from PIL import Image
 
     if not isinstance(pixels, np.ndarray):
         image = pixels if pixels.mode == "L" else pixels.convert("L")
-        image = _reduce(image)
-        return np.asarray(image, dtype=np.float32) * np.float32(1.0 / 255.0)
+        return _reduce(image).convert("F"), 1.0 / 255.0
     arr = pixels
     if arr.ndim == 4:
         arr = arr[0]
@@ -109,8 +118,7 @@ def working_image(pixels, lo: float, hi: float) -> np.ndarray:
     if gray.dtype.kind == "f":
         gray = np.nan_to_num(gray, nan=lo, posinf=hi, neginf=lo)
     gray = (gray - np.float32(lo)) * np.float32(1.0 / (hi - lo))
-    return np.asarray(_reduce(Image.fromarray(np.ascontiguousarray(gray), mode="F")),
-                      dtype=np.float32)
+    return _reduce(Image.fromarray(np.ascontiguousarray(gray), mode="F")), 1.0
 
 
 def _reduce(image, limit: int = WORK_SIDE):
@@ -125,12 +133,17 @@ def _reduce(image, limit: int = WORK_SIDE):
     return image.resize(size, Image.BOX, reducing_gap=2.0 if image.mode == "L" else None)
 
 
-def phash_of(work: np.ndarray) -> int:
-    """64-bit DCT hash: the low 8x8 frequencies of the 32x32 image, above their median."""
+def phash_of(work) -> int:
+    """64-bit DCT hash: the low 8x8 frequencies of the 32x32 image, above their median.
+
+    ``work`` is a 2-D array or a Pillow ``F`` image (any scale: the hash compares coefficients
+    with their median, so brightness and contrast do not change it).
+    """
     from PIL import Image
 
-    small = np.asarray(Image.fromarray(work, mode="F").resize((_HASH_SIDE, _HASH_SIDE),
-                                                              Image.BILINEAR), dtype=np.float64)
+    image = work if isinstance(work, Image.Image) else Image.fromarray(
+        np.ascontiguousarray(work, dtype=np.float32), mode="F")
+    small = np.asarray(image.resize((_HASH_SIDE, _HASH_SIDE), Image.BILINEAR), dtype=np.float64)
     coeffs = _DCT @ small @ _DCT.T
     flat = coeffs.ravel()
     bits = flat > np.median(flat[1:])
@@ -138,31 +151,26 @@ def phash_of(work: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def _coarse(work: np.ndarray) -> np.ndarray:
+def tiny_of(image) -> str:
+    """The working image (Pillow ``F``) at 8x8, stretched to 0-255, as 128 hex digits: the
+    near-duplicate check compares these by correlation after the hashes proposed a pair."""
     from PIL import Image
 
-    if max(work.shape) <= BLUR_SIDE:
-        return work
-    return np.asarray(_reduce(Image.fromarray(work, mode="F"), BLUR_SIDE), dtype=np.float32)
-
-
-def tiny_of(work: np.ndarray) -> str:
-    """The working image at 8x8, stretched to 0-255, as 128 hex digits: the near-duplicate
-    check compares these by correlation after the hashes proposed a pair."""
-    from PIL import Image
-
-    small = np.asarray(Image.fromarray(work, mode="F").resize((_TINY, _TINY), Image.BOX),
-                       dtype=np.float64)
+    small = np.asarray(image.resize((_TINY, _TINY), Image.BOX), dtype=np.float64)
     lo, hi = small.min(), small.max()
     scaled = (small - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(small)
     return np.round(scaled).astype(np.uint8).tobytes().hex()
 
 
-def center(work: np.ndarray, keep: float = 0.9) -> np.ndarray:
-    """The central ``keep`` fraction of each side of the working image."""
-    h, w = work.shape
+def center(image, keep: float = 0.9):
+    """The central ``keep`` fraction of each side of a Pillow image."""
+    w, h = image.size
     dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
-    return np.ascontiguousarray(work[dy:h - dy, dx:w - dx]) if h > 4 and w > 4 else work
+    return image.crop((dx, dy, w - dx, h - dy)) if h > 4 and w > 4 else image
+
+
+def _coarse(image) -> np.ndarray:
+    return np.asarray(_reduce(image, BLUR_SIDE), dtype=np.float32)
 
 
 def sharpness(work: np.ndarray) -> float:
@@ -212,15 +220,16 @@ def image_measures(pixels, rec) -> dict:
         return {}
     lo, hi = level_range(pixels, rec.dtype, rec.stored_bits, rec.stored_bits_declared,
                          rec.effective_bits, rec.signed, min(rec.min), max(rec.max))
-    work = working_image(pixels, lo, hi)
+    image, scale = _working(pixels, lo, hi)
+    work = np.asarray(image, dtype=np.float32) * np.float32(scale)
     flat = float(work.std()) < 1e-4
     return {
-        "phash": None if flat else f"{phash_of(work):016x}",
-        "phash_center": None if flat else f"{phash_of(center(work)):016x}",
-        "blur": sharpness(_coarse(work)),
+        "phash": None if flat else f"{phash_of(image):016x}",
+        "phash_center": None if flat else f"{phash_of(center(image)):016x}",
+        "blur": sharpness(_coarse(image)),
         "brightness": float(work.mean()),
         "entropy": entropy(work),
-        "tiny": None if flat else tiny_of(work),
+        "tiny": None if flat else tiny_of(image),
         "grayscale": grayscale_in_rgb(pixels),
         "level_lo": lo,
         "level_hi": hi,

@@ -13,11 +13,14 @@ Subsets: a file is in the validation subset exactly when the batches would put i
 Quality outliers, per measure (``checks.audit`` sets ``k`` and the margins): within each class
 with at least ``min_class_files`` measured files (else over the dataset), a file is an outlier
 when its measure lies more than ``k`` robust deviations (1.4826 x MAD) from the median *and* at
-least the measure's margin away. A dataset with fewer measured files than ``min_class_files``
+least the measure's margin away. Sharpness, size and aspect ratio are compared on a log scale
+(a factor from the median), darkness on the log of the brightness and lightness on the log of
+its complement (exposure is multiplicative: half the light is half the brightness). A dataset with fewer measured files than ``min_class_files``
 gets no outlier findings at all. A low-information file is not judged for blur or brightness:
 those measures mean nothing on an image without content. Brightness is re-expressed against the range of the file's
 dtype over the dataset (declared ``source.expect`` range, else the widest file range), so a
-12-bit image that reaches only 1200 stays dark and a uniformly dark dataset stays unflagged.
+12-bit image that reaches only 1200 stays dark and a uniformly dark dataset stays unflagged;
+entropy likewise.
 """
 
 from __future__ import annotations
@@ -52,11 +55,11 @@ class Thresholds:
 
     near_duplicate_distance: int = 10
     near_duplicate_correlation: float = 0.85
-    k: float = 3.0
+    k: float = 3.5
     min_class_files: int = 20
     blur_factor: float = 6.0
-    brightness_margin: float = 0.2
-    entropy_margin: float = 3.0
+    brightness_factor: float = 2.0
+    entropy_margin: float = 4.0
     size_factor: float = 3.0
     aspect_factor: float = 1.5
 
@@ -76,7 +79,7 @@ class _Measure:
     column: str
     side: int  # -1: low values are bad, +1: high values, 0: both
     margin: float
-    log: bool
+    scale: str  # "linear", "log" or "log-complement" (-log(1 - x), for light values)
     what: str
     unit: str
     hint: str
@@ -91,6 +94,7 @@ class Screen:
         n: files screened (every spooled record, readable or not).
         subset: per spooled record, 0 training, 1 validation, -1 none.
         brightness: per spooled record, brightness in the dataset's range (NaN when unmeasured).
+        entropy: per spooled record, entropy in bits at 256 levels of the dataset's range.
         cluster: per spooled record, near-duplicate cluster number (-1 for none).
         flags: spool index -> codes that name the file.
         clusters: every cluster as ``[spool index, ...]``.
@@ -101,6 +105,7 @@ class Screen:
     n: int = 0
     subset: np.ndarray | None = None
     brightness: np.ndarray | None = None
+    entropy: np.ndarray | None = None
     cluster: np.ndarray | None = None
     flags: dict = field(default_factory=dict)
     clusters: list = field(default_factory=list)
@@ -116,7 +121,8 @@ class Screen:
         bright = None if self.brightness is None else self.brightness[i]
         return {
             "phash": rec.phash or "", "blur": _fmt(rec.blur), "brightness": _fmt(bright),
-            "entropy": _fmt(rec.entropy), "aspect_ratio": _fmt(aspect),
+            "entropy": _fmt(None if self.entropy is None else self.entropy[i]),
+            "aspect_ratio": _fmt(aspect),
             "grayscale": "" if rec.grayscale is None else str(bool(rec.grayscale)).lower(),
             "subset": subset,
             "cluster": "" if self.cluster is None or self.cluster[i] < 0 else str(self.cluster[i]),
@@ -156,8 +162,8 @@ def screen(spool, cfg, where: str, expect=None) -> Screen:
     cols = _Columns.collect(spool, validation)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
-    out.brightness = _dataset_brightness(cols, expect)
-    out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": cols.entropy}
+    out.brightness, out.entropy = _dataset_units(cols, expect)
+    out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
     named: dict[str, tuple[list[int], dict]] = {}
     _similarity(cols, limits, out, named)
     _quality(cols, limits, out, named)
@@ -214,8 +220,16 @@ class _Columns:
         return self
 
 
-def _dataset_brightness(cols: _Columns, expect) -> np.ndarray:
-    out = np.full(cols.n, np.nan)
+def _dataset_units(cols: _Columns, expect) -> tuple[np.ndarray, np.ndarray]:
+    """Brightness and entropy re-expressed against the range of the file's dtype over the
+    dataset (the declared ``source.expect`` range, else the widest file range).
+
+    A file normalised by a narrower range of its own (a dim 12-bit image whose values need only
+    10 bits) is as bright as its values say and loses the entropy a coarser quantisation of the
+    dataset's range would lose: ``log2(dataset span / file span)`` bits.
+    """
+    bright = np.full(cols.n, np.nan)
+    entropy = np.full(cols.n, np.nan)
     declared = getattr(expect, "range", None)
     for d, name in enumerate(cols.dtype_names):
         rows = (cols.dtype == d) & np.isfinite(cols.bright)
@@ -225,9 +239,12 @@ def _dataset_brightness(cols: _Columns, expect) -> np.ndarray:
         if declared is not None and getattr(expect, "dtype", None) in (None, name) \
                 and name is not None and np.dtype(name).kind in "ui":
             lo, hi = float(declared.lo), float(declared.hi)
-        raw = cols.bright[rows] * (cols.hi[rows] - cols.lo[rows]) + cols.lo[rows]
-        out[rows] = (raw - lo) / (hi - lo) if hi > lo else 0.0
-    return out
+        span = cols.hi[rows] - cols.lo[rows]
+        raw = cols.bright[rows] * span + cols.lo[rows]
+        bright[rows] = (raw - lo) / (hi - lo) if hi > lo else 0.0
+        ratio = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1), 1.0)
+        entropy[rows] = np.maximum(cols.entropy[rows] - np.log2(np.maximum(ratio, 1.0)), 0.0)
+    return bright, entropy
 
 
 def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
@@ -284,32 +301,40 @@ def _exact_pairs(cols: _Columns) -> np.ndarray:
 
 def _measures(limits: Thresholds) -> list[_Measure]:
     return [
-        _Measure("blurry", "blur", -1, math.log(limits.blur_factor), True,
+        _Measure("blurry", "blur", -1, math.log(limits.blur_factor), "log",
                  "sharpness (variance of the Laplacian over the variance of the image)", "",
                  "check focus and motion blur; remove or re-acquire these images"),
-        _Measure("dark", "brightness", -1, limits.brightness_margin, False,
+        _Measure("dark", "brightness", -1, math.log(limits.brightness_factor), "log",
                  "brightness (mean luminance as a fraction of the range of the dtype's files)",
                  "", "check exposure or windowing; these images are dark for their range"),
-        _Measure("light", "brightness", 1, limits.brightness_margin, False,
+        _Measure("light", "brightness", 1, math.log(limits.brightness_factor), "log-complement",
                  "brightness (mean luminance as a fraction of the range of the dtype's files)",
                  "", "check exposure or windowing; these images are washed out for their range"),
-        _Measure("low-information", "entropy", -1, limits.entropy_margin, False,
+        _Measure("low-information", "entropy", -1, limits.entropy_margin, "linear",
                  "entropy (bits of information at 256 levels of the file's range)", " bits",
                  "check these images are not blank, placeholders or failed exports"),
-        _Measure("odd-size", "side", 0, math.log(limits.size_factor), True,
+        _Measure("odd-size", "side", 0, math.log(limits.size_factor), "log",
                  "size (square root of width x height, pixels)", " px",
                  "check these files belong to the dataset; resizing them distorts detail"),
-        _Measure("odd-aspect-ratio", "aspect", 0, math.log(limits.aspect_factor), True,
+        _Measure("odd-aspect-ratio", "aspect", 0, math.log(limits.aspect_factor), "log",
                  "aspect ratio (width / height)", "",
                  "check these files belong to the dataset; a resize to a fixed shape distorts "
                  "them"),
     ]
 
 
+#: Measure scales: (transform of an array, inverse of one value).
+_SCALES = {
+    "linear": (lambda a: a, lambda v: v),
+    "log": (lambda a: np.log(np.maximum(a, 1e-9)), math.exp),
+    "log-complement": (lambda a: -np.log(np.maximum(1.0 - a, 1e-9)), lambda v: 1.0 - math.exp(-v)),
+}
+
+
 def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
     measured = np.isfinite(cols.bright)
     values = {
-        "blur": cols.blur, "brightness": out.brightness, "entropy": cols.entropy,
+        "blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy,
         "side": np.where(measured, np.sqrt(cols.height * cols.width), np.nan),
         "aspect": np.where(measured & (cols.height > 0),
                            cols.width / np.where(cols.height > 0, cols.height, 1), np.nan),
@@ -317,7 +342,7 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> No
     blank = np.zeros(cols.n, dtype=bool)  # low-information files: their other measures are moot
     for m in sorted(_measures(limits), key=lambda m: m.code != "low-information"):
         raw = values[m.column]
-        x = np.log(np.maximum(raw, 1e-9)) if m.log else raw
+        x = _SCALES[m.scale][0](raw)
         if m.code in ("blurry", "dark", "light"):
             x = np.where(blank, np.nan, x)
         flagged = np.zeros(cols.n, dtype=bool)
@@ -341,7 +366,7 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> No
                 hit |= rows & (x > high)
             flagged |= hit
             score[hit] = np.abs(x[hit] - med) / spread
-            un = (lambda v: math.exp(v)) if m.log else (lambda v: v)
+            un = _SCALES[m.scale][1]
             bounds[name] = (un(low) if m.side <= 0 else None, un(high) if m.side >= 0 else None,
                             un(med))
         out.thresholds[m.code] = bounds

@@ -205,13 +205,13 @@ _ROWS = [
         "dark",
         "A 12-bit X-ray whose values reach only 800 of 4095 in a class whose median image is "
         "at 45% of the range.",
-        "Check exposure or windowing of these files; tune `checks.audit.brightness_margin`.",
+        "Check exposure or windowing of these files; tune `checks.audit.brightness_factor`.",
         is_config=False,
     ),
     Explanation(
         "light",
         "An over-exposed 8-bit photo at 90% brightness in a class whose median is 45%.",
-        "Check exposure of these files; tune `checks.audit.brightness_margin`.",
+        "Check exposure of these files; tune `checks.audit.brightness_factor`.",
         is_config=False,
     ),
     Explanation(

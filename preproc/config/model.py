@@ -215,11 +215,11 @@ class AuditChecks(BaseModel):
     model_config = STRICT
     near_duplicate_distance: int = Field(10, ge=0, le=16, description="max differing bits of 64 perceptual-hash bits")
     near_duplicate_correlation: float = Field(0.85, ge=-1, le=1, description="min correlation of the 8x8 thumbnails of a near-duplicate pair")
-    k: float = Field(3.0, gt=0, description="robust deviations from the median that make an outlier")
+    k: float = Field(3.5, gt=0, description="robust deviations from the median that make an outlier")
     min_class_files: int = Field(20, ge=3, description="files a class needs for its own thresholds")
     blur_factor: float = Field(6.0, gt=1, description="blurry: sharpness at least this factor below the median")
-    brightness_margin: float = Field(0.2, gt=0, le=1, description="dark/light: brightness at least this far from the median (fraction of the range)")
-    entropy_margin: float = Field(3.0, gt=0, le=8, description="low-information: entropy at least this many bits below the median")
+    brightness_factor: float = Field(2.0, gt=1, description="dark: brightness at least this factor below the median; light: 1 - brightness that factor below the median's")
+    entropy_margin: float = Field(4.0, gt=0, le=8, description="low-information: entropy at least this many bits below the median")
     size_factor: float = Field(3.0, gt=1, description="odd-size: side length at least this factor from the median")
     aspect_factor: float = Field(1.5, gt=1, description="odd-aspect-ratio: width/height at least this factor from the median")
 
