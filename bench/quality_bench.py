@@ -22,7 +22,7 @@ and its workers) on distinct small images from 1,000 to 20,000 files.
 Goals: P and R >= 0.9 for every finding at both bit depths; >= 5x cleanvision's files/s;
 memory flat from 1k to 20k files.
 
-Usage: ``python bench/quality_bench.py [--n 1000] [--workers 2] [--mem 1000,20000]
+Usage: ``python bench/quality_bench.py [--n 1000] [--side 256] [--workers 2] [--mem 1000,20000]
 [--cleanvision-python /work/sidevenv-audit2/bin/python] [--data DIR]``
 """
 
@@ -153,6 +153,7 @@ def build_small(root: Path, count: int, workers: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="files per labelled dataset")
+    parser.add_argument("--side", type=int, default=256, help="side of a clean image, pixels")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mem", default="1000,20000", help="file counts of the memory runs")
     parser.add_argument("--cleanvision-python", default="/work/sidevenv-audit2/bin/python")
@@ -166,7 +167,7 @@ def main() -> None:
         if truth_file.exists():
             truth = {k: set(v) for k, v in json.loads(truth_file.read_text()).items()}
         else:
-            truth = labelled_dataset(root, n=args.n, bits16=bits16, seed=42)
+            truth = labelled_dataset(root, n=args.n, bits16=bits16, seed=42, side=args.side)
             truth_file.write_text(json.dumps({k: sorted(v) for k, v in truth.items()}))
         preproc_flags(root, args.workers)  # warm the page cache
         ours, seconds, files = min((preproc_flags(root, args.workers) for _ in range(2)),
@@ -200,7 +201,7 @@ def _fmt(x) -> str:
 def print_table(results: dict) -> None:
     for name in ("rgb8", "gray16"):
         r = results[name]
-        print(f"\n{name}: {results['n']} files   precision / recall")
+        print(f"\n{name}: {results['n']} files   precision / recall")  # noqa: E501
         print(f"{'finding':20}{'truth':>7}{'preproc P':>11}{'R':>7}{'cleanvision P':>15}{'R':>7}")
         for row in r["rows"]:
             print(f"{row['code']:20}{row['truth']:>7}{_fmt(row['preproc_p']):>11}"

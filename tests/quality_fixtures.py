@@ -101,8 +101,10 @@ def _copy_variant(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.nd
 
 
 def labelled_dataset(root: Path, n: int = 200, bits16: bool = False, classes: int = 2,
-                     split: float = 0.2, seed: int = 0) -> dict[str, set[str]]:
+                     split: float = 0.2, seed: int = 0, side: int = 112) -> dict[str, set[str]]:
     """Write ``n`` files over ``classes`` folders; return the truth per finding code.
+
+    ``side``: pixels of a clean image's side (odd sizes are a quarter and four times that).
 
     ``bits16``: 16-bit grayscale PNGs with 12-bit content (and 8-bit exports as bit-depth
     copies); else 8-bit RGB PNGs (and JPEG re-encodings as copies).
@@ -155,7 +157,7 @@ def labelled_dataset(root: Path, n: int = 200, bits16: bool = False, classes: in
         for i in range(per):
             plan = plans[cls].get(i, ("clean",))
             if plan[0] in ("clean", "original"):
-                img = scene(rng, color=color)
+                img = scene(rng, side, side, color=color)
                 originals[(cls, i)] = img
                 _write(root, rel(cls, i), img, bits16)
     for cls in names:
@@ -184,9 +186,9 @@ def labelled_dataset(root: Path, n: int = 200, bits16: bool = False, classes: in
                 if len(plan) > 3 and plan[3] == "conflict":
                     truth["label-conflict"] |= pair
                 continue
-            img = scene(rng, color=color)
+            img = scene(rng, side, side, color=color)
             if kind == "blurry":
-                img = _blur(img, 2.5)
+                img = _blur(img, 2.5 * side / 112)
             elif kind == "dark":
                 img = img * 0.2
             elif kind == "light":
@@ -195,9 +197,12 @@ def labelled_dataset(root: Path, n: int = 200, bits16: bool = False, classes: in
                 level = rng.uniform(0.2, 0.8)
                 img = np.clip(np.full(img.shape, level) + rng.normal(0, 0.002, img.shape), 0, 1)
             elif kind == "odd-size":
-                img = scene(rng, 28, 28, color) if rng.random() < 0.5 else scene(rng, 448, 448, color)
+                small, big = side // 4, side * 4
+                img = scene(rng, small, small, color) if rng.random() < 0.5 \
+                    else scene(rng, big, big, color)
             elif kind == "odd-aspect-ratio":
-                img = scene(rng, 112, 28, color) if rng.random() < 0.5 else scene(rng, 28, 112, color)
+                img = scene(rng, side, side // 4, color) if rng.random() < 0.5 \
+                    else scene(rng, side // 4, side, color)
             elif kind == "grayscale-in-rgb":
                 img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
             truth[kind].add(path)

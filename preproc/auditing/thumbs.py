@@ -29,7 +29,8 @@ _CSS = (".thumbs{display:flex;flex-wrap:wrap;gap:8px;margin:.4em 0 1em}"
         ".thumbs figure{margin:0;width:124px;font-size:11px;word-break:break-all}"
         ".thumbs img{display:block;border:1px solid #d7dde3;background:#888;"
         f"max-width:{THUMB_SIDE}px;max-height:{THUMB_SIDE}px}}"
-        ".cluster{border-left:3px solid #b54708;padding-left:8px;margin:.6em 0}"
+        ".clusters{display:flex;flex-wrap:wrap;gap:10px 18px}"
+        ".cluster{border-left:3px solid #b54708;padding-left:8px;margin:.3em 0}"
         ".validation{color:#b42318;font-weight:600}")
 
 
@@ -118,6 +119,7 @@ def _clusters(finding, uris) -> str:
             figs.append(_figure(uris.get(m["path"]),
                                 [_e(m["path"]), f"class {_e(m['class'])}", tag]))
         out.append("<div class='cluster thumbs'>" + "".join(figs) + "</div>")
+    out = ["<div class='clusters'>" + "".join(out) + "</div>"]
     more = finding.data.get("clusters", 0) - len(finding.data.get("examples") or [])
     if more > 0:
         out.append(f"<p class='muted'>and {more} more cluster(s); files.csv has every file's "
