@@ -44,11 +44,11 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from audit_bench import memory_at  # noqa: E402
-from quality_fixtures import CODES, config_text, labelled_dataset, precision_recall  # noqa: E402
+from audit_bench import memory_at
+from quality_fixtures import CODES, config_text, labelled_dataset, precision_recall
 
-from preproc.audit import audit  # noqa: E402
-from preproc.config import load_config  # noqa: E402
+from preproc.audit import audit
+from preproc.config import load_config
 
 CLEANVISION_SCRIPT = r"""
 import json, os, sys, time
@@ -201,7 +201,7 @@ def _fmt(x) -> str:
 def print_table(results: dict) -> None:
     for name in ("rgb8", "gray16"):
         r = results[name]
-        print(f"\n{name}: {results['n']} files   precision / recall")  # noqa: E501
+        print(f"\n{name}: {results['n']} files   precision / recall")
         print(f"{'finding':20}{'truth':>7}{'preproc P':>11}{'R':>7}{'cleanvision P':>15}{'R':>7}")
         for row in r["rows"]:
             print(f"{row['code']:20}{row['truth']:>7}{_fmt(row['preproc_p']):>11}"

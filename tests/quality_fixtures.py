@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 #: Finding codes the truth covers.
 CODES = ("blurry", "dark", "light", "low-information", "odd-size", "odd-aspect-ratio",

@@ -48,9 +48,10 @@ def test_precision_and_recall_on_a_labelled_dataset(tmp_path, bits16):
 def _rec(arr, **kw):
     from preproc.dataset.records import FileRecord
 
-    defaults = dict(path="x", cls=None, dtype=str(arr.dtype), stored_bits=arr.dtype.itemsize * 8,
-                    stored_bits_declared=False, signed=False, pixels=arr.size,
-                    min=[float(arr.min())], max=[float(arr.max())])
+    defaults = {"path": "x", "cls": None, "dtype": str(arr.dtype),
+                "stored_bits": arr.dtype.itemsize * 8, "stored_bits_declared": False,
+                "signed": False, "pixels": arr.size,
+                "min": [float(arr.min())], "max": [float(arr.max())]}
     defaults.update(kw)
     from preproc.dtypes import bits_needed
 
@@ -185,7 +186,7 @@ def test_html_report_embeds_every_thumbnail_and_resolves_every_image(tmp_path):
     for section in ("Image findings", "Image measures per class", "Unread files"):
         assert section in page
     assert "c0/broken.png" in page
-    some_leak = sorted(truth["split-leakage"])[0]
+    some_leak = min(truth["split-leakage"])
     assert some_leak in page and "validation" in page
 
 

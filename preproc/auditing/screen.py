@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..findings import Finding, Location
 from ..dataset.tally import MAX_EXAMPLES
+from ..findings import Finding, Location
 from .similarity import HashIndex, clusters
 
 __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
@@ -311,7 +311,7 @@ def _measures(limits: Thresholds) -> list[_Measure]:
                  "brightness (mean luminance as a fraction of the range of the dtype's files)",
                  "", "check exposure or windowing; these images are washed out for their range"),
         _Measure("low-information", "entropy", -1, limits.entropy_margin, "linear",
-                 "entropy (bits of information at 256 levels of the file's range)", " bits",
+                 "entropy (bits at 256 levels of the range of the dtype's files)", " bits",
                  "check these images are not blank, placeholders or failed exports"),
         _Measure("odd-size", "side", 0, math.log(limits.size_factor), "log",
                  "size (square root of width x height, pixels)", " px",
@@ -436,7 +436,7 @@ def _finding(code, members, extra, paths, where, total, cols, out) -> Finding:
                             if b is not None)
         parts.append(f"{name if name is not None else '(root)'}: {limit} (median {_short(med)})")
     message = (f"{len(members)} of {total} image(s) are {code.replace('-', ' ')} outliers of "
-               f"their class by {m.what}{m.unit and ' in' + m.unit}: thresholds "
+               f"their class by {m.what}: thresholds{m.unit and ' in' + m.unit} "
                + "; ".join(parts))
     data = {"measure": m.column, "thresholds": {str(k): list(v) for k, v in bounds.items()},
             "values": {paths[i][0]: _round(values[i]) for i in members[:MAX_EXAMPLES]}}
@@ -447,15 +447,16 @@ def _finding(code, members, extra, paths, where, total, cols, out) -> Finding:
 def _cluster_text(code, groups, cols) -> tuple[str, str]:
     files = sum(len(g) for g in groups)
     if code == "near-duplicate":
-        return (f"{files} files form {len(groups)} cluster(s) of the same picture (resized, "
-                "re-encoded, cropped, re-toned or at another bit depth)",
-                "keep one file per cluster; files.csv gives each file's cluster number")
+        message = (f"{files} files form {len(groups)} cluster(s) of the same picture (resized, "
+                   "re-encoded, cropped, re-toned or at another bit depth)")
+        return message, "keep one file per cluster; files.csv gives each file's cluster number"
     if code == "split-leakage":
         val = sum(int((cols.subset[np.asarray(g)] == _VAL).sum()) for g in groups)
-        return (f"{len(groups)} picture(s) are in both subsets of batches.validation_split: "
-                f"{val} validation file(s) have a copy in training",
-                "remove the copies, or split by group so copies share a subset; validation "
+        message = (f"{len(groups)} picture(s) are in both subsets of batches.validation_split: "
+                   f"{val} validation file(s) have a copy in training")
+        hint = ("remove the copies, or split by group so copies share a subset; validation "
                 "scores are inflated otherwise")
+        return message, hint
     return (f"{len(groups)} picture(s) appear under more than one class folder ({files} files)",
             "decide the right class for each picture and remove the other copies")
 
