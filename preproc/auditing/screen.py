@@ -26,6 +26,7 @@ entropy likewise.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,16 +178,19 @@ class _Columns:
     @classmethod
     def collect(cls, spool, validation) -> _Columns:
         self = cls()
-        ph, pc, ch, cl, sub, dt, tiny = [], [], [], [], [], [], []
+        # typed arrays, not lists of Python objects: a few bytes per file while collecting
+        ph, pc, ch = array("Q"), array("Q"), array("Q")
+        cl, dt, sub, flags = array("q"), array("q"), array("b"), array("b")
+        blur, bright, ent, lo, hi, hgt, wid = (array("d") for _ in range(7))
+        tiny = bytearray()
         blank = bytes(64)
-        blur, bright, ent, lo, hi, hgt, wid, gray = [], [], [], [], [], [], [], []
         names: dict = {}
         dtypes: dict = {}
         nan = float("nan")
         for rec in spool:
             ph.append(int(rec.phash, 16) if rec.phash else 0)
             pc.append(int(rec.phash_center, 16) if rec.phash_center else 0)
-            tiny.append(bytes.fromhex(rec.tiny) if rec.tiny else blank)
+            tiny += bytes.fromhex(rec.tiny) if rec.tiny else blank
             ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
             cl.append(names.setdefault(rec.cls, len(names)))
             sub.append(-1 if validation is None else int(rec.path in validation))
@@ -199,24 +203,22 @@ class _Columns:
             hi.append(rec.level_hi if measured else nan)
             hgt.append(rec.height if rec.ok and rec.height else 0)
             wid.append(rec.width if rec.ok and rec.width else 0)
-            gray.append(bool(rec.grayscale) if measured else False)
+            flags.append((1 if measured and rec.grayscale else 0)
+                         | (2 if rec.phash or rec.phash_center else 0))
         self.n = len(ph)
-        self.hashed = np.array([p != 0 or c != 0 for p, c in zip(ph, pc)], dtype=bool)
-        self.phash = np.array(ph, dtype=np.uint64)
-        self.phash_center = np.array(pc, dtype=np.uint64)
-        self.content = np.array(ch, dtype=np.uint64)
-        self.tiny = np.frombuffer(b"".join(tiny), dtype=np.uint8).reshape(-1, 64) if tiny \
-            else np.zeros((0, 64), dtype=np.uint8)
-        self.cls = np.array(cl, dtype=np.int64)
+        flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
+        self.hashed = (flags_np & 2) > 0
+        self.gray = (flags_np & 1) > 0
+        self.phash, self.phash_center, self.content = (
+            np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
+            for a in (ph, pc, ch))
+        self.tiny = np.frombuffer(bytes(tiny), dtype=np.uint8).reshape(-1, 64)
+        self.cls, self.dtype = (np.asarray(a, dtype=np.int64) for a in (cl, dt))
         self.class_names = list(names)
-        self.subset = np.array(sub, dtype=np.int8)
-        self.dtype = np.array(dt, dtype=np.int64)
+        self.subset = np.asarray(sub, dtype=np.int8)
         self.dtype_names = list(dtypes)
-        self.blur, self.bright, self.entropy = (np.array(v, dtype=np.float64)
-                                                for v in (blur, bright, ent))
-        self.lo, self.hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
-        self.height, self.width = np.array(hgt, dtype=np.float64), np.array(wid, dtype=np.float64)
-        self.gray = np.array(gray, dtype=bool)
+        self.blur, self.bright, self.entropy, self.lo, self.hi, self.height, self.width = (
+            np.asarray(a, dtype=np.float64) for a in (blur, bright, ent, lo, hi, hgt, wid))
         return self
 
 
