@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 from audit_bench import memory_at
 from quality_fixtures import CODES, config_text, labelled_dataset, precision_recall
 
-from preproc.audit import audit
+from preproc.auditing import audit
 from preproc.config import load_config
 
 CLEANVISION_SCRIPT = r"""

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from quality_fixtures import CODES, config_text, labelled_dataset, precision_recall, scene
 
-from preproc.audit import audit
-from preproc.audit.quality import image_measures, level_range
-from preproc.audit.similarity import HashIndex, clusters, popcount
+from preproc.auditing import audit
+from preproc.auditing.quality import image_measures, level_range
+from preproc.auditing.similarity import HashIndex, clusters, popcount
 from preproc.config import load_config
 from preproc.errors import ConfigError
 

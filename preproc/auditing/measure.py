@@ -55,7 +55,7 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecor
 
 
 def _fill_quality(rec: FileRecord, pixels) -> None:
-    """Perceptual hash and quality measures (:mod:`preproc.audit.quality`), same pixels."""
+    """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels."""
     from .quality import image_measures
 
     for name, value in image_measures(pixels, rec).items():

@@ -210,7 +210,7 @@ def grayscale_in_rgb(pixels) -> bool:
 
 
 def image_measures(pixels, rec) -> dict:
-    """Measures of one image for its :class:`~preproc.audit.records.FileRecord` ``rec``.
+    """Measures of one image for its :class:`~preproc.auditing.records.FileRecord` ``rec``.
 
     ``rec`` must already hold the header and value fields (dtype, stored bits, effective bits,
     min, max). Returns field values: ``phash``, ``blur``, ``brightness``, ``entropy``,

@@ -28,7 +28,7 @@ version, anything else bumps it)::
 ``files.csv`` has one row per file with the columns in :data:`CSV_COLUMNS`. Per-channel values
 (``mean`` ... ``frac_at_max``) are joined with ``;``; ``min`` and ``max`` are over all channels;
 ``error`` is empty when the file was read. The image measures (``phash`` ... ``flags``) are
-described in :mod:`preproc.audit.quality` and :mod:`preproc.audit.screen`; ``flags`` lists the
+described in :mod:`preproc.auditing.quality` and :mod:`preproc.auditing.screen`; ``flags`` lists the
 image findings that name the file.
 """
 

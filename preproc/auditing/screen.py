@@ -1,7 +1,7 @@
 """Dataset-level image screening: near-duplicates, split leakage, label conflicts, quality outliers.
 
 Runs in the parent after every record is spooled, from the measures the workers took
-(:mod:`preproc.audit.quality`): one pass over the on-disk spool builds a few arrays of one number
+(:mod:`preproc.auditing.quality`): one pass over the on-disk spool builds a few arrays of one number
 per file (hashes, measures, class and subset codes), the hash index (:mod:`.similarity`) finds
 near-duplicate clusters, and robust per-class thresholds find the quality outliers. A second pass
 fetches the paths of the files that findings name. Nothing keeps a per-file Python object.

@@ -1,6 +1,6 @@
 """Near-duplicate search over 64-bit perceptual hashes, without comparing all pairs.
 
-Every image contributes two hashes (:mod:`preproc.audit.quality`: the whole working image and
+Every image contributes two hashes (:mod:`preproc.auditing.quality`: the whole working image and
 its central 90%). Two images are near-duplicates when any pair of their hashes differs in at most
 ``distance`` bits. :class:`HashIndex` finds those pairs by *multi-index hashing*: each hash is
 cut into :data:`CHUNKS` 16-bit chunks; by the pigeonhole principle two hashes within

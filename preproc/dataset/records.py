@@ -43,7 +43,7 @@ class FileRecord:
             BitsPerSample, DICOM BitsStored, netpbm maxval) rather than the container size.
         effective_bits: bits needed for the observed values (integers only).
         phash, phash_center, tiny, blur, brightness, entropy, grayscale, level_lo, level_hi: image
-            measures of :mod:`preproc.audit.quality`, on the image normalised by
+            measures of :mod:`preproc.auditing.quality`, on the image normalised by
             ``[level_lo, level_hi]`` (its declared or effective range).
         hist: transport-only histogram payload consumed by the aggregator; never stored.
     """
