@@ -143,6 +143,8 @@ def validation_paths(cfg) -> set[str] | None:
     batches = getattr(cfg, "batches", None)
     if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
         return None
+    if getattr(batches, "split_by", None) is not None:
+        return None  # a group split is assigned elsewhere; per-file subsets would be wrong
     import os
     import warnings
 
