@@ -46,6 +46,7 @@ def test_precision_and_recall_on_a_labelled_dataset(tmp_path, bits16):
 
 
 def _rec(arr, **kw):
+    from preproc.auditing.measure import measure
     from preproc.dataset.records import FileRecord
 
     defaults = {"path": "x", "cls": None, "dtype": str(arr.dtype),
@@ -56,7 +57,9 @@ def _rec(arr, **kw):
     from preproc.dtypes import bits_needed
 
     defaults.setdefault("effective_bits", bits_needed(float(arr.max())))
-    return FileRecord(**defaults)
+    rec = FileRecord(**defaults)
+    rec.mean, rec.std = measure(arr)["mean"], measure(arr)["std"]
+    return rec
 
 
 def test_measures_use_the_files_own_range_not_255():

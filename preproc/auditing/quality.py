@@ -209,6 +209,13 @@ def grayscale_in_rgb(pixels) -> bool:
                 and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
+def _maybe_gray(rec) -> bool:
+    """Equal colour channels have equal means and deviations: a free test that rejects almost
+    every colour image before the pixel-by-pixel comparison."""
+    mean, std = rec.mean or [], rec.std or []
+    return len(mean) >= 3 and mean[0] == mean[1] == mean[2] and std[0] == std[1] == std[2]
+
+
 def image_measures(pixels, rec) -> dict:
     """Measures of one image for its :class:`~preproc.auditing.records.FileRecord` ``rec``.
 
@@ -230,7 +237,7 @@ def image_measures(pixels, rec) -> dict:
         "brightness": float(work.mean()),
         "entropy": entropy(work),
         "tiny": None if flat else tiny_of(image),
-        "grayscale": grayscale_in_rgb(pixels),
+        "grayscale": _maybe_gray(rec) and grayscale_in_rgb(pixels),
         "level_lo": lo,
         "level_hi": hi,
     }
