@@ -67,6 +67,17 @@ CODES: dict[str, CodeInfo] = _codes(
     ("class-imbalance", I, "the largest class is over 10x the smallest"),
     ("duplicate-image", W, "identical pixel content appears more than once"),
     ("constant-image", W, "an image has a single value"),
+    ("near-duplicate", W, "the same picture appears resized, re-encoded, cropped, re-toned or at "
+     "another bit depth"),
+    ("split-leakage", E, "copies of one picture fall in both the training and the validation subset"),
+    ("label-conflict", E, "copies of one picture sit in two class folders"),
+    ("blurry", W, "an image is much less sharp than the rest of its class"),
+    ("dark", W, "an image is much darker than the rest of its class, in its own value range"),
+    ("light", W, "an image is much lighter than the rest of its class, in its own value range"),
+    ("low-information", W, "an image carries far less information (entropy) than the rest of its class"),
+    ("odd-size", W, "an image is far larger or smaller than the rest of its class"),
+    ("odd-aspect-ratio", W, "an image's width/height ratio is far from the rest of its class"),
+    ("grayscale-in-rgb", W, "a colour image whose channels are all equal"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
     ("dicom-stored-units", E, "a stage with absolute parameters receives DICOM stored values "
      "whose modality LUT (slope/intercept) is not applied"),

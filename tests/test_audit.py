@@ -85,7 +85,8 @@ def test_checks_policy_ignores_overrides_and_decides_the_exit_code(messy):
     checks = """\
         fail_on: warning
         ignore: [unreadable-file, bit-depth-mismatch, mixed-bit-depth, out-of-declared-range]
-        severity: {duplicate-image: info, constant-image: info, empty-class: info}
+        severity: {duplicate-image: info, constant-image: info, empty-class: info,
+                   label-conflict: info}
     """
     report = audit(config_for(messy, checks=checks), workers=1)
     assert not report.codes & {"unreadable-file", "bit-depth-mismatch"}

@@ -70,6 +70,11 @@ def audit(
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates)
+    if not quick:
+        from .screen import screen
+
+        collector.screen = screen(collector.spool, cfg, where, expect)
+        findings += collector.screen.findings
     return AuditReport(
         dataset=listing.root, where=where,
         config=str(cfg.path) if cfg is not None and cfg.path is not None else None,

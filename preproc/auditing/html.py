@@ -13,6 +13,8 @@ import html
 import io
 from collections import defaultdict
 
+from .thumbs import image_sections
+
 __all__ = ["render_html"]
 
 _CSS = """
@@ -38,6 +40,7 @@ def render_html(report) -> str:
         f"<title>preproc audit: {_e(report.where)}</title><style>{_CSS}</style></head><body>",
         _header(report), _findings(report), _breakdown(report, plots),
         _groups(report, plots), _suggestion(report), _errors(report),
+        image_sections(report, plots),
     ]
     if plots is None:
         parts.insert(2, "<p class='muted'>matplotlib is not installed, so this report has no "

@@ -48,9 +48,18 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecor
         pixels, info = read_pixels(path)  # 8-bit images stay in Pillow: no copy to NumPy
         fill_header(rec, info)
         _fill_values(rec, pixels)
+        _fill_quality(rec, pixels)
 
     guarded(rec, path, full)
     return rec
+
+
+def _fill_quality(rec: FileRecord, pixels) -> None:
+    """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels."""
+    from .quality import image_measures
+
+    for name, value in image_measures(pixels, rec).items():
+        setattr(rec, name, value)
 
 
 def _fill_values(rec: FileRecord, pixels) -> None:

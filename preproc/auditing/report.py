@@ -27,7 +27,9 @@ version, anything else bumps it)::
 
 ``files.csv`` has one row per file with the columns in :data:`CSV_COLUMNS`. Per-channel values
 (``mean`` ... ``frac_at_max``) are joined with ``;``; ``min`` and ``max`` are over all channels;
-``error`` is empty when the file was read.
+``error`` is empty when the file was read. The image measures (``phash`` ... ``flags``) are
+described in :mod:`preproc.auditing.quality` and :mod:`preproc.auditing.screen`; ``flags`` lists the
+image findings that name the file.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ CSV_COLUMNS = (
     "path", "class", "format", "dtype", "channels", "height", "width", "frames", "stored_bits",
     "effective_bits", "min", "max", "mean", "std", "p0_5", "p99_5", "frac_at_min", "frac_at_max",
     "photometric", "signed", "hash", "duplicate_of", "error_code", "error", "detail",
+    "phash", "blur", "brightness", "entropy", "aspect_ratio", "grayscale", "subset", "cluster",
+    "flags",
 )
 
 
@@ -135,8 +139,11 @@ class AuditReport:
 
     def csv_rows(self) -> Iterator[dict]:
         """One ``files.csv`` row per file."""
-        for rec in self.records():
-            yield _csv_row(rec, self._collector.duplicate_of(rec))
+        screen = getattr(self._collector, "screen", None)
+        for i, rec in enumerate(self.records()):
+            row = _csv_row(rec, self._collector.duplicate_of(rec))
+            row.update(screen.csv_fields(i, rec) if screen is not None else {})
+            yield row
 
     def write(self, directory) -> dict[str, Path]:
         """Write ``report.json``, ``files.csv`` and ``report.html`` atomically into ``directory``."""

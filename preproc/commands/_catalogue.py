@@ -172,6 +172,75 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "near-duplicate",
+        "`train/cat/001.png` and `train/cat/001_small.jpg`: the same photo saved at half size "
+        "as a JPEG (quality 60); or a 16-bit X-ray and its 8-bit export.",
+        "Keep one file per cluster (files.csv gives the `cluster` number); tune "
+        "`checks.audit.near_duplicate_distance` if pictures that differ are grouped.",
+        is_config=False,
+    ),
+    Explanation(
+        "split-leakage",
+        "With `batches.validation_split: 0.2`, `cat/0003.png` (validation) is a re-encoded copy "
+        "of `cat/0871.png` (training).",
+        "Remove one copy, or rename the files so copies share a subset; validation scores are "
+        "inflated while a picture is in both.",
+        is_config=False,
+    ),
+    Explanation(
+        "label-conflict",
+        "`cat/017.png` and `dog/203.png` hold the same picture (identical or resized).",
+        "Decide the right class and delete the other copy.",
+        is_config=False,
+    ),
+    Explanation(
+        "blurry",
+        "One image of a sharp class is out of focus: its sharpness (Laplacian variance over "
+        "image variance) is 10x below the class median.",
+        "Remove or re-acquire it; tune `checks.audit.blur_factor` or `checks.audit.k` if the "
+        "class is meant to vary.",
+        is_config=False,
+    ),
+    Explanation(
+        "dark",
+        "A 12-bit X-ray whose values reach only 800 of 4095 in a class whose median image is "
+        "at 45% of the range.",
+        "Check exposure or windowing of these files; tune `checks.audit.brightness_factor`.",
+        is_config=False,
+    ),
+    Explanation(
+        "light",
+        "An over-exposed 8-bit photo at 90% brightness in a class whose median is 45%.",
+        "Check exposure of these files; tune `checks.audit.brightness_factor`.",
+        is_config=False,
+    ),
+    Explanation(
+        "low-information",
+        "A blank placeholder of one grey level with faint noise: about 1 bit of entropy where "
+        "the class has 6.",
+        "Remove failed exports and placeholders; tune `checks.audit.entropy_margin`.",
+        is_config=False,
+    ),
+    Explanation(
+        "odd-size",
+        "A 28x28 thumbnail among 224x224 images.",
+        "Check the file belongs to the dataset; tune `checks.audit.size_factor`.",
+        is_config=False,
+    ),
+    Explanation(
+        "odd-aspect-ratio",
+        "A 448x112 strip among square images.",
+        "Check the file belongs to the dataset, or pad instead of resizing; tune "
+        "`checks.audit.aspect_factor`.",
+        is_config=False,
+    ),
+    Explanation(
+        "grayscale-in-rgb",
+        "An RGB PNG whose red, green and blue channels are equal at every pixel.",
+        "Store it with one channel, or check the colour export.",
+        is_config=False,
+    ),
+    Explanation(
         "runtime-range-violation",
         "A plugin stage whose real output leaves the interval its `infer` announced, seen by "
         "the runtime guard on a sampled batch.",

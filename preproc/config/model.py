@@ -38,8 +38,8 @@ from ..types import STRICT, DType, Integer, Number, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = [
-    "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "StageEntry", "as_config",
-    "load_config",
+    "AuditChecks", "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "StageEntry",
+    "as_config", "load_config",
 ]
 
 Severity = Literal["error", "warning", "info"]
@@ -213,12 +213,33 @@ class Runtime(BaseModel):
     sample_batches: Integer = Field(1, ge=0, description="batches per epoch checked by the runtime guard")
 
 
+class AuditChecks(BaseModel):
+    """Thresholds of the audit's image-quality and near-duplicate findings.
+
+    A measure is an outlier when it lies more than ``k`` robust standard deviations
+    (1.4826 x MAD) from the median of its class (of the dataset for classes with fewer than
+    ``min_class_files`` measured files) *and* beyond the measure's own minimum margin.
+    """
+
+    model_config = STRICT
+    near_duplicate_distance: int = Field(10, ge=0, le=16, description="max differing bits of 64 perceptual-hash bits")
+    near_duplicate_correlation: float = Field(0.85, ge=-1, le=1, description="min correlation of the 8x8 thumbnails of a near-duplicate pair")
+    k: float = Field(3.5, gt=0, description="robust deviations from the median that make an outlier")
+    min_class_files: int = Field(20, ge=3, description="files a class needs for its own thresholds")
+    blur_factor: float = Field(6.0, gt=1, description="blurry: sharpness at least this factor below the median")
+    brightness_factor: float = Field(2.0, gt=1, description="dark: brightness at least this factor below the median; light: 1 - brightness that factor below the median's")
+    entropy_margin: float = Field(4.0, gt=0, le=8, description="low-information: entropy at least this many bits below the median")
+    size_factor: float = Field(3.0, gt=1, description="odd-size: side length at least this factor from the median")
+    aspect_factor: float = Field(1.5, gt=1, description="odd-aspect-ratio: width/height at least this factor from the median")
+
+
 class Checks(BaseModel):
     model_config = STRICT
     fail_on: Severity = "error"
     ignore: list[str] = Field(default_factory=list)
     severity: dict[str, Severity] = Field(default_factory=dict)
     runtime: Runtime = Field(default_factory=Runtime)
+    audit: AuditChecks = Field(default_factory=AuditChecks)
 
     @field_validator("ignore", "severity")
     @classmethod

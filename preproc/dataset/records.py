@@ -20,6 +20,10 @@ __all__ = ["FileRecord", "fill_header", "guarded", "read_header", "stored_bits_d
 _DECLARING_FORMATS = ("dicom", "tiff", "ppm")
 
 
+#: Transport fields left out of reports (a histogram; a thumbnail the parent compares).
+_UNSHOWN = ("hist", "tiny")
+
+
 @dataclass
 class FileRecord:
     """What an audit learned about one file.
@@ -38,6 +42,9 @@ class FileRecord:
         stored_bits_declared: ``stored_bits`` comes from a header field (PNG sBIT, TIFF
             BitsPerSample, DICOM BitsStored, netpbm maxval) rather than the container size.
         effective_bits: bits needed for the observed values (integers only).
+        phash, phash_center, tiny, blur, brightness, entropy, grayscale, level_lo, level_hi: image
+            measures of :mod:`preproc.auditing.quality`, on the image normalised by
+            ``[level_lo, level_hi]`` (its declared or effective range).
         hist: transport-only histogram payload consumed by the aggregator; never stored.
     """
 
@@ -65,6 +72,15 @@ class FileRecord:
     frac_max: list[float] | None = None
     nonfinite: int = 0
     hash: str | None = None
+    phash: str | None = None
+    phash_center: str | None = None
+    tiny: str | None = field(default=None, repr=False)
+    blur: float | None = None
+    brightness: float | None = None
+    entropy: float | None = None
+    grayscale: bool | None = None
+    level_lo: float | None = None
+    level_hi: float | None = None
     error: str = ""
     error_code: str | None = None
     detail: str = ""
@@ -82,7 +98,7 @@ class FileRecord:
 
     def to_json(self) -> dict:
         """JSON-friendly dict of every field except the transport histogram."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hist"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
         out["class"] = out.pop("cls")
         return out
 

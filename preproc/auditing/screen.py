@@ -1,0 +1,474 @@
+"""Dataset-level image screening: near-duplicates, split leakage, label conflicts, quality outliers.
+
+Runs in the parent after every record is spooled, from the measures the workers took
+(:mod:`preproc.auditing.quality`): one pass over the on-disk spool builds a few arrays of one number
+per file (hashes, measures, class and subset codes), the hash index (:mod:`.similarity`) finds
+near-duplicate clusters, and robust per-class thresholds find the quality outliers. A second pass
+fetches the paths of the files that findings name. Nothing keeps a per-file Python object.
+
+Subsets: a file is in the validation subset exactly when the batches would put it there
+(:func:`preproc.discovery.list_files` with the config's ``validation_split`` and
+``subset='validation'``, the call the batch generator makes).
+
+Quality outliers, per measure (``checks.audit`` sets ``k`` and the margins): within each class
+with at least ``min_class_files`` measured files (else over the dataset), a file is an outlier
+when its measure lies more than ``k`` robust deviations (1.4826 x MAD) from the median *and* at
+least the measure's margin away. Sharpness, size and aspect ratio are compared on a log scale
+(a factor from the median), darkness on the log of the brightness and lightness on the log of
+its complement (exposure is multiplicative: half the light is half the brightness). A dataset with fewer measured files than ``min_class_files``
+gets no outlier findings at all. A low-information file is not judged for blur or brightness:
+those measures mean nothing on an image without content. Brightness is re-expressed against the range of the file's
+dtype over the dataset (declared ``source.expect`` range, else the widest file range), so a
+12-bit image that reaches only 1200 stays dark and a uniformly dark dataset stays unflagged;
+entropy likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..dataset.tally import MAX_EXAMPLES
+from ..findings import Finding, Location
+from .similarity import HashIndex, clusters
+
+__all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
+
+#: Codes this module can report.
+QUALITY_CODES = ("blurry", "dark", "light", "low-information", "odd-size", "odd-aspect-ratio",
+                 "grayscale-in-rgb")
+SIMILARITY_CODES = ("near-duplicate", "split-leakage", "label-conflict")
+
+_TRAIN, _VAL = 0, 1
+_SUBSETS = ("training", "validation")
+_MAD_SCALE = 1.4826
+#: Clusters (and members per cluster) kept in a finding's data for the reports.
+MAX_CLUSTERS = 20
+MAX_MEMBERS = 8
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """``checks.audit`` values (defaults when there is no config)."""
+
+    near_duplicate_distance: int = 10
+    near_duplicate_correlation: float = 0.85
+    k: float = 3.5
+    min_class_files: int = 20
+    blur_factor: float = 6.0
+    brightness_factor: float = 2.0
+    entropy_margin: float = 4.0
+    size_factor: float = 3.0
+    aspect_factor: float = 1.5
+
+    @classmethod
+    def from_config(cls, cfg) -> Thresholds:
+        model = getattr(getattr(cfg, "checks", None), "audit", None)
+        if model is None:
+            return cls()
+        return cls(**{f: getattr(model, f) for f in cls.__dataclass_fields__})
+
+
+@dataclass
+class _Measure:
+    """How one quality code reads its measure: transform, side, margin, wording."""
+
+    code: str
+    column: str
+    side: int  # -1: low values are bad, +1: high values, 0: both
+    margin: float
+    scale: str  # "linear", "log" or "log-complement" (-log(1 - x), for light values)
+    what: str
+    unit: str
+    hint: str
+
+
+@dataclass
+class Screen:
+    """What the screening found; the reports read it.
+
+    Attributes:
+        findings: the findings, in code order.
+        n: files screened (every spooled record, readable or not).
+        subset: per spooled record, 0 training, 1 validation, -1 none.
+        brightness: per spooled record, brightness in the dataset's range (NaN when unmeasured).
+        entropy: per spooled record, entropy in bits at 256 levels of the dataset's range.
+        cluster: per spooled record, near-duplicate cluster number (-1 for none).
+        flags: spool index -> codes that name the file.
+        clusters: every cluster as ``[spool index, ...]``.
+        thresholds: per quality code, ``{class: (low, high)}`` in the measure's units.
+    """
+
+    findings: list = field(default_factory=list)
+    n: int = 0
+    subset: np.ndarray | None = None
+    brightness: np.ndarray | None = None
+    entropy: np.ndarray | None = None
+    cluster: np.ndarray | None = None
+    flags: dict = field(default_factory=dict)
+    clusters: list = field(default_factory=list)
+    thresholds: dict = field(default_factory=dict)
+    measures: dict = field(default_factory=dict)
+    classes: list = field(default_factory=list)
+    class_index: np.ndarray | None = None
+
+    def csv_fields(self, i: int, rec) -> dict:
+        """``files.csv`` columns of spooled record ``i``."""
+        aspect = (rec.width / rec.height) if rec.width and rec.height else None
+        subset = "" if self.subset is None or self.subset[i] < 0 else _SUBSETS[self.subset[i]]
+        bright = None if self.brightness is None else self.brightness[i]
+        return {
+            "phash": rec.phash or "", "blur": _fmt(rec.blur), "brightness": _fmt(bright),
+            "entropy": _fmt(None if self.entropy is None else self.entropy[i]),
+            "aspect_ratio": _fmt(aspect),
+            "grayscale": "" if rec.grayscale is None else str(bool(rec.grayscale)).lower(),
+            "subset": subset,
+            "cluster": "" if self.cluster is None or self.cluster[i] < 0 else str(self.cluster[i]),
+            "flags": ";".join(self.flags.get(i, ())),
+        }
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return ""
+    x = float(x)
+    return "" if math.isnan(x) else f"{x:.6g}"
+
+
+def validation_paths(cfg) -> set[str] | None:
+    """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``."""
+    batches = getattr(cfg, "batches", None)
+    if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
+        return None
+    if getattr(batches, "split_by", None) is not None:
+        return None  # a group split is assigned elsewhere; per-file subsets would be wrong
+    import os
+    import warnings
+
+    from ..dataset.discovery import list_files
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = list_files(cfg.source.directory, classes=batches.classes,
+                           extensions=cfg.source.extensions, follow_links=batches.follow_links,
+                           validation_split=batches.validation_split, subset="validation")
+    return {f.replace(os.sep, "/") for f in found.filenames}
+
+
+def screen(spool, cfg, where: str, expect=None) -> Screen:
+    """Screen every spooled record; ``cfg`` may be ``None`` (bare directory)."""
+    limits = Thresholds.from_config(cfg)
+    validation = validation_paths(cfg)
+    cols = _Columns.collect(spool, validation)
+    out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
+                 class_index=cols.cls)
+    out.brightness, out.entropy = _dataset_units(cols, expect)
+    out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
+    named: dict[str, tuple[list[int], dict]] = {}
+    _similarity(cols, limits, out, named)
+    _quality(cols, limits, out, named)
+    _name_files(spool, named, out, where, cols)
+    return out
+
+
+class _Columns:
+    """One number per spooled record."""
+
+    @classmethod
+    def collect(cls, spool, validation) -> _Columns:
+        self = cls()
+        # typed arrays, not lists of Python objects: a few bytes per file while collecting
+        ph, pc, ch = array("Q"), array("Q"), array("Q")
+        cl, dt, sub, flags = array("q"), array("q"), array("b"), array("b")
+        blur, bright, ent, lo, hi, hgt, wid = (array("d") for _ in range(7))
+        tiny = bytearray()
+        blank = bytes(64)
+        names: dict = {}
+        dtypes: dict = {}
+        nan = float("nan")
+        for rec in spool:
+            ph.append(int(rec.phash, 16) if rec.phash else 0)
+            pc.append(int(rec.phash_center, 16) if rec.phash_center else 0)
+            tiny += bytes.fromhex(rec.tiny) if rec.tiny else blank
+            ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
+            cl.append(names.setdefault(rec.cls, len(names)))
+            sub.append(-1 if validation is None else int(rec.path in validation))
+            dt.append(dtypes.setdefault(rec.dtype, len(dtypes)))
+            measured = rec.ok and rec.brightness is not None
+            blur.append(rec.blur if measured and rec.blur is not None else nan)
+            bright.append(rec.brightness if measured else nan)
+            ent.append(rec.entropy if measured else nan)
+            lo.append(rec.level_lo if measured else nan)
+            hi.append(rec.level_hi if measured else nan)
+            hgt.append(rec.height if rec.ok and rec.height else 0)
+            wid.append(rec.width if rec.ok and rec.width else 0)
+            flags.append((1 if measured and rec.grayscale else 0)
+                         | (2 if rec.phash or rec.phash_center else 0))
+        self.n = len(ph)
+        flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
+        self.hashed = (flags_np & 2) > 0
+        self.gray = (flags_np & 1) > 0
+        self.phash, self.phash_center, self.content = (
+            np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
+            for a in (ph, pc, ch))
+        self.tiny = np.frombuffer(bytes(tiny), dtype=np.uint8).reshape(-1, 64)
+        self.cls, self.dtype = (np.asarray(a, dtype=np.int64) for a in (cl, dt))
+        self.class_names = list(names)
+        self.subset = np.asarray(sub, dtype=np.int8)
+        self.dtype_names = list(dtypes)
+        self.blur, self.bright, self.entropy, self.lo, self.hi, self.height, self.width = (
+            np.asarray(a, dtype=np.float64) for a in (blur, bright, ent, lo, hi, hgt, wid))
+        return self
+
+
+def _dataset_units(cols: _Columns, expect) -> tuple[np.ndarray, np.ndarray]:
+    """Brightness and entropy re-expressed against the range of the file's dtype over the
+    dataset (the declared ``source.expect`` range, else the widest file range).
+
+    A file normalised by a narrower range of its own (a dim 12-bit image whose values need only
+    10 bits) is as bright as its values say and loses the entropy a coarser quantisation of the
+    dataset's range would lose: ``log2(dataset span / file span)`` bits.
+    """
+    bright = np.full(cols.n, np.nan)
+    entropy = np.full(cols.n, np.nan)
+    declared = getattr(expect, "range", None)
+    for d, name in enumerate(cols.dtype_names):
+        rows = (cols.dtype == d) & np.isfinite(cols.bright)
+        if not rows.any():
+            continue
+        lo, hi = np.nanmin(cols.lo[rows]), np.nanmax(cols.hi[rows])
+        if declared is not None and getattr(expect, "dtype", None) in (None, name) \
+                and name is not None and np.dtype(name).kind in "ui":
+            lo, hi = float(declared.lo), float(declared.hi)
+        span = cols.hi[rows] - cols.lo[rows]
+        raw = cols.bright[rows] * span + cols.lo[rows]
+        bright[rows] = (raw - lo) / (hi - lo) if hi > lo else 0.0
+        ratio = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1), 1.0)
+        entropy[rows] = np.maximum(cols.entropy[rows] - np.log2(np.maximum(ratio, 1.0)), 0.0)
+    return bright, entropy
+
+
+def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
+    idx = np.flatnonzero(cols.hashed)
+    hashes = np.concatenate([cols.phash[idx], cols.phash_center[idx]])
+    owners = np.concatenate([idx, idx])
+    pairs = HashIndex(hashes, owners).pairs(limits.near_duplicate_distance)
+    pairs = pairs[_correlation(cols.tiny, pairs) >= limits.near_duplicate_correlation]
+    exact = _exact_pairs(cols)
+    if len(exact):
+        pairs = np.concatenate([pairs, exact]) if len(pairs) else exact
+    groups = clusters(cols.n, pairs)
+    out.clusters = groups
+    out.cluster = np.full(cols.n, -1, dtype=np.int64)
+    near, leak, conflict = [], [], []
+    for number, members in enumerate(groups):
+        out.cluster[members] = number
+        m = np.asarray(members)
+        if len(np.unique(cols.content[m])) > 1:
+            near.append(members)
+        subsets = set(cols.subset[m].tolist()) - {-1}
+        if len(subsets) > 1:
+            leak.append(members)
+        if len(np.unique(cols.cls[m])) > 1:
+            conflict.append(members)
+    for code, found in (("near-duplicate", near), ("split-leakage", leak),
+                        ("label-conflict", conflict)):
+        if found:
+            named[code] = ([i for g in found for i in g], {"clusters": found})
+
+
+def _correlation(tiny: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the 8x8 thumbnails of each pair (1 for identical pictures)."""
+    if not len(pairs):
+        return np.empty(0)
+    a = tiny[pairs[:, 0]].astype(np.float64)
+    b = tiny[pairs[:, 1]].astype(np.float64)
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+
+
+def _exact_pairs(cols: _Columns) -> np.ndarray:
+    """Files with identical content (equal 64-bit content-hash prefix), chained as pairs."""
+    have = np.flatnonzero(cols.content != 0)
+    if len(have) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    order = have[np.argsort(cols.content[have], kind="stable")]
+    same = cols.content[order[1:]] == cols.content[order[:-1]]
+    a, b = order[:-1][same], order[1:][same]
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def _measures(limits: Thresholds) -> list[_Measure]:
+    return [
+        _Measure("blurry", "blur", -1, math.log(limits.blur_factor), "log",
+                 "sharpness (variance of the Laplacian over the variance of the image)", "",
+                 "check focus and motion blur; remove or re-acquire these images"),
+        _Measure("dark", "brightness", -1, math.log(limits.brightness_factor), "log",
+                 "brightness (mean luminance as a fraction of the range of the dtype's files)",
+                 "", "check exposure or windowing; these images are dark for their range"),
+        _Measure("light", "brightness", 1, math.log(limits.brightness_factor), "log-complement",
+                 "brightness (mean luminance as a fraction of the range of the dtype's files)",
+                 "", "check exposure or windowing; these images are washed out for their range"),
+        _Measure("low-information", "entropy", -1, limits.entropy_margin, "linear",
+                 "entropy (bits at 256 levels of the range of the dtype's files)", " bits",
+                 "check these images are not blank, placeholders or failed exports"),
+        _Measure("odd-size", "side", 0, math.log(limits.size_factor), "log",
+                 "size (square root of width x height, pixels)", " px",
+                 "check these files belong to the dataset; resizing them distorts detail"),
+        _Measure("odd-aspect-ratio", "aspect", 0, math.log(limits.aspect_factor), "log",
+                 "aspect ratio (width / height)", "",
+                 "check these files belong to the dataset; a resize to a fixed shape distorts "
+                 "them"),
+    ]
+
+
+#: Measure scales: (transform of an array, inverse of one value).
+_SCALES = {
+    "linear": (lambda a: a, lambda v: v),
+    "log": (lambda a: np.log(np.maximum(a, 1e-9)), math.exp),
+    "log-complement": (lambda a: -np.log(np.maximum(1.0 - a, 1e-9)), lambda v: 1.0 - math.exp(-v)),
+}
+
+
+def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
+    measured = np.isfinite(cols.bright)
+    values = {
+        "blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy,
+        "side": np.where(measured, np.sqrt(cols.height * cols.width), np.nan),
+        "aspect": np.where(measured & (cols.height > 0),
+                           cols.width / np.where(cols.height > 0, cols.height, 1), np.nan),
+    }
+    blank = np.zeros(cols.n, dtype=bool)  # low-information files: their other measures are moot
+    for m in sorted(_measures(limits), key=lambda m: m.code != "low-information"):
+        raw = values[m.column]
+        x = _SCALES[m.scale][0](raw)
+        if m.code in ("blurry", "dark", "light"):
+            x = np.where(blank, np.nan, x)
+        flagged = np.zeros(cols.n, dtype=bool)
+        score = np.zeros(cols.n)
+        bounds = {}
+        for c, name in enumerate(cols.class_names):
+            rows = (cols.cls == c) & np.isfinite(x)
+            if not rows.any():
+                continue
+            ref = rows if rows.sum() >= limits.min_class_files else np.isfinite(x)
+            if ref.sum() < limits.min_class_files:
+                continue  # too few files for a median and a spread to mean anything
+            med = float(np.median(x[ref]))
+            spread = max(limits.k * _MAD_SCALE * float(np.median(np.abs(x[ref] - med))),
+                         m.margin)
+            low, high = med - spread, med + spread
+            hit = np.zeros(cols.n, dtype=bool)
+            if m.side <= 0:
+                hit |= rows & (x < low)
+            if m.side >= 0:
+                hit |= rows & (x > high)
+            flagged |= hit
+            score[hit] = np.abs(x[hit] - med) / spread
+            un = _SCALES[m.scale][1]
+            bounds[name] = (un(low) if m.side <= 0 else None, un(high) if m.side >= 0 else None,
+                            un(med))
+        out.thresholds[m.code] = bounds
+        if m.code == "low-information":
+            blank = flagged
+        if flagged.any():
+            order = np.flatnonzero(flagged)
+            order = order[np.argsort(-score[order], kind="stable")]
+            named[m.code] = (order.tolist(), {"measure": m, "values": raw})
+    gray = np.flatnonzero(cols.gray)
+    if len(gray):
+        named["grayscale-in-rgb"] = (gray.tolist(), {})
+
+
+def _name_files(spool, named: dict, out: Screen, where: str, cols: _Columns) -> None:
+    """Fetch the paths findings need (one pass) and build the findings."""
+    wanted: set[int] = set()
+    for code, (members, extra) in named.items():
+        for i in members:
+            out.flags.setdefault(i, []).append(code)
+        if "clusters" in extra:
+            for g in extra["clusters"][:MAX_CLUSTERS]:
+                wanted.update(g[:MAX_MEMBERS])
+        wanted.update(members[:MAX_EXAMPLES])
+    paths: dict[int, tuple[str, str | None]] = {}
+    if wanted:
+        for i, rec in enumerate(spool):
+            if i in wanted:
+                paths[i] = (rec.path, rec.cls)
+    total = int(np.isfinite(cols.bright).sum())
+    for code in SIMILARITY_CODES + QUALITY_CODES:
+        if code not in named:
+            continue
+        members, extra = named[code]
+        out.findings.append(_finding(code, members, extra, paths, where, total, cols, out))
+
+
+def _member(i: int, paths: dict, cols: _Columns) -> dict:
+    path, cls = paths[i]
+    sub = int(cols.subset[i])
+    return {"path": path, "class": cls, "subset": _SUBSETS[sub] if sub >= 0 else None}
+
+
+def _finding(code, members, extra, paths, where, total, cols, out) -> Finding:
+    examples = tuple(paths[i][0] for i in members[:MAX_EXAMPLES])
+    location = Location(where, path="checks.audit" if code in QUALITY_CODES else "")
+    if "clusters" in extra:
+        groups = extra["clusters"]
+        data = {"clusters": len(groups), "distance": None,
+                "examples": [[_member(i, paths, cols) for i in g[:MAX_MEMBERS]]
+                             for g in groups[:MAX_CLUSTERS]]}
+        message, hint = _cluster_text(code, groups, cols)
+        return Finding(code, message, hint, location=location, files=examples,
+                       count=len(members), data=data)
+    if code == "grayscale-in-rgb":
+        return Finding(code, f"{len(members)} of {total} image(s) store a grayscale picture in "
+                       "3 or 4 identical colour channels", "convert them to one channel, or "
+                       "check the colour export; they triple memory and mislead colour "
+                       "statistics", location=location, files=examples, count=len(members),
+                       data={"measure": "channels equal"})
+    m: _Measure = extra["measure"]
+    values = extra["values"]
+    bounds = out.thresholds[code]
+    parts = []
+    for name, (low, high, med) in bounds.items():
+        limit = " or ".join(f"{'<' if b is low else '>'} {_short(b)}" for b in (low, high)
+                            if b is not None)
+        parts.append(f"{name if name is not None else '(root)'}: {limit} (median {_short(med)})")
+    message = (f"{len(members)} of {total} image(s) are {code.replace('-', ' ')} outliers of "
+               f"their class by {m.what}: thresholds{m.unit and ' in' + m.unit} "
+               + "; ".join(parts))
+    data = {"measure": m.column, "thresholds": {str(k): list(v) for k, v in bounds.items()},
+            "values": {paths[i][0]: _round(values[i]) for i in members[:MAX_EXAMPLES]}}
+    return Finding(code, message, m.hint + "; tune checks.audit if the class is meant to vary",
+                   location=location, files=examples, count=len(members), data=data)
+
+
+def _cluster_text(code, groups, cols) -> tuple[str, str]:
+    files = sum(len(g) for g in groups)
+    if code == "near-duplicate":
+        message = (f"{files} files form {len(groups)} cluster(s) of the same picture (resized, "
+                   "re-encoded, cropped, re-toned or at another bit depth)")
+        return message, "keep one file per cluster; files.csv gives each file's cluster number"
+    if code == "split-leakage":
+        val = sum(int((cols.subset[np.asarray(g)] == _VAL).sum()) for g in groups)
+        message = (f"{len(groups)} picture(s) are in both subsets of batches.validation_split: "
+                   f"{val} validation file(s) have a copy in training")
+        hint = ("remove the copies, or split by group so copies share a subset; validation "
+                "scores are inflated otherwise")
+        return message, hint
+    return (f"{len(groups)} picture(s) appear under more than one class folder ({files} files)",
+            "decide the right class for each picture and remove the other copies")
+
+
+def _short(x) -> str:
+    return f"{x:.3g}"
+
+
+def _round(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else float(f"{x:.4g}")
