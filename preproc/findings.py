@@ -67,6 +67,17 @@ CODES: dict[str, CodeInfo] = _codes(
     ("class-imbalance", I, "the largest class is over 10x the smallest"),
     ("duplicate-image", W, "identical pixel content appears more than once"),
     ("constant-image", W, "an image has a single value"),
+    ("class-confound", W, "a file property (photometric, modality, manufacturer, transfer syntax, "
+     "bit depth, pixel spacing, size, lossy) splits along the classes; an error when it "
+     "separates them completely"),
+    ("lossy-source", W, "a DICOM file went through lossy compression (LossyImageCompression 01 "
+     "or a lossy transfer syntax)"),
+    ("multi-frame", W, "multi-frame DICOM files give their first frame only; the others are "
+     "dropped"),
+    ("mixed-photometric", E, "a class mixes MONOCHROME1 and MONOCHROME2 while "
+     "source.dicom.monochrome1 is keep"),
+    ("split-leakage", E, "the same group (patient) or picture lands in both the training and the "
+     "validation subset (a warning in check)"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
     ("dicom-stored-units", E, "a stage with absolute parameters receives DICOM stored values "
      "whose modality LUT (slope/intercept) is not applied"),
