@@ -1,15 +1,15 @@
 """Findings about what file headers say beyond bit depth: confounds, lossy sources, frames, splits.
 
 :class:`DicomTally` consumes the same file records as the bit-depth tally, one at a time, and
-keeps memory bounded by the number of distinct property values and patients, never pixels:
+keeps memory bounded by the number of distinct property values (and, with a per-file
+``validation_split``, the patients' files), never pixels:
 
 * ``class-confound``: a file property (photometric interpretation, modality, manufacturer,
   transfer syntax, bit depth, pixel spacing, image size, lossy) whose values split along the
-  classes. A model learns such a property instead of the pathology. Cramér's V (bias-corrected)
-  of the
-  property-by-class contingency table at or above :data:`CONFOUND_V` is a warning; a property
-  whose every value occurs in one class only (so it separates the classes completely) is an
-  error. A property with more distinct values than half its files is not judged: unique values
+  classes. A model learns such a property instead of the pathology. A bias-corrected Cramér's
+  V of the property-by-class contingency table at or above :data:`CONFOUND_V` is a warning; a
+  property whose every value occurs in one class only (so it separates the classes
+  completely) is an error. A property with more distinct values than half its files is not judged: unique values
   separate anything and say nothing.
 * ``lossy-source``: LossyImageCompression ``01`` or a lossy transfer syntax.
 * ``multi-frame``: with ``source.dicom.frames: first``, every frame after the first is dropped.
@@ -151,6 +151,8 @@ class DicomTally:
         self.patient_files: dict[str, list] = {}  # patient -> [(class, position in class)]
         self.class_files: Counter = Counter()
         self.formats: set = set()
+        # patients are only remembered when a per-file split could put them on both sides
+        self._watch_patients = options.validation_split > 0 and options.split_by is None
 
     def add(self, rec) -> None:
         """Account for one record, in listing order (folder entries end with ``/``)."""
@@ -174,7 +176,7 @@ class DicomTally:
         if rec.format == "dicom" and rec.photometric in ("MONOCHROME1", "MONOCHROME2"):
             self.photometric.setdefault(rec.cls, {}).setdefault(rec.photometric, _Count()).add(
                 rec.path)
-        if rec.patient_id:
+        if rec.patient_id and self._watch_patients:
             spots = self.patient_files.setdefault(rec.patient_id, [])
             spots.append((rec.cls, position, rec.path) if len(spots) < 4 else (rec.cls, position))
 
