@@ -146,3 +146,15 @@ def test_select_subset_refuses_unknown_subsets(tmp_path):
     assert select_subset(listing, split_by, 0.5, None, 0) is listing
     with pytest.raises(PreprocError, match="unknown subset"):
         select_subset(listing, split_by, 0.5, "test", 0)
+
+
+def test_greedy_fallback_keeps_groups_whole(monkeypatch):
+    import preproc.dataset.splits as splits
+
+    monkeypatch.setattr(splits, "EXACT_LIMIT", 0)
+    groups = [f"p{i % 23}" for i in range(230)]
+    validation = assign_validation(groups, 0.2, seed=3)
+    assert abs(int(validation.sum()) - 46) <= 10  # within one group of the target
+    for g in set(groups):
+        assert len({bool(v) for v, h in zip(validation, groups) if h == g}) == 1
+    assert np.array_equal(validation, assign_validation(groups, 0.2, seed=3))
