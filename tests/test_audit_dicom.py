@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from preproc.audit import audit
-from preproc.cli import main
+from preproc.auditing import audit
+from preproc.commands import main
 from preproc.dataset.dicom_tally import (
     DicomOptions,
     DicomTally,
