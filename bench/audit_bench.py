@@ -19,7 +19,8 @@ all with the files in the page cache (best of 5 rounds for ``--quick``, of 2 for
 and the peak memory of the full audit from 1,000 to 10,000 small files: Python allocations of
 the parent (tracemalloc) and the summed PSS of the parent and its workers (psutil).
 
-Targets: full >= 0.8x the bare loops (the pydicom loop too, on DICOM); quick >= 20x full on 16-bit PNGs; memory flat 1k -> 10k.
+Targets: full >= 0.8x the bare loops (on DICOM, the pydicom loop); quick >= 20x full on
+16-bit PNGs; memory flat 1k -> 10k.
 
 Usage: ``python bench/audit_bench.py [--small] [--workers 2] [--data DIR]``
 """

@@ -23,7 +23,7 @@ from preproc.dataset.records import read_header
 from preproc.findings import Severity
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.data import get_testdata_file
 
 
 def pydicom_file(name: str) -> Path:

@@ -54,9 +54,10 @@ def audit(
         PreprocError: the target does not exist, the config is invalid, the directory cannot be
             listed, or the Dask engine is requested without ``distributed`` installed.
     """
+    from ..dataset.dicom_tally import DicomOptions
+    from ..dataset.tally import Expectation
     from ..findings import Report
     from .collect import Collector
-    from ..dataset.tally import Expectation
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
@@ -68,8 +69,6 @@ def audit(
     set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
     expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
     where = display_path(listing.root)
-    from ..dataset.dicom_tally import DicomOptions
-
     collector = Collector(expect, listing.classes, where, DicomOptions.from_config(cfg),
                           show_patient_ids)
     collector.tally.ignored = listing.ignored

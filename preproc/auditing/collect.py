@@ -12,9 +12,10 @@ from collections import Counter
 
 import numpy as np
 
-from .aggregate import GroupStats, RecordSpool
+from ..dataset.dicom_tally import DicomOptions, DicomTally, PatientIds
 from ..dataset.tally import Expectation, Tally
 from ..errors import printable
+from .aggregate import GroupStats, RecordSpool
 
 __all__ = ["Collector"]
 
@@ -36,8 +37,6 @@ class Collector:
 
     def __init__(self, expect: Expectation | None, classes, where: str, options=None,
                  show_patient_ids: bool = False) -> None:
-        from ..dataset.dicom_tally import DicomOptions, DicomTally, PatientIds
-
         classes = None if classes is None else [printable(c) if c is not None else None
                                                   for c in classes]
         where = printable(where)

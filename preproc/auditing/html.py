@@ -160,9 +160,9 @@ def _dicom(report) -> str:
     if not props:
         return ""
     classes = sorted({c for table in props.values() for counts in table.values() for c in counts})
-    out = ["<h2>DICOM properties per class</h2><p class='muted'>Files per value and class; "
-           "a value found in one class only is a confound a model can learn "
-           "(see <code>class-confound</code>).</p>"]
+    out = [("<h2>DICOM properties per class</h2><p class='muted'>Files per value and class; "
+            "a value found in one class only is a confound a model can learn "
+            "(see <code>class-confound</code>).</p>")]
     for key, table in props.items():
         rows = [[_e(value)] + [counts.get(c, 0) for c in classes]
                 for value, counts in table.items()]

@@ -222,7 +222,7 @@ def _dicom_cells(rec) -> dict:
         "lossy": "" if rec.lossy is None else str(bool(rec.lossy)).lower(),
         "slope": number(rec.slope), "intercept": number(rec.intercept),
         "window_center": number(rec.window_center), "window_width": number(rec.window_width),
-        "pixel_spacing": "" if not rec.pixel_spacing else ";".join(_fmt(v) for v in rec.pixel_spacing),
+        "pixel_spacing": ";".join(_fmt(v) for v in rec.pixel_spacing or ()),
         "patient_id": "",
     }
 

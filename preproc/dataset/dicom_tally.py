@@ -9,8 +9,8 @@ keeps memory bounded by the number of distinct property values (and, with a per-
   classes. A model learns such a property instead of the pathology. A bias-corrected Cramér's
   V of the property-by-class contingency table at or above :data:`CONFOUND_V` is a warning; a
   property whose every value occurs in one class only (so it separates the classes
-  completely) is an error. A property with more distinct values than half its files is not judged: unique values
-  separate anything and say nothing.
+  completely) is an error. A property with more distinct values than half its files is not
+  judged: unique values separate anything and say nothing.
 * ``lossy-source``: LossyImageCompression ``01`` or a lossy transfer syntax.
 * ``multi-frame``: with ``source.dicom.frames: first``, every frame after the first is dropped.
 * ``mixed-photometric``: with ``source.dicom.monochrome1: keep``, a class mixes MONOCHROME1 and
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ..findings import Finding, Location, Severity
 
-__all__ = ["CONFOUND_V", "CONFOUND_PROPERTIES", "DicomOptions", "DicomTally", "PatientIds"]
+__all__ = ["CONFOUND_PROPERTIES", "CONFOUND_V", "DicomOptions", "DicomTally", "PatientIds"]
 
 #: Cramér's V from which a property is reported as splitting along the classes.
 CONFOUND_V = 0.5

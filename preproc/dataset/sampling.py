@@ -4,8 +4,8 @@
 returns the header-level findings (``bit-depth-mismatch``, ``mixed-bit-depth``,
 ``unreadable-file``, ``lossy-decode``) that ``preproc audit --quick`` reports for the whole
 dataset, and ``split-leakage`` as a warning when a per-file ``validation_split`` meets DICOM
-files of one patient more than once in the sample; :func:`spec_from_headers` turns the sampled headers into a source :class:`ValueSpec`
-when ``source.expect`` declares nothing.
+files of one patient more than once in the sample; :func:`spec_from_headers` turns the
+sampled headers into a source :class:`ValueSpec` when ``source.expect`` declares nothing.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
         ``(infos, findings)``: the :class:`~preproc.io.ImageInfo` of every readable sampled
         header, and header-level findings (no policy applied; messages name the sample size).
     """
+    from .dicom_tally import DicomOptions, DicomTally
     from .listing import list_config
     from .records import read_header
-    from .dicom_tally import DicomOptions, DicomTally
     from .tally import Expectation, Tally
 
     from ..io._files import set_max_image_bytes
