@@ -159,3 +159,12 @@ def test_greedy_fallback_keeps_groups_whole(monkeypatch):
     for g in set(groups):
         assert len({bool(v) for v, h in zip(validation, groups) if h == g}) == 1
     assert np.array_equal(validation, assign_validation(groups, 0.2, seed=3))
+
+
+def test_dicom_keys_read_the_element_and_fall_back_to_the_file(tmp_path):
+    root = _write_dataset(tmp_path / "data", patients=2, slices=2)
+    (root / "a" / "note.dcm").write_bytes(b"not dicom at all")
+    split_by = type("S", (), {"pattern": None, "dicom": "PatientID"})()
+    keys = group_keys(str(root), ["a/p01_s0.dcm", "a/p01_s1.dcm", "b/p00_s0.dcm", "a/note.dcm"],
+                      split_by)
+    assert keys == ["dicom:P01", "dicom:P01", "dicom:P00", "file:a/note.dcm"]
