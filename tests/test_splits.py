@@ -168,3 +168,10 @@ def test_dicom_keys_read_the_element_and_fall_back_to_the_file(tmp_path):
     keys = group_keys(str(root), ["a/p01_s0.dcm", "a/p01_s1.dcm", "b/p00_s0.dcm", "a/note.dcm"],
                       split_by)
     assert keys == ["dicom:P01", "dicom:P01", "dicom:P00", "file:a/note.dcm"]
+
+
+def test_an_element_no_file_holds_is_an_error(tmp_path):
+    root = _write_dataset(tmp_path / "data", patients=1, slices=2)
+    split_by = type("S", (), {"pattern": None, "dicom": "StudyComments"})()
+    with pytest.raises(PreprocError, match="no file holds StudyComments"):
+        group_keys(str(root), ["b/p00_s0.dcm", "b/p00_s1.dcm"], split_by)

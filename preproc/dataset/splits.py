@@ -14,7 +14,8 @@ Decisions:
       ``validation_split * files`` (ties: the smaller), found by an exact subset-sum over the
       shuffled order; for very large problems a greedy pass over the same order takes its place.
     * A DICOM file without the element, or a file that is not DICOM, is its own group; a path
-      the pattern does not match is an error, since that is a mistake in the pattern.
+      the pattern does not match is an error, since that is a mistake in the pattern, and so is
+      an element that no file holds.
     * Without ``split_by`` none of this runs: the split stays Keras' per-class slice.
 """
 
@@ -134,6 +135,10 @@ def _dicom_keys(directory: str, filenames, keyword: str) -> list[str]:
     for name in filenames:
         value = _read_element(pydicom, os.path.join(directory, name), keyword)
         out.append(f"dicom:{value}" if value else "file:" + name.replace(os.sep, "/"))
+    if out and all(key.startswith("file:") for key in out):
+        raise PreprocError(
+            f"batches.split_by.dicom: no file holds {keyword}, so every file would be its own "
+            "group; name an element the files have, or use split_by: {pattern: REGEX}")
     return out
 
 
