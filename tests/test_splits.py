@@ -140,9 +140,9 @@ def test_unknown_keyword_suggests_the_right_one(tmp_path):
 
 
 def test_select_subset_refuses_unknown_subsets(tmp_path):
-    from preproc.dataset.discovery import Listing
+    from preproc.dataset.discovery import Discovered
 
-    listing = Listing(str(tmp_path), ["a/x.png"], np.zeros(1, np.int32), {"a": 0})
+    listing = Discovered(str(tmp_path), ["a/x.png"], np.zeros(1, np.int32), {"a": 0})
     split_by = type("S", (), {"pattern": r"(?P<group>x)", "dicom": None})()
     assert select_subset(listing, split_by, 0.5, None, 0) is listing
     with pytest.raises(PreprocError, match="unknown subset"):

@@ -157,7 +157,7 @@ def select_subset(listing, split_by, validation_split: float, subset: str | None
     """The files of ``subset`` from a listing of all files, split by group.
 
     Args:
-        listing: a :class:`~preproc.dataset.discovery.Listing` of every file (no subset).
+        listing: a :class:`~preproc.dataset.discovery.Discovered` of every file (no subset).
         split_by: the config's ``batches.split_by``.
         validation_split: fraction for the validation subset.
         subset: ``'training'``, ``'validation'`` or ``None`` (the listing unchanged).
