@@ -113,10 +113,13 @@ def test_flow_keeps_each_patient_in_one_subset(tmp_path, write_config, split_by)
     assert [f for f in everything if f in set(val.filenames)] == val.filenames
 
 
-def test_without_split_by_the_keras_slice_stays(tmp_path, write_config):
+def test_without_split_by_the_keras_slice_stays_and_flow_warns(tmp_path, write_config):
+    from preproc import CheckWarning
+
     _write_dataset(tmp_path / "data")
     cfg = load_config(_config(write_config, ""))
-    val = flow(cfg, "validation").filenames
+    with pytest.warns(CheckWarning, match="split-leakage"):
+        val = flow(cfg, "validation").filenames
     # Keras: the first int(0.3 * 15) = 4 files of each class
     assert val == [f"a/p{p:02d}_s{s}.dcm" for p in (1, 3) for s in range(3)][:4] + \
         [f"b/p{p:02d}_s{s}.dcm" for p in (0, 2) for s in range(3)][:4]
