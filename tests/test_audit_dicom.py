@@ -272,3 +272,16 @@ def test_html_shows_the_dicom_properties_per_class(mono_split, tmp_path):
     page = paths["html"].read_text(encoding="utf-8")
     assert "DICOM properties per class" in page
     assert "<td>MONOCHROME1</td><td class='n'>3</td><td class='n'>0</td>" in page
+
+
+def test_the_config_keys_drive_the_rules_end_to_end(tmp_path, write_config):
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    shutil.copy(pydicom_file("dicomdirtests/77654033/CR1/6154"), root / "a" / "cr.dcm")
+    shutil.copy(pydicom_file("CT_small.dcm"), root / "a" / "ct.dcm")
+    shutil.copy(pydicom_file("rtdose.dcm"), root / "a" / "dose.dcm")
+    base = "version: 1\nsource:\n  directory: data\n  extensions: [dcm]\n  dicom: {}\n"
+    kept = audit(write_config(base.format("{monochrome1: keep}"), "kept.yaml"), quick=True)
+    assert {"mixed-photometric", "multi-frame"} <= kept.codes
+    every = audit(write_config(base.format("{frames: all}"), "all.yaml"), quick=True)
+    assert not {"mixed-photometric", "multi-frame"} & every.codes
