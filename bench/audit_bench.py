@@ -9,6 +9,9 @@ in a temporary folder (or ``--data DIR``, reused when present), then measures fi
   floor any audit has to pay. ``bare`` calls ``preproc.io.decode`` (the audit's own decoder:
   ISA-L inflate, lossless for every format); ``pillow`` is the loop a script would write,
   ``np.asarray(PIL.Image.open(path))``,
+* for 2,000 16-bit DICOM files (512x512, 12 bits stored, written from CT_small's header), the
+  full audit against a bare ``pydicom.dcmread(path).pixel_array`` loop in the same pool
+  (``--dicom-only`` runs just this row),
 * cleanvision's ``Imagelab.find_issues`` on the 8-bit set, when an interpreter with cleanvision
   is given (``--cleanvision-python``; default ``/tmp/cvenv/bin/python`` if it exists),
 
@@ -16,7 +19,8 @@ all with the files in the page cache (best of 5 rounds for ``--quick``, of 2 for
 and the peak memory of the full audit from 1,000 to 10,000 small files: Python allocations of
 the parent (tracemalloc) and the summed PSS of the parent and its workers (psutil).
 
-Targets: full >= 0.8x the bare loops; quick >= 20x full on 16-bit PNGs; memory flat 1k -> 10k.
+Targets: full >= 0.8x the bare loops (on DICOM, the pydicom loop); quick >= 20x full on
+16-bit PNGs; memory flat 1k -> 10k.
 
 Usage: ``python bench/audit_bench.py [--small] [--workers 2] [--data DIR]``
 """
@@ -82,6 +86,53 @@ def build(root: Path, kind: str, count: int, size: int, classes: int = 2) -> Pat
     return root
 
 
+def _write_dicom(args) -> None:
+    """One 512x512 CT-like DICOM: CT_small's header, 12 bits stored in 16, own pixels."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    path, seed = args
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:512, 0:512]
+    arr = np.clip((x + y) * 1.5 + rng.normal(0, 40, (512, 512)) + 200, 0, 4095)
+    ds.Rows = ds.Columns = 512
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PatientID = f"P{seed // 20:04d}"
+    ds.PixelData = arr.astype("<u2").tobytes()
+    ds.save_as(path)
+
+
+def build_dicom(root: Path, count: int, classes: int = 2) -> Path:
+    """``count`` 16-bit DICOM files under ``root/<class>/``; skipped when already there."""
+    if root.exists() and sum(1 for _ in root.rglob("*.dcm")) == count:
+        return root
+    jobs = []
+    for i in range(count):
+        folder = root / f"class{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        jobs.append((str(folder / f"{i:05d}.dcm"), i))
+    with Pool(2) as pool:
+        pool.map(_write_dicom, jobs, chunksize=32)
+    return root
+
+
+def _pydicom_only(path: str) -> None:
+    import pydicom
+
+    pydicom.dcmread(path).pixel_array  # noqa: B018 - the decode is the work measured
+
+
+def dicom_row(data: Path, n: int, workers: int) -> dict:
+    """Full audit of ``n`` 16-bit DICOM files vs a bare ``dcmread(...).pixel_array`` loop."""
+    root = build_dicom(data / f"dicom16_{n}", n)
+    for path in root.rglob("*.dcm"):
+        path.read_bytes()
+    audit(build_dicom(data / "dicom_warmup", 20), workers=workers).close()
+    return {"full": max(audit_rate(root, workers, False) for _ in range(2)),
+            "pydicom": max(bare_loop(root, workers, _pydicom_only, "*.dcm") for _ in range(2))}
+
+
 def _decode_only(path: str) -> None:
     from preproc.io import decode
 
@@ -94,10 +145,10 @@ def _pillow_only(path: str) -> None:
     np.asarray(Image.open(path))
 
 
-def bare_loop(root: Path, workers: int, work=_decode_only) -> float:
+def bare_loop(root: Path, workers: int, work=_decode_only, glob: str = "*.png") -> float:
     """Files per second of finding and decoding every file in a ``workers``-process pool."""
     start = time.perf_counter()  # the audit lists the folder too
-    files = sorted(str(p) for p in root.rglob("*.png"))
+    files = sorted(str(p) for p in root.rglob(glob))
     with Pool(workers) as pool:
         for _ in pool.imap_unordered(work, files, chunksize=16):
             pass
@@ -180,8 +231,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="folder for the generated datasets (kept)")
     parser.add_argument("--cleanvision-python", default="/tmp/cvenv/bin/python")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--dicom-only", action="store_true", help="only the DICOM row")
     args = parser.parse_args()
     n = 200 if args.small else 2000
+    if args.dicom_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = dicom_row(args.data or Path(tmp), n, args.workers)
+        print_dicom(row, n)
+        return
     mem_sizes = (200, 1000, 2000) if args.small else (1000, 5000, 10000)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp)
@@ -211,6 +268,7 @@ def run(data: Path, n: int, mem_sizes, args) -> dict:
             row["cleanvision"], row["cleanvision_note"] = cleanvision_rate(
                 root, args.cleanvision_python)
         results["sets"][name] = row
+    results["dicom"] = dicom_row(data, n, args.workers)
     memory_at(warm, args.workers)  # imports (matplotlib, ...) are not the dataset's cost
     for count in mem_sizes:
         root = build(data / f"mem_{count}", "gray16", count, 32, classes=4)
@@ -229,6 +287,7 @@ def print_table(results: dict, n: int, mem_sizes) -> None:
               f"{r['quick'] / r['full']:>12.1f}{cv:>13}")
         if "cleanvision_note" in r:
             print(f"  cleanvision: {r['cleanvision_note']}")
+    print_dicom(results["dicom"], n)
     print("\npeak memory of a full audit (MiB)")
     print(f"{'files':>8}{'parent tracemalloc':>20}{'PSS parent+workers':>20}")
     for count in mem_sizes:
@@ -237,6 +296,13 @@ def print_table(results: dict, n: int, mem_sizes) -> None:
     lo, hi = results["memory"][mem_sizes[0]], results["memory"][mem_sizes[-1]]
     print(f"ratio {mem_sizes[-1]}/{mem_sizes[0]}: tracemalloc {hi[0] / lo[0]:.2f}x, "
           f"PSS {hi[1] / lo[1]:.2f}x")
+
+
+
+def print_dicom(row: dict, n: int) -> None:
+    print(f"\n16-bit DICOM 512x512, {n} files: full audit {row['full']:.0f} files/s, "
+          f"dcmread + pixel_array {row['pydicom']:.0f} files/s, "
+          f"ratio {row['full'] / row['pydicom']:.2f}")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,6 @@ CODES: dict[str, CodeInfo] = _codes(
     ("constant-image", W, "an image has a single value"),
     ("near-duplicate", W, "the same picture appears resized, re-encoded, cropped, re-toned or at "
      "another bit depth"),
-    ("split-leakage", E, "copies of one picture fall in both the training and the validation subset"),
     ("label-conflict", E, "copies of one picture sit in two class folders"),
     ("blurry", W, "an image is much less sharp than the rest of its class"),
     ("dark", W, "an image is much darker than the rest of its class, in its own value range"),
@@ -78,6 +77,17 @@ CODES: dict[str, CodeInfo] = _codes(
     ("odd-size", W, "an image is far larger or smaller than the rest of its class"),
     ("odd-aspect-ratio", W, "an image's width/height ratio is far from the rest of its class"),
     ("grayscale-in-rgb", W, "a colour image whose channels are all equal"),
+    ("class-confound", W, "a file property (photometric, modality, manufacturer, transfer syntax, "
+     "bit depth, pixel spacing, size, lossy) splits along the classes; an error when it "
+     "separates them completely"),
+    ("lossy-source", W, "a DICOM file went through lossy compression (LossyImageCompression 01 "
+     "or a lossy transfer syntax)"),
+    ("multi-frame", W, "multi-frame DICOM files give their first frame only; the others are "
+     "dropped"),
+    ("mixed-photometric", E, "a class mixes MONOCHROME1 and MONOCHROME2 while "
+     "source.dicom.monochrome1 is keep"),
+    ("split-leakage", E, "the same group (patient) or picture lands in both the training and the "
+     "validation subset (a warning in check)"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
     ("dicom-stored-units", E, "a stage with absolute parameters receives DICOM stored values "
      "whose modality LUT (slope/intercept) is not applied"),

@@ -186,7 +186,7 @@ def test_html_report_embeds_every_thumbnail_and_resolves_every_image(tmp_path):
     for src in parser.sources:  # self-contained: every image is an embedded, decodable PNG
         assert src.startswith("data:image/png;base64,"), src[:40]
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).load()
-    for section in ("Image findings", "Image measures per class", "Unread files"):
+    for section in ("Image findings", "Image measures per class", "Files not read"):
         assert section in page
     assert "c0/broken.png" in page
     some_leak = min(truth["split-leakage"])

@@ -31,6 +31,7 @@ def audit(
     scheduler=None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    show_patient_ids: bool = False,
 ) -> AuditReport:
     """Audit every file of a dataset.
 
@@ -43,6 +44,8 @@ def audit(
         workers: worker processes; ``1`` runs in this process. Default: all cores, except
             for a quick local audit, which runs in this process.
         progress: called as ``progress(files_done, files_total)`` after each chunk.
+        show_patient_ids: keep DICOM PatientID in files.csv and report.json; by default the
+            report holds a salted hash, stable within the report (no PHI leaves the audit).
 
     Returns:
         The :class:`AuditReport`.
@@ -51,9 +54,10 @@ def audit(
         PreprocError: the target does not exist, the config is invalid, the directory cannot be
             listed, or the Dask engine is requested without ``distributed`` installed.
     """
+    from ..dataset.dicom_tally import DicomOptions
+    from ..dataset.tally import Expectation
     from ..findings import Report
     from .collect import Collector
-    from ..dataset.tally import Expectation
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
@@ -65,11 +69,12 @@ def audit(
     set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
     expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
     where = display_path(listing.root)
-    collector = Collector(expect, listing.classes, where)
+    collector = Collector(expect, listing.classes, where, DicomOptions.from_config(cfg),
+                          show_patient_ids)
     collector.tally.ignored = listing.ignored
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
-    findings = collector.tally.findings(duplicates)
+    findings = collector.tally.findings(duplicates) + collector.dicom.findings()
     if not quick:
         from .screen import screen
 

@@ -12,12 +12,15 @@ from collections import Counter
 
 import numpy as np
 
-from .aggregate import GroupStats, RecordSpool
+from ..dataset.dicom_tally import DicomOptions, DicomTally, PatientIds
 from ..dataset.tally import Expectation, Tally
 from ..errors import printable
+from .aggregate import GroupStats, RecordSpool
 
 __all__ = ["Collector"]
 
+#: Unread files named one by one in the summary (files.csv lists them all).
+MAX_UNREAD = 200
 _BREAKDOWN_FIELDS = ("class", "format", "dtype", "stored_bits", "channels", "photometric")
 
 
@@ -28,20 +31,26 @@ class Collector:
         expect: declared source, or ``None``.
         classes: class names expected to hold images.
         where: dataset directory as shown in findings.
+        options: :class:`~preproc.dataset.dicom_tally.DicomOptions` of the config.
+        show_patient_ids: keep PatientID in the report instead of its salted hash.
     """
 
-    def __init__(self, expect: Expectation | None, classes, where: str) -> None:
+    def __init__(self, expect: Expectation | None, classes, where: str, options=None,
+                 show_patient_ids: bool = False) -> None:
         classes = None if classes is None else [printable(c) if c is not None else None
                                                   for c in classes]
         where = printable(where)
         self.spool = RecordSpool()
         self.tally = Tally(expect, classes, where)
+        self.patients = PatientIds(show=show_patient_ids)
+        self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)
         self.classes = list(classes)
         self.groups: dict[tuple, GroupStats] = {}
         self.breakdown: Counter = Counter()
         self.breakdown_bits: dict[tuple, int] = {}
         self.files: Counter = Counter()
         self.readable: Counter = Counter()
+        self.unread: list[dict] = []
         self._hashes = array("Q")
         self._dup_first: dict[str, str] | None = None
 
@@ -62,7 +71,11 @@ class Collector:
 
     def _account(self, rec, payload) -> None:
         self.tally.add(rec)
+        self.dicom.add(rec)
         self.files[rec.cls] += 1
+        if not rec.ok and len(self.unread) < MAX_UNREAD:
+            self.unread.append({"path": rec.path, "class": rec.cls, "code": rec.error_code,
+                                "reason": rec.error, "detail": rec.detail})
         if rec.ok:
             self.readable[rec.cls] += 1
         if rec.dtype is not None:
@@ -126,6 +139,8 @@ class Collector:
             "breakdown": rows,
             "photometric": dict(sorted(photometric.items(), key=lambda kv: str(kv[0]))),
             "errors": dict(sorted(errors.items())),
+            "unread": list(self.unread),
+            "dicom": self.dicom.breakdown(),
         }
 
     def _count(self, code: str) -> int:

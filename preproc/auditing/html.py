@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no scripts).
 
-Sections: summary, findings, bit-depth breakdown per class (table and stacked bar chart), value
-statistics and histograms per ``(dtype, channels)`` group, suggested ``source`` block, errors.
+Sections: summary, findings, bit-depth breakdown per class (table and stacked bar chart), DICOM
+header properties per class, value statistics and histograms per ``(dtype, channels)`` group,
+suggested ``source`` block, and the files not read with their reasons.
 Plots need matplotlib (``pip install 'preproc[plots]'``); without it the page says so and shows
 the tables only.
 """
@@ -39,7 +40,7 @@ def render_html(report) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>preproc audit: {_e(report.where)}</title><style>{_CSS}</style></head><body>",
         _header(report), _findings(report), _breakdown(report, plots),
-        _groups(report, plots), _suggestion(report), _errors(report),
+        _dicom(report), _groups(report, plots), _suggestion(report), _errors(report),
         image_sections(report, plots),
     ]
     if plots is None:
@@ -139,8 +140,39 @@ def _errors(report) -> str:
     if not errors:
         return ""
     rows = [[_e(k), v] for k, v in errors.items()]
-    return "<h2>Files not read</h2>" + _table(["code: reason", "files"], rows, numeric=(1,)) + \
-        "<p class='muted'>files.csv lists every file with its error.</p>"
+    unread = report.summary.get("unread", [])
+    named = [[f"<code>{_e(u['path'])}</code>", _e(_class_name(u["class"])), _e(u["code"]),
+              _e(u["reason"]), _e(u["detail"])] for u in unread]
+    shown = sum(errors.values())
+    more = (f"<p class='muted'>The first {len(unread)} of {shown} are named here; files.csv "
+            "lists every file with its error.</p>" if len(unread) < shown else
+            "<p class='muted'>files.csv lists the same, with every other file.</p>")
+    return ("<h2>Files not read</h2>" + _table(["code: reason", "files"], rows, numeric=(1,))
+            + _table(["file", "class", "code", "reason", "detail"], named) + more)
+
+
+_DICOM_LABELS = {"photometric": "photometric interpretation", "modality": "modality",
+                 "manufacturer": "manufacturer", "transfer_syntax": "transfer syntax",
+                 "stored_bits": "bit depth", "pixel_spacing": "pixel spacing (mm)",
+                 "size": "image size", "lossy": "lossy compression"}
+
+
+def _dicom(report) -> str:
+    """Per class, how the DICOM files spread over each header property."""
+    props = report.summary.get("dicom") or {}
+    if not props:
+        return ""
+    classes = sorted({c for table in props.values() for counts in table.values() for c in counts})
+    out = [("<h2>DICOM properties per class</h2><p class='muted'>Files per value and class; "
+            "a value found in one class only is a confound a model can learn "
+            "(see <code>class-confound</code>).</p>")]
+    for key, table in props.items():
+        rows = [[_e(value)] + [counts.get(c, 0) for c in classes]
+                for value, counts in table.items()]
+        out.append(f"<h3>{_e(_DICOM_LABELS.get(key, key))}</h3>")
+        out.append(_table(["value"] + [f"class {c}" for c in classes], rows,
+                          numeric=tuple(range(1, len(classes) + 1))))
+    return "\n".join(out)
 
 
 def _num(x) -> str:

@@ -13,7 +13,9 @@ version, anything else bumps it)::
         "empty_classes": [str],
         "breakdown": [{"class", "format", "dtype", "stored_bits", "channels", "photometric",
                        "files", "effective_bits"}],          # one row per distinct combination
-        "photometric": {name: files}, "errors": {"code: reason": files}
+        "photometric": {name: files}, "errors": {"code: reason": files},
+        "unread": [{"path", "class", "code", "reason", "detail"}],  # the first 200
+        "dicom": {property: {value: {class: files}}}   # {} without DICOM files
       },
       "groups": [{"dtype", "channels", "files", "pixels_per_channel", "min": [C], "max": [C],
                   "mean": [C], "std": [C],
@@ -29,7 +31,9 @@ version, anything else bumps it)::
 (``mean`` ... ``frac_at_max``) are joined with ``;``; ``min`` and ``max`` are over all channels;
 ``error`` is empty when the file was read. The image measures (``phash`` ... ``flags``) are
 described in :mod:`preproc.auditing.quality` and :mod:`preproc.auditing.screen`; ``flags`` lists the
-image findings that name the file.
+image findings that name the file. The DICOM columns (``modality`` ... ``patient_id``) come from
+headers and are empty for other formats; ``patient_id`` is a salted hash, stable within one
+report, unless the audit ran with ``show_patient_ids``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ CSV_COLUMNS = (
     "photometric", "signed", "hash", "duplicate_of", "error_code", "error", "detail",
     "phash", "blur", "brightness", "entropy", "aspect_ratio", "grayscale", "subset", "cluster",
     "flags",
+    "modality", "manufacturer", "transfer_syntax", "lossy", "slope", "intercept",
+    "window_center", "window_width", "pixel_spacing", "patient_id",
 )
 
 
@@ -135,6 +141,7 @@ class AuditReport:
     def _file_json(self, rec) -> dict:
         row = rec.to_json()
         row["duplicate_of"] = self._collector.duplicate_of(rec) or None
+        row["patient_id"] = self._collector.patients(rec.patient_id)
         return row
 
     def csv_rows(self) -> Iterator[dict]:
@@ -143,6 +150,7 @@ class AuditReport:
         for i, rec in enumerate(self.records()):
             row = _csv_row(rec, self._collector.duplicate_of(rec))
             row.update(screen.csv_fields(i, rec) if screen is not None else {})
+            row["patient_id"] = self._collector.patients(rec.patient_id) or ""
             yield row
 
     def write(self, directory) -> dict[str, Path]:
@@ -204,7 +212,24 @@ def _csv_row(rec, duplicate_of: str) -> dict:
         "frac_at_max": joined(rec.frac_max), "photometric": rec.photometric or "",
         "signed": "" if rec.signed is None else str(bool(rec.signed)).lower(),
         "hash": rec.hash or "", "duplicate_of": duplicate_of, "error_code": rec.error_code or "",
-        "error": rec.error, "detail": rec.detail,
+        "error": rec.error, "detail": rec.detail, **_dicom_cells(rec),
+    }
+
+
+def _dicom_cells(rec) -> dict:
+    """The DICOM header columns (empty for other formats); ``patient_id`` is filled by the
+    report, which owns the hashing."""
+    def number(x):
+        return "" if x is None else _fmt(x)
+
+    return {
+        "modality": rec.modality or "", "manufacturer": rec.manufacturer or "",
+        "transfer_syntax": rec.transfer_syntax or "",
+        "lossy": "" if rec.lossy is None else str(bool(rec.lossy)).lower(),
+        "slope": number(rec.slope), "intercept": number(rec.intercept),
+        "window_center": number(rec.window_center), "window_width": number(rec.window_width),
+        "pixel_spacing": ";".join(_fmt(v) for v in rec.pixel_spacing or ()),
+        "patient_id": "",
     }
 
 

@@ -22,8 +22,6 @@ __all__ = ["THUMB_SIDE", "image_sections", "thumbnail_uri"]
 THUMB_SIDE = 112
 #: Thumbnails per finding.
 PER_FINDING = 8
-#: Unread files listed by name.
-MAX_UNREAD = 50
 
 _CSS = (".thumbs{display:flex;flex-wrap:wrap;gap:8px;margin:.4em 0 1em}"
         ".thumbs figure{margin:0;width:124px;font-size:11px;word-break:break-all}"
@@ -73,9 +71,8 @@ def _figure(uri: str | None, lines: list[str]) -> str:
 def image_sections(report, plots) -> str:
     """HTML of every image section, or ``''`` for a quick audit or without a screening."""
     screen = getattr(report._collector, "screen", None)
-    unread = _unread(report)
     if screen is None:
-        return unread
+        return ""  # unread files are listed with their reasons by the report's own section
     shown = [f for f in report.findings if f.code in _CODES]
     wanted = {p for f in shown for p in f.files[:PER_FINDING]}
     for f in shown:
@@ -102,7 +99,7 @@ def image_sections(report, plots) -> str:
             figs.append(_figure(uris.get(p), lines))
         out.append("<div class='thumbs'>" + "".join(figs) + "</div>")
     out.append(_histograms(screen, plots))
-    return "\n".join(out) + unread
+    return "\n".join(out)
 
 
 _CODES = ("near-duplicate", "split-leakage", "label-conflict", "blurry", "dark", "light",
@@ -161,15 +158,3 @@ def _measure_histogram(plots, name, values, class_index, classes, log: bool) -> 
     return plots._img(fig, f"{name} per class")
 
 
-def _unread(report) -> str:
-    if not report.summary.get("unreadable") and not report.summary.get("lossy"):
-        return ""
-    rows = []
-    for rec in report.records():
-        if rec.error:
-            rows.append(f"<tr><td><code>{_e(rec.path)}</code></td><td>{_e(rec.error_code)}</td>"
-                        f"<td>{_e(rec.error)}</td><td>{_e(rec.detail)}</td></tr>")
-            if len(rows) >= MAX_UNREAD:
-                break
-    return ("<h2>Unread files</h2><table><thead><tr><th>file</th><th>code</th><th>reason</th>"
-            f"<th>detail</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")

@@ -491,10 +491,16 @@ def _list(config, subset) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
+    split_by = getattr(b, "split_by", None)
     listing = discovery.list_files(config.source.directory, classes=b.classes,
                                    extensions=config.source.extensions,
                                    follow_links=b.follow_links,
-                                   validation_split=b.validation_split, subset=subset)
+                                   validation_split=b.validation_split,
+                                   subset=None if split_by else subset)
+    if split_by is not None:  # whole groups per subset; a file's frames follow the file
+        from ..dataset.splits import select_subset
+
+        listing = select_subset(listing, split_by, b.validation_split, subset, b.seed)
     if config.source.dicom.frames == "all":
         from ..dataset.frames import expand_frames
 

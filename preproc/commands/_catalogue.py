@@ -181,10 +181,12 @@ _ROWS = [
     ),
     Explanation(
         "split-leakage",
-        "With `batches.validation_split: 0.2`, `cat/0003.png` (validation) is a re-encoded copy "
-        "of `cat/0871.png` (training).",
-        "Remove one copy, or rename the files so copies share a subset; validation scores are "
-        "inflated while a picture is in both.",
+        "`batches.validation_split: 0.2` on DICOM files with several slices per PatientID: "
+        "the per-file split puts one patient in both subsets; or `cat/0003.png` (validation) is "
+        "a re-encoded copy of `cat/0871.png` (training).",
+        "Split by patient with `batches.split_by: {dicom: PatientID}` (or `{pattern: REGEX}` "
+        "with a named group `group` in the file path); remove one of two copies of a picture. "
+        "Validation scores are inflated while a patient or a picture is in both subsets.",
         is_config=False,
     ),
     Explanation(
@@ -310,10 +312,45 @@ _ROWS = [
         "must equal Keras' element for element.",
     ),
     Explanation(
+        "class-confound",
+        "Class `a` holds 3 MONOCHROME1 radiographs, class `b` 4 MONOCHROME2 ones: "
+        "\"MONOCHROME1: class a 3/3, class b 0/4\" (an error: the property alone separates "
+        "the classes). Also for modality, manufacturer, transfer syntax, bit depth, pixel "
+        "spacing, image size and lossy compression.",
+        "Balance the property across classes (collect each class from the same scanners and "
+        "exports) or harmonise the files; the report's per-class DICOM table shows the split.",
+        is_config=False,
+    ),
+    Explanation(
+        "lossy-source",
+        "A CT stored as JPEG 2000 (1.2.840.10008.1.2.4.91) with LossyImageCompression = 01, "
+        "found from the header, in `audit --quick` too.",
+        "Prefer the original lossless studies; if lossy files must stay, make sure they are "
+        "spread evenly over the classes (see `class-confound` on `lossy`).",
+        is_config=False,
+    ),
+    Explanation(
+        "multi-frame",
+        "An RT dose or ultrasound file with NumberOfFrames = 15 under the default "
+        "`source.dicom.frames: first`: 14 frames are dropped.",
+        "Set `source.dicom.frames: all` to make every frame a sample, or keep `first` "
+        "knowingly and ignore the code.",
+        is_config=False,
+    ),
+    Explanation(
+        "mixed-photometric",
+        "With `source.dicom.monochrome1: keep`, class `a` holds MONOCHROME1 and MONOCHROME2 "
+        "files: bone is bright in some and dark in others.",
+        "Use `source.dicom.monochrome1: invert` (the default), which turns MONOCHROME1 into "
+        "MONOCHROME2.",
+        is_config=False,
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",
     ),
+
 ]
 
 EXPLANATIONS: dict[str, Explanation] = {row.code: row for row in _ROWS}

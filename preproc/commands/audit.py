@@ -26,6 +26,9 @@ def register(sub) -> None:
                    help="Dask scheduler address (default: start a local cluster)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes (default: all cores; 1 = in this process)")
+    p.add_argument("--show-patient-ids", action="store_true",
+                   help="keep DICOM PatientID in files.csv and report.json (default: a salted "
+                   "hash, so reports carry no patient identifiers)")
     p.set_defaults(func=main)
 
 
@@ -49,7 +52,8 @@ def main(args) -> int:
         check_stats_target(args.stats)
     with progress_bar(args.format == "text", "auditing") as progress:
         report = audit(args.target, quick=args.quick, engine=args.engine,
-                       scheduler=args.scheduler, workers=args.workers, progress=progress)
+                       scheduler=args.scheduler, workers=args.workers, progress=progress,
+                       show_patient_ids=args.show_patient_ids)
     try:
         _write_outputs(report, args)
     except OSError as exc:

@@ -38,8 +38,8 @@ from ..types import STRICT, DType, Integer, Number, Range
 from .yamlsafe import Document, format_path, load_yaml
 
 __all__ = [
-    "AuditChecks", "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "StageEntry",
-    "as_config", "load_config",
+    "AuditChecks", "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "SplitBy",
+    "StageEntry", "as_config", "load_config",
 ]
 
 Severity = Literal["error", "warning", "info"]
@@ -149,6 +149,31 @@ class Decode(BaseModel):
                              "scale still covering target_size (faster; not Keras-identical)")
 
 
+class SplitBy(BaseModel):
+    """What groups files for ``validation_split``: one DICOM keyword or one path pattern."""
+
+    model_config = STRICT
+    dicom: str | None = Field(None, description="DICOM keyword naming the group, e.g. PatientID")
+    pattern: str | None = Field(None, description="regular expression with a named group `group`, "
+                                "searched in the file path relative to source.directory")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.dicom is None) == (self.pattern is None):
+            raise ValueError("give exactly one of `dicom: KEYWORD` or `pattern: REGEX`")
+        if self.dicom is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", self.dicom):
+            raise ValueError(f"{self.dicom!r} is not a DICOM keyword (e.g. PatientID)")
+        if self.pattern is not None:
+            try:
+                groups = re.compile(self.pattern).groupindex
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}")
+            if "group" not in groups:
+                raise ValueError("pattern needs a named group `group`, e.g. "
+                                 "'(?P<group>patient_[0-9]+)/'")
+        return self
+
+
 class Batches(BaseModel):
     """Every ``flow_from_directory`` parameter, same names and defaults, plus preproc's own."""
 
@@ -161,6 +186,8 @@ class Batches(BaseModel):
     seed: Integer | None = Field(None, ge=0, le=2**32 - 1, description="numpy seeds are 32-bit")
     interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
     validation_split: Number = Field(0.0, ge=0.0, lt=1.0)
+    split_by: SplitBy | None = Field(None, description="keep each group (patient) wholly in one "
+                                     "subset of validation_split")
     keep_aspect_ratio: bool = False
     follow_links: bool = False
     classes: list[str] | None = None

@@ -45,6 +45,9 @@ class FileRecord:
         phash, phash_center, tiny, blur, brightness, entropy, grayscale, level_lo, level_hi: image
             measures of :mod:`preproc.auditing.quality`, on the image normalised by
             ``[level_lo, level_hi]`` (its declared or effective range).
+        modality ... patient_id: DICOM header facts (``None`` for other formats); ``lossy``
+            is LossyImageCompression 01 or a lossy transfer syntax; ``photometric`` is the
+            header's value. ``patient_id`` is the raw PatientID: reports hash it.
         hist: transport-only histogram payload consumed by the aggregator; never stored.
     """
 
@@ -60,6 +63,16 @@ class FileRecord:
     stored_bits_declared: bool = False
     photometric: str | None = None
     signed: bool | None = None
+    modality: str | None = None
+    manufacturer: str | None = None
+    transfer_syntax: str | None = None
+    lossy: bool | None = None
+    slope: float | None = None
+    intercept: float | None = None
+    window_center: float | None = None
+    window_width: float | None = None
+    pixel_spacing: list[float] | None = None
+    patient_id: str | None = None
     effective_bits: int | None = None
     pixels: int | None = None
     min: list[float] | None = None
@@ -123,8 +136,8 @@ def guarded(rec: FileRecord, path: str, work):
         return work()
     except DecodeError as exc:
         _fail(rec, exc.code, exc.reason, exc.detail)
-        if exc.code == "lossy-decode":
-            _probe_quietly(rec, path)
+        if exc.code == "lossy-decode" or exc.reason == "compressed-unsupported":
+            _probe_quietly(rec, path)  # the header still tells what the file is
     except MissingDependencyError as exc:
         _fail(rec, "unreadable-file", "missing-dependency", str(exc))
     except OSError as exc:
@@ -165,6 +178,18 @@ def fill_header(rec: FileRecord, info) -> None:
     rec.height, rec.width, rec.frames = info.height, info.width, info.frames
     rec.stored_bits, rec.photometric, rec.signed = info.stored_bits, info.photometric, info.signed
     rec.stored_bits_declared = stored_bits_declared(info)
+    if info.format == "dicom":
+        _fill_dicom(rec, info.extra or {})
+
+
+def _fill_dicom(rec: FileRecord, extra: dict) -> None:
+    """DICOM header columns; ``photometric`` stays the header's value after a colour decode."""
+    rec.photometric = extra.get("stored_photometric") or rec.photometric
+    rec.modality, rec.manufacturer = extra.get("modality"), extra.get("manufacturer")
+    rec.transfer_syntax, rec.lossy = extra.get("transfer_syntax"), extra.get("lossy")
+    rec.slope, rec.intercept = extra.get("rescale_slope"), extra.get("rescale_intercept")
+    rec.window_center, rec.window_width = extra.get("window_center"), extra.get("window_width")
+    rec.pixel_spacing, rec.patient_id = extra.get("pixel_spacing"), extra.get("patient_id")
 
 
 def stored_bits_declared(info) -> bool:

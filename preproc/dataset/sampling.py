@@ -3,8 +3,9 @@
 :func:`sample_headers` reads the headers of a deterministic sample spread over the classes and
 returns the header-level findings (``bit-depth-mismatch``, ``mixed-bit-depth``,
 ``unreadable-file``, ``lossy-decode``) that ``preproc audit --quick`` reports for the whole
-dataset; :func:`spec_from_headers` turns the sampled headers into a source :class:`ValueSpec`
-when ``source.expect`` declares nothing.
+dataset, and ``split-leakage`` as a warning when a per-file ``validation_split`` meets DICOM
+files of one patient more than once in the sample; :func:`spec_from_headers` turns the
+sampled headers into a source :class:`ValueSpec` when ``source.expect`` declares nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = [
 
 #: Codes a header sample can establish.
 HEADER_CODES = frozenset({"bit-depth-mismatch", "mixed-bit-depth", "unreadable-file",
-                          "lossy-decode", "no-images", "files-ignored"})
+                          "lossy-decode", "no-images", "files-ignored", "split-leakage"})
 
 
 def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
@@ -38,6 +39,7 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
         ``(infos, findings)``: the :class:`~preproc.io.ImageInfo` of every readable sampled
         header, and header-level findings (no policy applied; messages name the sample size).
     """
+    from .dicom_tally import DicomOptions, DicomTally
     from .listing import list_config
     from .records import read_header
     from .tally import Expectation, Tally
@@ -53,13 +55,17 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
         scope = ""
     tally = Tally(Expectation.from_config(cfg.source.expect), [], where, scope)
     tally.ignored = listing.ignored
+    # only split-leakage is judged from a sample: the other DICOM rules need every file
+    dicom = DicomTally(DicomOptions.from_config(cfg), where, scope)
     infos = []
     for rel, cls in chosen:
         rec, info = read_header(listing.root, rel, cls)
         tally.add(rec)
+        dicom.add(rec)
         if info is not None:
             infos.append(info)
-    return infos, [f for f in tally.findings() if f.code in HEADER_CODES]
+    findings = tally.findings() + [f for f in dicom.findings() if f.code == "split-leakage"]
+    return infos, [f for f in findings if f.code in HEADER_CODES]
 
 
 def pick_sample(items: list[tuple[str, str | None]], n: int) -> list[tuple[str, str | None]]:

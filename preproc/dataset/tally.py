@@ -107,12 +107,15 @@ class Tally:
         self.effective_examples: dict[str, list] = {}
         #: files present but outside ``source.extensions``: extension -> (count, examples)
         self.ignored: dict[str, tuple[int, list[str]]] = {}
+        self.installs: Counter = Counter()  # pip commands of missing decoders -> files
 
     def add(self, rec) -> None:
         """Account for one record."""
         self.total += 1
         if not rec.ok:
             self.errors.setdefault(rec.error_code, _Bucket()).add(rec.path, rec.error)
+            if "install" in rec.detail and "with: pip install" in rec.detail:
+                self.installs[rec.detail.rsplit("with: ", 1)[1]] += 1
         if rec.dtype is not None:
             self.kinds.setdefault(rec.signature, _Bucket()).add(rec.path)
             self._check_header(rec)
@@ -213,6 +216,10 @@ class Tally:
             "lossy-decode": ("can only be decoded by dropping bits or channels",
                              "convert them losslessly (16-bit PNG or TIFF) or exclude them"),
         }
+        if self.installs:
+            commands = "; ".join(f"{cmd} ({n} file(s))" for cmd, n in self.installs.items())
+            texts["unreadable-file"] = (texts["unreadable-file"][0], "a decoder is missing: "
+                                        f"{commands}; " + texts["unreadable-file"][1])
         for code, (what, hint) in texts.items():
             bucket = self.errors.get(code)
             if bucket:

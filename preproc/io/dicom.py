@@ -31,7 +31,7 @@ from ..errors import DecodeError, MissingDependencyError
 from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
-__all__ = ["decode_dicom", "probe_dicom"]
+__all__ = ["LOSSY_SYNTAXES", "decode_dicom", "install_hint", "lossy_source", "probe_dicom"]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -64,6 +64,54 @@ def _number(value):
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+#: Transfer syntaxes whose encoding may discard information: JPEG baseline and extended, JPEG-LS
+#: near-lossless, JPEG 2000 and HTJ2K without the lossless-only restriction, MPEG video, JPEG XL.
+LOSSY_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102",
+    "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
+    "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108",
+    "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112",
+})
+
+
+def lossy_source(transfer_syntax: str | None, lossy_compression: str | None) -> bool:
+    """Whether a file's pixels went through lossy compression, from its header alone.
+
+    LossyImageCompression ``01`` says so for this image or any ancestor it was derived from,
+    whatever the file's current encoding; otherwise a lossy transfer syntax says so.
+    """
+    if (lossy_compression or "").strip() == "01":
+        return True
+    return (transfer_syntax or "") in LOSSY_SYNTAXES
+
+
+def install_hint(transfer_syntax: str | None) -> str:
+    """The pip command that installs a decoder for a compressed transfer syntax."""
+    uid = str(transfer_syntax or "")
+    if uid.startswith(("1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20")):
+        return "pip install pylibjpeg pylibjpeg-openjpeg (or: pip install python-gdcm)"
+    if uid in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81") or uid.startswith(
+            ("1.2.840.10008.1.2.4.5", "1.2.840.10008.1.2.4.7")):
+        return "pip install pylibjpeg pylibjpeg-libjpeg (or: pip install python-gdcm)"
+    if uid == "1.2.840.10008.1.2.5":
+        return "pip install pylibjpeg pylibjpeg-rle (or: pip install python-gdcm)"
+    return "pip install python-gdcm"
+
+
+def _spacing(ds) -> list[float] | None:
+    """PixelSpacing (or ImagerPixelSpacing for projection images) in mm, row then column."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value:
+            try:
+                return [float(v) for v in value][:2]
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def _dtype(path, ds, bits_allocated: int, signed: bool) -> str:
@@ -120,7 +168,12 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         "voi_function": str(ds.get("VOILUTFunction") or "LINEAR").strip().upper(),
         "voi_lut": bool(ds.get("VOILUTSequence")),
         "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")),
+        "manufacturer": str(ds.get("Manufacturer") or "") or None,
+        "lossy_compression": str(ds.get("LossyImageCompression") or "") or None,
+        "pixel_spacing": _spacing(ds),
+        "patient_id": str(ds.get("PatientID") or "") or None,
     }
+    extra["lossy"] = lossy_source(extra["transfer_syntax"], extra["lossy_compression"])
     if photometric == "PALETTE COLOR":
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
         lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else 16
@@ -209,11 +262,13 @@ def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as exc:
-        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): no decoder") from exc
+        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): no decoder; "
+                          f"install one with: {install_hint(syntax)}") from exc
     if not decoder.is_available:
         missing = "; ".join(decoder.missing_dependencies)
         raise DecodeError(
-            path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}"
+            path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}; "
+            f"install one with: {install_hint(syntax)}"
         )
     try:
         return decoder.as_array(ds, index=index)
@@ -223,7 +278,8 @@ def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray
             raise DecodeError(path, "decompression-bomb", f"{name} ({syntax}): {text}") from exc
         if "does not support" in text or "Unable to decode" in text or "plugin" in text:
             # the installed codecs could not decode it; another codec (gdcm, pylibjpeg) may succeed
-            raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): {text}") from exc
+            raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): {text}; "
+                              f"install another decoder with: {install_hint(syntax)}") from exc
         raise _read_error(path, exc) from exc
 
 
