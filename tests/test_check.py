@@ -148,3 +148,21 @@ def test_cli_says_when_the_data_folder_is_missing(write_config, capsys):
     path = write_config("version: 1\nsource: {directory: nowhere, expect: {dtype: uint8}}\n")
     assert main(["check", str(path)]) == 0
     assert "does not exist; no file headers were sampled" in capsys.readouterr().err
+
+
+_NON_FINITE_FIX = pytest.mark.xfail(
+    strict=True, reason="the check has no finding for outputs that leave float32; some raise")
+
+
+@_NON_FINITE_FIX
+@pytest.mark.parametrize("stage", [
+    "normalize: {mean: 3.4028235677973366e+38, std: 3.4028235677973366e+38}",
+    "normalize: {mean: 0, std: 5e-324}",
+    "rescale: {factor: 1e308}",
+    "rescale: {factor: 1, offset: 1e308}",
+    "rescale: {factor: 1e-300}",
+])
+def test_output_leaving_float32_is_a_finding_not_an_exception(write_config, stage):
+    report = run_check(write_config, f"  - {stage}\n", expect="{dtype: uint16, bit_depth: 12}")
+    (f,) = [f for f in report.findings if f.code in ("non-finite-output", "degenerate-output")]
+    assert f.stage == 0 and f.severity == "error" and f.location.line == 5
