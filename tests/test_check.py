@@ -8,6 +8,7 @@ import pytest
 
 from preproc import check, load_config
 from preproc.commands import main
+from preproc.findings import Severity
 
 from conftest import CONFIGS
 
@@ -165,4 +166,4 @@ _NON_FINITE_FIX = pytest.mark.xfail(
 def test_output_leaving_float32_is_a_finding_not_an_exception(write_config, stage):
     report = run_check(write_config, f"  - {stage}\n", expect="{dtype: uint16, bit_depth: 12}")
     (f,) = [f for f in report.findings if f.code in ("non-finite-output", "degenerate-output")]
-    assert f.stage == 0 and f.severity == "error" and f.location.line == 5
+    assert f.stage == 0 and f.severity == Severity.ERROR and f.location.line == 5

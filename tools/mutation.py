@@ -78,6 +78,7 @@ def run_module(name: str, jobs: int, keep: bool) -> dict:
     (work / "setup.cfg").write_text(
         "[mutmut]\nsource_paths = preproc\n"
         f"only_mutate = {target}\n"
+        "also_copy =\n    configs\n    plugins\n"
         "pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in tests)
         + "pytest_add_cli_args = -p no:cacheprovider -q\n", encoding="utf-8")
     # mutmut reads pyproject.toml first when it has a [tool.mutmut] table; it has none.
