@@ -167,3 +167,22 @@ def test_output_leaving_float32_is_a_finding_not_an_exception(write_config, stag
     report = run_check(write_config, f"  - {stage}\n", expect="{dtype: uint16, bit_depth: 12}")
     (f,) = [f for f in report.findings if f.code in ("non-finite-output", "degenerate-output")]
     assert f.stage == 0 and f.severity == Severity.ERROR and f.location.line == 5
+
+
+@pytest.mark.parametrize(("top", "underused"), [
+    (1023, True),    # uses 1023/4095, just under a quarter of the range
+    (1000, True),    # exactly a quarter of [0, 4000] (see below) still counts as underuse
+    (1024, False),   # just over a quarter
+    (1365, False),   # a third
+    (4095, False),
+])
+def test_underuse_threshold_is_a_quarter_of_the_range(write_config, top, underused):
+    hi = 4000 if top == 1000 else 4095
+    report = run_check(write_config,
+                       f"  - rescale_intensity: {{in_range: [0, {hi}], clip: false}}\n",
+                       expect=f"{{dtype: uint16, range: [0, {top}]}}")
+    assert report.codes == ({"range-underuse"} if underused else set())
+    if underused:
+        (f,) = report.findings
+        assert f.data == {"received": [0.0, float(top)], "expected": [0.0, float(hi)]}
+        assert f"{top / hi:.1%} of the range" in f.message
