@@ -190,6 +190,11 @@ def test_process_pool_gives_the_same_report_as_in_process(messy):
     for doc in (one, two):
         doc.pop("seconds")
     assert one == two
+    files = {f["path"]: f for f in two["files"]}  # and both hold what the files were made of
+    assert (files["normal/wide.png"]["min"], files["normal/wide.png"]["max"]) == ([0], [60000])
+    assert (files["normal/flat.png"]["min"], files["normal/flat.png"]["max"]) == ([1000], [1000])
+    assert files["pneumonia/zero.png"]["error"] == "empty"
+    assert files["pneumonia/000.png"]["duplicate_of"] == "normal/copy.png"
 
 
 def test_progress_reports_every_file(messy):
