@@ -1,4 +1,4 @@
-"""The runtime guard: a measured batch against each stage's inferred interval, both bounds and NaN."""
+"""The runtime guard: a measured batch against each stage's inferred interval, bounds and NaN."""
 
 from __future__ import annotations
 
