@@ -7,7 +7,7 @@ import pytest
 from audit_fixtures import config_for
 from fixtures_images import write_png
 
-from preproc.audit import audit
+from preproc.auditing import audit
 
 
 def _ramp(lo: int, hi: int) -> np.ndarray:

@@ -132,7 +132,7 @@ _ALL_EXTENSIONS = "extensions: [png, jpg, bmp, ppm, tif, dcm, gif]"
 
 
 def test_sampled_headers_of_every_format_read_no_pixels(tmp_path, request):
-    from preproc.check import check
+    from preproc.analysis import check
 
     root = _every_format(tmp_path / "data")
     pixel_reads = request.getfixturevalue("pixel_reads")  # armed once the files are written

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, tuple[str, list[str]]] = {
     "spec": ("preproc/spec.py", ["tests/test_spec.py", "tests/test_stages.py",
                                  "tests/test_check.py"]),
-    "check": ("preproc/check.py", ["tests/test_check.py", "tests/test_edge_cases.py"]),
+    "check": ("preproc/analysis.py", ["tests/test_check.py", "tests/test_check_messages.py",
+                                      "tests/test_edge_cases.py"]),
     "builtin": ("preproc/stages/builtin.py", ["tests/test_stages.py", "tests/test_check.py",
                                               "tests/test_edge_cases.py"]),
     "scaling": ("preproc/stages/scaling.py", ["tests/test_stages.py", "tests/test_check.py",
@@ -44,19 +45,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                      "tests/test_stages.py"]),
     "png": ("preproc/io/png.py", ["tests/test_io_png.py", "tests/test_io_formats.py"]),
     "tiff": ("preproc/io/tiff.py", ["tests/test_io_tiff.py", "tests/test_io_formats.py"]),
-    "discovery": ("preproc/discovery.py", ["tests/test_discovery.py", "tests/test_sampling.py"]),
-    "guard": ("preproc/guard.py", ["tests/test_guard.py", "tests/test_flow.py"]),
-    "rules": ("preproc/audit/rules.py", ["tests/test_audit.py", "tests/test_audit_rules.py",
+    "discovery": ("preproc/dataset/discovery.py", ["tests/test_discovery.py",
+                                                   "tests/test_sampling.py"]),
+    "guard": ("preproc/batches/guard.py", ["tests/test_guard.py", "tests/test_flow.py"]),
+    "rules": ("preproc/dataset/tally.py", ["tests/test_audit.py", "tests/test_audit_rules.py",
                                          "tests/test_audit_bad_input.py"]),
 }
-
-
-def _locate(path: str) -> str:
-    """The module's current path: the re-laid package keeps old names importable elsewhere."""
-    moved = {"preproc/discovery.py": "preproc/dataset/discovery.py",
-             "preproc/guard.py": "preproc/batches/guard.py",
-             "preproc/audit/rules.py": "preproc/dataset/tally.py"}
-    return path if (ROOT / path).exists() else moved.get(path, path)
 
 
 def _copy_tree(dest: Path) -> None:
@@ -71,7 +65,6 @@ def _copy_tree(dest: Path) -> None:
 
 def run_module(name: str, jobs: int, keep: bool) -> dict:
     target, tests = MODULES[name]
-    target = _locate(target)
     tests = [t for t in tests if (ROOT / t).exists()]
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
     _copy_tree(work)
