@@ -186,3 +186,48 @@ def test_underuse_threshold_is_a_quarter_of_the_range(write_config, top, underus
         (f,) = report.findings
         assert f.data == {"received": [0.0, float(top)], "expected": [0.0, float(hi)]}
         assert f"{top / hi:.1%} of the range" in f.message
+
+
+def _twelve_bit_dataset(root, n, odd=None):
+    """``n`` 12-bit PNGs (sBIT 12) in one class folder; ``odd`` names one that claims 10 bits."""
+    import numpy as np
+    from fixtures_images import write_png
+
+    (root / "c").mkdir(parents=True)
+    for i in range(n):
+        arr = np.full((4, 4), i, np.uint16)
+        arr.flat[0] = 4095
+        write_png(root / "c" / f"{i:03d}.png", arr, sbit=10 if f"{i:03d}" == odd else 12)
+    return root
+
+
+def test_check_joins_sample_findings_and_stage_findings(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 3, odd="001")
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "  expect: {dtype: uint16, bit_depth: 12}\n"
+                    "stages:\n  - rescale: {factor: 1/255}\n")
+    report = check(load_config(path))
+    assert report.codes == {"bit-depth-mismatch", "mixed-bit-depth", "range-overflow"}
+    assert check(load_config(path), sample=0).codes == {"range-overflow"}  # no sample: no header
+
+
+def test_check_builds_the_source_from_headers_when_nothing_is_declared(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 3)
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "stages:\n  - rescale: {factor: 1/255}\n")
+    (f,) = check(load_config(path)).findings
+    assert f.code == "range-overflow" and f.data["received"] == [0.0, 4095.0]
+    assert check(load_config(path), sample=0).codes == {"source-unknown"}
+
+
+def test_check_samples_64_headers_by_default(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 70, odd="005")
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "  expect: {dtype: uint16, bit_depth: 12}\n")
+    report = check(load_config(path))
+    assert all("(sample of 64 of 70 files)" in f.message for f in report.findings)
+    assert report.codes == set()  # the evenly spread sample of 64 misses file 005 (65 would not)
+    assert check(load_config(path), sample=70).codes == {"bit-depth-mismatch", "mixed-bit-depth"}

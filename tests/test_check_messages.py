@@ -190,6 +190,94 @@ CASES = {
           'rescale_intensity',
           'stages[0].rescale_intensity',
           5)]),
+    'dtype-named-float32': (
+        '  expect: {dtype: uint8}\n',
+        '  - clip: {min: 0, max: 1, expects: {dtype: float32}}\n',
+        [('dtype-mismatch',
+          'stage 0 `clip` (line 5) needs float32 input but receives uint8',
+          'add `to_dtype: {dtype: float32}` or a rescale before it',
+          {'expected_dtype': 'float32', 'received_dtype': 'uint8'},
+          0,
+          'clip',
+          'stages[0].clip',
+          5)]),
+    'dtype-named-uint8': (
+        '  expect: {dtype: uint16}\n',
+        '  - clip: {min: 0, max: 1, expects: {dtype: uint8}}\n',
+        [('dtype-mismatch',
+          'stage 0 `clip` (line 5) needs uint8 input but receives uint16',
+          'add `to_dtype: {dtype: uint8}` before it',
+          {'expected_dtype': 'uint8', 'received_dtype': 'uint16'},
+          0,
+          'clip',
+          'stages[0].clip',
+          5)]),
+    'dtype-named-match': (
+        '  expect: {dtype: uint8}\n',
+        '  - clip: {min: 0, max: 1, expects: {dtype: uint8}}\n',
+        []),
+    'repair-clamps-overflow': (
+        '  expect: {dtype: uint16, range: [200, 4095]}\n',
+        '  - rescale: {factor: 1/255}\n  - rescale_intensity: {in_range: [0, 1], clip: false}\n',
+        [('range-overflow',
+          'stage 0 `rescale` (line 5) expects [0, 255] but receives [200, 4095] from the '
+          'source',
+          'the data holds [200, 4095], not [0, 255]: use `rescale: {factor: 1/4095}` or '
+          '`rescale_intensity: {in_range: bit_depth}`',
+          {'expected': [0.0, 255.0], 'received': [200.0, 4095.0]},
+          0,
+          'rescale',
+          'stages[0].rescale',
+          5),
+         ('compounded-scaling',
+          'stage 1 `rescale_intensity` (line 6) expects [0, 1] but receives [0.784314, 1] from '
+          'stage 0 `rescale` (line 5), which already changed the scale',
+          'remove stage 1 `rescale_intensity` (line 6), or move it before stage 0 `rescale` '
+          '(line 5)',
+          {'blame': {'line': 5, 'name': 'rescale', 'stage': 0},
+           'expected': [0.0, 1.0],
+           'received': [0.7843137979507446, 1.0]},
+          1,
+          'rescale_intensity',
+          'stages[1].rescale_intensity',
+          6)]),
+    'gamma-underuse': (
+        '  expect: {dtype: float32, range: [0, 0.1]}\n',
+        '  - gamma: {gamma: 2}\n',
+        [('range-underuse',
+          'stage 0 `gamma` (line 5) expects [0, 1] but the source only reaches [0, 0.1]: the '
+          'data uses 10.0% of the range',
+          'the data is narrower than assumed; rescale by its true range',
+          {'expected': [0.0, 1.0], 'received': [0.0, 0.1]},
+          0,
+          'gamma',
+          'stages[0].gamma',
+          5)]),
+    'clahe-not-underused': (
+        '  expect: {dtype: uint8, range: [0, 20]}\n',
+        '  - rescale: {factor: 1/255}\n  - clahe: {}\n',
+        [('range-underuse',
+          'stage 0 `rescale` (line 5) expects [0, 255] but the source only reaches [0, 20]: '
+          'the data uses 7.8% of the range',
+          'the data is 8-bit: use `rescale: {factor: 1/31}` or `rescale_intensity: {in_range: '
+          'bit_depth}`',
+          {'expected': [0.0, 255.0], 'received': [0.0, 20.0]},
+          0,
+          'rescale',
+          'stages[0].rescale',
+          5)]),
+    'underuse-signed-top-zero': (
+        '  expect: {dtype: int16, range: [-100, 0]}\n',
+        '  - rescale_intensity: {in_range: [-32768, 32767], clip: false}\n',
+        [('range-underuse',
+          'stage 0 `rescale_intensity` (line 5) expects [-32768, 32767] but the source only '
+          'reaches [-100, 0]: the data uses 0.2% of the range',
+          'the data is 16-bit; rescale by its true range',
+          {'expected': [-32768.0, 32767.0], 'received': [-100.0, 0.0]},
+          0,
+          'rescale_intensity',
+          'stages[0].rescale_intensity',
+          5)]),
 }
 
 

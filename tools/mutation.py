@@ -34,7 +34,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "spec": ("preproc/spec.py", ["tests/test_spec.py", "tests/test_stages.py",
                                  "tests/test_check.py"]),
     "check": ("preproc/analysis.py", ["tests/test_check.py", "tests/test_check_messages.py",
-                                      "tests/test_edge_cases.py"]),
+                                      "tests/test_edge_cases.py", "tests/test_joints.py"]),
     "builtin": ("preproc/stages/builtin.py", ["tests/test_stages.py", "tests/test_check.py",
                                               "tests/test_edge_cases.py"]),
     "scaling": ("preproc/stages/scaling.py", ["tests/test_stages.py", "tests/test_check.py",
