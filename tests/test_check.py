@@ -151,11 +151,6 @@ def test_cli_says_when_the_data_folder_is_missing(write_config, capsys):
     assert "does not exist; no file headers were sampled" in capsys.readouterr().err
 
 
-_NON_FINITE_FIX = pytest.mark.xfail(
-    strict=True, reason="the check has no finding for outputs that leave float32; some raise")
-
-
-@_NON_FINITE_FIX
 @pytest.mark.parametrize("stage", [
     "normalize: {mean: 3.4028235677973366e+38, std: 3.4028235677973366e+38}",
     "normalize: {mean: 0, std: 5e-324}",
