@@ -111,10 +111,18 @@ def test_torch_iterable_reshuffles_each_pass(cfg):
     torch = pytest.importorskip("torch")
     with flow(cfg, workers=0) as it:
         loader = torch.utils.data.DataLoader(adapters.torch_iterable(it), batch_size=None)
-        first = torch.cat([y for _, y in loader])
-        second = torch.cat([y for _, y in loader])
-    assert len(first) == len(second) == 12 and it.epoch == 2
-    assert sorted(first.tolist()) == sorted(second.tolist())
+        passes = [[(x, y) for x, y in loader] for _ in range(2)]
+        orders = [it.epoch_order(0), it.epoch_order(1)]
+        classes = np.asarray(it.classes)
+    assert it.epoch == 2
+    images = [[bytes(img.numpy()) for x, _ in p for img in x] for p in passes]
+    labels = [torch.cat([y for _, y in p]).tolist() for p in passes]
+    assert len(images[0]) == len(images[1]) == 12
+    assert images[0] != images[1]  # another order in the second pass ...
+    assert sorted(images[0]) == sorted(images[1])  # ... of the same images
+    for order, got in zip(orders, labels):  # each pass in its epoch's order
+        assert got == classes[order].tolist()
+    assert not np.array_equal(*orders)
 
 
 def _tiny_keras_model(keras):

@@ -172,7 +172,11 @@ def test_report_files_are_written_with_the_documented_columns(messy, tmp_path):
     assert by_path["pneumonia/zero.png"]["error"] == "empty"
     assert by_path["normal/000.png"]["error"] == ""
     assert by_path["normal/rgb.png"]["channels"] == "3"
-    assert by_path["normal/copy.png"]["duplicate_of"] in ("pneumonia/000.png", "")
+    # the later file of a duplicate group names the first one in listing order; no other does
+    assert {p: r["duplicate_of"] for p, r in by_path.items() if r["duplicate_of"]} == \
+        {"pneumonia/000.png": "normal/copy.png"}
+    assert by_path["pneumonia/000.png"]["hash"] == by_path["normal/copy.png"]["hash"] != ""
+    assert (by_path["normal/flat.png"]["min"], by_path["normal/flat.png"]["max"]) == ("1000", "1000")
     doc = json.loads(paths["json"].read_text())
     assert (doc["schema"], doc["version"], doc["mode"]) == ("preproc-audit", 1, "full")
     assert {f["code"] for f in doc["findings"]} == report.codes
@@ -187,6 +191,11 @@ def test_process_pool_gives_the_same_report_as_in_process(messy):
     for doc in (one, two):
         doc.pop("seconds")
     assert one == two
+    files = {f["path"]: f for f in two["files"]}  # and both hold what the files were made of
+    assert (files["normal/wide.png"]["min"], files["normal/wide.png"]["max"]) == ([0], [60000])
+    assert (files["normal/flat.png"]["min"], files["normal/flat.png"]["max"]) == ([1000], [1000])
+    assert files["pneumonia/zero.png"]["error"] == "empty"
+    assert files["pneumonia/000.png"]["duplicate_of"] == "normal/copy.png"
 
 
 def test_progress_reports_every_file(messy):

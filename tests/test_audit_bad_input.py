@@ -4,8 +4,10 @@ untouched."""
 from __future__ import annotations
 
 import builtins
+import csv
 import hashlib
 import io
+import json
 import os
 import struct
 import zlib
@@ -99,7 +101,15 @@ def test_all_bad_files_together_and_the_audit_completes(dataset, tmp_path):
     assert report.summary["unreadable"] == len(CASES)
     reasons = next(f for f in report.findings if f.code == "unreadable-file").data["reasons"]
     assert sorted(reasons) == sorted(r for _, r in CASES.values())
-    report.write(tmp_path / "out")  # the reports of a dataset full of bad files still render
+    paths = report.write(tmp_path / "out")  # the reports of a dataset full of bad files render
+    rows = {r["path"]: r for r in csv.DictReader(paths["csv"].open(encoding="utf-8"))}
+    assert len(rows) == 4 + len(CASES)
+    for case, (_, reason) in CASES.items():
+        assert rows[f"pneumonia/{case}.png"]["error"] == reason
+        assert rows[f"pneumonia/{case}.png"]["min"] == ""
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert doc["summary"]["unreadable"] == len(CASES)
+    assert "unreadable-file" in paths["html"].read_text(encoding="utf-8")
 
 
 def _fingerprint(root: Path) -> dict:

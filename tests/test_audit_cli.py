@@ -45,7 +45,12 @@ def test_audit_text_report_and_stats(tmp_path, capsys):
     assert "error[unreadable-file]" in text
     assert "suggested source block" in text and "bit_depth: 16" in text
     assert "2 could not be read" in text
-    assert "━" in text or "-" in text  # the summary table
+    rows = _table_rows(text)  # the summary table: one row per class and kind, then the total
+    assert rows["normal"][:3] == ["normal", "8", "8"]
+    assert rows["pneumonia"][:3] == ["pneumonia", "4", "2"]
+    assert rows["total"][:3] == ["total", "12", "10"]
+    assert rows["empty"][:3] == ["empty", "0", "0"]
+    assert "audit FAILED: 12 files, 10 read, 2 could not be read" in text
     assert json.loads((tmp_path / "s.json").read_text())["format"] == "preproc-stats"
     page = _Page()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
@@ -55,6 +60,18 @@ def test_audit_text_report_and_stats(tmp_path, capsys):
     for heading in ("Findings", "Bit depth per class", "Values per dtype group",
                     "Suggested source block"):
         assert heading in body
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """First table row of each class name: its cells, whatever box characters drew them."""
+    import re
+
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line)[1:-1]]
+        if cells and cells[0] and cells[0] not in rows:
+            rows[cells[0]] = cells
+    return rows
 
 
 def test_html_without_matplotlib_says_so(tmp_path, monkeypatch):
@@ -83,21 +100,24 @@ def test_quick_json_has_no_values(tmp_path, capsys):
     assert doc["mode"] == "quick" and doc["stats"] is None and doc["groups"] == []
 
 
-@pytest.mark.parametrize("argv", [
-    ["audit", "{missing}"],
-    ["audit", "{root}", "--quick", "--stats", "{tmp}/s.json"],
-    ["audit", "{root}", "--scheduler", "tcp://127.0.0.1:1"],
-    ["audit", "{root}", "--workers", "0"],
+@pytest.mark.parametrize(("argv", "says"), [
+    (["audit", "{missing}"], "no such config file or directory"),
+    (["audit", "{root}", "--quick", "--stats", "{tmp}/s.json"], "drop --quick"),
+    (["audit", "{root}", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --engine dask"),
+    (["audit", "{root}", "--workers", "0"], "--workers must be at least 1"),
 ])
-def test_usage_errors_exit_2(tmp_path, capsys, argv):
+def test_usage_errors_exit_2(tmp_path, capsys, argv, says):
     root = clean_dataset(tmp_path / "data", per_class=1)
     argv = [a.format(root=root, tmp=tmp_path, missing=tmp_path / "nope") for a in argv]
     assert main(argv) == 2
-    assert capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    assert says in captured.err and captured.out == ""
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_no_progress_bar_when_piped(tmp_path, capsys):
     root = clean_dataset(tmp_path / "data", per_class=1)
-    main(["audit", str(root), "--workers", "1"])
-    err = capsys.readouterr().err
-    assert "auditing" not in err and "\x1b[" not in err
+    assert main(["audit", str(root), "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "auditing" not in captured.err and "\x1b[" not in captured.err
+    assert "audit passed: 2 files, 2 read" in captured.out

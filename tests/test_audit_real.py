@@ -3,6 +3,7 @@ scikit-image's sample images."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -73,4 +74,8 @@ def test_skimage_sample_images(tmp_path):
     assert all(r.ok for r in records.values()), [(r.path, r.error) for r in records.values()
                                                   if not r.ok]
     assert "mixed-bit-depth" in report.codes  # gray, RGB and RGBA samples
-    report.write(tmp_path / "out")
+    paths = report.write(tmp_path / "out")
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert {f["path"] for f in doc["files"]} == images
+    assert doc["summary"]["readable"] == len(images)
+    assert "astronaut.png" in paths["csv"].read_text(encoding="utf-8")

@@ -141,16 +141,24 @@ def test_read_pixels_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
 
     rgb = np.random.default_rng(3).integers(0, 256, (10, 12, 3)).astype(np.uint8)
     gray16 = np.random.default_rng(4).integers(0, 4096, (10, 12)).astype(np.uint16)
-    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
-    for path in (write_png(tmp_path / "a.png", rgb), tmp_path / "a.jpg",
-                 write_png(tmp_path / "g.png", gray16)):
+    rows, cols = np.mgrid[0:10, 0:12]  # smooth content: JPEG keeps it close
+    smooth = np.stack([rows * 20, cols * 18, 200 - rows * 10], axis=-1).astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "a.jpg", quality=95, subsampling=0)
+    written = {write_png(tmp_path / "a.png", rgb): rgb, tmp_path / "a.jpg": smooth,
+               write_png(tmp_path / "g.png", gray16): gray16[..., None]}
+    for path, known in written.items():
         pixels, info = read_pixels(path)
         array, expected_info = decode(path)
         assert info == expected_info
+        assert (info.height, info.width, info.channels) == known.shape
         if array.dtype == np.uint8:
             assert isinstance(pixels, Image.Image)
             pixels = np.asarray(pixels).reshape(array.shape)
         np.testing.assert_array_equal(pixels, array)
+        if path.suffix == ".jpg":  # lossy: near the written pixels, in the same places
+            assert np.abs(array.astype(int) - known).mean() < 3
+        else:  # lossless: exactly the written pixels, whichever path read them
+            np.testing.assert_array_equal(array, known)
 
 
 @pytest.mark.parametrize("dtype,values,bits", [

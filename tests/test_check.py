@@ -8,6 +8,7 @@ import pytest
 
 from preproc import check, load_config
 from preproc.commands import main
+from preproc.findings import Severity
 
 from conftest import CONFIGS
 
@@ -148,3 +149,80 @@ def test_cli_says_when_the_data_folder_is_missing(write_config, capsys):
     path = write_config("version: 1\nsource: {directory: nowhere, expect: {dtype: uint8}}\n")
     assert main(["check", str(path)]) == 0
     assert "does not exist; no file headers were sampled" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", [
+    "normalize: {mean: 3.4028235677973366e+38, std: 3.4028235677973366e+38}",
+    "normalize: {mean: 0, std: 5e-324}",
+    "rescale: {factor: 1e308}",
+    "rescale: {factor: 1, offset: 1e308}",
+    "rescale: {factor: 1e-300}",
+])
+def test_output_leaving_float32_is_a_finding_not_an_exception(write_config, stage):
+    report = run_check(write_config, f"  - {stage}\n", expect="{dtype: uint16, bit_depth: 12}")
+    (f,) = [f for f in report.findings if f.code in ("non-finite-output", "degenerate-output")]
+    assert f.stage == 0 and f.severity == Severity.ERROR and f.location.line == 5
+
+
+@pytest.mark.parametrize(("top", "underused"), [
+    (1023, True),    # uses 1023/4095, just under a quarter of the range
+    (1000, True),    # exactly a quarter of [0, 4000] (see below) still counts as underuse
+    (1024, False),   # just over a quarter
+    (1365, False),   # a third
+    (4095, False),
+])
+def test_underuse_threshold_is_a_quarter_of_the_range(write_config, top, underused):
+    hi = 4000 if top == 1000 else 4095
+    report = run_check(write_config,
+                       f"  - rescale_intensity: {{in_range: [0, {hi}], clip: false}}\n",
+                       expect=f"{{dtype: uint16, range: [0, {top}]}}")
+    assert report.codes == ({"range-underuse"} if underused else set())
+    if underused:
+        (f,) = report.findings
+        assert f.data == {"received": [0.0, float(top)], "expected": [0.0, float(hi)]}
+        assert f"{top / hi:.1%} of the range" in f.message
+
+
+def _twelve_bit_dataset(root, n, odd=None):
+    """``n`` 12-bit PNGs (sBIT 12) in one class folder; ``odd`` names one that claims 10 bits."""
+    import numpy as np
+    from fixtures_images import write_png
+
+    (root / "c").mkdir(parents=True)
+    for i in range(n):
+        arr = np.full((4, 4), i, np.uint16)
+        arr.flat[0] = 4095
+        write_png(root / "c" / f"{i:03d}.png", arr, sbit=10 if f"{i:03d}" == odd else 12)
+    return root
+
+
+def test_check_joins_sample_findings_and_stage_findings(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 3, odd="001")
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "  expect: {dtype: uint16, bit_depth: 12}\n"
+                    "stages:\n  - rescale: {factor: 1/255}\n")
+    report = check(load_config(path))
+    assert report.codes == {"bit-depth-mismatch", "mixed-bit-depth", "range-overflow"}
+    assert check(load_config(path), sample=0).codes == {"range-overflow"}  # no sample: no header
+
+
+def test_check_builds_the_source_from_headers_when_nothing_is_declared(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 3)
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "stages:\n  - rescale: {factor: 1/255}\n")
+    (f,) = check(load_config(path)).findings
+    assert f.code == "range-overflow" and f.data["received"] == [0.0, 4095.0]
+    assert check(load_config(path), sample=0).codes == {"source-unknown"}
+
+
+def test_check_samples_64_headers_by_default(tmp_path):
+    _twelve_bit_dataset(tmp_path / "data", 70, odd="005")
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n"
+                    "  expect: {dtype: uint16, bit_depth: 12}\n")
+    report = check(load_config(path))
+    assert all("(sample of 64 of 70 files)" in f.message for f in report.findings)
+    assert report.codes == set()  # the evenly spread sample of 64 misses file 005 (65 would not)
+    assert check(load_config(path), sample=70).codes == {"bit-depth-mismatch", "mixed-bit-depth"}

@@ -109,3 +109,75 @@ def test_matches_keras_listing(tmp_path):
         mine = discovery.list_files(tmp_path, validation_split=0.5, subset=subset)
         assert mine.filenames == it.filenames
         np.testing.assert_array_equal(mine.classes, it.classes)
+
+
+class _SortedScandir:
+    """``os.scandir`` in name order, so which folder is walked after which is fixed."""
+
+    def __init__(self, real, fail=()):
+        self.real, self.fail = real, {str(f) for f in fail}
+
+    def __call__(self, folder):
+        if str(folder) in self.fail:
+            raise PermissionError(13, "Permission denied")
+        with self.real(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        return _Entries(entries)
+
+
+class _Entries(list):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_problems_are_reported_and_the_walk_goes_on(tmp_path, monkeypatch):
+    from preproc.dataset.discovery import list_files
+
+    cls = tmp_path / "c"
+    for sub in "abcde":
+        (cls / sub).mkdir(parents=True)
+        (cls / sub / f"{sub}.png").write_bytes(b"x")
+    (cls / "c" / "b_loop").symlink_to(cls, target_is_directory=True)
+    for name in ("c1.png", "c2.png"):
+        (cls / "c" / name).write_bytes(b"x")
+    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir, fail=[cls / "d"]))
+    problems = []
+    found = list_files(tmp_path, follow_links=True,
+                       on_problem=lambda *args: problems.append(args))
+    assert sorted(found.filenames) == [os.path.join("c", p) for p in
+                                       ("a/a.png", "b/b.png", "c/c.png", "c/c1.png", "c/c2.png",
+                                        "e/e.png")]
+    loop, unlistable = sorted(problems, key=lambda p: p[1])
+    assert loop == (str(cls / "c" / "b_loop"), "symlink-loop",
+                    f"{cls / 'c' / 'b_loop'}: symbolic-link loop (it leads back to an enclosing "
+                    "folder); remove the link or set batches.follow_links: false")
+    assert unlistable == (str(cls / "d"), "unlistable-folder",
+                          f"{cls / 'd'}: cannot list folder: Permission denied")
+
+
+def test_split_bounds_extensions_and_the_result(tmp_path, recwarn):
+    from preproc.dataset.discovery import list_files
+
+    for cls, n in (("a", 4), ("b", 2)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            (tmp_path / cls / f"{i}.PNG").write_bytes(b"x")
+    (tmp_path / "e").mkdir()
+    whole = list_files(tmp_path, extensions=[".Png"])
+    assert whole.directory == str(tmp_path) and whole.classes.dtype == np.int32
+    assert whole.classes.tolist() == [0, 0, 0, 0, 1, 1]
+    assert str(recwarn.pop(UserWarning).message) == (
+        f"{tmp_path}: class folder(s) with no image (e); extensions searched: png")
+    assert len(list_files(tmp_path, subset="training").filenames) == 6  # default split 0
+    assert list_files(tmp_path, subset="validation").filenames == []
+    half = list_files(tmp_path, validation_split=0.5, subset="training")
+    assert half.filenames == [os.path.join("a", "2.PNG"), os.path.join("a", "3.PNG"),
+                              os.path.join("b", "1.PNG")]
+    with pytest.raises(PreprocError, match=r"^validation_split must be in \[0, 1\), got 1.0$"):
+        list_files(tmp_path, validation_split=1.0, subset="training")
+    with pytest.raises(PreprocError, match="^unknown subset 'test'; expected 'training' or "
+                                           "'validation'$"):
+        list_files(tmp_path, subset="test")

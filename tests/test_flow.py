@@ -165,15 +165,22 @@ def test_featurewise_normalize_fits_after_the_rescale(tmp_path):
 
 
 def test_per_image_stages_run_in_workers_with_the_same_result(tmp_path):
-    rgb_dataset(tmp_path / "d", per_class=5)
+    from PIL import Image
+
+    rgb_dataset(tmp_path / "d", per_class=5, size=(9, 7))  # the target size: no resizing
     stages = [{"rescale": {"factor": "1/255"}}, {"normalize": {"mode": "samplewise"}}]
     cfg = write_config(tmp_path, tmp_path / "d", stages=stages, target_size=[9, 7], batch_size=4,
                        seed=2, runtime=3)
     with flow(cfg, workers=0) as a, flow(cfg, workers=2) as b:
         assert not a._batched  # samplewise looks at whole images: per image, in the workers
-        for (xa, ya), (xb, yb) in zip(a, b):
+        order, paths = a.epoch_order(0), a.filepaths
+        for k, ((xa, ya), (xb, yb)) in enumerate(zip(a, b)):
             np.testing.assert_array_equal(xa, xb)
-            np.testing.assert_allclose(xa.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+            for x, i in zip(xa, order[4 * k:4 * k + 4]):  # the same value computed by hand
+                raw = np.asarray(Image.open(paths[i]), dtype=np.float64) / 255
+                np.testing.assert_allclose(x, (raw - raw.mean()) / (raw.std() + 1e-6),
+                                           rtol=1e-4, atol=1e-5)
+            np.testing.assert_array_equal(ya.argmax(axis=1), b.classes[order[4 * k:4 * k + 4]])
         assert a.findings == b.findings == []
 
 

@@ -1,7 +1,9 @@
 """Hostile configs: random and mutated YAML only ever yields a Config or a ConfigError.
 
-CI runs a bounded number of examples; a longer run is
-``PREPROC_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_config.py``.
+CI runs a bounded, derandomized set of examples (the ``ci`` profile of conftest.py); an
+exploration run draws fresh ones: ``HYPOTHESIS_PROFILE=long python -m pytest
+tests/test_fuzz_config.py`` (``PREPROC_FUZZ_EXAMPLES=N`` sets the count). Every failure such a
+run finds is kept below as an explicit case.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from preproc import ConfigError, check, load_config
 
 from conftest import CONFIGS
 
-EXAMPLES = int(os.environ.get("PREPROC_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("PREPROC_FUZZ_EXAMPLES",
+                              "20000" if os.environ.get("HYPOTHESIS_PROFILE") == "long" else "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 SEEDS = [p.read_text(encoding="utf-8") for p in sorted(CONFIGS.glob("*.yaml"))
@@ -99,5 +102,28 @@ def test_random_stage_params(tmp_path_factory, stage, params):
     doc = {"version": 1, "source": {"expect": {"dtype": "uint16", "bit_depth": 12}},
            "stages": [{stage: params}]}
     path = tmp_path_factory.mktemp("fz") / "c.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    outcome(path)
+
+
+# Failures found by exploration runs: extreme but valid parameters whose outputs overflow or
+# underflow float32. Each must end in a Config or ConfigError and a check that does not raise.
+HOSTILE_PARAMS = [
+    pytest.param("normalize", {"mean": 3.4028235677973366e+38, "std": 3.4028235677973366e+38},
+                 id="normalize-float32-max"),
+    pytest.param("rescale", {"factor": 1e308}, id="rescale-factor-1e308"),
+    pytest.param("rescale", {"factor": 1, "offset": 1e308}, id="rescale-offset-1e308"),
+    pytest.param("rescale", {"factor": 1e-300}, id="rescale-factor-1e-300"),
+    pytest.param("normalize", {"mean": 0, "std": 5e-324}, id="normalize-std-5e-324"),
+]
+
+
+@pytest.mark.parametrize(("stage", "params"), HOSTILE_PARAMS)
+def test_found_hostile_stage_params(tmp_path, stage, params):
+    import yaml
+
+    doc = {"version": 1, "source": {"expect": {"dtype": "uint16", "bit_depth": 12}},
+           "stages": [{stage: params}]}
+    path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     outcome(path)

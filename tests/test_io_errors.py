@@ -102,16 +102,46 @@ def test_magic_followed_by_garbage(tmp_path, call, magic):
     assert reason_of(call, path) in ("corrupt", "truncated", "unsupported")
 
 
-def test_sources_are_never_modified(tmp_path):
+def test_sources_are_never_modified(tmp_path, monkeypatch):
+    import builtins
+    import io
+    import os
+
     paths = [
         write_png(tmp_path / "a.png", np.arange(48, dtype=np.uint16).reshape(4, 4, 3)),
         write_tiff(tmp_path / "b.tif", np.arange(16, dtype=np.float32).reshape(4, 4)),
     ]
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths}
+    watched = {str(p.resolve()) for p in paths}
+    opened: list[tuple[str, str]] = []  # (path, "read" | "write") of every open of a source
+
+    def note(file, writing):
+        if isinstance(file, (str, bytes, os.PathLike)) and \
+                os.path.realpath(os.fsdecode(file)) in watched:
+            opened.append((os.path.basename(os.fsdecode(file)), "write" if writing else "read"))
+
+    def wrap_open(original):
+        def call(file, mode="r", *args, **kwargs):
+            note(file, any(c in mode for c in "wax+"))
+            return original(file, mode, *args, **kwargs)
+        return call
+
+    real_os_open = os.open
+
+    def os_open(file, flags, *args, **kwargs):
+        note(file, flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT))
+        return real_os_open(file, flags, *args, **kwargs)
+
+    # root ignores a read-only mode bit, so watch the opens themselves instead
+    monkeypatch.setattr(builtins, "open", wrap_open(builtins.open))
+    monkeypatch.setattr(io, "open", wrap_open(io.open))
+    monkeypatch.setattr(os, "open", os_open)
     for p in paths:
-        p.chmod(0o444)  # a write attempt would fail for non-root users
         probe(p)
         decode(p)
+    monkeypatch.undo()
+    assert {name for name, _ in opened} == {"a.png", "b.tif"}  # the watch saw the reads
+    assert [o for o in opened if o[1] == "write"] == []
     assert before == {
         p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths
     }

@@ -32,15 +32,20 @@ def test_8bit_png_matches_decode(tmp_path, shape):
     assert image is not None
     expected, _ = decode(path)
     assert np.array_equal(np.asarray(image).reshape(expected.shape), expected)
+    assert np.array_equal(np.asarray(image).reshape(array.shape), array)  # the written pixels
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "BMP"])
 def test_jpeg_and_bmp_match_decode(tmp_path, fmt):
-    array = RNG.integers(0, 256, (16, 12, 3)).astype(np.uint8)
-    path = pillow_file(tmp_path / f"a.{fmt.lower()}", array, fmt)
+    rows, cols = np.mgrid[0:16, 0:12]  # smooth content: JPEG keeps it close
+    array = np.stack([rows * 15, cols * 20, 255 - rows * 10], axis=-1).astype(np.uint8)
+    path = pillow_file(tmp_path / f"a.{fmt.lower()}", array, fmt,
+                       **({"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}))
     image = open_8bit(path)
     assert image is not None
     assert np.array_equal(np.asarray(image), decode(path)[0])
+    error = np.abs(np.asarray(image).astype(int) - array)
+    assert error.max() == 0 if fmt == "BMP" else error.mean() < 3  # the written pixels (JPEG: near)
 
 
 def test_16bit_gray_png_matches_decode(tmp_path):
@@ -51,6 +56,7 @@ def test_16bit_gray_png_matches_decode(tmp_path):
     got = np.asarray(image)
     expected, _ = decode(path)
     assert np.array_equal(got.astype(got.dtype.newbyteorder("=")), expected[..., 0])
+    assert np.array_equal(got.astype(np.uint16), array)  # the written pixels
 
 
 @pytest.mark.parametrize("make", [

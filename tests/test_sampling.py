@@ -36,19 +36,145 @@ def test_small_dataset_is_sampled_whole():
     assert pick_sample(items, 0) == []
 
 
-def test_sample_finds_header_mismatch_without_decoding(tmp_path, monkeypatch):
+# Every way into pixel data: preproc's decoders (each module-level binding of them, wherever it
+# was imported by name) and the pixel loads of the libraries they sit on.
+_PIXEL_FUNCTIONS = [
+    ("preproc.io.decode", "decode"), ("preproc.io.decode", "read_pixels"),
+    ("preproc.io.decode", "_decode"), ("preproc.io.png", "decode_png"),
+    ("preproc.io.png", "pillow_image"), ("preproc.io.tiff", "decode_tiff"),
+    ("preproc.io.dicom", "decode_dicom"), ("preproc.io.netpbm", "decode_netpbm"),
+    ("preproc.io._pillow", "decode_pillow"), ("preproc.io._pillow", "image_to_array"),
+    ("preproc.io.fast8", "open_8bit"), ("preproc.io.pngfilter", "reconstruct"),
+    ("preproc.io.pngfilter", "unfilter"), ("preproc.io.inflate", "inflate"),
+]
+_PIXEL_METHODS = [
+    ("PIL.Image", "Image", "load"), ("PIL.ImageFile", "ImageFile", "load"),
+    ("PIL.Image", "Image", "tobytes"), ("PIL.Image", "Image", "getdata"),
+    ("tifffile", "TiffFile", "asarray"), ("tifffile", "TiffPage", "asarray"),
+    ("tifffile", "TiffPage", "segments"), ("pydicom.dataset", "Dataset", "pixel_array"),
+    ("numpy", None, "frombuffer"),
+]
+
+
+@pytest.fixture
+def pixel_reads(monkeypatch):
+    """Replace every pixel-reading entrance with a counter that then raises; yield the hits."""
+    import importlib
+    import sys
+
+    hits: list[str] = []
+
+    def tripwire(name, original):
+        def call(*args, **kwargs):
+            hits.append(name)
+            raise AssertionError(f"{name} read pixels")
+        return call
+
+    for mod_name, attr in _PIXEL_FUNCTIONS:
+        original = getattr(importlib.import_module(mod_name), attr)
+        wire = tripwire(f"{mod_name}.{attr}", original)
+        for mod in [m for k, m in sys.modules.items() if k.startswith("preproc") and m]:
+            for key, value in list(vars(mod).items()):
+                if value is original:
+                    monkeypatch.setattr(mod, key, wire)
+    for mod_name, cls_name, attr in _PIXEL_METHODS:
+        owner = importlib.import_module(mod_name)
+        owner = getattr(owner, cls_name) if cls_name else owner
+        wire = tripwire(f"{mod_name}.{cls_name or ''}.{attr}", None)
+        if isinstance(vars(owner).get(attr), property):
+            monkeypatch.setattr(owner, attr, property(wire))
+        elif cls_name is None:
+            original = getattr(owner, attr)
+            monkeypatch.setattr(owner, attr, _frombuffer_guard(original, hits))
+        else:
+            monkeypatch.setattr(owner, attr, wire)
+    parse = importlib.import_module("preproc.io.png").parse_png
+
+    def header_only_parse(path, source, *, read_pixels):
+        if read_pixels:
+            hits.append("preproc.io.png.parse_png(read_pixels=True)")
+        return parse(path, source, read_pixels=read_pixels)
+
+    monkeypatch.setattr("preproc.io.png.parse_png", header_only_parse)
+    return hits
+
+
+def _frombuffer_guard(original, hits):
+    """numpy.frombuffer is fine on small header fields; on image-sized buffers it reads pixels."""
+    def call(buffer, *args, **kwargs):
+        if len(memoryview(buffer).cast("B")) > 256:
+            hits.append("numpy.frombuffer")
+        return original(buffer, *args, **kwargs)
+    return call
+
+
+def _every_format(root):
+    """A class folder with one file of every format the listing takes, all small."""
+    from fixtures_images import write_dicom, write_netpbm, write_tiff
+    from PIL import Image
+
+    cls = root / "mixed"
+    cls.mkdir(parents=True)
+    write_png(cls / "gray12.png", gray12(1), sbit=12)
+    write_png(cls / "rgb8.png", rgb8(2))
+    write_png(cls / "palette.png", rgb8(3)[:, :, 0] % 4, bit_depth=2)
+    write_tiff(cls / "scan.tif", gray12(4))
+    write_tiff(cls / "deflate.tif", gray12(5), compression="zlib")
+    write_dicom(cls / "ct.dcm", gray12(6, (16, 16)), bits_stored=12)
+    write_netpbm(cls / "color.ppm", gray12(7, (8, 8, 3)), 4095)
+    Image.fromarray(rgb8(8)).save(cls / "photo.jpg", quality=95)
+    Image.fromarray(rgb8(9)).save(cls / "photo.bmp")
+    Image.fromarray(rgb8(10)[:, :, 0]).save(cls / "still.gif")
+    return root
+
+
+_ALL_EXTENSIONS = "extensions: [png, jpg, bmp, ppm, tif, dcm, gif]"
+
+
+def test_sampled_headers_of_every_format_read_no_pixels(tmp_path, request):
+    from preproc.analysis import check
+
+    root = _every_format(tmp_path / "data")
+    pixel_reads = request.getfixturevalue("pixel_reads")  # armed once the files are written
+    declared = tmp_path / "declared.yaml"
+    declared.write_text("version: 1\nsource:\n  directory: data\n  " + _ALL_EXTENSIONS
+                        + "\n  expect: {dtype: uint16, bit_depth: 12}\n")
+    cfg = load_config(declared)
+    infos, findings = sample_headers(cfg, n=64)
+    assert len(infos) == 10  # every file's header was read, none failed on the tripwires
+    assert {i.format for i in infos} >= {"png", "tiff", "dicom", "ppm", "jpeg", "bmp", "gif"}
+    assert not [f for f in findings if f.code == "unreadable-file"]
+    report = check(cfg)  # the command's path: sampling, then the static check
+    assert "unreadable-file" not in report.codes
+    bare = tmp_path / "bare.yaml"  # nothing declared: the headers are all there is to go on
+    bare.write_text("version: 1\nsource:\n  directory: data\n  " + _ALL_EXTENSIONS
+                    + "\nstages:\n  - clip: {min: 0, max: 1}\n")
+    assert "mixed-bit-depth" in check(load_config(bare)).codes
+    assert pixel_reads == []
+
+
+def test_the_tripwires_catch_a_decode(tmp_path, request):
+    """The fixture is not hollow: the decoders it names do trip it."""
+    import preproc.io
+
+    path = write_png(tmp_path / "a.png", gray12(1), sbit=12)
+    pixel_reads = request.getfixturevalue("pixel_reads")
+    for reader in ("decode", "read_pixels"):
+        with pytest.raises(AssertionError):
+            getattr(preproc.io, reader)(path)
+    assert pixel_reads == ["preproc.io.decode.decode", "preproc.io.decode.read_pixels"]
+
+
+def test_sample_finds_header_mismatch_without_decoding(tmp_path, request):
     root = clean_dataset(tmp_path / "data", per_class=5)
     write_png(root / "normal" / "zz.png", rgb8(1))
-    monkeypatch.setattr("preproc.io.decode", _no_decode)
+    pixel_reads = request.getfixturevalue("pixel_reads")
     infos, findings = sample_headers(load_config(config_for(root)), n=64)
     assert len(infos) == 11
     codes = {f.code for f in findings}
     assert codes == {"bit-depth-mismatch", "mixed-bit-depth"}
     assert all("sample of 11 of 11 files" in f.message for f in findings)
-
-
-def _no_decode(*args, **kwargs):
-    raise AssertionError("sampling must not decode pixels")
+    assert pixel_reads == []
 
 
 def test_sample_reports_unreadable_headers(tmp_path):
@@ -99,13 +225,20 @@ def test_check_reports_bit_depth_mismatch_from_the_sample(tmp_path):
     assert mismatch and mismatch[0].data["found"] == [10]
 
 
-@pytest.mark.parametrize("n", [1, 5, 17])
-def test_sample_size_is_respected(n):
+@pytest.mark.parametrize(("n", "counts", "picked_a"), [
+    (1, {"a": 1}, [5]),
+    (3, {"a": 1, "b": 1, "c": 1}, [5]),
+    (5, {"a": 2, "b": 2, "c": 1}, [2, 7]),  # the small class is not starved
+    (17, {"a": 8, "b": 8, "c": 1}, [0, 1, 3, 4, 5, 6, 8, 9]),
+])
+def test_sample_size_is_respected(n, counts, picked_a):
     items = _items({"a": 10, "b": 10, "c": 1})
     sample = pick_sample(items, n)
-    assert len(sample) == n
-    assert len(set(sample)) == n
-    assert np.all(np.isin([c for _, c in sample], ["a", "b", "c"]))
+    assert len(sample) == len(set(sample)) == n
+    classes = [k for _, k in sample]
+    assert {c: classes.count(c) for c in "abc" if c in classes} == counts
+    assert [int(p[2:6]) for p, c in sample if c == "a"] == picked_a  # evenly spaced in the class
+    assert sample == sorted(sample, key=items.index)  # listing order kept
 
 
 def test_tiff_bits_per_sample_equal_to_container_is_no_bit_depth_claim(tmp_path):
