@@ -141,7 +141,10 @@ def preproc_config(folder, color_mode, rescale, interp, stages=None, **batches):
     import yaml
 
     stages = stages or [{"rescale": {"factor": rescale}}]
-    doc = {"version": 1, "source": {"directory": str(folder)}, "stages": stages,
+    source = {"directory": str(folder)}
+    if rescale == "1/4095":  # 12-bit content in 16-bit files: declared, as a user must for the check
+        source["expect"] = {"dtype": "uint16", "bit_depth": 12, "channels": 1}
+    doc = {"version": 1, "source": source, "stages": stages,
            "batches": {"target_size": list(TARGET), "color_mode": color_mode, "seed": 1,
                        "interpolation": interp, "batch_size": 32, "workers": 2, **batches},
            "checks": {"runtime": {"sample_batches": 1}}}
