@@ -143,6 +143,18 @@ MESSY_FINDINGS = (
       ('normal/flat.png',),
       1,
       {},
+      ''),
+     # the cross-class copy is also one picture under two labels
+     ('label-conflict',
+      'error',
+      '1 picture(s) appear under more than one class folder (2 files)',
+      'decide the right class for each picture and remove the other copies',
+      ('normal/copy.png', 'pneumonia/000.png'),
+      2,
+      {'clusters': 1,
+       'distance': None,
+       'examples': [[{'path': 'normal/copy.png', 'class': 'normal', 'subset': None},
+                     {'path': 'pneumonia/000.png', 'class': 'pneumonia', 'subset': None}]]},
       '')]
 )
 
