@@ -66,10 +66,12 @@ def test_interrupted_run_leaves_no_half_shard_and_rerun_completes(tmp_path, cfg,
         assert np.load(out / shard["file"]).shape[0] == shard["rows"]
 
 
-def test_write_atomic_replaces_whole_file(tmp_path):
+def test_write_bytes_replaces_whole_file(tmp_path):
+    from preproc.io.atomic import write_bytes
+
     target = tmp_path / "f.bin"
-    export.write_atomic(target, b"old")
-    export.write_atomic(target, b"new content")
+    write_bytes(target, b"old")
+    write_bytes(target, b"new content")
     assert target.read_bytes() == b"new content"
     assert os.listdir(tmp_path) == ["f.bin"]
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from ..io.atomic import atomic_write
 from ..findings import Finding, Report
+from ..spec import format_number
 
 __all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport"]
 
@@ -190,15 +191,15 @@ class AuditReport:
 
 def _csv_row(rec, duplicate_of: str) -> dict:
     def joined(values):
-        return "" if values is None else ";".join(_fmt(v) for v in values)
+        return "" if values is None else ";".join(format_number(v) for v in values)
 
     return {
         "path": rec.path, "class": rec.cls or "", "format": rec.format or "",
         "dtype": rec.dtype or "", "channels": _opt(rec.channels), "height": _opt(rec.height),
         "width": _opt(rec.width), "frames": _opt(rec.frames),
         "stored_bits": _opt(rec.stored_bits), "effective_bits": _opt(rec.effective_bits),
-        "min": "" if rec.min is None else _fmt(min(rec.min)),
-        "max": "" if rec.max is None else _fmt(max(rec.max)),
+        "min": "" if rec.min is None else format_number(min(rec.min)),
+        "max": "" if rec.max is None else format_number(max(rec.max)),
         "mean": joined(rec.mean), "std": joined(rec.std), "p0_5": joined(rec.p_low),
         "p99_5": joined(rec.p_high), "frac_at_min": joined(rec.frac_min),
         "frac_at_max": joined(rec.frac_max), "photometric": rec.photometric or "",
@@ -210,13 +211,6 @@ def _csv_row(rec, duplicate_of: str) -> dict:
 
 def _opt(value) -> str:
     return "" if value is None else str(value)
-
-
-def _fmt(x) -> str:
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
 
 
 def _jsonable(obj):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DecodeError, LossyDecodeError
 from ._files import check_info_budget, check_pixel_limit
-from .info import ImageInfo
+from .info import EIGHT_BIT_MODES, ImageInfo
 
 __all__ = [
     "EIGHT_BIT_MODES",
@@ -29,9 +29,6 @@ __all__ = [
     "pillow_errors",
     "probe_pillow",
 ]
-
-#: Pillow modes of 8-bit samples that :func:`preproc.io.read_pixels` may hand over as images.
-EIGHT_BIT_MODES = ("L", "LA", "RGB", "RGBA")
 
 #: Pillow mode -> (channels, photometric, numpy dtype, stored bits).
 _LOSSLESS_MODES = {
