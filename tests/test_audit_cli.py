@@ -6,7 +6,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from audit_fixtures import clean_dataset, config_for, messy_dataset
+from builders import clean_dataset, config_for, messy_dataset
 
 from preproc.commands import main
 

@@ -134,7 +134,7 @@ def test_pillow_image_measures_like_its_array(mode, channels):
 
 
 def test_pillow_or_array_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
-    from fixtures_images import write_png
+    from builders import write_png
     from PIL import Image
 
     from preproc.io import decode, read

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches import export
 from preproc.batches.flow import flow
@@ -16,7 +16,7 @@ from preproc.batches.flow import flow
 @pytest.fixture
 def cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
-    return write_config(tmp_path, tmp_path / "d", target_size=[6, 6], batch_size=3, seed=2)
+    return flow_config(tmp_path, tmp_path / "d", target_size=[6, 6], batch_size=3, seed=2)
 
 
 def test_shards_hold_the_batches_and_index_lists_files_and_labels(tmp_path, cfg):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_images import write_png, write_tiff
+from builders import write_png, write_tiff
 
 from preproc.errors import DecodeError
 from preproc.io import DECODE_REASONS, decode, probe

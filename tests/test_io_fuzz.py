@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fixtures_images import PNG_SIGNATURE, png_bytes, write_dicom, write_netpbm
+from builders import PNG_SIGNATURE, png_bytes, write_dicom, write_netpbm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fixtures_images import png_bytes, write_png
+from builders import png_bytes, write_png
 
 from preproc.errors import DecodeError
 from preproc.io import decode, inflate
@@ -116,7 +116,7 @@ def test_running_out_of_memory_is_a_decompression_bomb_not_a_crash(tmp_path, mon
 
 
 def test_palette_with_more_than_256_entries_is_corrupt(tmp_path):
-    from fixtures_images import png_chunk
+    from builders import png_chunk
 
     indices = RNG.integers(0, 4, (5, 5)).astype(np.uint8)
     data = png_bytes(indices, palette=RNG.integers(0, 256, (4, 3)).astype(np.uint8), bit_depth=8)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from fixtures_images import png_bytes, write_netpbm, write_png
+from builders import png_bytes, write_netpbm, write_png
 from PIL import Image
 
 from preproc.errors import DecodeError

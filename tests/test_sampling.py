@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from audit_fixtures import clean_dataset, config_for, dicom12, gray12, rgb8
-from fixtures_images import write_png
+from builders import clean_dataset, config_for, dicom12, gray12, rgb8, write_png
 
 from preproc.config.model import load_config
 from preproc.io import ImageInfo
@@ -110,7 +109,7 @@ def test_sample_size_is_respected(n):
 
 def test_tiff_bits_per_sample_equal_to_container_is_no_bit_depth_claim(tmp_path):
     """A uint16 TIFF says BitsPerSample=16 whatever its content; only sBIT-like fields claim."""
-    from fixtures_images import write_png, write_tiff
+    from builders import write_png, write_tiff
 
     from preproc import check, load_config
 
