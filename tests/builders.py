@@ -205,7 +205,12 @@ def write_dicom(
         big_endian: Explicit VR Big Endian transfer syntax.
         preamble: write the 128-byte preamble and ``DICM``.
         tags: more attributes by keyword (``Modality``, ``WindowCenter``, ...), set last.
+
+    Skips the calling test when pydicom is not installed.
     """
+    import pytest
+
+    pytest.importorskip("pydicom", reason="DICOM fixtures are written with pydicom")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 

@@ -47,6 +47,14 @@ def test_audit_text_report_and_stats(tmp_path, capsys):
     assert "2 could not be read" in text
     assert "━" in text or "-" in text  # the summary table
     assert json.loads((tmp_path / "s.json").read_text())["format"] == "preproc-stats"
+    assert (out / "report.html").is_file()
+
+
+def test_audit_html_report_is_self_contained_with_plots(tmp_path):
+    pytest.importorskip("matplotlib", reason="the report's plots are drawn with matplotlib")
+    out = tmp_path / "out"
+    main(["audit", str(config_for(messy_dataset(tmp_path / "data"))), "--report", str(out),
+          "--workers", "1"])
     page = _Page()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     assert page.external == [] and "script" not in page.tags
