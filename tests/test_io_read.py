@@ -174,3 +174,31 @@ def test_probe_and_decode_are_read_spelled_as_functions(tmp_path):
     path = write_png(tmp_path / "g.png", array)
     assert probe(path) == read(path, "header")
     np.testing.assert_array_equal(decode(path)[0], read(path)[0])
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgba"])
+@pytest.mark.parametrize("content", ["gray16", "rgb8", "truncated"])
+def test_the_batch_worker_reads_each_file_once(tmp_path, monkeypatch, color_mode, content):
+    import preproc.io.readers as entrance
+    from preproc.batches.workers import ImageJob
+
+    if content == "gray16":
+        path = write_png(tmp_path / "a.png", RNG.integers(0, 4096, (6, 5)).astype(np.uint16),
+                         sbit=12)
+    else:
+        data = png_bytes(RNG.integers(0, 256, (6, 5, 3)).astype(np.uint8))
+        path = tmp_path / "a.png"
+        path.write_bytes(data if content == "rgb8" else data[: len(data) // 2])
+    reads = []
+    real = entrance.read_source
+    monkeypatch.setattr(entrance, "read_source", lambda p: reads.append(p) or real(p))
+    job = ImageJob([str(path)], color_mode, (4, 4), "nearest", False, [])
+    if content == "truncated":
+        with pytest.raises(DecodeError):
+            job.load(0)
+    else:
+        out = job.load(0)
+        assert out.shape == (4, 4, 1 if color_mode == "grayscale" else 4)
+        if content == "gray16" and color_mode == "rgba":
+            assert out.dtype == np.uint16 and (out[..., 3] == 4095).all()  # alpha from sBIT
+    assert reads == [str(path)]

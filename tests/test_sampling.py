@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 from builders import clean_dataset, config_for, dicom12, gray12, rgb8, write_png
 
 from preproc.config.model import load_config
-from preproc.io import ImageInfo
 from preproc.dataset.sampling import pick_sample, sample_headers, spec_from_headers
+from preproc.io import READERS, ImageInfo
 
 
 def _items(sizes: dict) -> list:
@@ -38,7 +39,8 @@ def test_small_dataset_is_sampled_whole():
 def test_sample_finds_header_mismatch_without_decoding(tmp_path, monkeypatch):
     root = clean_dataset(tmp_path / "data", per_class=5)
     write_png(root / "normal" / "zz.png", rgb8(1))
-    monkeypatch.setattr("preproc.io.decode", _no_decode)
+    for fmt, reader in READERS.items():  # every route to pixels goes through this table
+        monkeypatch.setitem(READERS, fmt, dataclasses.replace(reader, decode=_no_decode))
     infos, findings = sample_headers(load_config(config_for(root)), n=64)
     assert len(infos) == 11
     codes = {f.code for f in findings}

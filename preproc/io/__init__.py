@@ -21,7 +21,7 @@ from .info import (
     ImageInfo,
     os_error_reason,
 )
-from .read import READERS, WANTS, FormatReader, decode, probe, read
+from .readers import READERS, WANTS, FormatReader, decode, probe, read
 
 __all__ = [
     "CHANNELS_BY_COLOR_MODE",
