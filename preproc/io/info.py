@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 __all__ = [
     "CHANNELS_BY_COLOR_MODE",
@@ -113,8 +114,8 @@ class ImageInfo:
     photometric: str
     signed: bool = False
     frames: int = 1
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_changes(self, **changes) -> ImageInfo:
+    def with_changes(self, **changes: Any) -> ImageInfo:
         """Return a copy with some fields replaced."""
         return replace(self, **changes)

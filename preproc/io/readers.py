@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, overload
+from typing import Any, BinaryIO, Literal, TypeAlias, overload
 
 from ..errors import DecodeError
 from ._files import SNIFF_BYTES, open_source, read_source, sniff_format
@@ -27,6 +27,10 @@ __all__ = ["READERS", "WANTS", "FormatReader", "decode", "probe", "read"]
 WANTS = ("header", "pillow-or-array", "array")
 
 Want = Literal["header", "pillow-or-array", "array"]
+#: A file name as the readers take it.
+Source: TypeAlias = "str | os.PathLike[str]"
+#: What ``decode`` returns: ``(pixels, info)``, pixels an array or a loaded ``PIL.Image``.
+Decoded: TypeAlias = tuple[Any, ImageInfo]
 
 
 @dataclass(frozen=True)
@@ -44,53 +48,56 @@ class FormatReader:
     """
 
     probe: Callable[..., ImageInfo]
-    decode: Callable[..., tuple[Any, ImageInfo]]
+    decode: Callable[..., Decoded]
     options: frozenset[str] = field(default_factory=frozenset)
 
 
-def _probe_png(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def _probe_png(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     from .png import probe_png
 
     return probe_png(path, handle)
 
 
-def _decode_png(path, data: bytes, fmt: str, *, as_image: bool):
+def _decode_png(path: Source, data: bytes, fmt: str, *, as_image: bool) -> Decoded:
     from .png import decode_png
 
     return decode_png(path, data, as_image=as_image)
 
 
-def _probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def _probe_pillow(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     from ._pillow import probe_pillow
 
     return probe_pillow(path, handle, fmt)
 
 
-def _decode_pillow(path, data: bytes, fmt: str, *, as_image: bool):
+def _decode_pillow(path: Source, data: bytes, fmt: str, *, as_image: bool) -> Decoded:
     from ._pillow import decode_pillow
 
-    return decode_pillow(path, data, fmt, as_image=as_image)
+    decoded: Decoded = decode_pillow(path, data, fmt, as_image=as_image)
+    return decoded
 
 
-def _probe_tiff(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def _probe_tiff(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     from .tiff import probe_tiff
 
     return probe_tiff(path, handle)
 
 
-def _decode_tiff(path, data: bytes, fmt: str, *, as_image: bool):
+def _decode_tiff(path: Source, data: bytes, fmt: str, *, as_image: bool) -> Decoded:
     from .tiff import decode_tiff
 
     return decode_tiff(path, data)
 
 
-def _probe_dicom(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def _probe_dicom(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     from .dicom import probe_dicom
 
     return probe_dicom(path, handle)
 
 
-def _decode_dicom(path, data: bytes, fmt: str, *, as_image: bool, **options):
+def _decode_dicom(
+    path: Source, data: bytes, fmt: str, *, as_image: bool, **options: Any
+) -> Decoded:
     from .dicom import decode_dicom
 
     return decode_dicom(path, data, **options)
@@ -103,7 +110,7 @@ def _is_bitmap(head: bytes) -> bool:
     return head[:2] in BITMAP_MAGICS
 
 
-def _probe_netpbm(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def _probe_netpbm(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     head = handle.read(2)
     handle.seek(0)
     if _is_bitmap(head):
@@ -113,7 +120,7 @@ def _probe_netpbm(path, handle: BinaryIO, fmt: str) -> ImageInfo:
     return probe_netpbm(path, handle)
 
 
-def _decode_netpbm(path, data: bytes, fmt: str, *, as_image: bool):
+def _decode_netpbm(path: Source, data: bytes, fmt: str, *, as_image: bool) -> Decoded:
     if _is_bitmap(data):
         return _decode_pillow(path, data, fmt, as_image=as_image)
     from .netpbm import decode_netpbm
@@ -135,11 +142,11 @@ READERS: dict[str, FormatReader] = {
 }
 
 
-def _route(path, head: bytes) -> tuple[str, FormatReader]:
+def _route(path: Source, head: bytes) -> tuple[str, FormatReader]:
     fmt = sniff_format(head, path)
     if fmt is None:
         raise DecodeError(
-            path,
+            os.fspath(path),
             "unsupported",
             f"unknown file signature {head[:8]!r}; not PNG, JPEG, BMP, GIF, netpbm, TIFF or DICOM",
         )
@@ -154,16 +161,16 @@ def _check_options(options: dict[str, Any]) -> None:
 
 
 @overload
-def read(path: str | os.PathLike, want: Literal["header"], **options: Any) -> ImageInfo: ...
+def read(path: Source, want: Literal["header"], **options: Any) -> ImageInfo: ...
 
 
 @overload
 def read(
-    path: str | os.PathLike, want: Literal["array", "pillow-or-array"] = ..., **options: Any
-) -> tuple[Any, ImageInfo]: ...
+    path: Source, want: Literal["array", "pillow-or-array"] = ..., **options: Any
+) -> Decoded: ...
 
 
-def read(path: str | os.PathLike, want: Want = "array", **options: Any) -> Any:
+def read(path: Source, want: Want = "array", **options: Any) -> Any:
     """Read an image file: its header, or its first frame's pixels without losing bits.
 
     Args:
@@ -196,14 +203,15 @@ def read(path: str | os.PathLike, want: Want = "array", **options: Any) -> Any:
     """
     if want not in WANTS:
         raise ValueError(f"want must be one of {WANTS}, not {want!r}")
-    _check_options(options)
+    if options:
+        _check_options(options)
     if want == "header":
         with open_source(path) as handle:
             try:
                 head = handle.read(SNIFF_BYTES)
                 handle.seek(0)
             except OSError as exc:
-                raise DecodeError(path, "corrupt", f"cannot read: {exc}") from exc
+                raise DecodeError(os.fspath(path), "corrupt", f"cannot read: {exc}") from exc
             fmt, reader = _route(path, head)
             return reader.probe(path, handle, fmt)
     data = read_source(path)
@@ -212,11 +220,11 @@ def read(path: str | os.PathLike, want: Want = "array", **options: Any) -> Any:
     return reader.decode(path, data, fmt, as_image=want == "pillow-or-array", **mine)
 
 
-def probe(path: str | os.PathLike) -> ImageInfo:
+def probe(path: Source) -> ImageInfo:
     """``read(path, "header")``: the header facts, no pixel data decoded."""
     return read(path, "header")
 
 
-def decode(path: str | os.PathLike, **options: Any) -> tuple[Any, ImageInfo]:
+def decode(path: Source, **options: Any) -> Decoded:
     """``read(path, "array", **options)``: ``(array, info)`` of the first frame, no bit lost."""
     return read(path, "array", **options)
