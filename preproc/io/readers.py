@@ -96,11 +96,21 @@ def _probe_dicom(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
 
 
 def _decode_dicom(
-    path: Source, data: bytes, fmt: str, *, as_image: bool, **options: Any
+    path: Source,
+    data: bytes,
+    fmt: str,
+    *,
+    as_image: bool,
+    modality_lut: bool = False,
+    dicom: Any = None,
+    frame: int | None = None,
 ) -> Decoded:
     from .dicom import decode_dicom
 
-    return decode_dicom(path, data, **options)
+    decoded: Decoded = decode_dicom(
+        path, data, modality_lut=modality_lut, options=dicom, frame=frame
+    )
+    return decoded
 
 
 def _is_bitmap(head: bytes) -> bool:
@@ -138,7 +148,9 @@ READERS: dict[str, FormatReader] = {
     "gif": _PILLOW,
     "ppm": FormatReader(_probe_netpbm, _decode_netpbm),
     "tiff": FormatReader(_probe_tiff, _decode_tiff),
-    "dicom": FormatReader(_probe_dicom, _decode_dicom, frozenset({"modality_lut"})),
+    "dicom": FormatReader(
+        _probe_dicom, _decode_dicom, frozenset({"modality_lut", "dicom", "frame"})
+    ),
 }
 
 
@@ -180,9 +192,12 @@ def read(path: Source, want: Want = "array", **options: Any) -> Any:
             holds unchanged in mode ``L``, ``LA``, ``RGB`` or ``RGBA`` (8-bit PNG, JPEG, BMP,
             ...; not palette images) come as the loaded ``PIL.Image``, sparing callers that
             work in Pillow (resizing, histograms) a full-size copy.
-        **options: format options, passed to the readers that take them: ``modality_lut``
-            (DICOM: apply RescaleSlope/Intercept to grayscale images; see
-            :mod:`preproc.io.dicom` for the dtype).
+        **options: format options, passed to the readers that take them (DICOM, see
+            :func:`preproc.io.dicom.decode_dicom`): ``modality_lut`` (apply
+            RescaleSlope/Intercept to grayscale images), ``dicom`` (an object with the
+            attributes of the config's ``source.dicom``: ``modality_lut``, ``voi``,
+            ``monochrome1``; replaces ``modality_lut``) and ``frame`` (0-based frame of a
+            multi-frame file; a format with one frame raises ``no-frame`` for any other).
 
     Returns:
         ``info`` for ``'header'``; else ``(pixels, info)``: pixels of shape ``(H, W, C)`` in
@@ -216,6 +231,9 @@ def read(path: Source, want: Want = "array", **options: Any) -> Any:
             return reader.probe(path, handle, fmt)
     data = read_source(path)
     fmt, reader = _route(path, data[:SNIFF_BYTES])
+    frame = options.get("frame")
+    if frame and "frame" not in reader.options:
+        raise DecodeError(os.fspath(path), "no-frame", f"frame {frame} asked for; a {fmt} file has one")
     mine = {name: value for name, value in options.items() if name in reader.options}
     return reader.decode(path, data, fmt, as_image=want == "pillow-or-array", **mine)
 
