@@ -202,3 +202,15 @@ def test_the_batch_worker_reads_each_file_once(tmp_path, monkeypatch, color_mode
         if content == "gray16" and color_mode == "rgba":
             assert out.dtype == np.uint16 and (out[..., 3] == 4095).all()  # alpha from sBIT
     assert reads == [str(path)]
+
+
+def test_jpeg_draft_is_a_jpeg_reader_option(tmp_path):
+    array = RNG.integers(0, 256, (64, 80, 3)).astype(np.uint8)
+    jpeg = pillow_file(tmp_path / "a.jpg", array, "JPEG")
+    image, info = read(jpeg, "pillow-or-array", draft=(10, 8))
+    assert (info.width, info.height) == (80, 64)  # the header's size
+    assert image.size == (10, 8)  # decoded at 1/8: the smallest scale still covering (10, 8)
+    full, _ = read(jpeg, "pillow-or-array")
+    assert full.size == (80, 64)
+    png = write_png(tmp_path / "a.png", array)  # other formats do not take the option
+    np.testing.assert_array_equal(read(png, draft=(10, 8))[0], read(png)[0])

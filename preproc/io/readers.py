@@ -70,10 +70,12 @@ def _probe_pillow(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     return probe_pillow(path, handle, fmt)
 
 
-def _decode_pillow(path: Source, data: bytes, fmt: str, *, as_image: bool) -> Decoded:
+def _decode_pillow(
+    path: Source, data: bytes, fmt: str, *, as_image: bool, draft: Any = None
+) -> Decoded:
     from ._pillow import decode_pillow
 
-    decoded: Decoded = decode_pillow(path, data, fmt, as_image=as_image)
+    decoded: Decoded = decode_pillow(path, data, fmt, as_image=as_image, draft=draft)
     return decoded
 
 
@@ -143,7 +145,7 @@ _PILLOW = FormatReader(_probe_pillow, _decode_pillow)
 #: Format (a value of :data:`preproc.io.FORMATS`) -> its reader.
 READERS: dict[str, FormatReader] = {
     "png": FormatReader(_probe_png, _decode_png),
-    "jpeg": _PILLOW,
+    "jpeg": FormatReader(_probe_pillow, _decode_pillow, frozenset({"draft"})),
     "bmp": _PILLOW,
     "gif": _PILLOW,
     "ppm": FormatReader(_probe_netpbm, _decode_netpbm),
@@ -197,7 +199,10 @@ def read(path: Source, want: Want = "array", **options: Any) -> Any:
             RescaleSlope/Intercept to grayscale images), ``dicom`` (an object with the
             attributes of the config's ``source.dicom``: ``modality_lut``, ``voi``,
             ``monochrome1``; replaces ``modality_lut``) and ``frame`` (0-based frame of a
-            multi-frame file; a format with one frame raises ``no-frame`` for any other).
+            multi-frame file; a format with one frame raises ``no-frame`` for any other);
+            JPEG: ``draft=(width, height)`` decodes at the smallest of the 1/1, 1/2, 1/4, 1/8
+            scales still covering that size (Pillow's ``draft``: faster, no longer exact; the
+            pixels, not ``info``, are then smaller).
 
     Returns:
         ``info`` for ``'header'``; else ``(pixels, info)``: pixels of shape ``(H, W, C)`` in
