@@ -136,7 +136,7 @@ def test_keras_fit_runs_and_advances_epochs(cfg):
 @pytest.fixture
 def split_cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=6)
-    return write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    return flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                         class_mode="sparse", validation_split=0.34)
 
 
