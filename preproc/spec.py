@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from . import dtypes
 
-__all__ = ["Interval", "ScaleStep", "ValueSpec"]
+__all__ = ["Interval", "ScaleStep", "ValueSpec", "format_interval", "format_number"]
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,30 @@ class Interval:
         return [_finite_or_none(self.lo), _finite_or_none(self.hi)]
 
     def __str__(self) -> str:
-        return f"[{_fmt(self.lo)}, {_fmt(self.hi)}]"
+        return format_interval(self.lo, self.hi)
 
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _fmt(x: float) -> str:
+def format_number(x: float) -> str:
+    """A value as messages and reports print it: ``255``, ``0.00392157``, ``-inf``, ``nan``."""
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
     if math.isinf(x):
         return "-inf" if x < 0 else "inf"
-    if float(x).is_integer() and abs(x) < 1e15:
+    if x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return f"{x:.6g}"
+
+
+def format_interval(lo: float | None, hi: float | None) -> str:
+    """``[lo, hi]`` with :func:`format_number`; a missing bound (``None``) is unbounded."""
+    low = "-inf" if lo is None else format_number(lo)
+    high = "inf" if hi is None else format_number(hi)
+    return f"[{low}, {high}]"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""Shared fixtures: config writers and paths to the repository's examples."""
+"""Shared fixtures: the config writer and paths to the repository's examples (files and
+datasets are built by :mod:`builders`)."""
 
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
+from builders import write_config_file
 from hypothesis import HealthCheck, settings
 
 # Property tests must give the same verdict on every run, so a red CI always names a real,
@@ -34,8 +35,6 @@ def write_config(tmp_path):
     """Write a YAML config (dedented) under tmp_path and return its path."""
 
     def write(text: str, name: str = "config.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-        return path
+        return write_config_file(tmp_path / name, text)
 
     return write

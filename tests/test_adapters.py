@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches import adapters
 from preproc.batches.flow import flow
@@ -17,7 +17,7 @@ from preproc.errors import MissingDependencyError
 @pytest.fixture
 def cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=6)
-    return write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    return flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                         class_mode="sparse")
 
 
@@ -144,7 +144,7 @@ def test_keras_fit_runs_and_advances_epochs(cfg):
 @pytest.fixture
 def split_cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=6)
-    return write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    return flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                         class_mode="sparse", validation_split=0.34)
 
 

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from audit_fixtures import clean_dataset, config_for, dicom12, gray12, messy_dataset, rgb8
-from fixtures_images import write_png
+from builders import clean_dataset, config_for, dicom12, gray12, messy_dataset, rgb8, write_png
 
 from preproc.auditing import audit
 from preproc.findings import Severity

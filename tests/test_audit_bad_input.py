@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audit_fixtures import clean_dataset, gray12
-from fixtures_images import PNG_SIGNATURE, png_chunk, write_png
+from builders import PNG_SIGNATURE, clean_dataset, gray12, png_chunk, write_png
 
 from preproc.auditing import audit
 from preproc.auditing import measure as records
@@ -202,7 +201,7 @@ def test_a_png_whose_pixels_hold_one_value_is_not_an_error(tmp_path):
 
 
 def test_lossy_decode_is_its_own_finding(dataset):
-    from fixtures_images import write_tiff
+    from builders import write_tiff
 
     cmyk = np.random.default_rng(0).integers(0, 256, (8, 8, 4)).astype(np.uint8)
     write_tiff(dataset / "normal" / "print.tif", cmyk, photometric="separated")

@@ -6,7 +6,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from audit_fixtures import clean_dataset, config_for, messy_dataset
+from builders import clean_dataset, config_for, messy_dataset
 
 from preproc.commands import main
 
@@ -52,6 +52,14 @@ def test_audit_text_report_and_stats(tmp_path, capsys):
     assert rows["empty"][:3] == ["empty", "0", "0"]
     assert "audit FAILED: 12 files, 10 read, 2 could not be read" in text
     assert json.loads((tmp_path / "s.json").read_text())["format"] == "preproc-stats"
+    assert (out / "report.html").is_file()
+
+
+def test_audit_html_report_is_self_contained_with_plots(tmp_path):
+    pytest.importorskip("matplotlib", reason="the report's plots are drawn with matplotlib")
+    out = tmp_path / "out"
+    main(["audit", str(config_for(messy_dataset(tmp_path / "data"))), "--report", str(out),
+          "--workers", "1"])
     page = _Page()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     assert page.external == [] and "script" not in page.tags

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from audit_fixtures import config_for, messy_dataset
+from builders import config_for, messy_dataset
 
 from preproc.auditing import audit
 from preproc.errors import MissingDependencyError

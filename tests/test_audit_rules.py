@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from audit_fixtures import config_for
-from fixtures_images import write_png
+from builders import config_for
+from builders import write_png
 
 from preproc.auditing import audit
 
@@ -160,7 +160,7 @@ MESSY_FINDINGS = (
 
 
 def test_every_finding_of_the_messy_dataset_in_full(tmp_path):
-    from audit_fixtures import messy_dataset
+    from builders import messy_dataset
 
     root = messy_dataset(tmp_path / "data")
     report = audit(config_for(root), workers=1)

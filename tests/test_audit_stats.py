@@ -133,11 +133,11 @@ def test_pillow_image_measures_like_its_array(mode, channels):
     np.testing.assert_array_equal(image_hist[3], array_hist[3])
 
 
-def test_read_pixels_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
-    from fixtures_images import write_png
+def test_pillow_or_array_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
+    from builders import write_png
     from PIL import Image
 
-    from preproc.io import decode, read_pixels
+    from preproc.io import decode, read
 
     rgb = np.random.default_rng(3).integers(0, 256, (10, 12, 3)).astype(np.uint8)
     gray16 = np.random.default_rng(4).integers(0, 4096, (10, 12)).astype(np.uint16)
@@ -147,7 +147,7 @@ def test_read_pixels_hands_over_8bit_images_and_arrays_otherwise(tmp_path):
     written = {write_png(tmp_path / "a.png", rgb): rgb, tmp_path / "a.jpg": smooth,
                write_png(tmp_path / "g.png", gray16): gray16[..., None]}
     for path, known in written.items():
-        pixels, info = read_pixels(path)
+        pixels, info = read(path, "pillow-or-array")
         array, expected_info = decode(path)
         assert info == expected_info
         assert (info.height, info.width, info.channels) == known.shape

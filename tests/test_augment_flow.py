@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches.flow import flow
 
@@ -23,7 +23,7 @@ def data(tmp_path_factory):
 
 def _cfg(tmp_path, data, stages=AUGMENT, **batches):
     opts = {"target_size": [20, 24], "batch_size": 4, "seed": 5, **batches}
-    return write_config(tmp_path, data, stages=stages, expect={"dtype": "uint8", "channels": 3},
+    return flow_config(tmp_path, data, stages=stages, expect={"dtype": "uint8", "channels": 3},
                         **opts)
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 from PIL import Image
 
 from preproc.batches import cache as cache_mod
@@ -43,7 +43,7 @@ def _assert_same(a, b):
 @pytest.fixture
 def rgb(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=7)
-    cfg = write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    cfg = flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                        class_mode="sparse", validation_split=0.3, interpolation="bilinear")
     return cfg, tmp_path / "cache"
 
@@ -69,7 +69,7 @@ def test_batches_from_the_cache_equal_the_batches_from_files(rgb, workers):
 def test_a_whole_image_stage_is_cached_in_its_own_dtype(tmp_path):
     pytest.importorskip("skimage")
     gray16_dataset(tmp_path / "g")
-    cfg = write_config(tmp_path, tmp_path / "g", stages=[{"clahe": {"clip_limit": 0.02}},
+    cfg = flow_config(tmp_path, tmp_path / "g", stages=[{"clahe": {"clip_limit": 0.02}},
                                                           {"rescale": {"factor": 2}}],
                        expect={"dtype": "uint16", "bit_depth": 12}, target_size=[12, 12],
                        color_mode="grayscale", batch_size=3, seed=2, class_mode="sparse")
@@ -83,7 +83,7 @@ def test_a_whole_image_stage_is_cached_in_its_own_dtype(tmp_path):
 
 def test_sixteen_bit_files_are_cached_without_a_cast(tmp_path):
     gray16_dataset(tmp_path / "g")
-    cfg = write_config(tmp_path, tmp_path / "g", stages=[{"rescale": {"factor": "1/4095"}}],
+    cfg = flow_config(tmp_path, tmp_path / "g", stages=[{"rescale": {"factor": "1/4095"}}],
                        expect={"dtype": "uint16", "bit_depth": 12}, target_size=[10, 10],
                        color_mode="grayscale", batch_size=4, seed=1)
     build_cache(cfg, tmp_path / "c", workers=0)
@@ -116,7 +116,7 @@ def _refused(cfg, folder, **kw):
 def test_another_config_or_version_is_refused(rgb, tmp_path, monkeypatch):
     cfg, folder = rgb
     build_cache(cfg, folder, workers=0)
-    other = write_config(tmp_path, cfg.source.directory, name="other.yaml", target_size=[6, 6],
+    other = flow_config(tmp_path, cfg.source.directory, name="other.yaml", target_size=[6, 6],
                          batch_size=4, seed=0, class_mode="sparse", validation_split=0.3,
                          interpolation="bilinear")
     assert "another config" in str(_refused(other, folder))
@@ -203,7 +203,7 @@ def test_torch_samples_read_the_cache(rgb):
 
 def test_featurewise_statistics_come_from_the_cache(rgb, tmp_path):
     cfg, folder = rgb
-    fw = write_config(tmp_path, cfg.source.directory, name="fw.yaml",
+    fw = flow_config(tmp_path, cfg.source.directory, name="fw.yaml",
                       stages=[{"rescale": {"factor": "1/255"}},
                               {"normalize": {"mode": "featurewise"}}],
                       target_size=[8, 8], batch_size=4, seed=0, class_mode="sparse",
@@ -220,7 +220,7 @@ def test_random_stages_run_after_the_cut_and_draw_as_from_files(tmp_path):
     validation gets center_crop (the evaluation twin) from the same shards."""
     pytest.importorskip("skimage")
     gray16_dataset(tmp_path / "g", per_class=6)
-    cfg = write_config(tmp_path, tmp_path / "g",
+    cfg = flow_config(tmp_path, tmp_path / "g",
                        stages=[{"clahe": {"clip_limit": 0.02}}, {"random_crop": {"size": [8, 8]}},
                                {"flip": {"horizontal": True}}, {"rescale": {"factor": 2}}],
                        expect={"dtype": "uint16", "bit_depth": 12}, target_size=[12, 12],

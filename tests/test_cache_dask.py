@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches.cache_build import build_cache, write_shard
 from preproc.errors import MissingDependencyError
@@ -26,7 +26,7 @@ def die_once_on_shard_1(task):
 @pytest.fixture
 def cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
-    return write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    return flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                         validation_split=0.2)
 
 

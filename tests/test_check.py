@@ -186,7 +186,7 @@ def test_underuse_threshold_is_a_quarter_of_the_range(write_config, top, underus
 def _twelve_bit_dataset(root, n, odd=None):
     """``n`` 12-bit PNGs (sBIT 12) in one class folder; ``odd`` names one that claims 10 bits."""
     import numpy as np
-    from fixtures_images import write_png
+    from builders import write_png
 
     (root / "c").mkdir(parents=True)
     for i in range(n):

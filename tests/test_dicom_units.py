@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from fixtures_images import write_dicom
+from builders import write_dicom
 
 from preproc import CheckFailed
 from preproc import check, flow, load_config

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches import export
 from preproc.batches.flow import flow
@@ -16,7 +16,7 @@ from preproc.batches.flow import flow
 @pytest.fixture
 def cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
-    return write_config(tmp_path, tmp_path / "d", target_size=[6, 6], batch_size=3, seed=2)
+    return flow_config(tmp_path, tmp_path / "d", target_size=[6, 6], batch_size=3, seed=2)
 
 
 def test_shards_hold_the_batches_and_index_lists_files_and_labels(tmp_path, cfg):
@@ -66,10 +66,12 @@ def test_interrupted_run_leaves_no_half_shard_and_rerun_completes(tmp_path, cfg,
         assert np.load(out / shard["file"]).shape[0] == shard["rows"]
 
 
-def test_write_atomic_replaces_whole_file(tmp_path):
+def test_write_bytes_replaces_whole_file(tmp_path):
+    from preproc.io.atomic import write_bytes
+
     target = tmp_path / "f.bin"
-    export.write_atomic(target, b"old")
-    export.write_atomic(target, b"new content")
+    write_bytes(target, b"old")
+    write_bytes(target, b"new content")
     assert target.read_bytes() == b"new content"
     assert os.listdir(tmp_path) == ["f.bin"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_images import write_png, write_tiff
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset, write_png, write_tiff
 
 from preproc.errors import StageError
 from preproc.batches.flow import RuntimeRangeWarning, flow
@@ -27,7 +26,7 @@ def _gray16(root, n=4, size=(16, 12)):
 def test_16bit_gray_stays_16bit_in_grayscale_and_rgb(tmp_path):
     arrays = _gray16(tmp_path / "d")
     for mode, channels in (("grayscale", 1), ("rgb", 3)):
-        cfg = write_config(tmp_path, tmp_path / "d", stages=[], target_size=[16, 12],
+        cfg = flow_config(tmp_path, tmp_path / "d", stages=[], target_size=[16, 12],
                            color_mode=mode, shuffle=False, batch_size=4, class_mode=None)
         x = flow(cfg, workers=0)[0]
         assert x.dtype == np.float32 and x.shape == (4, 16, 12, channels)
@@ -38,7 +37,7 @@ def test_16bit_gray_stays_16bit_in_grayscale_and_rgb(tmp_path):
 
 def test_16bit_rescale_keeps_every_level(tmp_path):
     arrays = _gray16(tmp_path / "d")
-    cfg = write_config(tmp_path, tmp_path / "d", stages=[{"rescale": {"factor": "1/4095"}}],
+    cfg = flow_config(tmp_path, tmp_path / "d", stages=[{"rescale": {"factor": "1/4095"}}],
                        expect={"dtype": "uint16", "bit_depth": 12}, target_size=[16, 12],
                        color_mode="grayscale", shuffle=False, class_mode=None)
     x = flow(cfg, workers=0)[0]
@@ -51,12 +50,12 @@ def test_16bit_rgb_to_gray_uses_wide_luma_and_rgba_alpha_is_declared_top(tmp_pat
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 60000, 1000, 4095
     (tmp_path / "d/c").mkdir(parents=True)
     write_png(tmp_path / "d/c/0.png", rgb)
-    gray = flow(write_config(tmp_path, tmp_path / "d", stages=[], target_size=[4, 4],
+    gray = flow(flow_config(tmp_path, tmp_path / "d", stages=[], target_size=[4, 4],
                              color_mode="grayscale", class_mode=None), workers=0)[0]
     want = (60000 * 19595 + 1000 * 38470 + 4095 * 7471 + 0x8000) >> 16
     assert want > 255 and np.all(gray == want)
     write_png(tmp_path / "d/c/0.png", rgb[..., 0] // 16, sbit=12)
-    rgba = flow(write_config(tmp_path, tmp_path / "d", stages=[], target_size=[4, 4],
+    rgba = flow(flow_config(tmp_path, tmp_path / "d", stages=[], target_size=[4, 4],
                              color_mode="rgba", class_mode=None,
                              ), workers=0)[0]
     assert np.all(rgba[..., 3] == 4095)  # sBIT 12 -> opaque is 2**12 - 1, not 65535
@@ -68,11 +67,11 @@ def test_float_tiff_stays_float_and_bicubic_never_widens(tmp_path):
     img = np.where((xx // 5 + yy // 5) % 2, 3.5, -2.25).astype(np.float32)  # sharp edges overshoot
     write_tiff(tmp_path / "d/c/0.tif", img)
     kw = dict(stages=[], color_mode="grayscale", class_mode=None, target_size=[17, 23])
-    x = flow(write_config(tmp_path, tmp_path / "d", interpolation="bicubic", **kw), workers=0)[0]
+    x = flow(flow_config(tmp_path, tmp_path / "d", interpolation="bicubic", **kw), workers=0)[0]
     assert x.dtype == np.float32
     assert x.min() >= -2.25 and x.max() <= 3.5
     assert len(np.unique(x)) > 2  # really interpolated, not a copy
-    same = flow(write_config(tmp_path, tmp_path / "d", target_size=[40, 40], **{
+    same = flow(flow_config(tmp_path, tmp_path / "d", target_size=[40, 40], **{
         k: v for k, v in kw.items() if k != "target_size"}), workers=0)[0]
     np.testing.assert_array_equal(same[0, ..., 0], img)
 
@@ -80,7 +79,7 @@ def test_float_tiff_stays_float_and_bicubic_never_widens(tmp_path):
 @pytest.mark.parametrize("interp", ["bilinear", "lanczos"])
 def test_workers_do_not_change_batches(tmp_path, interp):
     rgb_dataset(tmp_path / "d", per_class=9)
-    cfg = write_config(tmp_path, tmp_path / "d", target_size=[12, 10], batch_size=4, seed=4,
+    cfg = flow_config(tmp_path, tmp_path / "d", target_size=[12, 10], batch_size=4, seed=4,
                        interpolation=interp)
     runs = []
     for workers in (0, 1, 2):
@@ -95,7 +94,7 @@ def test_workers_do_not_change_batches(tmp_path, interp):
 
 def test_random_access_does_not_advance_and_repeats(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
-    cfg = write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=3, seed=1)
+    cfg = flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=3, seed=1)
     with flow(cfg, workers=2) as it:
         last, first, again = it[-1], it[0], it[0]
         np.testing.assert_array_equal(first[0], again[0])
@@ -109,7 +108,7 @@ def test_random_access_does_not_advance_and_repeats(tmp_path):
 
 def test_shards_are_disjoint_cover_the_epoch_and_reshuffle(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=11)
-    cfg = write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=3)
+    cfg = flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=3)
     world = 3
     shards = [flow(cfg, shard=(r, world), workers=0) for r in range(world)]
     for epoch in (0, 1):
@@ -121,12 +120,12 @@ def test_shards_are_disjoint_cover_the_epoch_and_reshuffle(tmp_path):
     full = flow(cfg, workers=0)
     np.testing.assert_array_equal(full.epoch_order(1)[1::world], shards[1].epoch_order(1))
     with pytest.raises(ValueError, match="seed"):
-        flow(write_config(tmp_path, tmp_path / "d", target_size=[8, 8]), shard=(0, 2))
+        flow(flow_config(tmp_path, tmp_path / "d", target_size=[8, 8]), shard=(0, 2))
 
 
 def _guard_config(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=4)
-    return write_config(tmp_path, tmp_path / "d", expect={"dtype": "uint8", "range": [0, 100]},
+    return flow_config(tmp_path, tmp_path / "d", expect={"dtype": "uint8", "range": [0, 100]},
                         target_size=[8, 8], batch_size=4, shuffle=False, runtime=1)
 
 
@@ -147,7 +146,7 @@ def test_runtime_guard_can_raise_and_stays_quiet_on_sound_data(tmp_path):
     with pytest.raises(StageError, match="outside its inferred"):
         flow(_guard_config(tmp_path), workers=0, guard="raise")[0]
     rgb_dataset(tmp_path / "ok", per_class=4)
-    cfg = write_config(tmp_path, tmp_path / "ok", expect={"dtype": "uint8"}, target_size=[8, 8],
+    cfg = flow_config(tmp_path, tmp_path / "ok", expect={"dtype": "uint8"}, target_size=[8, 8],
                        batch_size=4, runtime=5, name="ok.yaml")
     it = flow(cfg, workers=0, guard="raise")
     assert len(list(it)) == 2 and it.findings == []
@@ -156,7 +155,7 @@ def test_runtime_guard_can_raise_and_stays_quiet_on_sound_data(tmp_path):
 def test_featurewise_normalize_fits_after_the_rescale(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=6)
     stages = [{"rescale": {"factor": "1/255"}}, {"normalize": {"mode": "featurewise"}}]
-    cfg = write_config(tmp_path, tmp_path / "d", stages=stages, target_size=[10, 10],
+    cfg = flow_config(tmp_path, tmp_path / "d", stages=stages, target_size=[10, 10],
                        batch_size=12, shuffle=False, class_mode=None)
     x = flow(cfg, workers=0)[0]
     assert x.dtype == np.float32
@@ -169,7 +168,7 @@ def test_per_image_stages_run_in_workers_with_the_same_result(tmp_path):
 
     rgb_dataset(tmp_path / "d", per_class=5, size=(9, 7))  # the target size: no resizing
     stages = [{"rescale": {"factor": "1/255"}}, {"normalize": {"mode": "samplewise"}}]
-    cfg = write_config(tmp_path, tmp_path / "d", stages=stages, target_size=[9, 7], batch_size=4,
+    cfg = flow_config(tmp_path, tmp_path / "d", stages=stages, target_size=[9, 7], batch_size=4,
                        seed=2, runtime=3)
     with flow(cfg, workers=0) as a, flow(cfg, workers=2) as b:
         assert not a._batched  # samplewise looks at whole images: per image, in the workers
@@ -188,7 +187,7 @@ def test_mixed_8_and_16_bit_files_share_a_batch_without_clipping(tmp_path):
     (tmp_path / "d/c").mkdir(parents=True)
     write_png(tmp_path / "d/c/0.png", np.full((6, 6), 200, np.uint8))
     write_png(tmp_path / "d/c/1.png", np.full((6, 6), 60000, np.uint16))
-    cfg = write_config(tmp_path, tmp_path / "d", stages=[], target_size=[6, 6],
+    cfg = flow_config(tmp_path, tmp_path / "d", stages=[], target_size=[6, 6],
                        color_mode="grayscale", shuffle=False, class_mode=None)
     for workers in (0, 2):
         with flow(cfg, workers=workers, check=False) as it:  # mixed on purpose

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 from PIL import Image
 
 from preproc.errors import DecodeError
@@ -29,7 +29,7 @@ BAD = {"zz_corrupt.png", "zz_empty.png", "zz_text.png", "zz_truncated.png"}
 @pytest.mark.parametrize("workers", [0, 2])
 def test_unreadable_file_raises_naming_file_and_batch(tmp_path, workers):
     root = _with_bad_files(tmp_path)
-    cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=2, shuffle=False)
+    cfg = flow_config(tmp_path, root, target_size=[8, 8], batch_size=2, shuffle=False)
     with flow(cfg, workers=workers, check=False) as it, pytest.raises(DecodeError) as info:
         list(it)
     err = info.value
@@ -40,7 +40,7 @@ def test_unreadable_file_raises_naming_file_and_batch(tmp_path, workers):
 
 def test_skip_drops_bad_files_warns_once_and_lists_them(tmp_path):
     root = _with_bad_files(tmp_path)
-    cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=4, shuffle=False,
+    cfg = flow_config(tmp_path, root, target_size=[8, 8], batch_size=4, shuffle=False,
                        on_error="skip")
     with flow(cfg, workers=2) as it, pytest.warns(DecodeSkipWarning) as caught:
         batches = list(it)
@@ -55,7 +55,7 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     root = rgb_dataset(tmp_path / "d", per_class=1, size=(8, 8))
     Image.fromarray(np.zeros((300, 300), np.uint8)).save(root / "b/zz_big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 200)
-    cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
+    cfg = flow_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
     with pytest.raises(DecodeError, match="zz_big.png") as info:
         flow(cfg, workers=0, check=False)[0]
     assert info.value.reason == "decompression-bomb"
@@ -78,7 +78,7 @@ def test_permission_denied_and_symlink_loop(tmp_path, monkeypatch):
         monkeypatch.setattr(_files, "open", fake_open, raising=False)
     else:
         locked.chmod(0)
-    cfg = write_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
+    cfg = flow_config(tmp_path, root, target_size=[8, 8], batch_size=8, shuffle=False)
     with pytest.raises(DecodeError, match="zz_locked.png") as info:
         flow(cfg, workers=0, check=False)[0]
     assert info.value.reason == "permission-denied"

@@ -73,7 +73,7 @@ def test_unmeasured_images_are_skipped_and_no_config_means_no_file():
 
 def test_flow_reports_values_below_the_declared_range(tmp_path):
     """End to end: data darker than source.expect declares leaves every stage's lower bound."""
-    from flowkit import rgb_dataset, write_config
+    from builders import flow_config as write_config, rgb_dataset
 
     from preproc.batches.flow import RuntimeRangeWarning, flow
 

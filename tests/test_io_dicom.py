@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_images import write_dicom
+from builders import write_dicom
 
 from preproc.errors import DecodeError, MissingDependencyError
 from preproc.io import decode, is_dicom_file, probe

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_images import write_netpbm, write_png
+from builders import write_netpbm, write_png
 from PIL import Image
 
 from preproc.errors import DecodeError, LossyDecodeError

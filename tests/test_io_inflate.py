@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fixtures_images import png_bytes, write_png
+from builders import png_bytes, write_png
 
 from preproc.errors import DecodeError
 from preproc.io import decode, inflate
@@ -83,23 +83,22 @@ def test_8bit_palette_png_expands_through_the_fast_unfilter(tmp_path):
 ])
 def test_large_images_are_left_to_pillow_streaming_with_the_same_pixels(tmp_path, monkeypatch,
                                                                         shape, dtype, kwargs):
-    from preproc.io import png
-    from preproc.io.fast8 import open_8bit
+    from preproc.io import png, read
 
     array = RNG.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
     path = write_png(tmp_path / "big.png", array, **kwargs)
     fast, _ = decode(path)
-    image = open_8bit(path)
+    image, _ = read(path, "pillow-or-array")
     monkeypatch.setattr(png, "_FAST_PATH_MAX_BYTES", 0)  # every image counts as "large"
     streamed, _ = decode(path)
     np.testing.assert_array_equal(streamed, fast)
     np.testing.assert_array_equal(fast, array.reshape(fast.shape))
-    if image is not None:
-        np.testing.assert_array_equal(np.asarray(open_8bit(path)), np.asarray(image))
+    streamed_image, _ = read(path, "pillow-or-array")
+    np.testing.assert_array_equal(np.asarray(streamed_image), np.asarray(image))
 
 
 def test_running_out_of_memory_is_a_decompression_bomb_not_a_crash(tmp_path, monkeypatch):
-    from preproc.io.fast8 import open_8bit
+    from preproc.io import read
 
     path = write_png(tmp_path / "a.png", RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8))
 
@@ -110,14 +109,14 @@ def test_running_out_of_memory_is_a_decompression_bomb_not_a_crash(tmp_path, mon
             raise MemoryError("no room")
 
     monkeypatch.setattr(inflate, "_zlib", Exhausted())
-    with pytest.raises(DecodeError) as info:
-        decode(path)
-    assert info.value.reason == "decompression-bomb"
-    assert open_8bit(path) is None  # the batch fast path steps aside; decode() names it
+    for want in ("array", "pillow-or-array"):  # the batch fast path names it the same way
+        with pytest.raises(DecodeError) as info:
+            read(path, want)
+        assert info.value.reason == "decompression-bomb"
 
 
 def test_palette_with_more_than_256_entries_is_corrupt(tmp_path):
-    from fixtures_images import png_chunk
+    from builders import png_chunk
 
     indices = RNG.integers(0, 4, (5, 5)).astype(np.uint8)
     data = png_bytes(indices, palette=RNG.integers(0, 256, (4, 3)).astype(np.uint8), bit_depth=8)
@@ -137,9 +136,9 @@ def test_palette_with_more_than_256_entries_is_corrupt(tmp_path):
 def test_colour_key_reaches_rgba_conversion_as_with_pillow_open(tmp_path, array, trns):
     from PIL import Image
 
-    from preproc.io.fast8 import open_8bit
+    from preproc.io import read
 
     path = write_png(tmp_path / "k.png", array, trns=trns)
     expected = np.asarray(Image.open(path).convert("RGBA"))
     assert (expected[..., 3] == 0).any()  # the key pixel is transparent, as in Keras' load_img
-    np.testing.assert_array_equal(np.asarray(open_8bit(path).convert("RGBA")), expected)
+    np.testing.assert_array_equal(np.asarray(read(path, "pillow-or-array")[0].convert("RGBA")), expected)

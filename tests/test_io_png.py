@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fixtures_images import PNG_SIGNATURE, png_bytes, png_chunk, write_png
+from builders import PNG_SIGNATURE, png_bytes, png_chunk, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_images import write_tiff
+from builders import write_tiff
 from PIL import Image
 
 from preproc.errors import DecodeError, LossyDecodeError

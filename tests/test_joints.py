@@ -12,7 +12,7 @@ import preproc
 from preproc import CheckFailed, CheckWarning, Config, ConfigError, check, flow, load_config
 from preproc.commands import main
 
-from flowkit import rgb_dataset
+from builders import rgb_dataset
 
 CLAHE_THEN_RESCALE = {
     "version": 1,

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_images import write_png
+from builders import write_png
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
-from audit_fixtures import clean_dataset, config_for, dicom12, gray12, rgb8
-from fixtures_images import write_png
+from builders import clean_dataset, config_for, dicom12, gray12, rgb8, write_png
 
 from preproc.config.model import load_config
-from preproc.io import ImageInfo
 from preproc.dataset.sampling import pick_sample, sample_headers, spec_from_headers
+from preproc.io import READERS, ImageInfo
 
 
 def _items(sizes: dict) -> list:
@@ -39,12 +39,11 @@ def test_small_dataset_is_sampled_whole():
 # Every way into pixel data: preproc's decoders (each module-level binding of them, wherever it
 # was imported by name) and the pixel loads of the libraries they sit on.
 _PIXEL_FUNCTIONS = [
-    ("preproc.io.decode", "decode"), ("preproc.io.decode", "read_pixels"),
-    ("preproc.io.decode", "_decode"), ("preproc.io.png", "decode_png"),
+    ("preproc.io.readers", "decode"), ("preproc.io.png", "decode_png"),
     ("preproc.io.png", "pillow_image"), ("preproc.io.tiff", "decode_tiff"),
     ("preproc.io.dicom", "decode_dicom"), ("preproc.io.netpbm", "decode_netpbm"),
     ("preproc.io._pillow", "decode_pillow"), ("preproc.io._pillow", "image_to_array"),
-    ("preproc.io.fast8", "open_8bit"), ("preproc.io.pngfilter", "reconstruct"),
+    ("preproc.io.pngfilter", "reconstruct"),
     ("preproc.io.pngfilter", "unfilter"), ("preproc.io.inflate", "inflate"),
 ]
 _PIXEL_METHODS = [
@@ -88,6 +87,9 @@ def pixel_reads(monkeypatch):
             monkeypatch.setattr(owner, attr, _frombuffer_guard(original, hits))
         else:
             monkeypatch.setattr(owner, attr, wire)
+    for fmt, reader in READERS.items():  # the one table every route to pixels passes
+        monkeypatch.setitem(READERS, fmt, dataclasses.replace(
+            reader, decode=tripwire(f"READERS[{fmt}].decode", None)))
     parse = importlib.import_module("preproc.io.png").parse_png
 
     def header_only_parse(path, source, *, read_pixels):
@@ -110,7 +112,7 @@ def _frombuffer_guard(original, hits):
 
 def _every_format(root):
     """A class folder with one file of every format the listing takes, all small."""
-    from fixtures_images import write_dicom, write_netpbm, write_tiff
+    from builders import write_dicom, write_netpbm, write_tiff
     from PIL import Image
 
     cls = root / "mixed"
@@ -159,10 +161,13 @@ def test_the_tripwires_catch_a_decode(tmp_path, request):
 
     path = write_png(tmp_path / "a.png", gray12(1), sbit=12)
     pixel_reads = request.getfixturevalue("pixel_reads")
-    for reader in ("decode", "read_pixels"):
+    with pytest.raises(AssertionError):
+        preproc.io.decode(path)
+    for want in ("array", "pillow-or-array"):
         with pytest.raises(AssertionError):
-            getattr(preproc.io, reader)(path)
-    assert pixel_reads == ["preproc.io.decode.decode", "preproc.io.decode.read_pixels"]
+            preproc.io.read(path, want)
+    assert pixel_reads == ["preproc.io.readers.decode", "READERS[png].decode",
+                           "READERS[png].decode"]
 
 
 def test_sample_finds_header_mismatch_without_decoding(tmp_path, request):
@@ -243,7 +248,7 @@ def test_sample_size_is_respected(n, counts, picked_a):
 
 def test_tiff_bits_per_sample_equal_to_container_is_no_bit_depth_claim(tmp_path):
     """A uint16 TIFF says BitsPerSample=16 whatever its content; only sBIT-like fields claim."""
-    from fixtures_images import write_png, write_tiff
+    from builders import write_png, write_tiff
 
     from preproc import check, load_config
 

@@ -7,7 +7,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from flowkit import rgb_dataset, write_config
+from builders import flow_config, rgb_dataset
 
 from preproc.batches.flow import flow
 from preproc.batches.webdataset import export_webdataset, sample_key
@@ -17,7 +17,7 @@ from preproc.commands import main
 @pytest.fixture
 def cfg(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
-    return write_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
+    return flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=4, seed=0,
                         class_mode="sparse")
 
 

@@ -14,6 +14,7 @@ import html
 import io
 from collections import defaultdict
 
+from ..spec import format_number
 from .thumbs import image_sections
 
 __all__ = ["render_html"]
@@ -176,10 +177,7 @@ def _dicom(report) -> str:
 
 
 def _num(x) -> str:
-    if x is None:
-        return ""
-    x = float(x)
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+    return "" if x is None else format_number(x)
 
 
 class _Plotter:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dataset.records import FileRecord, fill_header, guarded, read_header
+from ..io.info import PILLOW_MODE_BY_CHANNELS
 
 __all__ = ["PERCENTILES", "Task", "measure", "process_chunk", "process_file"]
 
@@ -39,18 +40,18 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecor
     """Read one file (headers only when ``quick``) and return its record."""
     if quick:
         return read_header(root, rel, cls)[0]
-    from ..io import read_pixels
+    from ..io import read
 
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
 
     def full() -> None:
-        pixels, info = read_pixels(path)  # 8-bit images stay in Pillow: no copy to NumPy
+        pixels, info = read(path, "pillow-or-array")  # 8-bit images stay in Pillow: no copy
         fill_header(rec, info)
         _fill_values(rec, pixels)
         _fill_quality(rec, pixels)
 
-    guarded(rec, path, full)
+    guarded(rec, full, path)
     return rec
 
 
@@ -101,7 +102,7 @@ def measure(pixels) -> dict:
     Args:
         pixels: an ``HxW``, ``HxWxC`` (or with a leading frame axis) array in its container
             dtype, or a loaded ``PIL.Image`` of 8-bit samples (mode ``L``, ``LA``, ``RGB`` or
-            ``RGBA``, as :func:`preproc.io.read_pixels` gives), measured as the
+            ``RGBA``, as :func:`preproc.io.read` gives for ``"pillow-or-array"``), measured as the
             ``(H, W, C)`` ``uint8`` array it holds.
 
     Returns:
@@ -160,15 +161,12 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
     if flat.dtype.kind == "i":  # flip the sign bit: two's complement becomes offset binary
         flat = flat.view(unsigned) ^ unsigned.type(1 << (bits - 1))
         offset = -(1 << (bits - 1))
-    if bits == 8 and flat.shape[1] in _PIL_MODES and 0 < flat.shape[0] < 2**31:
+    if bits == 8 and flat.shape[1] in PILLOW_MODE_BY_CHANNELS and 0 < flat.shape[0] < 2**31:
         return _pillow_histogram(flat), offset
     size = 1 << bits if bits == 8 or flat.size == 0 else int(flat.max()) + 1
     # one bincount per strided channel column beats building a combined index array
     counts = np.stack([np.bincount(flat[:, c], minlength=size) for c in range(flat.shape[1])])
     return counts, offset
-
-
-_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
@@ -179,7 +177,7 @@ def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
     """
     from PIL import Image
 
-    mode = _PIL_MODES[flat.shape[1]]
+    mode = PILLOW_MODE_BY_CHANNELS[flat.shape[1]]
     data = np.ascontiguousarray(flat)
     image = Image.frombuffer(mode, (data.shape[0], 1), data, "raw", mode, 0, 1)
     return _band_counts(image, flat.shape[1])

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from ..io.atomic import atomic_write
 from ..findings import Finding, Report
+from ..spec import format_number
 
 __all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport"]
 
@@ -198,15 +199,15 @@ class AuditReport:
 
 def _csv_row(rec, duplicate_of: str) -> dict:
     def joined(values):
-        return "" if values is None else ";".join(_fmt(v) for v in values)
+        return "" if values is None else ";".join(format_number(v) for v in values)
 
     return {
         "path": rec.path, "class": rec.cls or "", "format": rec.format or "",
         "dtype": rec.dtype or "", "channels": _opt(rec.channels), "height": _opt(rec.height),
         "width": _opt(rec.width), "frames": _opt(rec.frames),
         "stored_bits": _opt(rec.stored_bits), "effective_bits": _opt(rec.effective_bits),
-        "min": "" if rec.min is None else _fmt(min(rec.min)),
-        "max": "" if rec.max is None else _fmt(max(rec.max)),
+        "min": "" if rec.min is None else format_number(min(rec.min)),
+        "max": "" if rec.max is None else format_number(max(rec.max)),
         "mean": joined(rec.mean), "std": joined(rec.std), "p0_5": joined(rec.p_low),
         "p99_5": joined(rec.p_high), "frac_at_min": joined(rec.frac_min),
         "frac_at_max": joined(rec.frac_max), "photometric": rec.photometric or "",
@@ -220,7 +221,7 @@ def _dicom_cells(rec) -> dict:
     """The DICOM header columns (empty for other formats); ``patient_id`` is filled by the
     report, which owns the hashing."""
     def number(x):
-        return "" if x is None else _fmt(x)
+        return "" if x is None else format_number(x)
 
     return {
         "modality": rec.modality or "", "manufacturer": rec.manufacturer or "",
@@ -228,20 +229,13 @@ def _dicom_cells(rec) -> dict:
         "lossy": "" if rec.lossy is None else str(bool(rec.lossy)).lower(),
         "slope": number(rec.slope), "intercept": number(rec.intercept),
         "window_center": number(rec.window_center), "window_width": number(rec.window_width),
-        "pixel_spacing": ";".join(_fmt(v) for v in rec.pixel_spacing or ()),
+        "pixel_spacing": ";".join(format_number(v) for v in rec.pixel_spacing or ()),
         "patient_id": "",
     }
 
 
 def _opt(value) -> str:
     return "" if value is None else str(value)
-
-
-def _fmt(x) -> str:
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
 
 
 def _jsonable(obj):

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import dtypes
+from ..spec import format_interval
 
 __all__ = ["STATS_FORMAT", "STATS_VERSION", "expect_yaml", "stats_document", "suggest_expect"]
 
@@ -86,14 +87,14 @@ def _integer_block(collector, dtype, group, expect: dict, notes: dict) -> None:
         parts.append(f"values need at most {effective}")
     notes["bit_depth"] = "; ".join(parts) or "from headers; a full audit also measures values"
     if group is not None and group.min:
-        notes["range"] = f"observed [{_num(min(group.min))}, {_num(max(group.max))}]"
+        notes["range"] = f"observed {format_interval(min(group.min), max(group.max))}"
 
 
 def expect_yaml(suggestion: dict) -> str:
     """The suggestion as a YAML ``source:`` block with comments."""
     lines = ["source:", "  expect:"]
     for key, value in suggestion["expect"].items():
-        text = f"[{_num(value[0])}, {_num(value[1])}]" if isinstance(value, list) else str(value)
+        text = format_interval(*value) if isinstance(value, list) else str(value)
         note = suggestion["notes"].get(key)
         entry = f"    {key}: {text}"
         lines.append(f"{entry:<28}# {note}" if note else entry)
@@ -120,7 +121,3 @@ def stats_document(collector) -> dict | None:
         "pixels": group.pixels, "mean": group.mean, "std": group.std,
         "min": group.min, "max": group.max,
     }
-
-
-def _num(x) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{float(x):.6g}"

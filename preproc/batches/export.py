@@ -30,11 +30,7 @@ import numpy as np
 
 from ..io.atomic import TMP_PREFIX, write_bytes
 
-__all__ = ["export_epoch", "write_atomic"]
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent, old, or complete."""
-    write_bytes(path, data)
+__all__ = ["export_epoch"]
 
 
 def _npy_bytes(x: np.ndarray) -> bytes:
@@ -84,8 +80,8 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
             progress(i, entry["rows"], was_reused)
     index = _index(it, shards)
     names = {v: k for k, v in it.class_indices.items()}
-    write_atomic(out / "index.json", json.dumps(index, indent=1).encode())
-    write_atomic(out / "index.csv", _csv(shards, names).encode("utf-8", "surrogateescape"))
+    write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
+    write_bytes(out / "index.csv", _csv(shards, names).encode("utf-8", "surrogateescape"))
     _remove_unlisted_shards(out, len(shards))
     index["reused"], index["written"] = reused, len(shards) - reused
     return index
@@ -118,7 +114,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
     x, _, idx = it.batch_with_indices(i)
     name = _shard_name(i)
     data = _npy_bytes(x)
-    write_atomic(out / f"{name}.npy", data)
+    write_bytes(out / f"{name}.npy", data)
     entry = {
         "file": f"{name}.npy",
         "rows": len(idx),
@@ -128,7 +124,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
         "filenames": [it.filename_of(int(j)) for j in idx],
         "labels": [it.label_of(int(j)) for j in idx],
     }
-    write_atomic(out / f"{name}.json", json.dumps(entry).encode())
+    write_bytes(out / f"{name}.json", json.dumps(entry).encode())
     return entry
 
 

@@ -19,12 +19,10 @@ import numpy as np
 from PIL import Image
 
 from .. import dtypes
+from ..io.info import CHANNELS_BY_COLOR_MODE, PILLOW_MODE_BY_CHANNELS
 
 __all__ = ["INTERPOLATIONS", "alpha_value", "convert_color", "prepare", "resize"]
 
-COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}
-_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-_PIL_TARGET = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
 #: Pillow's fixed-point ITU-R 601-2 luma weights (they sum to 65536).
 _LUMA = (19595, 38470, 7471)
 
@@ -94,9 +92,9 @@ def convert_color(x: np.ndarray, color_mode: str, *, alpha: float | None = None)
         ``(H, W, 1|3|4)`` array in ``x``'s dtype; values stay within ``x``'s [min, max] except
         an added alpha channel.
     """
-    want = COLOR_MODES[color_mode]
+    want = CHANNELS_BY_COLOR_MODE[color_mode]
     c = x.shape[2]
-    if c not in _PIL_MODES:
+    if c not in PILLOW_MODE_BY_CHANNELS:
         raise ValueError(f"cannot convert an image with {c} channels to {color_mode}")
     if c == want:
         return x
@@ -194,7 +192,7 @@ def _back_to(res: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def _resize_pillow_uint8(x, target, interpolation, box) -> np.ndarray:
-    img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, _PIL_MODES[x.shape[2]])
+    img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, PILLOW_MODE_BY_CHANNELS[x.shape[2]])
     out = np.asarray(img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box))
     return out[..., None] if out.ndim == 2 else out
 
@@ -265,14 +263,14 @@ def prepare(
     """
     if x.ndim == 2:
         x = x[..., None]
-    if x.dtype == np.uint8 and x.shape[2] in _PIL_MODES:
+    if x.dtype == np.uint8 and x.shape[2] in PILLOW_MODE_BY_CHANNELS:
         return _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_ratio)
     x = convert_color(x, color_mode, alpha=alpha)
     return x if target is None else resize(x, target, interpolation, keep_aspect_ratio)
 
 
 def _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_ratio) -> np.ndarray:
-    img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, _PIL_MODES[x.shape[2]])
+    img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, PILLOW_MODE_BY_CHANNELS[x.shape[2]])
     return prepare_pil(img, color_mode, target, interpolation, keep_aspect_ratio)
 
 
@@ -282,7 +280,7 @@ def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ra
     Returns:
         ``(th, tw, 1|3|4)`` uint8 array.
     """
-    want = _PIL_TARGET[color_mode]
+    want = PILLOW_MODE_BY_CHANNELS[CHANNELS_BY_COLOR_MODE[color_mode]]
     if img.mode != want:
         img = img.convert(want)
     if target is not None and img.size != (target[1], target[0]):

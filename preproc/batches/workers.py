@@ -87,28 +87,22 @@ class ImageJob:
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
-        from ..io import decode
-        from ..io.fast8 import open_8bit
+        from PIL import Image
+
+        from ..io import read
         from ..io.frames import split_frame
 
         path, frame = self.paths[i], None
         if getattr(self.dicom, "frames", None) == "all":
             path, frame = split_frame(path)
         draft = (self.target[1], self.target[0]) if self.jpeg_draft else None
-        image = open_8bit(path, draft=draft) if frame is None else None
-        if image is not None and image.mode.startswith("I;16"):
-            if self.color_mode != "rgba":  # rgba's alpha needs the header's stored bits
-                x = np.asarray(image)
-                x = x.astype(x.dtype.newbyteorder("="))[..., None]
-                return imaging.prepare(x, self.color_mode, self.target, self.interpolation,
+        pixels, info = read(path, "pillow-or-array", dicom=self.dicom, frame=frame, draft=draft)
+        if isinstance(pixels, Image.Image):  # 8-bit pixels Pillow holds as is: no NumPy trip
+            return imaging.prepare_pil(pixels, self.color_mode, self.target, self.interpolation,
                                        self.keep_aspect_ratio)
-        elif image is not None:  # 8-bit file Pillow reads as is: no NumPy round trip
-            return imaging.prepare_pil(image, self.color_mode, self.target, self.interpolation,
-                                       self.keep_aspect_ratio)
-        x, info = decode(path, dicom=self.dicom, frame=frame)
-        bits = self.bit_depth or getattr(info, "stored_bits", None)
-        alpha = imaging.alpha_value(x.dtype, bits) if self.color_mode == "rgba" else None
-        return imaging.prepare(x, self.color_mode, self.target, self.interpolation,
+        bits = self.bit_depth or info.stored_bits
+        alpha = imaging.alpha_value(pixels.dtype, bits) if self.color_mode == "rgba" else None
+        return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
 
     def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[np.ndarray, list | None]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from ..spec import format_interval
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -42,8 +44,7 @@ def main(args) -> int:
             where = f"stage {row['stage']} {row['name']}" if row["stage"] is not None else row["name"]
             spec = row["spec"]
             lo, hi = spec["range"]
-            rng = "unknown" if not spec["known"] else \
-                f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+            rng = format_interval(lo, hi) if spec["known"] else "unknown"
             units = f"  {spec['units']}" if spec.get("units") else ""
             print(f"  {where:<28} {spec['dtype'] or '?':<8} {rng}{units}")
     print(report.summary(), file=sys.stderr if report.findings else sys.stdout)

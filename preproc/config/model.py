@@ -33,6 +33,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from .. import dtypes
 from ..errors import ConfigError
 from ..findings import CODES
+from ..io.info import CHANNELS_BY_COLOR_MODE
 from ..stages.base import Expects, Stage
 from ..types import STRICT, DType, Integer, Number, Range
 from .yamlsafe import Document, format_path, load_yaml
@@ -349,7 +350,7 @@ class Config(BaseModel):
 
     @property
     def channels(self) -> int:
-        return {"grayscale": 1, "rgb": 3, "rgba": 4}[self.batches.color_mode]
+        return CHANNELS_BY_COLOR_MODE[self.batches.color_mode]
 
     def where(self, key_path: tuple) -> tuple[int | None, int | None]:
         """``(line, column)`` of a key path in the YAML file, or ``(None, None)``."""

@@ -15,6 +15,8 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
+from ..io.info import os_error_reason
+
 __all__ = ["FileList", "list_config", "list_directory"]
 
 
@@ -113,7 +115,7 @@ def _walk_class(listing: FileList, name: str) -> None:
     def failed(exc: OSError) -> None:
         rel = _posix(os.path.relpath(exc.filename or os.path.join(listing.root, name),
                                      listing.root)) + "/"
-        reason = "permission-denied" if isinstance(exc, PermissionError) else "cannot-list"
+        reason = os_error_reason(exc, default="cannot-list")
         listing.problems.append((rel, name, reason, f"cannot list folder: {exc.strerror}"))
 
     top = os.path.join(listing.root, name)

@@ -8,11 +8,10 @@ header sample.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass, field, fields
 
-
+from ..io.info import os_error_reason
 
 __all__ = ["FileRecord", "fill_header", "guarded", "read_header", "stored_bits_declared"]
 
@@ -118,30 +117,34 @@ class FileRecord:
 
 def read_header(root: str, rel: str, cls: str | None):
     """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files."""
-    from ..io import probe
+    from ..io import read
 
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
-    info = guarded(rec, path, lambda: probe(path))
+    info = guarded(rec, lambda: read(path, "header"))
     if info is not None:
         fill_header(rec, info)
     return rec, info
 
 
-def guarded(rec: FileRecord, path: str, work):
-    """Run ``work()``; turn any failure into ``rec.error`` and return ``None``."""
+def guarded(rec: FileRecord, work, path: str | None = None):
+    """Run ``work()``; turn any failure into ``rec.error`` and return ``None``.
+
+    With ``path``, a file whose pixels need a decoder that is not installed still gets its
+    header columns.
+    """
     from ..errors import DecodeError, MissingDependencyError
 
     try:
         return work()
     except DecodeError as exc:
         _fail(rec, exc.code, exc.reason, exc.detail)
-        if exc.code == "lossy-decode" or exc.reason == "compressed-unsupported":
-            _probe_quietly(rec, path)  # the header still tells what the file is
+        if path is not None and exc.reason == "compressed-unsupported":
+            _probe_quietly(rec, path)  # a missing decoder: the header still tells what it is
     except MissingDependencyError as exc:
         _fail(rec, "unreadable-file", "missing-dependency", str(exc))
     except OSError as exc:
-        _fail(rec, "unreadable-file", _os_reason(exc), str(exc))
+        _fail(rec, "unreadable-file", os_error_reason(exc), str(exc))
     except MemoryError:
         _fail(rec, "unreadable-file", "out-of-memory", "decoding exhausted memory")
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the audit
@@ -149,28 +152,17 @@ def guarded(rec: FileRecord, path: str, work):
     return None
 
 
-def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
-    rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
-
-
 def _probe_quietly(rec: FileRecord, path: str) -> None:
-    """Fill header columns of a file that decodes only lossily, if its header reads."""
-    from ..io import probe
+    from ..io import read
 
     try:
-        fill_header(rec, probe(path))
+        fill_header(rec, read(path, "header"))
     except Exception:  # noqa: BLE001, S110 - the decode error already describes the file
         pass
 
 
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission-denied"
-    if isinstance(exc, FileNotFoundError):
-        return "not-found"
-    if exc.errno == errno.ELOOP:
-        return "symlink-loop"
-    return "os-error"
+def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
+    rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
 
 
 def fill_header(rec: FileRecord, info) -> None:

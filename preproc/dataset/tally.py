@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import dtypes
 from ..findings import Finding, Location
-from ..spec import Interval
+from ..spec import Interval, format_interval, format_number
 
 __all__ = ["MAX_EXAMPLES", "Expectation", "Tally", "signature_label"]
 
@@ -72,7 +72,7 @@ class _Bucket:
 
     def breakdown(self, limit: int = 6) -> str:
         ranked = sorted(self.found.items(), key=_by_count)
-        text = ", ".join(f"{_num(k) if isinstance(k, float) else k} ({n})"
+        text = ", ".join(f"{format_number(k) if isinstance(k, float) else k} ({n})"
                          for k, n in ranked[:limit])
         return text + (f" and {len(ranked) - limit} more" if len(ranked) > limit else "")
 
@@ -304,7 +304,7 @@ class Tally:
         return [self._finding(
             "out-of-declared-range", bucket,
             f"{bucket.count} file(s) have values outside {rng} declared by "
-            f"{self.expect.range_key}: these files span [{_num(lo)}, {_num(hi)}]",
+            f"{self.expect.range_key}: these files span {format_interval(lo, hi)}",
             "fix source.expect to match the data (see the suggested block) or fix the files",
             self.expect.range_key, {"declared": [rng.lo, rng.hi], "observed": [lo, hi]})]
 
@@ -350,7 +350,3 @@ class Tally:
 
 def _keys(counter: Counter) -> list:
     return [k for k, _ in sorted(counter.items(), key=_by_count)]
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"

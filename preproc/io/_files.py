@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -10,9 +9,11 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from ..errors import DecodeError
+from .info import PNG_SIGNATURE, os_error_reason
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
+    "PNG_SIGNATURE",
     "check_info_budget",
     "check_pixel_limit",
     "is_dicom_file",
@@ -28,7 +29,6 @@ __all__ = [
 DEFAULT_MAX_IMAGE_BYTES = 512 << 20
 _BUDGET = {"bytes": DEFAULT_MAX_IMAGE_BYTES}
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NETPBM_MAGICS = tuple(b"P%d" % n for n in range(1, 7))
 _DICOM_EXTENSIONS = ("dcm", "dicom")
@@ -37,15 +37,10 @@ SNIFF_BYTES = 132
 
 
 def _os_error(path, exc: OSError) -> DecodeError:
-    if isinstance(exc, PermissionError):
-        return DecodeError(path, "permission-denied", str(exc))
-    if isinstance(exc, FileNotFoundError):
-        return DecodeError(path, "not-found", str(exc))
+    reason = os_error_reason(exc, default="corrupt")
     if isinstance(exc, IsADirectoryError):
-        return DecodeError(path, "not-a-file", "is a directory")
-    if exc.errno == errno.ELOOP:
-        return DecodeError(path, "symlink-loop", str(exc))
-    return DecodeError(path, "corrupt", f"cannot open: {exc}")
+        return DecodeError(path, reason, "is a directory")
+    return DecodeError(path, reason, str(exc) if reason != "corrupt" else f"cannot open: {exc}")
 
 
 @contextmanager

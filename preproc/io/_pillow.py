@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DecodeError, LossyDecodeError
 from ._files import check_info_budget, check_pixel_limit
-from .info import ImageInfo
+from .info import EIGHT_BIT_MODES, ImageInfo
 
 __all__ = [
     "EIGHT_BIT_MODES",
@@ -29,9 +29,6 @@ __all__ = [
     "pillow_errors",
     "probe_pillow",
 ]
-
-#: Pillow modes of 8-bit samples that :func:`preproc.io.read_pixels` may hand over as images.
-EIGHT_BIT_MODES = ("L", "LA", "RGB", "RGBA")
 
 #: Pillow mode -> (channels, photometric, numpy dtype, stored bits).
 _LOSSLESS_MODES = {
@@ -184,7 +181,7 @@ def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False):
+def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False, draft=None):
     """Decode the first frame of a JPEG, BMP, GIF or PBM file held in ``data``.
 
     With ``as_image``, pixels in one of :data:`EIGHT_BIT_MODES` come as the loaded image.
@@ -205,6 +202,8 @@ def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False):
         check_pixel_limit(path, image.size[1], image.size[0])
         info = _info_from_image(path, image, fmt)
         check_info_budget(info)
+        if draft is not None and fmt == "jpeg":  # scale 1/2..1/8 still covering (w, h)
+            image.draft(image.mode, draft)
         image.load()
         if as_image and image.mode in EIGHT_BIT_MODES:
             return image, info

@@ -1,13 +1,39 @@
-"""What a decoder knows about a file: :class:`ImageInfo`, the supported extensions, the reasons.
+"""What a decoder knows about a file: :class:`ImageInfo`, the supported extensions, the reasons,
+and the image facts every layer above shares (PNG signature, 8-bit Pillow modes, channels of a
+colour mode, the reason for an OS error). Each is defined here and nowhere else.
 
 This module imports nothing heavy, so ``import preproc.io`` stays cheap.
 """
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-__all__ = ["DECODE_REASONS", "FORMATS", "SUPPORTED_EXTENSIONS", "ImageInfo"]
+__all__ = [
+    "CHANNELS_BY_COLOR_MODE",
+    "DECODE_REASONS",
+    "EIGHT_BIT_MODES",
+    "FORMATS",
+    "PILLOW_MODE_BY_CHANNELS",
+    "PNG_SIGNATURE",
+    "SUPPORTED_EXTENSIONS",
+    "ImageInfo",
+    "os_error_reason",
+]
+
+#: The eight bytes every PNG file starts with.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: Channels -> the Pillow mode holding that many 8-bit samples per pixel unchanged.
+PILLOW_MODE_BY_CHANNELS: dict[int, str] = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+#: Pillow modes of 8-bit samples: images in these modes may be handed over as ``PIL.Image``.
+EIGHT_BIT_MODES: tuple[str, ...] = tuple(PILLOW_MODE_BY_CHANNELS.values())
+
+#: ``batches.color_mode`` -> channels of the images it makes.
+CHANNELS_BY_COLOR_MODE: dict[str, int] = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 #: Lower-case extensions (no dot) the decoders accept. Format detection itself uses magic bytes.
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
@@ -35,6 +61,24 @@ DECODE_REASONS = (
     "monochrome1-refused",  # source.dicom.monochrome1: error and the file is MONOCHROME1
     "lossy",  # LossyDecodeError: only a conversion that drops bits or channels reads it
 )
+
+
+def os_error_reason(exc: OSError, default: str = "os-error") -> str:
+    """The reason (a :data:`DECODE_REASONS` value where one fits) for an ``OSError``.
+
+    Args:
+        exc: raised while opening, reading or listing a file or folder.
+        default: the reason for errors none of the specific ones describe.
+    """
+    if isinstance(exc, PermissionError):
+        return "permission-denied"
+    if isinstance(exc, FileNotFoundError):
+        return "not-found"
+    if isinstance(exc, IsADirectoryError):
+        return "not-a-file"
+    if exc.errno == errno.ELOOP:
+        return "symlink-loop"
+    return default
 
 
 @dataclass(frozen=True)
@@ -70,8 +114,8 @@ class ImageInfo:
     photometric: str
     signed: bool = False
     frames: int = 1
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_changes(self, **changes) -> ImageInfo:
+    def with_changes(self, **changes: Any) -> ImageInfo:
         """Return a copy with some fields replaced."""
         return replace(self, **changes)

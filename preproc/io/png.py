@@ -352,7 +352,7 @@ def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray
         data: the whole file.
         as_image: 8-bit gray, gray+alpha, RGB and RGBA pixels come as the loaded ``PIL.Image``
             they were reconstructed into instead of an array (see
-            :func:`preproc.io.read_pixels`).
+            ``preproc.io.read(path, "pillow-or-array")``).
 
     Returns:
         ``(H, W, C)`` array: ``uint16`` for 16-bit files, else ``uint8`` (values 0..2**b-1 for

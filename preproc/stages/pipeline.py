@@ -16,6 +16,7 @@ import math
 from .. import dtypes
 from ..dataset.sampling import source_spec
 from ..findings import Finding
+from ..io.info import CHANNELS_BY_COLOR_MODE
 from ..spec import Interval, ValueSpec
 from .augment_draw import stage_rng
 from .base import RunContext, Stage, StageContext
@@ -33,7 +34,7 @@ def entry_spec(src: ValueSpec, batches) -> ValueSpec:
     box or hamming stays inside the interval; bicubic and lanczos overshoot and are clipped to
     each image's own range, except 8-bit data, clipped by Pillow to the dtype range.
     """
-    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[batches.color_mode]
+    channels = CHANNELS_BY_COLOR_MODE[batches.color_mode]
     spec = src.with_(channels=channels)
     if not src.known or src.dtype is None:
         return spec

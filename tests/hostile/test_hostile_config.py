@@ -4,7 +4,6 @@ key, never an internal error, a hang or a silent coercion."""
 from __future__ import annotations
 
 import os
-import sys
 import typing
 
 import numpy as np

@@ -11,7 +11,6 @@ import sys
 from contextlib import redirect_stdout
 
 import numpy as np
-import pytest
 import tifffile
 from hostile_kit import env
 from hypothesis import example, given, settings

@@ -1,16 +1,21 @@
-"""Builders for image files used as test fixtures; everything is generated under ``tmp_path``.
+"""Everything the tests build on disk, generated under ``tmp_path``: image files, datasets, configs.
 
 ``write_png`` is an independent PNG encoder (any bit depth and colour type, every filter type,
-Adam7), so decoding tests do not depend on the encoder they are testing against.
+Adam7), so decoding tests do not depend on the encoder they are testing against; its
+``PNG_SIGNATURE`` is spelled out here for the same reason. :func:`write_config_file` is the one
+config writer: the ``write_config`` fixture of ``conftest.py``, :func:`config_for` and
+:func:`flow_config` all write through it.
 """
 
 from __future__ import annotations
 
 import struct
+import textwrap
 import zlib
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> colour type (non-palette)
@@ -200,7 +205,12 @@ def write_dicom(
         big_endian: Explicit VR Big Endian transfer syntax.
         preamble: write the 128-byte preamble and ``DICM``.
         tags: more attributes by keyword (``Modality``, ``WindowCenter``, ...), set last.
+
+    Skips the calling test when pydicom is not installed.
     """
+    import pytest
+
+    pytest.importorskip("pydicom", reason="DICOM fixtures are written with pydicom")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
@@ -239,3 +249,111 @@ def write_dicom(
     path = Path(path)
     ds.save_as(path, enforce_file_format=preamble)
     return path
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+def gray12(seed: int, shape=(24, 20)) -> np.ndarray:
+    """Random 12-bit content in a uint16 array, always reaching 0 and 4095."""
+    arr = np.random.default_rng(seed).integers(0, 4096, shape).astype(np.uint16)
+    arr.flat[0], arr.flat[1] = 0, 4095
+    return arr
+
+
+def rgb8(seed: int, shape=(16, 16, 3)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def clean_dataset(root: Path, per_class: int = 4) -> Path:
+    """Two classes of 12-bit PNGs with sBIT=12: nothing to report against a 12-bit expect."""
+    for cls, base in (("normal", 0), ("pneumonia", 100)):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            write_png(root / cls / f"{i:03d}.png", gray12(base + i), sbit=12)
+    return root
+
+
+def messy_dataset(root: Path) -> Path:
+    """A 12-bit dataset with one of every problem the audit reports.
+
+    normal/: 4 clean 12-bit PNGs, an 8-bit RGB PNG, a PNG with 16-bit content, a constant image
+    and a copy of pneumonia/000.png; pneumonia/: 2 clean PNGs, a truncated and an empty file;
+    empty/: no image.
+    """
+    clean_dataset(root, per_class=4)
+    for name in ("002.png", "003.png"):
+        (root / "pneumonia" / name).unlink()
+    write_png(root / "normal" / "rgb.png", rgb8(7))
+    wide = gray12(8)
+    wide.flat[2] = 60000
+    write_png(root / "normal" / "wide.png", wide)
+    write_png(root / "normal" / "flat.png", np.full((8, 8), 1000, np.uint16), sbit=12)
+    (root / "normal" / "copy.png").write_bytes((root / "pneumonia" / "000.png").read_bytes())
+    good = (root / "pneumonia" / "001.png").read_bytes()
+    (root / "pneumonia" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "pneumonia" / "zero.png").write_bytes(b"")
+    (root / "empty").mkdir()
+    return root
+
+
+def dicom12(path: Path, seed: int, photometric: str = "MONOCHROME2") -> Path:
+    return write_dicom(path, gray12(seed, (16, 16)), bits_stored=12, photometric=photometric)
+
+
+def rgb_dataset(root, per_class=6, classes=("a", "b"), size=(20, 28), seed=0):
+    """Random 8-bit RGB PNGs written by Pillow, ``per_class`` per class folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+            Image.fromarray(arr).save(root / name / f"{i:03d}.png")
+    return root
+
+
+# --- configs -----------------------------------------------------------------------------------
+
+
+def write_config_file(path, content) -> Path:
+    """Write a config to ``path``: YAML text (dedented) or a mapping (dumped as YAML).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    text = textwrap.dedent(content) if isinstance(content, str) else yaml.safe_dump(content)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_for(root: Path, expect: str = "dtype: uint16\n    bit_depth: 12\n    channels: 1",
+               checks: str = "", name: str = "audit.yaml") -> Path:
+    """Write a config next to ``root`` pointing at it."""
+    text = f"""\
+version: 1
+source:
+  directory: {root.name}
+  expect:
+    {expect}
+"""
+    if checks:
+        text += "checks:\n" + textwrap.indent(textwrap.dedent(checks), "  ")
+    return write_config_file(root.parent / name, text)
+
+
+def flow_config(tmp_path, root, *, stages=None, expect=None, runtime=1, name="cfg.yaml",
+                extensions=None, **batches):
+    """Write a config for dataset ``root`` (8-bit rescale by default) and load it."""
+    from preproc.config import load_config
+
+    doc = {"version": 1, "source": {"directory": str(root)},
+           "stages": stages if stages is not None else [{"rescale": {"factor": "1/255"}}],
+           "batches": batches, "checks": {"runtime": {"sample_batches": runtime}}}
+    if expect:
+        doc["source"]["expect"] = expect
+    if extensions:
+        doc["source"]["extensions"] = extensions
+    return load_config(write_config_file(tmp_path / name, doc))
