@@ -1,10 +1,11 @@
 """Dataset audit: what is really in the files, before any training.
 
-``audit(config_or_directory)`` lists the files (:mod:`.listing`), reads each one once in worker
-processes or on a Dask cluster (:mod:`.engines`, :mod:`.records`), aggregates in bounded memory
-(:mod:`.collect`, :mod:`.aggregate`), turns what it saw into grouped findings (:mod:`.rules`)
-under the config's ``checks:`` policy, and proposes a ``source.expect`` block and a stats file
-(:mod:`.suggest`). :class:`AuditReport` writes JSON, CSV and HTML (:mod:`.report`, :mod:`.html`).
+``audit(config_or_directory)`` lists the files (:mod:`preproc.dataset.listing`), reads each one
+once in worker processes or on a Dask cluster (:mod:`.engines`, :mod:`.measure`), aggregates in
+bounded memory (:mod:`.collect`, :mod:`.aggregate`), turns what it saw into grouped findings
+(:mod:`preproc.dataset.tally`, and the image screening of :mod:`.screen`) under the config's
+``checks:`` policy, and proposes a ``source.expect`` block and a stats file (:mod:`.suggest`).
+:class:`AuditReport` writes JSON, CSV and HTML (:mod:`.report`, :mod:`.html`, :mod:`.thumbs`).
 
 Quick audits read headers only: container dtype, channels, size and the stored bit depth (PNG
 IHDR/sBIT, TIFF tags, DICOM BitsAllocated/BitsStored/PixelRepresentation/Photometric).
