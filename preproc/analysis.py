@@ -35,24 +35,33 @@ def check(config, *, sample: int = 64) -> Report:
             to confirm the declared source or, where nothing is declared, to build it.
     """
     from .config.model import as_config
+
+    return _checked(as_config(config), sample)[0]
+
+
+def _checked(config, sample: int) -> tuple[Report, ValueSpec]:
+    """The check's report and the source spec it started from (from ``source.expect`` or the
+    sampled headers), so a flow can build its pipeline without sampling the headers again."""
     from .dataset.dicom_units import stored_units_findings
     from .dataset.sampling import resolve_source_sample
 
-    config = as_config(config)
     src, findings, dicom = resolve_source_sample(config, sample)
     pipeline = Pipeline.from_config(config, source=src)
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
     findings += check_pipeline(pipeline, file=file)
     findings += _decode_findings(config)
-    return Report.with_policy(findings, config.checks, pipeline.trace())
+    return Report.with_policy(findings, config.checks, pipeline.trace()), src
 
 
-def require_check(config, *, sample: int = 64) -> Report:
+def require_check(config, *, sample: int = 64) -> tuple[Report, ValueSpec]:
     """Run :func:`check` and raise :class:`~preproc.errors.CheckFailed` when it fails.
 
     Findings below ``checks.fail_on`` do not stop anything: they are issued once, together, as
     a :class:`CheckWarning`.
+
+    Returns:
+        The report and the source spec the check started from.
     """
     import warnings
 
@@ -60,7 +69,7 @@ def require_check(config, *, sample: int = 64) -> Report:
     from .errors import CheckFailed
 
     config = as_config(config)
-    report = check(config, sample=sample)
+    report, src = _checked(config, sample)
     if config.batches.on_error == "skip":  # the config asks for unreadable files to be dropped
         tolerated = [f if f.code not in _SKIPPED_CODES else replace(f, severity=Severity.WARNING)
                      for f in report.findings]
@@ -71,7 +80,7 @@ def require_check(config, *, sample: int = 64) -> Report:
                           config=str(path) if path is not None else None)
     if report.findings:
         warnings.warn(CheckWarning(report.format_text()), stacklevel=3)
-    return report
+    return report, src
 
 
 #: data findings that ``batches.on_error: skip`` turns into files dropped at run time

@@ -136,3 +136,17 @@ def test_flow_skip_tolerates_unreadable_files_the_check_saw(tmp_path):
     doc["batches"]["on_error"] = "skip"
     with pytest.warns(CheckWarning, match="unreadable-file"), flow(doc, workers=0) as it:
         assert sum(len(b[0]) for b in it) == 6
+
+
+def test_flow_samples_the_headers_once(tmp_path, monkeypatch):
+    """The check's source spec builds the flow's pipeline: headers are not sampled twice."""
+    from preproc.dataset import sampling
+
+    data = rgb_dataset(tmp_path / "d", per_class=2)
+    doc = {"version": 1, "source": {"directory": str(data)}, "batches": {"target_size": [8, 8]}}
+    calls = []
+    real = sampling.sample_headers
+    monkeypatch.setattr(sampling, "sample_headers", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with flow(doc, workers=0) as it:
+        assert it.pipeline.source_spec.dtype == "uint8"  # built from the sampled headers
+    assert len(calls) == 1

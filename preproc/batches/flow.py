@@ -82,7 +82,8 @@ def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> 
     if check:
         from ..analysis import require_check
 
-        require_check(config)
+        # the check has sampled the headers already: its source spec builds the pipeline
+        kwargs.setdefault("source", require_check(config)[1])
     return BatchIterator(config, subset, **kwargs)
 
 
@@ -101,6 +102,8 @@ class BatchIterator:
         prefetch: batches prepared ahead; default ``batches.prefetch``.
         guard: ``'warn'`` (default), ``'raise'`` or ``'record'`` on a runtime range violation.
         pipeline: a ready :class:`~preproc.stages.pipeline.Pipeline` (default: built from ``config``).
+        source: the source spec to build the pipeline on (``flow`` passes the one its check
+            resolved; default: ``source.expect``, else sampled headers).
         cache: a folder written by ``preproc cache`` (default ``batches.cache``): samples are
             read from its shards and only the stages after its cut run.
 
@@ -113,7 +116,7 @@ class BatchIterator:
     """
 
     def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
-                 guard: str = "warn", pipeline=None, cache=None) -> None:
+                 guard: str = "warn", pipeline=None, cache=None, source=None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
@@ -125,7 +128,7 @@ class BatchIterator:
         # an unseeded run draws its seed once, so every worker count still sees one order and
         # one set of augmentations; `seed` reports it so the run can be replayed
         self._seed = b.seed if b.seed is not None else draw_seed()
-        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed)
+        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source)
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
@@ -508,12 +511,15 @@ def _list(config, subset) -> discovery.Discovered:
     return listing
 
 
-def _pipeline_for(config, subset=None, seed: int = 0):
+def _pipeline_for(config, subset=None, seed: int = 0, source=None):
     """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
-    headers (as ``preproc check`` does) so the runtime guard has intervals to check against."""
+    headers (as ``preproc check`` does) so the runtime guard has intervals to check against.
+    ``source``: a source spec already resolved (by the check), used as it is."""
     from ..dataset.sampling import source_spec
     from ..stages.pipeline import Pipeline
 
+    if source is not None:
+        return Pipeline.from_config(config, source=source, subset=subset, seed=seed)
     src = source_spec(config)
     # header findings are check's business; flow only needs the spec (with `voi: header` the
     # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
