@@ -1,10 +1,12 @@
-"""Reusable pydantic constraint types for configs and stage parameters."""
+"""Reusable types: pydantic constraint types for configs and stage parameters, and ``Array``."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
+
+import numpy.typing as npt
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
 
@@ -12,6 +14,7 @@ from . import dtypes
 
 __all__ = [
     "STRICT",
+    "Array",
     "DType",
     "Integer",
     "Number",
@@ -19,6 +22,10 @@ __all__ = [
     "Range",
     "parse_number",
 ]
+
+#: A NumPy array of any dtype and shape: pixels, intervals, histograms. The dtype is a run-time
+#: fact here (uint8, uint16, float32 all flow through one stage), so it is not a static parameter.
+Array: TypeAlias = npt.NDArray[Any]
 
 #: Model config shared by every config model: unknown keys are errors, models are immutable.
 STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
