@@ -101,7 +101,8 @@ def _collect(collector, listing, quick, engine, workers, scheduler, progress) ->
     for rel, cls, reason, detail in listing.problems:
         collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
                                  detail=detail))
-    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
+    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers(),
+                        collector.dicom.options.decoding())
     total, done = len(listing.items), 0
     for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
         collector.add_chunk(records)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ..dataset.tally import Expectation, Tally
 from ..errors import printable
 from .aggregate import GroupStats, RecordSpool
 
-__all__ = ["Collector"]
+__all__ = ["Collector", "UnitsSeen"]
 
 #: Unread files named one by one in the summary (files.csv lists them all).
 MAX_UNREAD = 200
@@ -51,8 +52,19 @@ class Collector:
         self.files: Counter = Counter()
         self.readable: Counter = Counter()
         self.unread: list[dict] = []
+        #: dtypes of files whose header declares their stored bits (DICOM BitsStored, ...)
+        self.declared: set[str] = set()
+        #: header kind ``(dtype, channels)`` -> what its values were measured in
+        self.units: dict[tuple, UnitsSeen] = {}
         self._hashes = array("Q")
         self._dup_first: dict[str, str] | None = None
+
+    def value_group(self, kind: tuple) -> GroupStats | None:
+        """The statistics group of header kind ``(dtype, channels)``: the group of the dtype its
+        values were decoded to (``int16`` HU of ``uint16`` stored DICOM values)."""
+        seen = self.units.get(kind)
+        dtype = seen.value_dtypes.most_common(1)[0][0] if seen is not None else kind[0]
+        return self.groups.get((dtype, kind[1]))
 
     def add(self, rec) -> None:
         """Account for one record (records must arrive in file order for reproducible sums)."""
@@ -83,9 +95,13 @@ class Collector:
             self.breakdown[key] += 1
             if rec.effective_bits is not None:
                 self.breakdown_bits[key] = max(self.breakdown_bits.get(key, 0), rec.effective_bits)
+        if rec.stored_bits_declared and rec.dtype is not None:
+            self.declared.add(rec.dtype)
+        if rec.units is not None and rec.dtype is not None:
+            self.units.setdefault((rec.dtype, rec.channels), UnitsSeen()).add(rec)
         if rec.ok and rec.min is not None:
-            group = self.groups.setdefault((rec.dtype, rec.channels),
-                                           GroupStats(rec.dtype, rec.channels))
+            dtype = rec.value_dtype or rec.dtype
+            group = self.groups.setdefault((dtype, rec.channels), GroupStats(dtype, rec.channels))
             group.add(rec, payload)
         if rec.hash is not None:
             self._hashes.append(int(rec.hash[:16], 16))
@@ -146,6 +162,35 @@ class Collector:
     def _count(self, code: str) -> int:
         bucket = self.tally.errors.get(code)
         return bucket.count if bucket else 0
+
+
+@dataclass
+class UnitsSeen:
+    """What the DICOM files of one header kind were measured in: the units, the dtypes of the
+    decoded values, the union of the intervals their headers allow (``units_range``) and the
+    observed extremes, all in those units."""
+
+    names: Counter = field(default_factory=Counter)
+    value_dtypes: Counter = field(default_factory=Counter)
+    allowed: list[float] | None = None
+    observed: list[float] | None = None
+
+    def add(self, rec) -> None:
+        self.names[rec.units] += 1
+        self.value_dtypes[rec.value_dtype or rec.dtype] += 1
+        if rec.units_range:
+            self.allowed = _hull(self.allowed, rec.units_range[0], rec.units_range[1])
+        if rec.ok and rec.min is not None:
+            self.observed = _hull(self.observed, min(rec.min), max(rec.max))
+
+    @property
+    def name(self) -> str:
+        """The most common units (ties: alphabetical)."""
+        return min(self.names, key=lambda k: (-self.names[k], k))
+
+
+def _hull(pair: list[float] | None, lo: float, hi: float) -> list[float]:
+    return [lo, hi] if pair is None else [min(pair[0], lo), max(pair[1], hi)]
 
 
 def _escape_strings(rec) -> None:

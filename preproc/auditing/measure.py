@@ -14,59 +14,110 @@ use plain numpy reductions.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from .. import dtypes
-from ..dataset.records import FileRecord, fill_header, guarded, read_header
+from ..dataset.records import FileRecord, fill_header, fill_units, guarded, read_header
 from ..io.info import PILLOW_MODE_BY_CHANNELS
+from ..types import Array
 
 __all__ = ["PERCENTILES", "Task", "measure", "process_chunk", "process_file"]
 
 #: Percentiles recorded per channel.
 PERCENTILES = (0.5, 99.5)
 
-#: One unit of work: dataset root, ``[(relative path, class), ...]``, quick flag.
-Task = tuple[str, list[tuple[str, "str | None"]], bool]
+#: One unit of work: dataset root, ``[(relative path, class), ...]``, quick flag and, as an
+#: optional fourth item, the config's DICOM options (``DicomOptions.decoding()``, or ``None``).
+Task = tuple[Any, ...]
 
 
 def process_chunk(task: Task) -> list[FileRecord]:
     """Process every file of a chunk, in order. Runs in a worker; never raises for bad files."""
-    root, items, quick = task
-    return [process_file(root, rel, cls, quick) for rel, cls in items]
+    root, items, quick = task[:3]
+    dicom = task[3] if len(task) > 3 else None
+    return [process_file(root, rel, cls, quick, dicom) for rel, cls in items]
 
 
-def process_file(root: str, rel: str, cls: str | None, quick: bool) -> FileRecord:
-    """Read one file (headers only when ``quick``) and return its record."""
+def process_file(root: str, rel: str, cls: str | None, quick: bool,
+                 dicom: Any = None) -> FileRecord:
+    """Read one file (headers only when ``quick``) and return its record.
+
+    ``dicom`` (the config's ``source.dicom``) decodes grayscale DICOM files as the pipeline
+    receives them (modality LUT, VOI, MONOCHROME1 inversion, every frame with ``frames: all``):
+    their values, histograms and image measures are in those units (``rec.units``).
+    """
     if quick:
-        return read_header(root, rel, cls)[0]
-    from ..io import read
-
+        return read_header(root, rel, cls, dicom)[0]
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
 
     def full() -> None:
-        pixels, info = read(path, "pillow-or-array")  # 8-bit images stay in Pillow: no copy
-        fill_header(rec, info)
-        _fill_values(rec, pixels)
+        pixels, info = _decode(path, dicom)
+        fill_header(rec, info, dicom)
+        _fill_values(rec, pixels, info, dicom)
         _fill_quality(rec, pixels)
 
     guarded(rec, full, path)
     return rec
 
 
-def _fill_quality(rec: FileRecord, pixels) -> None:
-    """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels."""
+def _decode(path: str, dicom: Any) -> tuple[Any, Any]:
+    """``read`` once; a multi-frame DICOM file under ``frames: all`` again, whole."""
+    from ..io import read
+
+    pixels, info = read(path, "pillow-or-array", dicom=dicom)  # 8-bit stays in Pillow: no copy
+    if (dicom is not None and dicom.frames == "all" and info.format == "dicom"
+            and info.frames > 1):
+        pixels, info = read(path, "array", dicom=dicom, frame="all")
+    return pixels, info
+
+
+def _fill_quality(rec: FileRecord, pixels: Any) -> None:
+    """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels.
+
+    Values in DICOM units are shown to the measures as ``[0, 1]`` over the interval the header
+    allows them (``units_range``), as a stored integer image is over its declared levels.
+    """
     from .quality import image_measures
 
-    for name, value in image_measures(pixels, rec).items():
+    target, view, levels = pixels, rec, None
+    if rec.units not in (None, "stored") and rec.units_range and isinstance(pixels, np.ndarray):
+        levels = (float(rec.units_range[0]), float(rec.units_range[1]))
+        target = _unit_interval(pixels, *levels)
+        view = replace(rec, dtype="float32", stored_bits=None, stored_bits_declared=False,
+                       effective_bits=None, signed=None, min=[0.0], max=[1.0])
+    measures = image_measures(target, view)
+    if levels is not None and measures:
+        measures["level_lo"], measures["level_hi"] = levels
+    for name, value in measures.items():
         setattr(rec, name, value)
 
 
-def _fill_values(rec: FileRecord, pixels) -> None:
+def _unit_interval(pixels: Array, lo: float, hi: float) -> Array:
+    """``pixels`` mapped linearly from ``[lo, hi]`` onto ``[0, 1]``, float32."""
+    if pixels.dtype == np.float32 and (lo, hi) == (0.0, 1.0):
+        return pixels
+    out = pixels.astype(np.float32)
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo) if hi > lo else 1.0)
+    return out
+
+
+def _fill_values(rec: FileRecord, pixels: Any, info: Any, dicom: Any) -> None:
+    """Value fields; for DICOM in units, the effective bits come from the stored values and
+    narrow the header's interval (:func:`~preproc.dataset.records.fill_units`)."""
     stats = measure(pixels)
     for name, value in stats.items():
         setattr(rec, name, value)
+    if rec.units is None:
+        return
+    stored = (info.extra or {}).get("stored_range")
+    rec.effective_bits = effective_bits(*stored, signed=bool(rec.signed)) if stored else None
+    if rec.effective_bits is not None:
+        fill_units(rec, info, dicom, rec.effective_bits)
 
 
 def as_channels(array: np.ndarray) -> np.ndarray:
@@ -124,7 +175,8 @@ def measure(pixels) -> dict:
         out = _direct_stats(flat)
         out["hist"] = float_payload(flat)
         if flat.dtype.kind in "ui" and out["pixels"]:
-            out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
+            out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]),
+                                                   signed=flat.dtype.kind == "i")
     out["hash"] = content_hash(pixels)
     return out
 
@@ -143,7 +195,8 @@ def _integer_stats(counts: np.ndarray, offset: int, dtype_name: str) -> dict:
     lo, hi = out.pop("span")
     kind = np.uint32 if out["pixels"] < 2**32 else np.uint64
     out["hist"] = ("exact", dtype_name, lo + offset, counts[:, lo:hi].astype(kind))
-    out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]))
+    out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]),
+                                           signed=dtype_name.startswith("int"))
     return out
 
 
@@ -249,9 +302,13 @@ def _direct_stats(flat: np.ndarray) -> dict:
     }
 
 
-def effective_bits(lo: float, hi: float) -> int:
-    """Bits needed for integer content in ``[lo, hi]``: unsigned when ``lo >= 0``, else signed."""
-    if lo >= 0:
+def effective_bits(lo: float, hi: float, *, signed: bool = False) -> int:
+    """Bits needed for integer content in ``[lo, hi]``: unsigned when ``lo >= 0``, else signed.
+
+    With ``signed`` (a signed container), the sign bit is always counted: values in
+    ``[128, 2191]`` of an ``int16`` file need 13 bits, since 12 signed bits end at 2047.
+    """
+    if lo >= 0 and not signed:
         return dtypes.bits_needed(hi)
     magnitude = max(-lo - 1, hi, 0)
     return dtypes.bits_needed(magnitude) + 1

@@ -7,7 +7,8 @@ values, for ``normalize: {mode: featurewise, stats: FILE}``. Format, version 1::
       "format": "preproc-stats",
       "version": 1,
       "space": "raw",            # values as decoded from the files, before any stage
-      "dtype": "uint16",         # container dtype of the files measured
+      "units": "HU",             # DICOM only: what the values are in (as source.dicom decodes)
+      "dtype": "uint16",         # dtype of the values measured (as decoded)
       "channels": 1,
       "bit_depth": 12,           # largest effective bit depth seen (integers), else null
       "files": 1980,             # files measured: readable files of this dtype and channel count
@@ -58,8 +59,11 @@ def suggest_expect(collector) -> dict | None:
     dtype, channels = top
     expect: dict = {"dtype": dtype}
     notes: dict = {}
-    group = collector.groups.get(top)
-    if dtypes.is_integer(dtype):
+    group = collector.value_group(top)
+    seen = collector.units.get(top)
+    if seen is not None and seen.name != "stored" and seen.allowed is not None:
+        _units_block(seen, expect, notes)
+    elif dtypes.is_integer(dtype):
         _integer_block(collector, dtype, group, expect, notes)
     elif group is not None and group.min:
         lo, hi = min(group.min), max(group.max)
@@ -80,14 +84,44 @@ def _integer_block(collector, dtype, group, expect: dict, notes: dict) -> None:
     bits = header
     if effective is not None and container > 8:
         bits = effective if header >= container else max(header, effective)
-    expect["bit_depth"] = bits
-    expect["range"] = [int(v) for v in dtypes.levels_range(bits, dtypes.is_signed(dtype))]
     parts = [f"headers declare {header}"] if header < container else []
     if effective is not None:
         parts.append(f"values need at most {effective}")
-    notes["bit_depth"] = "; ".join(parts) or "from headers; a full audit also measures values"
-    if group is not None and group.min:
-        notes["range"] = f"observed {format_interval(min(group.min), max(group.max))}"
+    note = "; ".join(parts) or "from headers; a full audit also measures values"
+    observed = (f"observed {format_interval(min(group.min), max(group.max))}"
+                if group is not None and group.min else "")
+    if bits != header and dtype in collector.declared:
+        # a bit_depth below what the headers declare (DICOM BitsStored 16 holding 13-bit
+        # values) would contradict every file; the range alone says what the values need
+        note = f"headers declare {header}; values need at most {effective}"
+        observed = "; ".join(p for p in (note, observed) if p)
+    else:
+        expect["bit_depth"] = bits
+        notes["bit_depth"] = note
+    expect["range"] = [int(v) for v in dtypes.levels_range(bits, dtypes.is_signed(dtype))]
+    if observed:
+        notes["range"] = observed
+
+
+def _units_block(seen, expect: dict, notes: dict) -> None:
+    """DICOM decoded into modality units or a VOI window: ``range`` in those units, as the
+    pipeline and ``source.expect.range`` see them. No ``bit_depth``: it would name stored
+    levels, not these values."""
+    lo, hi = (_plain(v) for v in seen.allowed)
+    expect["range"] = [lo, hi]
+    if seen.name == "voi":
+        text = "voi: the VOI window's output"
+    else:
+        text = (f"{seen.name}: the stored bits through each file's modality LUT "
+                "(RescaleSlope/RescaleIntercept)")
+    if seen.observed is not None:
+        text += f"; observed {format_interval(*seen.observed)}"
+    notes["range"] = text
+
+
+def _plain(value: float) -> float | int:
+    """An integral float as an int (``-1024`` rather than ``-1024.0``)."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def expect_yaml(suggestion: dict) -> str:
@@ -107,15 +141,17 @@ def expect_yaml(suggestion: dict) -> str:
 def stats_document(collector) -> dict | None:
     """The stats file content (format in the module docstring), or ``None`` without values."""
     top = _dominant(collector)
-    group = collector.groups.get(top) if top else None
+    group = collector.value_group(top) if top else None
     if group is None or not group.pixels:
         return None
+    seen = collector.units.get(top)
     bits = None
-    if dtypes.is_integer(group.dtype):
+    if dtypes.is_integer(group.dtype) and (seen is None or seen.name == "stored"):
         bits = max(collector.tally.effective.get(group.dtype) or [0]) or None
     measured = sum(g.files for g in collector.groups.values())
     return {
         "format": STATS_FORMAT, "version": STATS_VERSION, "space": "raw",
+        **({"units": seen.name} if seen is not None else {}),
         "dtype": group.dtype, "channels": group.channels, "bit_depth": bits,
         "files": group.files, "excluded_files": measured - group.files,
         "pixels": group.pixels, "mean": group.mean, "std": group.std,

@@ -54,9 +54,13 @@ class DicomOptions:
     frames: str = "first"
     validation_split: float = 0.0
     split_by: object = None
+    modality_lut: bool = True
+    voi: str = "none"
 
     @classmethod
     def from_config(cls, cfg) -> DicomOptions:
+        """The options of ``cfg``; a bare directory (``None``) gets the config defaults, so it
+        is audited in the units a default config's pipeline receives."""
         if cfg is None:
             return cls()
         dicom = getattr(cfg.source, "dicom", None)
@@ -64,7 +68,15 @@ class DicomOptions:
         return cls(str(getattr(dicom, "monochrome1", "invert") or "invert"),
                    str(getattr(dicom, "frames", "first") or "first"),
                    float(getattr(batches, "validation_split", 0.0) or 0.0),
-                   getattr(batches, "split_by", None))
+                   getattr(batches, "split_by", None),
+                   bool(getattr(dicom, "modality_lut", True)),
+                   str(getattr(dicom, "voi", "none") or "none"))
+
+    def decoding(self) -> DicomOptions:
+        """Only what decoding needs (``modality_lut``, ``voi``, ``monochrome1``, ``frames``):
+        small and picklable, for the audit's worker processes."""
+        return DicomOptions(self.monochrome1, self.frames, modality_lut=self.modality_lut,
+                            voi=self.voi)
 
 
 class PatientIds:

@@ -34,7 +34,14 @@ from ..io.dicom_lut import (
 )
 from ..spec import Interval, ValueSpec
 
-__all__ = ["DicomSample", "adjust_source", "sample_findings", "stored_units_findings"]
+__all__ = [
+    "DicomSample",
+    "adjust_source",
+    "header_units",
+    "inverted_twice_findings",
+    "sample_findings",
+    "stored_units_findings",
+]
 
 _MONO = ("MONOCHROME1", "MONOCHROME2")
 
@@ -66,6 +73,43 @@ class DicomSample:
 
     def modalities(self) -> set[str]:
         return {i.extra.get("modality") or "?" for _, _, i in self.files}
+
+
+def header_units(info, options, effective_bits: int | None = None):
+    """``(units, [lo, hi])``: what one file's grayscale values are in once decoded with
+    ``options`` (``source.dicom``), and the interval its header allows them (no pixels).
+
+    The interval is the stored range of BitsStored through the modality LUT (the source
+    interval ``check`` derives), ``[0, 1]`` under ``voi: header``, the stored range with
+    ``modality_lut: false``. When BitsStored fills the container and ``effective_bits`` (the
+    bits the stored values use, counted in the container's signedness) is known, those bits
+    replace it, as for any integer file whose header does not narrow its container; not for
+    inverted files, whose inversion spans the whole stored range.
+
+    Returns:
+        ``(None, None)`` for other formats, colour DICOM files, or without ``options``.
+    """
+    extra = info.extra or {}
+    photometric = extra.get("stored_photometric") or info.photometric
+    if info.format != "dicom" or options is None or photometric not in _MONO:
+        return None, None
+    from ..io.dicom import units_of
+
+    units = units_of(options, extra.get("modality"))
+    if units == "voi":
+        return units, [0.0, 1.0]
+    bits = info.stored_bits or 8
+    if (effective_bits is not None and bits >= dtypes.container_bits(extra.get("stored_dtype")
+                                                                       or info.dtype)
+            and not (photometric == "MONOCHROME1" and options.monochrome1 == "invert")):
+        bits = min(bits, effective_bits)
+    facts = facts_from_extra(extra, bits_stored=bits, signed=bool(info.signed),
+                             photometric=photometric, dtype=extra.get("stored_dtype") or info.dtype)
+    if units == "stored":
+        lo, hi = dtypes.levels_range(bits, bool(info.signed))
+        return units, [float(lo), float(hi)]
+    lo, hi = modality_range(facts)
+    return units, [float(lo), float(hi)]
 
 
 def _display(path, root) -> str:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, fields
 
 from ..io.info import os_error_reason
 
-__all__ = ["FileRecord", "fill_header", "guarded", "read_header", "stored_bits_declared"]
+__all__ = [
+    "FileRecord", "fill_header", "fill_units", "guarded", "read_header", "stored_bits_declared",
+]
 
 #: Formats whose stored-bits value is always a header field (not just the container size).
 _DECLARING_FORMATS = ("dicom", "tiff", "ppm")
@@ -47,6 +49,15 @@ class FileRecord:
         modality ... patient_id: DICOM header facts (``None`` for other formats); ``lossy``
             is LossyImageCompression 01 or a lossy transfer syntax; ``photometric`` is the
             header's value. ``patient_id`` is the raw PatientID: reports hash it.
+        units: what the value fields (``min`` ... ``frac_max``, the histogram) of a grayscale
+            DICOM file are in, decoded with the config's ``source.dicom`` as the pipeline
+            receives them: ``'HU'``, ``'modality'``, ``'voi'`` or ``'stored'``; ``None`` for
+            other files, whose values are the stored ones. ``dtype``, ``stored_bits``,
+            ``signed`` and ``effective_bits`` stay facts of the stored values.
+        value_dtype: dtype of the decoded values when it differs from ``dtype`` (``int16``
+            HU of ``uint16`` stored values), else ``None``.
+        units_range: the interval the header allows the values in ``units`` (see
+            :func:`preproc.dataset.dicom_units.header_units`).
         hist: transport-only histogram payload consumed by the aggregator; never stored.
     """
 
@@ -72,6 +83,9 @@ class FileRecord:
     window_width: float | None = None
     pixel_spacing: list[float] | None = None
     patient_id: str | None = None
+    units: str | None = None
+    value_dtype: str | None = None
+    units_range: list[float] | None = None
     effective_bits: int | None = None
     pixels: int | None = None
     min: list[float] | None = None
@@ -115,15 +129,18 @@ class FileRecord:
         return out
 
 
-def read_header(root: str, rel: str, cls: str | None):
-    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files."""
+def read_header(root: str, rel: str, cls: str | None, options=None):
+    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files.
+
+    ``options`` (``source.dicom``) name the units a DICOM file's values would be in.
+    """
     from ..io import read
 
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
     info = guarded(rec, lambda: read(path, "header"))
     if info is not None:
-        fill_header(rec, info)
+        fill_header(rec, info, options)
     return rec, info
 
 
@@ -165,13 +182,26 @@ def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
     rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
 
 
-def fill_header(rec: FileRecord, info) -> None:
+def fill_header(rec: FileRecord, info, options=None) -> None:
+    """Header fields of ``rec`` from ``info`` (probed, or decoded with ``options``)."""
     rec.format, rec.dtype, rec.channels = info.format, info.dtype, info.channels
     rec.height, rec.width, rec.frames = info.height, info.width, info.frames
     rec.stored_bits, rec.photometric, rec.signed = info.stored_bits, info.photometric, info.signed
     rec.stored_bits_declared = stored_bits_declared(info)
     if info.format == "dicom":
         _fill_dicom(rec, info.extra or {})
+        fill_units(rec, info, options)
+
+
+def fill_units(rec: FileRecord, info, options, effective_bits: int | None = None) -> None:
+    """``units``, ``value_dtype``, ``units_range`` of a DICOM record (see :class:`FileRecord`);
+    ``dtype`` becomes the stored container dtype again after a decode that changed it."""
+    from .dicom_units import header_units
+
+    stored = (info.extra or {}).get("stored_dtype") or info.dtype
+    rec.dtype = stored
+    rec.value_dtype = info.dtype if info.dtype != stored else None
+    rec.units, rec.units_range = header_units(info, options, effective_bits)
 
 
 def _fill_dicom(rec: FileRecord, extra: dict) -> None:

@@ -31,7 +31,9 @@ from ..errors import DecodeError, MissingDependencyError
 from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
-__all__ = ["LOSSY_SYNTAXES", "decode_dicom", "install_hint", "lossy_source", "probe_dicom"]
+__all__ = [
+    "LOSSY_SYNTAXES", "decode_dicom", "install_hint", "lossy_source", "probe_dicom", "units_of",
+]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -178,6 +180,7 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
         lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else 16
         samples, dtype, stored, signed = 3, "uint8" if lut_bits <= 8 else "uint16", lut_bits, False
+    extra["stored_dtype"] = dtype
     info = ImageInfo(
         path=str(path),
         format="dicom",
@@ -284,7 +287,7 @@ def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray
 
 
 def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
-                 frame: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+                 frame: int | str | None = None) -> tuple[np.ndarray, ImageInfo]:
     """Decode one frame of a DICOM file held in ``data``.
 
     Args:
@@ -296,11 +299,14 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
             ``source.dicom`` (``modality_lut``, ``voi``, ``monochrome1``): the arithmetic of
             :mod:`preproc.io.dicom_lut` (modality units in float32 or the smallest exact
             integer dtype; VOI to float32 [0, 1]; MONOCHROME1 inverted or refused).
-        frame: 0-based frame index (default: the first frame).
+        frame: 0-based frame index (default: the first frame), or ``'all'`` for every frame
+            at once as ``(F, H, W, C)`` (``extra['all_frames']`` is then true).
 
     Returns:
         ``(H, W, C)`` array in pydicom's dtype for the file (see the module notes), or what
-        ``options`` ask for, and its info.
+        ``options`` ask for, and its info. With ``options``, grayscale files also give
+        ``extra['units']`` (:func:`units_of`) and ``extra['stored_range']``, the smallest and
+        largest stored value (the bits the file uses, measured before any LUT).
 
     Raises:
         DecodeError: ``no-pixel-data``, ``compressed-unsupported``, ``corrupt``, ``truncated``,
@@ -311,7 +317,8 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
     pydicom = _pydicom()
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
-    index = frame or 0
+    every = frame == "all"
+    index = 0 if every or frame is None else int(frame)
     with warnings.catch_warnings(record=True) as caught:
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -320,11 +327,13 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
             if not 0 <= index < info.frames:
                 raise DecodeError(path, "no-frame",
                                   f"frame {index} asked for; the file has {info.frames}")
-            array, meta = _decode_frame(path, ds, info, index)
+            array, meta = _decode_frame(path, ds, info, None if every else index)
+            extra = dict(info.extra)
+            if every:
+                array, extra["all_frames"] = _frames_first(array, info), True
             photometric = str(meta.get("photometric_interpretation", info.photometric))
             if info.photometric == "PALETTE COLOR":
                 array, photometric = apply_color_lut(array, ds), "RGB"
-            extra = dict(info.extra)
             grayscale = photometric in ("MONOCHROME1", "MONOCHROME2")
             if options is not None and grayscale:
                 array, photometric = _render(path, ds, array, options, extra)
@@ -336,21 +345,45 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
         except Exception as exc:
             raise _read_error(path, exc) from exc
     if frame is not None:
-        extra["frame"] = index
+        extra["frame"] = "all" if every else index
     if caught:
         extra["warnings"] = sorted({str(w.message) for w in caught})
+    return _finish(path, array, info, photometric, extra)
+
+
+def _frames_first(array: np.ndarray, info: ImageInfo) -> np.ndarray:
+    """Every frame as ``(F, H, W, C)``; pydicom drops the frame axis of single-frame files."""
+    if info.frames == 1:
+        array = array[None]
+    return array[..., None] if array.ndim == 3 else array
+
+
+def _finish(path, array: np.ndarray, info: ImageInfo, photometric: str,
+            extra: dict) -> tuple[np.ndarray, ImageInfo]:
+    """Native byte order, a channel axis and the shape checked against Rows/Columns."""
     if array.ndim == 2:
         array = array[:, :, None]
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    if array.shape[:2] != (info.height, info.width):
+    frame_shape = array.shape[1:3] if extra.get("all_frames") else array.shape[:2]
+    if frame_shape != (info.height, info.width):
         raise DecodeError(
             path, "corrupt", f"decoded shape {array.shape} does not match Rows/Columns"
         )
     info = info.with_changes(
-        dtype=array.dtype.name, channels=array.shape[2], photometric=photometric, extra=extra
+        dtype=array.dtype.name, channels=array.shape[-1], photometric=photometric, extra=extra
     )
     return np.ascontiguousarray(array), info
+
+
+def units_of(options, modality: str | None) -> str:
+    """What grayscale values decoded with ``options`` (``source.dicom``) are in: ``'voi'``
+    (the window's [0, 1]), ``'stored'``, ``'HU'`` (CT modality values) or ``'modality'``."""
+    if options.voi == "header":
+        return "voi"
+    if not options.modality_lut:
+        return "stored"
+    return "HU" if (modality or "").strip().upper() == "CT" else "modality"
 
 
 def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarray, str]:
@@ -378,4 +411,7 @@ def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarr
     extra["modality_lut_applied"] = bool(options.modality_lut) and not facts.identity
     extra["voi_applied"] = options.voi == "header"
     extra["inverted"] = invert
+    extra["units"] = units_of(options, extra.get("modality"))
+    if array.size and array.dtype.kind in "ui":  # the stored extremes: bits the file uses
+        extra["stored_range"] = [int(array.min()), int(array.max())]
     return out, "MONOCHROME2" if invert else photometric

@@ -205,14 +205,40 @@ def apply_modality(stored: np.ndarray, facts: PixelFacts, container: str | None 
         return lut_lookup(stored, lut.first, lut.table).astype(out_dtype)
     if facts.lut_bits is not None:
         raise ValueError("the Modality LUT Sequence's table is needed to apply it")
+    if facts.integral and np.dtype(out_dtype).kind in "ui" and stored.dtype.kind in "ui":
+        return _affine_integer(stored, int(facts.slope), int(facts.intercept), out_dtype)
     y = stored.astype(np.float64) * facts.slope + facts.intercept
     return y.astype(out_dtype)
+
+
+def _affine_integer(stored: np.ndarray, slope: int, intercept: int, out_dtype: str) -> np.ndarray:
+    """``stored * slope + intercept`` in ``out_dtype`` without a float round trip.
+
+    Computed modulo ``2**bits`` of the output (unsigned wrap-around): modular arithmetic
+    respects products and sums, so whenever the true result fits ``out_dtype`` (which
+    :func:`modality_dtype` guarantees for every stored value) the wrapped result is exact,
+    even where ``stored * slope`` alone would not fit.
+    """
+    out = np.dtype(out_dtype)
+    unsigned = np.dtype(f"u{out.itemsize}")
+    modulus = 1 << (8 * out.itemsize)
+    y = stored.astype(unsigned)  # two's complement wrap of negative stored values
+    if slope != 1:
+        y *= unsigned.type(slope % modulus)
+    if intercept:
+        y += unsigned.type(intercept % modulus)
+    return y.view(out)
 
 
 def invert_stored(stored: np.ndarray, facts: PixelFacts) -> np.ndarray:
     """``smin + smax - s`` over the stored range, in ``stored``'s dtype (exact)."""
     lo, hi = stored_range(facts.bits_stored, facts.signed)
-    return (lo + hi - stored.astype(np.int64)).astype(stored.dtype)
+    if stored.dtype.kind not in "ui":
+        return (lo + hi - stored.astype(np.int64)).astype(stored.dtype)
+    # modulo 2**bits of the container, as the widening subtraction and the cast back would be
+    unsigned = np.dtype(f"u{stored.dtype.itemsize}")
+    top = unsigned.type((lo + hi) % (1 << (8 * stored.dtype.itemsize)))
+    return (top - stored.view(unsigned)).view(stored.dtype)
 
 
 def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
