@@ -42,13 +42,14 @@ def check(config, *, sample: int = 64) -> Report:
 def _checked(config, sample: int) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
-    from .dataset.dicom_units import stored_units_findings
+    from .dataset.dicom_units import inverted_twice_findings, stored_units_findings
     from .dataset.sampling import resolve_source_sample
 
     src, findings, dicom = resolve_source_sample(config, sample)
     pipeline = Pipeline.from_config(config, source=src)
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
+    findings += inverted_twice_findings(pipeline, dicom, config.source.dicom, file)
     findings += check_pipeline(pipeline, file=file)
     findings += _decode_findings(config)
     return Report.with_policy(findings, config.checks, pipeline.trace()), src

@@ -157,3 +157,38 @@ def test_files_csv_says_the_units(tmp_path, ct_small):
     assert (row["dtype"], row["stored_bits"], row["units"], row["value_dtype"]) == (
         "int16", "16", "HU", "int32")
     assert (row["min"], row["max"], row["units_range"]) == ("-896", "1167", "-5120;3071")
+
+
+# ------------------------------------------------------------------ check: inverted twice
+
+
+def _check_config(tmp_path, dicom: str = "") -> Path:
+    path = tmp_path / "chk.yaml"
+    path.write_text("version: 1\nsource:\n  directory: data\n  extensions: [dcm]\n" + dicom
+                    + "stages:\n  - rescale_intensity: {in_range: source}\n"
+                    "  - invert: {max: 1}\n"
+                    "batches: {color_mode: grayscale, class_mode: binary, "
+                    "target_size: [32, 32]}\n")
+    return path
+
+
+def test_check_warns_when_invert_meets_data_inverted_at_decode(tmp_path):
+    from preproc import check
+
+    _cr(tmp_path / "data" / "cr" / "cr.dcm", RNG.integers(0, 4096, (8, 8)).astype(np.uint16))
+    report = check(_check_config(tmp_path))
+    (f,) = [f for f in report.findings if f.code == "inverted-twice"]
+    assert f.severity.name == "WARNING" and f.stage == 1 and f.stage_name == "invert"
+    assert f.location.line == 7 and f.files == ("cr/cr.dcm",)
+    assert "monochrome1: keep" in f.hint and "remove the `invert` stage" in f.hint
+    kept = check(_check_config(tmp_path, "  dicom: {monochrome1: keep}\n"))
+    assert "inverted-twice" not in kept.codes
+
+
+def test_no_inverted_twice_warning_for_monochrome2(tmp_path):
+    from preproc import check
+
+    (tmp_path / "data" / "c").mkdir(parents=True)
+    write_dicom(tmp_path / "data" / "c" / "a.dcm", RNG.integers(0, 4096, (8, 8)).astype(np.uint16),
+                bits_stored=12)
+    assert "inverted-twice" not in check(_check_config(tmp_path)).codes

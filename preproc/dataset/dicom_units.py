@@ -297,3 +297,34 @@ def stored_units_findings(pipeline, sample: DicomSample, options,
             data={"rescale": dict(kinds)},
         ))
     return out
+
+
+def inverted_twice_findings(pipeline, sample: DicomSample, options,
+                            file: str | None = None) -> list[Finding]:
+    """``inverted-twice`` for an ``invert`` stage receiving DICOM data inverted at decode.
+
+    With ``source.dicom.monochrome1: invert`` (the default), MONOCHROME1 files already reach
+    the pipeline as MONOCHROME2 (high is bright); a pipeline ``invert`` written for the
+    original white-is-low files flips them back. Only the first ``invert`` is named: a second
+    one undoes the first.
+    """
+    if not sample or options is None or options.monochrome1 != "invert":
+        return []
+    inverted = [p for p, f, _ in sample.files if f.photometric == "MONOCHROME1"]
+    stage = next((s for s in pipeline.stages if s.name == "invert"), None)
+    if not inverted or stage is None:
+        return []
+    return [Finding(
+        "inverted-twice",
+        f"{stage.describe()} inverts {len(inverted)} of {len(sample.files)} sampled DICOM "
+        "file(s) that are MONOCHROME1 and already inverted at decode "
+        "(source.dicom.monochrome1: invert): they reach the model white-is-low again",
+        hint="remove the `invert` stage, or set source.dicom.monochrome1: keep to invert in "
+        "the pipeline instead (one inversion, in one place)",
+        stage=stage.index, stage_name=stage.name,
+        location=Location(file=file, line=stage.line, column=stage.column,
+                          path=f"stages[{stage.index}].{stage.name}"),
+        files=tuple(inverted[:10]), count=len(inverted),
+        data={"monochrome1": len(inverted), "sampled": len(sample.files)},
+    )]
+
