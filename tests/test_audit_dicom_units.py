@@ -192,3 +192,58 @@ def test_no_inverted_twice_warning_for_monochrome2(tmp_path):
     write_dicom(tmp_path / "data" / "c" / "a.dcm", RNG.integers(0, 4096, (8, 8)).astype(np.uint16),
                 bits_stored=12)
     assert "inverted-twice" not in check(_check_config(tmp_path)).codes
+
+
+# --------------------------------------------------------------- thumbnails, contact sheet
+
+
+def _image_of(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def _halves(path: Path, left: int, right: int, **kw) -> Path:
+    stored = np.full((16, 16), left, np.uint16)
+    stored[:, 8:] = right
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_dicom(path, stored, bits_stored=12, **kw)
+
+
+def test_finding_thumbnails_are_decoded_with_the_dicom_options(tmp_path):
+    from preproc.auditing.thumbs import thumbnail_uri
+
+    _halves(tmp_path / "data" / "cr" / "cr.dcm", 100, 3000, photometric="MONOCHROME1",
+            rescale=(0.684, 200), tags={"Modality": "CR"})
+    for dicom, bright_left in (("", True), ("  dicom: {monochrome1: keep}\n", False)):
+        report = audit(_config(tmp_path, dicom), workers=1)
+        rec = _only(report)
+        options = report._collector.dicom.options.decoding()
+        thumb = _image_of(thumbnail_uri(report.dataset, rec, options)).astype(int)
+        assert (thumb[:, 0].mean() > thumb[:, -1].mean()) == bright_left
+
+
+def test_contact_sheet_shows_the_pipeline_output_on_hu(tmp_path):
+    from preproc.auditing.thumbs import contact_sheets
+
+    # stored 24 -> -1000 HU (below the window: black); stored 1124 -> 100 HU: (100 + 160) / 400
+    _halves(tmp_path / "data" / "ct" / "ct.dcm", 24, 1124, rescale=(1, -1024),
+            tags={"Modality": "CT"})
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text("version: 1\nsource:\n  directory: data\n  extensions: [dcm]\n"
+                   "stages:\n  - window: {center: 40, width: 400}\n"
+                   "batches: {color_mode: grayscale, class_mode: binary, "
+                   "target_size: [16, 16]}\n")
+    report = audit(cfg, workers=1)
+    html = contact_sheets(report)
+    assert "What the model sees" in html and "class ct" in html
+    uri = html.split("src='", 1)[1].split("'", 1)[0]
+    sheet = _image_of(uri).astype(int)
+    assert sheet[:, 0].max() == 0
+    assert abs(sheet[:, -1].mean() - 260 / 400 * 255) <= 1
+    report.write(tmp_path / "out")
+    assert "What the model sees" in (tmp_path / "out" / "report.html").read_text()

@@ -73,6 +73,7 @@ def audit(
     collector = Collector(expect, listing.classes, where, DicomOptions.from_config(cfg),
                           show_patient_ids)
     collector.tally.ignored = listing.ignored
+    collector.config = cfg  # the report's contact sheet runs the config's pipeline
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()

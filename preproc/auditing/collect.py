@@ -42,6 +42,8 @@ class Collector:
                                                   for c in classes]
         where = printable(where)
         self.spool = RecordSpool()
+        #: the audited config (``None`` for a bare directory), for the report's contact sheet
+        self.config: object | None = None
         self.tally = Tally(expect, classes, where)
         self.patients = PatientIds(show=show_patient_ids)
         self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)
