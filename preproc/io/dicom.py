@@ -21,6 +21,7 @@ Decisions:
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from typing import BinaryIO
@@ -57,15 +58,59 @@ def _read_error(path, exc: Exception) -> DecodeError:
     return DecodeError(path, "corrupt", text)
 
 
+#: Text elements only the header facts use, read from their raw bytes (see :func:`_texts`).
+_TEXT_TAGS = {
+    "Modality": 0x00080060, "Manufacturer": 0x00080070, "PatientID": 0x00100020,
+    "ImagerPixelSpacing": 0x00181164, "PixelSpacing": 0x00280030,
+    "WindowCenter": 0x00281050, "WindowWidth": 0x00281051, "RescaleIntercept": 0x00281052,
+    "RescaleSlope": 0x00281053, "VOILUTFunction": 0x00281056,
+    "LossyImageCompression": 0x00282110,
+}
+_TEXT_VRS = frozenset({"AE", "CS", "DS", "IS", "LO", "SH", None})
+
+
+def _texts(ds, keyword: str) -> list[str]:
+    """The values of a short text element (CS, DS, IS, LO, SH) as stripped strings.
+
+    Read from the element's raw bytes when pydicom has not converted it yet: pydicom's
+    conversion of a value costs about as much as decoding a small image's pixels, and these
+    elements are only ever read here. Values that are not plain ASCII (a PatientID in another
+    character set), or other VRs, go through pydicom's conversion.
+    """
+    elem = ds.get_item(_TEXT_TAGS[keyword])
+    if elem is None:
+        return []
+    if getattr(elem, "is_raw", False) and elem.VR in _TEXT_VRS and isinstance(elem.value, bytes):
+        try:
+            text = elem.value.decode("ascii")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return [v.strip(" \x00") for v in text.split("\\") if v.strip(" \x00")]
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return [str(value).strip()]
+    return [str(v).strip() for v in value]
+
+
+def _text(ds, keyword: str) -> str | None:
+    """The first value of a short text element, or ``None``."""
+    values = _texts(ds, keyword)
+    return values[0] if values else None
+
+
 def _number(value):
     if value is None or value == "":
         return None
     if hasattr(value, "__len__") and not isinstance(value, str):  # multi-valued: first value
         value = value[0] if len(value) else None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 #: Transfer syntaxes whose encoding may discard information: JPEG baseline and extended, JPEG-LS
@@ -107,7 +152,7 @@ def install_hint(transfer_syntax: str | None) -> str:
 def _spacing(ds) -> list[float] | None:
     """PixelSpacing (or ImagerPixelSpacing for projection images) in mm, row then column."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
+        value = _texts(ds, keyword)
         if value:
             try:
                 return [float(v) for v in value][:2]
@@ -162,18 +207,19 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
         "transfer_syntax_name": getattr(syntax, "name", None),
         "bits_allocated": allocated,
         "stored_photometric": photometric,
-        "modality": str(ds.get("Modality") or "") or None,
-        "rescale_slope": _number(ds.get("RescaleSlope")),
-        "rescale_intercept": _number(ds.get("RescaleIntercept")),
-        "window_center": _number(ds.get("WindowCenter")),
-        "window_width": _number(ds.get("WindowWidth")),
-        "voi_function": str(ds.get("VOILUTFunction") or "LINEAR").strip().upper(),
-        "voi_lut": bool(ds.get("VOILUTSequence")),
-        "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")),
-        "manufacturer": str(ds.get("Manufacturer") or "") or None,
-        "lossy_compression": str(ds.get("LossyImageCompression") or "") or None,
+        "modality": _text(ds, "Modality"),
+        "rescale_slope": _number(_text(ds, "RescaleSlope")),
+        "rescale_intercept": _number(_text(ds, "RescaleIntercept")),
+        "window_center": _number(_text(ds, "WindowCenter")),
+        "window_width": _number(_text(ds, "WindowWidth")),
+        "voi_function": (_text(ds, "VOILUTFunction") or "LINEAR").upper(),
+        "voi_lut": "VOILUTSequence" in ds and bool(ds.get("VOILUTSequence")),
+        "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")
+                                       if "ModalityLUTSequence" in ds else None),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "lossy_compression": _text(ds, "LossyImageCompression"),
         "pixel_spacing": _spacing(ds),
-        "patient_id": str(ds.get("PatientID") or "") or None,
+        "patient_id": _text(ds, "PatientID"),
     }
     extra["lossy"] = lossy_source(extra["transfer_syntax"], extra["lossy_compression"])
     if photometric == "PALETTE COLOR":
@@ -336,7 +382,7 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
                 array, photometric = apply_color_lut(array, ds), "RGB"
             grayscale = photometric in ("MONOCHROME1", "MONOCHROME2")
             if options is not None and grayscale:
-                array, photometric = _render(path, ds, array, options, extra)
+                array, photometric = _render(path, ds, array, options, extra, info)
             elif modality_lut and grayscale:
                 array = apply_modality_lut(array, ds)
                 extra["modality_lut_applied"] = True
@@ -386,13 +432,19 @@ def units_of(options, modality: str | None) -> str:
     return "HU" if (modality or "").strip().upper() == "CT" else "modality"
 
 
-def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarray, str]:
+def _render(path, ds, array: np.ndarray, options, extra: dict,
+            info: ImageInfo) -> tuple[np.ndarray, str]:
     """Grayscale stored values to what ``options`` ask for; ``(array, photometric)``."""
     from . import dicom_lut
 
-    meta = getattr(ds, "file_meta", None)
-    little = getattr(meta, "_tsyntax_encoding", (None, True))[1] if meta is not None else True
-    facts = dicom_lut.facts_from_dataset(ds, little_endian=little)
+    if extra.get("voi_lut") or extra.get("modality_lut_bits") is not None:
+        meta = getattr(ds, "file_meta", None)
+        little = getattr(meta, "_tsyntax_encoding", (None, True))[1] if meta is not None else True
+        facts = dicom_lut.facts_from_dataset(ds, little_endian=little)  # the tables are needed
+    else:  # the header facts were just read: no second conversion of the same elements
+        facts = dicom_lut.facts_from_extra(
+            extra, bits_stored=info.stored_bits or 8, signed=bool(info.signed),
+            photometric=extra["stored_photometric"], dtype=extra["stored_dtype"])
     photometric = facts.photometric
     if photometric == "MONOCHROME1" and options.monochrome1 == "error":
         raise DecodeError(path, "monochrome1-refused",
