@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -23,6 +23,15 @@ from .. import dtypes
 from ..dataset.records import FileRecord, fill_header, fill_units, guarded, read_header
 from ..io.info import PILLOW_MODE_BY_CHANNELS
 from ..types import Array
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..dataset.dicom_tally import DicomOptions
+    from ..io.info import ImageInfo
+
+#: Decoded pixels: an array, or an 8-bit image Pillow holds (``read(..., "pillow-or-array")``).
+Pixels: TypeAlias = "Array | Image.Image"
 
 __all__ = ["PERCENTILES", "Task", "measure", "process_chunk", "process_file"]
 
@@ -42,7 +51,7 @@ def process_chunk(task: Task) -> list[FileRecord]:
 
 
 def process_file(root: str, rel: str, cls: str | None, quick: bool,
-                 dicom: Any = None) -> FileRecord:
+                 dicom: DicomOptions | None = None) -> FileRecord:
     """Read one file (headers only when ``quick``) and return its record.
 
     ``dicom`` (the config's ``source.dicom``) decodes grayscale DICOM files as the pipeline
@@ -64,7 +73,7 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool,
     return rec
 
 
-def _decode(path: str, dicom: Any) -> tuple[Any, Any]:
+def _decode(path: str, dicom: DicomOptions | None) -> tuple[Pixels, ImageInfo]:
     """``read`` once; a multi-frame DICOM file under ``frames: all`` again, whole."""
     from ..io import read
 
@@ -75,7 +84,7 @@ def _decode(path: str, dicom: Any) -> tuple[Any, Any]:
     return pixels, info
 
 
-def _fill_quality(rec: FileRecord, pixels: Any) -> None:
+def _fill_quality(rec: FileRecord, pixels: Pixels) -> None:
     """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels.
 
     Values in DICOM units are shown to the measures as ``[0, 1]`` over the interval the header
@@ -83,7 +92,8 @@ def _fill_quality(rec: FileRecord, pixels: Any) -> None:
     """
     from .quality import image_measures
 
-    target, view, levels = pixels, rec, None
+    target: Pixels = pixels
+    view, levels = rec, None
     if rec.units not in (None, "stored") and rec.units_range and isinstance(pixels, np.ndarray):
         levels = (float(rec.units_range[0]), float(rec.units_range[1]))
         target = _unit_interval(pixels, *levels)
@@ -133,7 +143,8 @@ def box_reduced(x: Array) -> Array:
     return out
 
 
-def _fill_values(rec: FileRecord, pixels: Any, info: Any, dicom: Any) -> None:
+def _fill_values(rec: FileRecord, pixels: Pixels, info: ImageInfo,
+                 dicom: DicomOptions | None) -> None:
     """Value fields; for DICOM in units, the effective bits come from the stored values and
     narrow the header's interval (:func:`~preproc.dataset.records.fill_units`)."""
     stats = measure(pixels)
@@ -147,14 +158,14 @@ def _fill_values(rec: FileRecord, pixels: Any, info: Any, dicom: Any) -> None:
         fill_units(rec, info, dicom, rec.effective_bits)
 
 
-def as_channels(array: np.ndarray) -> np.ndarray:
+def as_channels(array: Array) -> Array:
     """View an ``HxW``, ``HxWxC`` or ``FxHxWxC`` array as ``(pixels, C)``."""
     if array.ndim <= 2:
         return array.reshape(-1, 1)
     return array.reshape(-1, array.shape[-1])
 
 
-def content_hash(array: np.ndarray) -> str:
+def content_hash(array: Array) -> str:
     """Hash of dtype name, shape and native-order pixel bytes; equal pixels, equal hash.
 
     XXH3 with 128 bits (the ``xxhash`` package): about 30 times faster than SHA-256, which
@@ -163,10 +174,10 @@ def content_hash(array: np.ndarray) -> str:
     accidental collisions out of reach for any dataset.
     """
     native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    return _hash(dtypes.normalize_dtype(native.dtype), native.shape, memoryview(native).cast("B"))
+    return _hash(dtypes.normalize_dtype(native.dtype), native.shape, native.data.cast("B"))
 
 
-def _hash(dtype_name: str, shape: tuple, data) -> str:
+def _hash(dtype_name: str, shape: tuple[int, ...], data: bytes | memoryview) -> str:
     import xxhash
 
     digest = xxhash.xxh3_128(f"{dtype_name}{tuple(shape)}".encode())
@@ -174,7 +185,7 @@ def _hash(dtype_name: str, shape: tuple, data) -> str:
     return digest.hexdigest()
 
 
-def measure(pixels) -> dict:
+def measure(pixels: Pixels) -> dict[str, Any]:
     """Per-channel statistics of one decoded image.
 
     Args:
@@ -208,7 +219,7 @@ def measure(pixels) -> dict:
     return out
 
 
-def _measure_image(image) -> dict:
+def _measure_image(image: Image.Image) -> dict[str, Any]:
     """:func:`measure` of an 8-bit Pillow image: Pillow's C histogram, no copy to NumPy."""
     bands = len(image.getbands())
     out = _integer_stats(_band_counts(image, bands), 0, "uint8")
@@ -217,7 +228,7 @@ def _measure_image(image) -> dict:
     return out
 
 
-def _integer_stats(counts: np.ndarray, offset: int, dtype_name: str) -> dict:
+def _integer_stats(counts: Array, offset: int, dtype_name: str) -> dict[str, Any]:
     out = stats_from_histogram(counts, offset)
     lo, hi = out.pop("span")
     kind = np.uint32 if out["pixels"] < 2**32 else np.uint64
@@ -227,7 +238,7 @@ def _integer_stats(counts: np.ndarray, offset: int, dtype_name: str) -> dict:
     return out
 
 
-def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
+def exact_histogram(flat: Array) -> tuple[Array, int]:
     """Counts of every value of an 8- or 16-bit integer ``(pixels, C)`` array.
 
     Returns:
@@ -251,7 +262,7 @@ def exact_histogram(flat: np.ndarray) -> tuple[np.ndarray, int]:
     return counts, offset
 
 
-def _single_16(values: Array, unsigned: np.dtype) -> tuple[Array, int]:
+def _single_16(values: Array, unsigned: np.dtype[Any]) -> tuple[Array, int]:
     """:func:`exact_histogram` of one 16-bit channel, counted from its smallest value.
 
     Signed data (HU around -1024) is shifted by its minimum, modulo 2**16, instead of having
@@ -266,7 +277,7 @@ def _single_16(values: Array, unsigned: np.dtype) -> tuple[Array, int]:
     return np.bincount(shifted)[None], lo
 
 
-def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
+def _pillow_histogram(flat: Array) -> Array:
     """Per-channel counts of 8-bit ``(pixels, C)`` data through Pillow's C histogram.
 
     About twice as fast as ``np.bincount``, which first widens every byte to a 64-bit index.
@@ -280,19 +291,19 @@ def _pillow_histogram(flat: np.ndarray) -> np.ndarray:
     return _band_counts(image, flat.shape[1])
 
 
-def _band_counts(image, bands: int) -> np.ndarray:
+def _band_counts(image: Image.Image, bands: int) -> Array:
     """Pillow's histogram of an 8-bit image as ``(bands, 256)`` counts."""
     return np.asarray(image.histogram(), dtype=np.int64).reshape(bands, 256)
 
 
-def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
+def stats_from_histogram(counts: Array, offset: int) -> dict[str, Any]:
     """Statistics of ``(C, bins)`` exact value counts where bin ``i`` holds value ``i + offset``.
 
     All channels at once, over the span of bins any channel uses (no per-channel Python loop:
     this runs once per audited file). ``span`` in the result is that ``(first, end)`` bin range.
     """
     n = int(counts[0].sum())
-    used = counts.any(axis=0)
+    used: Array = counts.any(axis=0)
     lo_bin = int(np.argmax(used))
     hi_bin = len(used) - int(np.argmax(used[::-1]))
     span = counts[:, lo_bin:hi_bin]
@@ -315,17 +326,18 @@ def stats_from_histogram(counts: np.ndarray, offset: int) -> dict:
     }
 
 
-def _percentiles(cum: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:
+def _percentiles(cum: Array, values: Array, n: int, q: float) -> Array:
     """numpy's default (linear) percentile per row, from cumulative counts of sorted values."""
     rank = q / 100.0 * (n - 1)
     below = int(np.floor(rank))
     above = min(below + 1, n - 1)
     v_below = values[np.argmax(cum > below, axis=1)]
     v_above = values[np.argmax(cum > above, axis=1)]
-    return v_below + (v_above - v_below) * (rank - below)
+    out: Array = v_below + (v_above - v_below) * (rank - below)
+    return out
 
 
-def _direct_stats(flat: np.ndarray) -> dict:
+def _direct_stats(flat: Array) -> dict[str, Any]:
     """Statistics of wide integers and floats; non-finite values are counted and skipped."""
     values = flat.astype(np.float64, copy=False)
     finite = np.isfinite(values).all(axis=1)

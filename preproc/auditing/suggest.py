@@ -26,9 +26,14 @@ that changes the scale (rescale, CLAHE, ...) must map them through that stage or
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from .. import dtypes
 from ..spec import format_interval
+
+if TYPE_CHECKING:
+    from .aggregate import GroupStats
+    from .collect import Collector, UnitsSeen
 
 __all__ = ["STATS_FORMAT", "STATS_VERSION", "expect_yaml", "stats_document", "suggest_expect"]
 
@@ -36,9 +41,9 @@ STATS_FORMAT = "preproc-stats"
 STATS_VERSION = 1
 
 
-def _dominant(collector) -> tuple[str, int] | None:
+def _dominant(collector: Collector) -> tuple[str, int] | None:
     """The most common ``(dtype, channels)`` among files whose header was read."""
-    counts: Counter = Counter()
+    counts: Counter[tuple[str, int]] = Counter()
     for (dtype, _bits, channels), bucket in collector.tally.kinds.items():
         counts[(dtype, channels)] += bucket.count
     if not counts:
@@ -46,7 +51,7 @@ def _dominant(collector) -> tuple[str, int] | None:
     return min(counts, key=lambda k: (-counts[k], str(k)))
 
 
-def suggest_expect(collector) -> dict | None:
+def suggest_expect(collector: Collector) -> dict[str, Any] | None:
     """``source.expect`` matching the dominant kind of file, with a note per key.
 
     Returns:
@@ -57,12 +62,12 @@ def suggest_expect(collector) -> dict | None:
     if top is None:
         return None
     dtype, channels = top
-    expect: dict = {"dtype": dtype}
-    notes: dict = {}
+    expect: dict[str, Any] = {"dtype": dtype}
+    notes: dict[str, str] = {}
     group = collector.value_group(top)
     seen = collector.units.get(top)
     if seen is not None and seen.name != "stored" and seen.allowed is not None:
-        _units_block(seen, expect, notes)
+        _units_block(seen, seen.allowed, expect, notes)
     elif dtypes.is_integer(dtype):
         _integer_block(collector, dtype, group, expect, notes)
     elif group is not None and group.min:
@@ -75,7 +80,8 @@ def suggest_expect(collector) -> dict | None:
     return {"expect": expect, "notes": notes, "others": others}
 
 
-def _integer_block(collector, dtype, group, expect: dict, notes: dict) -> None:
+def _integer_block(collector: Collector, dtype: str, group: GroupStats | None,
+                   expect: dict[str, Any], notes: dict[str, str]) -> None:
     """Bit depth: what headers declare, raised to what the values need (8-bit stays 8)."""
     container = dtypes.container_bits(dtype)
     header = max((bits for (d, bits, _), _b in collector.tally.kinds.items()
@@ -103,11 +109,12 @@ def _integer_block(collector, dtype, group, expect: dict, notes: dict) -> None:
         notes["range"] = observed
 
 
-def _units_block(seen, expect: dict, notes: dict) -> None:
+def _units_block(seen: UnitsSeen, allowed: list[float], expect: dict[str, Any],
+                 notes: dict[str, str]) -> None:
     """DICOM decoded into modality units or a VOI window: ``range`` in those units, as the
     pipeline and ``source.expect.range`` see them. No ``bit_depth``: it would name stored
     levels, not these values."""
-    lo, hi = (_plain(v) for v in seen.allowed)
+    lo, hi = (_plain(v) for v in allowed)
     expect["range"] = [lo, hi]
     if seen.name == "voi":
         text = "voi: the VOI window's output"
@@ -124,7 +131,7 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def expect_yaml(suggestion: dict) -> str:
+def expect_yaml(suggestion: dict[str, Any]) -> str:
     """The suggestion as a YAML ``source:`` block with comments."""
     lines = ["source:", "  expect:"]
     for key, value in suggestion["expect"].items():
@@ -138,7 +145,7 @@ def expect_yaml(suggestion: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stats_document(collector) -> dict | None:
+def stats_document(collector: Collector) -> dict[str, Any] | None:
     """The stats file content (format in the module docstring), or ``None`` without values."""
     top = _dominant(collector)
     group = collector.value_group(top) if top else None

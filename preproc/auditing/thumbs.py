@@ -24,9 +24,21 @@ import io
 import math
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..types import Array
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from ..dataset.dicom_tally import DicomOptions
+    from ..dataset.records import FileRecord
+    from ..findings import Finding
+    from ..stages.pipeline import Pipeline
+    from .html import _Plotter
+    from .report import AuditReport
+    from .screen import Screen
 
 __all__ = ["PER_CLASS", "THUMB_SIDE", "contact_sheets", "image_sections", "thumbnail_uri"]
 
@@ -46,11 +58,11 @@ _CSS = (".thumbs{display:flex;flex-wrap:wrap;gap:8px;margin:.4em 0 1em}"
         ".validation{color:#b42318;font-weight:600}")
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def thumbnail_uri(root: str, rec, dicom=None) -> str | None:
+def thumbnail_uri(root: str, rec: FileRecord, dicom: DicomOptions | None = None) -> str | None:
     """``data:image/png;base64,...`` of one file's thumbnail, or ``None`` if it cannot be read.
 
     ``dicom``: the config's ``source.dicom`` options, so a DICOM file is shown in the units
@@ -64,7 +76,7 @@ def thumbnail_uri(root: str, rec, dicom=None) -> str | None:
     return _png_uri(pixels, lo, hi)
 
 
-def _decoded(path: str, dicom) -> Array | None:
+def _decoded(path: str, dicom: DicomOptions | None) -> Array | None:
     """The file's first frame as the audit decoded it, or ``None`` when it cannot be read."""
     from ..io import decode
 
@@ -84,13 +96,13 @@ def _png_uri(pixels: Array, lo: float, hi: float) -> str:
         else arr
     scaled = (np.nan_to_num(arr.astype(np.float32)) - lo) * (255.0 / (hi - lo if hi > lo else 1))
     image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
-    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.BOX)
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def contact_sheets(report) -> str:
+def contact_sheets(report: AuditReport) -> str:
     """HTML of the per-class contact sheet (see the module notes), or ``''`` without files."""
     collector = report._collector
     picked = _first_per_class(report, collector.classes)
@@ -107,9 +119,10 @@ def contact_sheets(report) -> str:
     return "\n".join(out)
 
 
-def _first_per_class(report, classes) -> dict:
+def _first_per_class(report: AuditReport,
+                     classes: list[str | None]) -> dict[str | None, list[FileRecord]]:
     """The first :data:`PER_CLASS` readable records of each class, in file order."""
-    picked: dict = {}
+    picked: dict[str | None, list[FileRecord]] = {}
     wanted = len(classes) if classes else None
     for rec in report.records():
         if not rec.ok or rec.min is None:
@@ -126,11 +139,11 @@ def _first_per_class(report, classes) -> dict:
 class _ModelView:
     """The config's pipeline as validation runs it, on one decoded file at a time."""
 
-    def __init__(self, cfg, pipeline, caption: str) -> None:
+    def __init__(self, cfg: Config | None, pipeline: Pipeline | None, caption: str) -> None:
         self.cfg, self.pipeline, self.caption = cfg, pipeline, caption
 
     @classmethod
-    def of(cls, cfg) -> _ModelView:
+    def of(cls, cfg: Config | None) -> _ModelView:
         if cfg is None:
             return cls(None, None, "No config: each file as decoded, over its own value range.")
         from ..dataset.sampling import resolve_source
@@ -153,7 +166,7 @@ class _ModelView:
                             subset="validation", seed=pipe.seed)
         return cls(cfg, pipe, caption)
 
-    def uri(self, root: str, rec, dicom) -> str | None:
+    def uri(self, root: str, rec: FileRecord, dicom: DicomOptions | None) -> str | None:
         pixels = _decoded(os.path.join(root, rec.path), dicom)
         if pixels is None:
             return None
@@ -203,7 +216,7 @@ def _figure(uri: str | None, lines: list[str]) -> str:
            f"<figcaption>{caption}</figcaption></figure>"
 
 
-def image_sections(report, plots) -> str:
+def image_sections(report: AuditReport, plots: _Plotter | None) -> str:
     """HTML of every image section, or ``''`` for a quick audit or without a screening."""
     screen = getattr(report._collector, "screen", None)
     if screen is None:
@@ -243,7 +256,7 @@ _CODES = ("near-duplicate", "split-leakage", "label-conflict", "blurry", "dark",
           "low-information", "odd-size", "odd-aspect-ratio", "grayscale-in-rgb")
 
 
-def _clusters(finding, uris) -> str:
+def _clusters(finding: Finding, uris: dict[str, str | None]) -> str:
     out = []
     for group in finding.data.get("examples") or []:
         figs = []
@@ -261,7 +274,7 @@ def _clusters(finding, uris) -> str:
     return "".join(out)
 
 
-def _histograms(screen, plots) -> str:
+def _histograms(screen: Screen, plots: _Plotter | None) -> str:
     if plots is None or screen.class_index is None or not screen.n:
         return ""
     out = ["<h2>Image measures per class</h2>"]
@@ -275,7 +288,8 @@ def _histograms(screen, plots) -> str:
     return "\n".join(out)
 
 
-def _measure_histogram(plots, name, values, class_index, classes, log: bool) -> str:
+def _measure_histogram(plots: _Plotter, name: str, values: Array, class_index: Array,
+                       classes: list[str | None], log: bool) -> str:
     """One figure: the measure's distribution per class (step lines, shared bins)."""
     finite = np.isfinite(values) & ((values > 0) if log else True)
     x = np.log10(values[finite]) if log else values[finite]

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .. import dtypes
 from ..findings import Finding, Location, Severity
@@ -33,6 +35,15 @@ from ..io.dicom_lut import (
     smallest_int_dtype,
 )
 from ..spec import Interval, ValueSpec
+
+if TYPE_CHECKING:
+    from ..io.dicom import DicomDecoding
+    from ..io.info import ImageInfo
+
+#: One sampled file: ``(display path, facts, info)``.
+Row = tuple[str, PixelFacts, "ImageInfo"]
+#: A pipeline and its stages, taken duck-typed: this module sits below ``stages``.
+Pipeline = Any
 
 __all__ = [
     "DicomSample",
@@ -50,10 +61,11 @@ _MONO = ("MONOCHROME1", "MONOCHROME2")
 class DicomSample:
     """Sampled grayscale DICOM headers: ``(display path, facts, info)`` per file."""
 
-    files: tuple
+    files: tuple[Row, ...]
 
     @classmethod
-    def from_infos(cls, infos, root=None) -> DicomSample:
+    def from_infos(cls, infos: Iterable[ImageInfo], root: str | os.PathLike[str] | None = None
+                   ) -> DicomSample:
         rows = []
         for info in infos:
             if info.format != "dicom" or info.photometric not in _MONO:
@@ -68,14 +80,15 @@ class DicomSample:
         return bool(self.files)
 
     @property
-    def non_identity(self) -> list:
+    def non_identity(self) -> list[tuple[str, PixelFacts]]:
         return [(p, f) for p, f, _ in self.files if not f.identity]
 
     def modalities(self) -> set[str]:
         return {i.extra.get("modality") or "?" for _, _, i in self.files}
 
 
-def header_units(info, options, effective_bits: int | None = None):
+def header_units(info: ImageInfo, options: DicomDecoding | None,
+                 effective_bits: int | None = None) -> tuple[str | None, list[float] | None]:
     """``(units, [lo, hi])``: what one file's grayscale values are in once decoded with
     ``options`` (``source.dicom``), and the interval its header allows them (no pixels).
 
@@ -112,7 +125,7 @@ def header_units(info, options, effective_bits: int | None = None):
     return units, [float(lo), float(hi)]
 
 
-def _display(path, root) -> str:
+def _display(path: str, root: str | os.PathLike[str] | None) -> str:
     if root is None:
         return str(path)
     try:
@@ -127,7 +140,8 @@ def _lut_text(facts: PixelFacts) -> str:
     return f"RescaleSlope {facts.slope:g}, RescaleIntercept {facts.intercept:g}"
 
 
-def adjust_source(src: ValueSpec, sample: DicomSample, options, *, declared: bool) -> ValueSpec:
+def adjust_source(src: ValueSpec, sample: DicomSample, options: DicomDecoding | None, *,
+                  declared: bool) -> ValueSpec:
     """The source spec once the sampled DICOM headers and ``options`` are known.
 
     Args:
@@ -162,7 +176,8 @@ def adjust_source(src: ValueSpec, sample: DicomSample, options, *, declared: boo
     return ValueSpec(dtype, Interval(lo, hi), channels=src.channels, bits=None, units=units)
 
 
-def sample_findings(sample: DicomSample, options, header_findings: list[Finding],
+def sample_findings(sample: DicomSample, options: DicomDecoding | None,
+                    header_findings: list[Finding],
                     *, scope: str = "") -> list[Finding]:
     """Header findings adjusted and added for DICOM units (no policy applied).
 
@@ -178,7 +193,7 @@ def sample_findings(sample: DicomSample, options, header_findings: list[Finding]
     return out
 
 
-def _demote_bit_depth(f: Finding, sample: DicomSample, options) -> Finding:
+def _demote_bit_depth(f: Finding, sample: DicomSample, options: DicomDecoding) -> Finding:
     if f.code != "mixed-bit-depth" or not options.modality_lut:
         return f
     infos = [i for _, _, i in sample.files]
@@ -194,7 +209,7 @@ def _demote_bit_depth(f: Finding, sample: DicomSample, options) -> Finding:
     )
 
 
-def _mixed_rescale(sample: DicomSample, options, scope: str) -> list[Finding]:
+def _mixed_rescale(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Finding]:
     if options.modality_lut:
         return []
     kinds = Counter(_lut_text(f) for _, f, _ in sample.files)
@@ -215,7 +230,7 @@ def _mixed_rescale(sample: DicomSample, options, scope: str) -> list[Finding]:
     )]
 
 
-def _refused(sample: DicomSample, options, scope: str) -> list[Finding]:
+def _refused(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Finding]:
     out = []
     if options.voi == "header":
         bare = [p for p, f, _ in sample.files if f.window is None and not f.has_voi_lut]
@@ -244,7 +259,7 @@ def _refused(sample: DicomSample, options, scope: str) -> list[Finding]:
     return out
 
 
-def _absolute(stage) -> str | None:
+def _absolute(stage: Any) -> str | None:
     """What makes a stage's parameters absolute values, or ``None`` when they are relative."""
     p = stage.params
     if stage.name == "window":
@@ -260,7 +275,8 @@ def _absolute(stage) -> str | None:
     return None
 
 
-def stored_units_findings(pipeline, sample: DicomSample, options,
+def stored_units_findings(pipeline: Pipeline, sample: DicomSample,
+                          options: DicomDecoding | None,
                           file: str | None = None) -> list[Finding]:
     """``dicom-stored-units`` for stages with absolute parameters that receive stored values.
 
@@ -299,7 +315,8 @@ def stored_units_findings(pipeline, sample: DicomSample, options,
     return out
 
 
-def inverted_twice_findings(pipeline, sample: DicomSample, options,
+def inverted_twice_findings(pipeline: Pipeline, sample: DicomSample,
+                            options: DicomDecoding | None,
                             file: str | None = None) -> list[Finding]:
     """``inverted-twice`` for an ``invert`` stage receiving DICOM data inverted at decode.
 

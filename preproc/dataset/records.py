@@ -9,9 +9,16 @@ header sample.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..io.info import os_error_reason
+from ..io.info import ImageInfo, os_error_reason
+
+if TYPE_CHECKING:
+    from ..io.dicom import DicomDecoding
+
+T = TypeVar("T")
 
 __all__ = [
     "FileRecord", "fill_header", "fill_units", "guarded", "read_header", "stored_bits_declared",
@@ -118,18 +125,19 @@ class FileRecord:
         return not self.error
 
     @property
-    def signature(self) -> tuple:
+    def signature(self) -> tuple[str | None, int | None, int | None]:
         """``(dtype, stored_bits, channels)``: what must agree across a dataset."""
         return (self.dtype, self.stored_bits, self.channels)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict of every field except the transport histogram."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
         out["class"] = out.pop("cls")
         return out
 
 
-def read_header(root: str, rel: str, cls: str | None, options=None):
+def read_header(root: str, rel: str, cls: str | None,
+                options: DicomDecoding | None = None) -> tuple[FileRecord, ImageInfo | None]:
     """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files.
 
     ``options`` (``source.dicom``) name the units a DICOM file's values would be in.
@@ -144,7 +152,7 @@ def read_header(root: str, rel: str, cls: str | None, options=None):
     return rec, info
 
 
-def guarded(rec: FileRecord, work, path: str | None = None):
+def guarded(rec: FileRecord, work: Callable[[], T], path: str | None = None) -> T | None:
     """Run ``work()``; turn any failure into ``rec.error`` and return ``None``.
 
     With ``path``, a file whose pixels need a decoder that is not installed still gets its
@@ -182,7 +190,8 @@ def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
     rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
 
 
-def fill_header(rec: FileRecord, info, options=None) -> None:
+def fill_header(rec: FileRecord, info: ImageInfo,
+                options: DicomDecoding | None = None) -> None:
     """Header fields of ``rec`` from ``info`` (probed, or decoded with ``options``)."""
     rec.format, rec.dtype, rec.channels = info.format, info.dtype, info.channels
     rec.height, rec.width, rec.frames = info.height, info.width, info.frames
@@ -193,7 +202,8 @@ def fill_header(rec: FileRecord, info, options=None) -> None:
         fill_units(rec, info, options)
 
 
-def fill_units(rec: FileRecord, info, options, effective_bits: int | None = None) -> None:
+def fill_units(rec: FileRecord, info: ImageInfo, options: DicomDecoding | None,
+               effective_bits: int | None = None) -> None:
     """``units``, ``value_dtype``, ``units_range`` of a DICOM record (see :class:`FileRecord`);
     ``dtype`` becomes the stored container dtype again after a decode that changed it."""
     from .dicom_units import header_units
@@ -204,7 +214,7 @@ def fill_units(rec: FileRecord, info, options, effective_bits: int | None = None
     rec.units, rec.units_range = header_units(info, options, effective_bits)
 
 
-def _fill_dicom(rec: FileRecord, extra: dict) -> None:
+def _fill_dicom(rec: FileRecord, extra: dict[str, Any]) -> None:
     """DICOM header columns; ``photometric`` stays the header's value after a colour decode."""
     rec.photometric = extra.get("stored_photometric") or rec.photometric
     rec.modality, rec.manufacturer = extra.get("modality"), extra.get("manufacturer")
@@ -214,7 +224,7 @@ def _fill_dicom(rec: FileRecord, extra: dict) -> None:
     rec.pixel_spacing, rec.patient_id = extra.get("pixel_spacing"), extra.get("patient_id")
 
 
-def stored_bits_declared(info) -> bool:
+def stored_bits_declared(info: ImageInfo) -> bool:
     """Whether ``info.stored_bits`` is a header's claim rather than the container size.
 
     PNG declares meaningful bits only through sBIT (``extra['sbit']``); JPEG, BMP and GIF have

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,8 @@ def lut_lookup(x: np.ndarray, first: int, table: np.ndarray) -> np.ndarray:
     table = np.asarray(table)
     offset = np.floor(np.asarray(x, dtype=np.float64)) - first
     index = np.clip(offset, 0, len(table) - 1).astype(np.intp)
-    return table[index]
+    out: np.ndarray = table[index]
+    return out
 
 
 def apply_modality(stored: np.ndarray, facts: PixelFacts, container: str | None = None) -> np.ndarray:
@@ -238,7 +240,8 @@ def invert_stored(stored: np.ndarray, facts: PixelFacts) -> np.ndarray:
     # modulo 2**bits of the container, as the widening subtraction and the cast back would be
     unsigned = np.dtype(f"u{stored.dtype.itemsize}")
     top = unsigned.type((lo + hi) % (1 << (8 * stored.dtype.itemsize)))
-    return (top - stored.view(unsigned)).view(stored.dtype)
+    out: np.ndarray = (top - stored.view(unsigned)).view(stored.dtype)
+    return out
 
 
 def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -326,13 +329,14 @@ def render(stored: np.ndarray, facts: PixelFacts, *, modality_lut: bool = True,
         flipped = invert_stored(stored, facts)
         return apply_modality(flipped, facts) if modality_lut else flipped
     y = apply_modality(stored, facts)
+    assert facts.modality_lut is not None  # lut_bits is set only with a table here
     return (facts.modality_lut.top - y.astype(np.int64)).astype(y.dtype)
 
 
 # ---------------------------------------------------------------------- header reading
 
 
-def _first(value):
+def _first(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if hasattr(value, "__len__") and not isinstance(value, str | bytes):
@@ -344,7 +348,7 @@ def _first(value):
     return out if math.isfinite(out) else None
 
 
-def _lut(item, little_endian: bool | None) -> Lut | None:
+def _lut(item: Any, little_endian: bool | None) -> Lut | None:
     """A LUT from a Modality/VOI LUT Sequence item (LUTDescriptor and LUTData)."""
     descriptor = item.get("LUTDescriptor")
     data = item.get("LUTData")
@@ -360,7 +364,7 @@ def _lut(item, little_endian: bool | None) -> Lut | None:
     return Lut(first, table[:entries].astype(np.int64), bits)
 
 
-def facts_from_dataset(ds, *, little_endian: bool | None = True) -> PixelFacts:
+def facts_from_dataset(ds: Any, *, little_endian: bool | None = True) -> PixelFacts:
     """:class:`PixelFacts` of a pydicom dataset (or any object with ``get`` and ``in``).
 
     Args:
@@ -393,7 +397,7 @@ def facts_from_dataset(ds, *, little_endian: bool | None = True) -> PixelFacts:
     )
 
 
-def facts_from_extra(extra: dict, *, bits_stored: int, signed: bool, photometric: str,
+def facts_from_extra(extra: dict[str, Any], *, bits_stored: int, signed: bool, photometric: str,
                      dtype: str) -> PixelFacts:
     """:class:`PixelFacts` (without tables) from the ``extra`` of a probed ``ImageInfo``."""
     slope, intercept = extra.get("rescale_slope"), extra.get("rescale_intercept")
