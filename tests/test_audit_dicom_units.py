@@ -15,8 +15,8 @@ from preproc.auditing import audit
 from preproc.auditing.suggest import expect_yaml
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
-from pydicom.pixels import apply_modality_lut  # noqa: E402
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut
 
 RNG = np.random.default_rng(11)
 
@@ -76,8 +76,8 @@ def test_the_suggestion_is_in_hu_and_passes_its_own_audit(tmp_path, ct_small):
     assert lo <= ct_small.min() and ct_small.max() <= hi
     assert block["range"] == [-4096 - 1024, 4095 - 1024]  # 13 signed stored bits, intercept
     assert "HU" in expect_yaml(report.suggestion)
-    again = audit(_config(tmp_path, "  expect: {dtype: int16, range: [%d, %d], channels: 1}\n"
-                          % (lo, hi)), workers=1)
+    again = audit(_config(tmp_path, f"  expect: {{dtype: int16, range: [{lo}, {hi}], "
+                                    "channels: 1}\n"), workers=1)
     assert not {"out-of-declared-range", "bit-depth-mismatch"} & again.codes
 
 

@@ -11,7 +11,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..dataset.records import FileRecord
 from ..dataset.tally import Expectation, Tally
 from ..errors import printable
 from .aggregate import GroupStats, RecordSpool
+
+if TYPE_CHECKING:
+    from ..config.model import Config
 
 __all__ = ["Collector", "UnitsSeen"]
 
@@ -41,15 +44,14 @@ class Collector:
         show_patient_ids: keep PatientID in the report instead of its salted hash.
     """
 
-    def __init__(self, expect: Expectation | None, classes: Iterable[str | None] | None,
+    def __init__(self, expect: Expectation | None, classes: Iterable[str | None],
                  where: str, options: DicomOptions | None = None,
                  show_patient_ids: bool = False) -> None:
-        classes = None if classes is None else [printable(c) if c is not None else None
-                                                  for c in classes]
+        classes = [printable(c) if c is not None else None for c in classes]
         where = printable(where)
         self.spool = RecordSpool()
         #: the audited config (``None`` for a bare directory), for the report's contact sheet
-        self.config: object | None = None
+        self.config: Config | None = None
         self.tally = Tally(expect, classes, where)
         self.patients = PatientIds(show=show_patient_ids)
         self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)

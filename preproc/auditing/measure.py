@@ -136,7 +136,7 @@ def box_reduced(x: Array) -> Array:
     for i in range(1, k):  # strided adds: far faster than a reduction over a short axis
         acc += rows[:, i]
     cols = acc.reshape(h // k, w // k, k, -1)
-    out = cols[:, :, 0].copy()
+    out: Array = cols[:, :, 0].copy()
     for i in range(1, k):
         out += cols[:, :, i]
     out *= np.float32(1.0 / (k * k))
@@ -303,7 +303,7 @@ def stats_from_histogram(counts: Array, offset: int) -> dict[str, Any]:
     this runs once per audited file). ``span`` in the result is that ``(first, end)`` bin range.
     """
     n = int(counts[0].sum())
-    used: Array = counts.any(axis=0)
+    used = np.asarray(counts.any(axis=0))
     lo_bin = int(np.argmax(used))
     hi_bin = len(used) - int(np.argmax(used[::-1]))
     span = counts[:, lo_bin:hi_bin]

@@ -151,7 +151,7 @@ def stats_document(collector: Collector) -> dict[str, Any] | None:
     group = collector.value_group(top) if top else None
     if group is None or not group.pixels:
         return None
-    seen = collector.units.get(top)
+    seen = collector.units.get(top) if top else None
     bits = None
     if dtypes.is_integer(group.dtype) and (seen is None or seen.name == "stored"):
         bits = max(collector.tally.effective.get(group.dtype) or [0]) or None

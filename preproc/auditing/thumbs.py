@@ -23,12 +23,12 @@ import html
 import io
 import math
 import os
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..types import Array
+from .collect import Collector
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -84,7 +84,8 @@ def _decoded(path: str, dicom: DicomOptions | None) -> Array | None:
         pixels, _ = decode(path, dicom=dicom) if dicom is not None else decode(path)
     except Exception:  # noqa: BLE001 - the report shows the error instead of the image
         return None
-    return pixels
+    out: Array = pixels
+    return out
 
 
 def _png_uri(pixels: Array, lo: float, hi: float) -> str:
@@ -104,12 +105,12 @@ def _png_uri(pixels: Array, lo: float, hi: float) -> str:
 
 def contact_sheets(report: AuditReport) -> str:
     """HTML of the per-class contact sheet (see the module notes), or ``''`` without files."""
-    collector = report._collector
+    collector = _collector_of(report)
     picked = _first_per_class(report, collector.classes)
     if not picked:
         return ""
     dicom = collector.dicom.options.decoding()
-    view = _ModelView.of(getattr(collector, "config", None))
+    view = _ModelView.of(collector.config)
     out = ["<h2>What the model sees</h2>", f"<p class='muted'>{_e(view.caption)}</p>"]
     for cls in sorted(picked, key=lambda c: (c is not None, c or "")):
         figs = [_figure(view.uri(report.dataset, rec, dicom), [_e(rec.path)])
@@ -117,6 +118,12 @@ def contact_sheets(report: AuditReport) -> str:
         label = "(root)" if cls is None else cls
         out.append(f"<h3>class {_e(label)}</h3><div class='thumbs'>{''.join(figs)}</div>")
     return "\n".join(out)
+
+
+def _collector_of(report: AuditReport) -> Collector:
+    collector = report._collector
+    assert isinstance(collector, Collector), "an audit report holds its collector"
+    return collector
 
 
 def _first_per_class(report: AuditReport,
@@ -172,10 +179,11 @@ class _ModelView:
             return None
         if pixels.ndim == 4:
             pixels = pixels[0]
-        if self.pipeline is None:
+        if self.pipeline is None or self.cfg is None:
             return _png_uri(pixels, float(np.nanmin(pixels)), float(np.nanmax(pixels)))
         batches = self.cfg.batches
-        x = _entry(pixels, batches.color_mode, tuple(batches.target_size))
+        height, width = batches.target_size
+        x = _entry(pixels, batches.color_mode, (int(height), int(width)))
         try:
             x = self.pipeline.apply(x, file=rec.path, index=0)
         except Exception:  # noqa: BLE001 - flow names the failing stage; the sheet shows none
@@ -227,7 +235,7 @@ def image_sections(report: AuditReport, plots: _Plotter | None) -> str:
         for group in (f.data.get("examples") or []) if "clusters" in f.data else []:
             wanted.update(m["path"] for m in group)
     records = {rec.path: rec for rec in report.records() if rec.path in wanted}
-    dicom = report._collector.dicom.options.decoding()
+    dicom = _collector_of(report).dicom.options.decoding()
     uris = {p: thumbnail_uri(report.dataset, rec, dicom) for p, rec in records.items()}
     out = [f"<style>{_CSS}</style>", "<h2>Image findings</h2>"]
     if not shown:

@@ -245,13 +245,13 @@ class DicomTally:
         for key, label in CONFOUND_PROPERTIES:
             table = self.tables.get(key)
             verdict = judge_confound(table) if table else None
-            if verdict is not None:
+            if verdict is not None and table:
                 out.append(self._confound(key, label, table, *verdict))
         return out
 
     def _confound(self, key: str, label: str, table: Table, v: float,
                   separates: bool) -> Finding:
-        classes = sorted({c for counts in table.values() for c in counts})
+        classes = sorted({c for counts in table.values() for c in counts}, key=str)
         totals = {c: sum(counts[c] for counts in table.values()) for c in classes}
         values = sorted(table, key=lambda val: (-sum(table[val].values()), val))
         text = "; ".join(contingency_row(val, table[val], classes, totals) for val in values)

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias
 import numpy as np
 
 from ..errors import DecodeError, MissingDependencyError
-from ._files import check_info_budget, check_pixel_limit
 from ..types import Array
+from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
     samples = int(ds.get("SamplesPerPixel") or 1)
     dtype = _dtype(path, ds, allocated, signed)
     syntax = _transfer_syntax(ds)
-    extra = {
+    extra: dict[str, Any] = {
         "transfer_syntax": str(syntax) if syntax else None,
         "transfer_syntax_name": getattr(syntax, "name", None),
         "bits_allocated": allocated,
@@ -386,7 +386,7 @@ def decode_dicom(path: Source, data: bytes, *, modality_lut: bool = False,
         MissingDependencyError: pydicom is not installed.
     """
     pydicom = _pydicom()
-    from pydicom.pixels import apply_color_lut, apply_modality_lut
+    from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
     every = frame == "all"
     index = 0 if every or frame is None else int(frame)
