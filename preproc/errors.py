@@ -19,6 +19,7 @@ Findings (range problems, audit results) are not exceptions: they are data, see
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -156,7 +157,7 @@ class DecodeError(PreprocError):
 
     code = "unreadable-file"
 
-    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, detail: str = "") -> None:
         self.path = str(path)
         self.reason = reason
         self.detail = printable(detail)
