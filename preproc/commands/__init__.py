@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Literal, TextIO, TypeAlias
 from .._version import __version__
 from ..errors import PreprocError
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = ["Subparsers", "build_parser", "main"]
 
 #: What a subcommand module's ``register(sub)`` receives: ``add_subparsers()``'s result.
@@ -56,7 +59,7 @@ class _one_line_warnings:
 
     LOGGERS = ("tifffile", "pydicom", "PIL")
 
-    def __enter__(self) -> _one_line_warnings:
+    def __enter__(self) -> Self:
         import logging
         import warnings
 
