@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 
     from ..config.model import Config
     from ..dataset.listing import FileList
+    from ..types import StrPath
     from .collect import Collector
 
     #: what ``audit`` accepts: a config, a config file, a dataset directory or a mapping
-    AuditTarget: TypeAlias = Config | str | os.PathLike[str] | Mapping[str, Any]
+    AuditTarget: TypeAlias = Config | StrPath | Mapping[str, Any]
     #: a Dask scheduler address, client or cluster
     Scheduler: TypeAlias = str | Client | Cluster
 

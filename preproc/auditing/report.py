@@ -53,6 +53,7 @@ from ..spec import format_number
 
 if TYPE_CHECKING:
     from ..dataset.records import FileRecord
+    from ..types import StrPath
     from .aggregate import GroupStats
     from .collect import Collector
 
@@ -162,7 +163,7 @@ class AuditReport:
             row["patient_id"] = self._collector.patients(rec.patient_id) or ""
             yield row
 
-    def write(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+    def write(self, directory: StrPath) -> dict[str, Path]:
         """Write ``report.json``, ``files.csv`` and ``report.html`` atomically into ``directory``."""
         from .html import render_html
 
@@ -175,7 +176,7 @@ class AuditReport:
         atomic_write(paths["html"], lambda f: f.write(render_html(self)))
         return paths
 
-    def write_stats(self, path: str | os.PathLike[str]) -> Path:
+    def write_stats(self, path: StrPath) -> Path:
         """Write the stats file (see :mod:`preproc.auditing.suggest`) atomically."""
         from ..errors import PreprocError
 
@@ -259,7 +260,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 
-def check_stats_target(path: str | os.PathLike[str]) -> None:
+def check_stats_target(path: StrPath) -> None:
     """Raise before any work when ``--stats FILE`` would overwrite something else."""
     _refuse_to_overwrite(Path(path))
 
