@@ -44,10 +44,10 @@ class Collector:
         show_patient_ids: keep PatientID in the report instead of its salted hash.
     """
 
-    def __init__(self, expect: Expectation | None, classes: Iterable[str | None],
+    def __init__(self, expect: Expectation | None, classes: Iterable[str],
                  where: str, options: DicomOptions | None = None,
                  show_patient_ids: bool = False) -> None:
-        classes = [printable(c) if c is not None else None for c in classes]
+        classes = [printable(c) for c in classes]
         where = printable(where)
         self.spool = RecordSpool()
         #: the audited config (``None`` for a bare directory), for the report's contact sheet

@@ -45,7 +45,8 @@ def _dominant(collector: Collector) -> tuple[str, int] | None:
     """The most common ``(dtype, channels)`` among files whose header was read."""
     counts: Counter[tuple[str, int]] = Counter()
     for (dtype, _bits, channels), bucket in collector.tally.kinds.items():
-        counts[(dtype, channels)] += bucket.count
+        if dtype is not None and channels is not None:  # a kind is a header that was read
+            counts[(dtype, channels)] += bucket.count
     if not counts:
         return None
     return min(counts, key=lambda k: (-counts[k], str(k)))

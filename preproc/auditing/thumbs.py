@@ -23,6 +23,7 @@ import html
 import io
 import math
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -127,7 +128,7 @@ def _collector_of(report: AuditReport) -> Collector:
 
 
 def _first_per_class(report: AuditReport,
-                     classes: list[str | None]) -> dict[str | None, list[FileRecord]]:
+                     classes: Sequence[str | None]) -> dict[str | None, list[FileRecord]]:
     """The first :data:`PER_CLASS` readable records of each class, in file order."""
     picked: dict[str | None, list[FileRecord]] = {}
     wanted = len(classes) if classes else None
