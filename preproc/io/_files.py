@@ -97,7 +97,11 @@ def read_bounded(path: StrPath, handle: BinaryIO) -> bytes:
     if size is not None and size > limit:
         raise _too_big(path, f"the file has {size} bytes, more than the {limit} bytes")
     try:
-        data = handle.read(limit + 1)
+        # read what fstat promised (plus one byte, to notice growth): ``read(limit + 1)`` would
+        # first allocate the whole limit, which costs more than reading a small file
+        data = handle.read(limit + 1 if size is None else min(size, limit) + 1)
+        if size is not None and len(data) > size:
+            data += handle.read(limit + 1 - len(data))
     except OSError as exc:
         raise _os_error(path, exc) from exc
     if len(data) > limit:  # grew while being read

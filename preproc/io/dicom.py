@@ -318,10 +318,57 @@ def probe_dicom(path: Source, handle: BinaryIO) -> ImageInfo:
         raise _read_error(path, exc) from exc
 
 
+#: Uncompressed little-endian transfer syntaxes: PixelData is the frames, one after another.
+_NATIVE_LITTLE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def _native_gray(ds: Dataset, info: ImageInfo, index: int | None) -> Array | None:
+    """Uncompressed little-endian grayscale pixels straight from PixelData's bytes, exactly as
+    pydicom's decoder gives them; ``None`` for any other file (the decoder handles it).
+
+    pydicom's decoder costs about as much as parsing the dataset for such files (option
+    handling, validation, a copy, a shift pair); what it computes for them is this: the frame
+    (``index``; every frame for ``None``) as ``(H, W)`` or ``(F, H, W)`` in the stored dtype,
+    the bits above BitsStored cleared (unsigned) or filled with the sign (signed). Pixel data
+    of any length but the expected one (or one padding byte more) goes to the decoder, which
+    raises or warns about it.
+    """
+    allocated = (info.extra or {}).get("bits_allocated")
+    stored = info.stored_bits or 0
+    if (str(_transfer_syntax(ds) or "") not in _NATIVE_LITTLE or info.channels != 1
+            or info.photometric not in ("MONOCHROME1", "MONOCHROME2")
+            or allocated not in (8, 16, 32) or not 0 < stored <= allocated):
+        return None
+    elem = ds.get_item(0x7FE00010)
+    data = getattr(elem, "value", None)
+    frame = info.height * info.width
+    itemsize = allocated // 8
+    expected = frame * info.frames * itemsize
+    if not isinstance(data, bytes) or not frame or len(data) not in (expected, expected + 1):
+        return None
+    dtype = np.dtype(f"<{'i' if info.signed else 'u'}{itemsize}")
+    count = frame * (info.frames if index is None else 1)
+    flat = np.frombuffer(data, dtype, count=count, offset=(index or 0) * frame * itemsize)
+    shape = (info.height, info.width) if count == frame else (info.frames, info.height, info.width)
+    shift = allocated - stored
+    out: Array
+    if not shift:
+        out = flat.copy()
+    elif dtype.kind == "u":  # shifting left and back right clears the unused high bits
+        out = np.bitwise_and(flat, dtype.type((1 << stored) - 1))
+    else:
+        out = np.left_shift(flat, shift)
+        np.right_shift(out, shift, out=out)  # arithmetic: the sign bit of BitsStored spreads
+    return out.reshape(shape)
+
+
 def _decode_frame(path: Source, ds: Dataset, info: ImageInfo,
                   index: int | None = 0) -> tuple[Array, dict[str, Any]]:
     from pydicom.pixels.decoders.base import get_decoder
 
+    native = _native_gray(ds, info, index)
+    if native is not None:
+        return native, {}
     syntax = _transfer_syntax(ds)
     if syntax is None:
         raise DecodeError(os.fspath(path), "unsupported", "no Transfer Syntax UID in the file meta")
