@@ -127,14 +127,24 @@ def _pydicom_only(path: str) -> None:
     pydicom.dcmread(path).pixel_array  # noqa: B018 - the decode is the work measured
 
 
-def dicom_row(data: Path, n: int, workers: int) -> dict[str, float]:
-    """Full audit of ``n`` 16-bit DICOM files vs a bare ``dcmread(...).pixel_array`` loop."""
+def dicom_row(data: Path, n: int, workers: int, rounds: int = 2) -> dict[str, Any]:
+    """Full audit of ``n`` 16-bit DICOM files vs a bare ``dcmread(...).pixel_array`` loop.
+
+    The two alternate (audit, bare, audit, bare, ...) so both see the same machine load; every
+    round's pair is kept (``pairs``: ``(audit, bare, load average)``), ``full``/``pydicom``
+    are the best of each side.
+    """
     root = build_dicom(data / f"dicom16_{n}", n)
     for path in root.rglob("*.dcm"):
         path.read_bytes()
     audit(build_dicom(data / "dicom_warmup", 20), workers=workers).close()
-    return {"full": max(audit_rate(root, workers, False) for _ in range(2)),
-            "pydicom": max(bare_loop(root, workers, _pydicom_only, "*.dcm") for _ in range(2))}
+    pairs = []
+    for _ in range(rounds):
+        full = audit_rate(root, workers, False)
+        bare = bare_loop(root, workers, _pydicom_only, "*.dcm")
+        pairs.append((full, bare, os.getloadavg()[0]))
+    return {"full": max(p[0] for p in pairs), "pydicom": max(p[1] for p in pairs),
+            "pairs": pairs}
 
 
 def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]:
@@ -147,7 +157,7 @@ def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]
     """
     import pydicom
 
-    from preproc.auditing.measure import _fill_quality, measure, process_file
+    from preproc.auditing.measure import SAMPLE_STEP, _fill_quality, measure, process_file
     from preproc.dataset.dicom_tally import DicomOptions
     from preproc.dataset.records import FileRecord, fill_header
     from preproc.io import read
@@ -178,7 +188,7 @@ def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]
         "bare": best(lambda i: pydicom.dcmread(paths[i]).pixel_array),
         "audit": best(lambda i: process_file(str(root), rel[i], None, False, options)),
         "decode": best(lambda i: read(paths[i], "pillow-or-array", dicom=options)),
-        "stats+hash": best(lambda i: measure(decoded[i][0])),
+        "stats+hash": best(lambda i: measure(decoded[i][0], sample=SAMPLE_STEP)),
         "quality": best(lambda i: _fill_quality(records[i], decoded[i][0])),
     }
 
@@ -288,13 +298,15 @@ def main() -> None:
     parser.add_argument("--cleanvision-python", default="/tmp/cvenv/bin/python")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--dicom-only", action="store_true", help="only the DICOM row")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --dicom-only: alternating audit/bare rounds")
     parser.add_argument("--dicom-cpu", action="store_true",
                         help="with --dicom-only: also the per-file CPU split (one process)")
     args = parser.parse_args()
     n = 200 if args.small else 2000
     if args.dicom_only:
         with tempfile.TemporaryDirectory() as tmp:
-            row = dicom_row(args.data or Path(tmp), n, args.workers)
+            row = dicom_row(args.data or Path(tmp), n, args.workers, args.rounds)
             print_dicom(row, n)
             if args.dicom_cpu:
                 print_dicom_cpu(dicom_cpu(args.data or Path(tmp)))
@@ -361,11 +373,13 @@ def print_table(results: dict[str, Any], n: int, mem_sizes: tuple[int, ...]) -> 
 
 
 
-def print_dicom(row: dict[str, float], n: int) -> None:
+def print_dicom(row: dict[str, Any], n: int) -> None:
     print(f"\n16-bit DICOM 512x512, {n} files: full audit {row['full']:.0f} files/s, "
           f"dcmread + pixel_array {row['pydicom']:.0f} files/s, "
           f"ratio {row['full'] / row['pydicom']:.2f}")
-
+    for i, (full, bare, load) in enumerate(row.get("pairs", []), 1):
+        print(f"  round {i}: audit {full:.0f}, bare {bare:.0f} files/s, ratio {full / bare:.2f}, "
+              f"load average {load:.1f}")
 
 if __name__ == "__main__":
     main()

@@ -12,17 +12,18 @@ use plain numpy reductions.
 
 Decisions:
     * Grayscale DICOM images of 16-bit values (a 512x512 CT, in HU or stored units) take their
-      *display* statistics from a fixed subsample (:data:`SAMPLE_STEP`: every second pixel of
-      every second row), each sampled pixel counting for its 2x2 block: mean, std, the 0.5/99.5
-      percentiles and the histogram merged into the dataset's group (its counts still sum to
-      the pixel count). Those feed files.csv, report.json and the HTML histogram; no finding
-      depends on them, and counting every pixel of a 16-bit image (``np.bincount`` widens each
-      value to a 64-bit index) cost as much as pydicom's whole pixel decode. Everything a
-      finding or the suggested block depends on stays exact, from every pixel: ``min``,
-      ``max`` (so ``out-of-declared-range`` and a constant image), ``frac_min``/``frac_max``,
-      ``effective_bits`` (the stored extremes), ``pixels`` and the content hash (duplicates).
-      Images whose sides are not multiples of the step, multi-frame and colour images, and
-      every other format are counted pixel by pixel.
+      *display* statistics from a fixed subsample (every :data:`SAMPLE_STEP`-th pixel of
+      every :data:`SAMPLE_STEP`-th row), each sampled pixel counting for its block: mean, std,
+      the 0.5/99.5 percentiles, the shares of pixels at the extremes and the histogram merged
+      into the dataset's group (its counts still sum to the pixel count). Those feed
+      files.csv, report.json and the HTML histogram; no finding depends on them, and counting
+      every pixel of a 16-bit image (``np.bincount`` widens each value to a 64-bit index) cost
+      as much as pydicom's whole pixel decode. Everything a finding or the suggested block
+      depends on stays exact, from every pixel: ``min``, ``max`` (so ``out-of-declared-range``
+      and a constant image), ``effective_bits`` (the stored extremes), ``pixels`` and the
+      content hash (duplicates). Images whose sides are not multiples of the step,
+      images under :data:`SAMPLE_MIN_PIXELS`, multi-frame and colour images, and every other
+      format are counted pixel by pixel.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ __all__ = ["PERCENTILES", "SAMPLE_STEP", "Task", "measure", "process_chunk", "pr
 
 #: Percentiles recorded per channel.
 PERCENTILES = (0.5, 99.5)
-#: Grid step of the subsample DICOM display statistics come from (see the module notes).
-SAMPLE_STEP = 2
+#: Grid step of the subsample the display statistics of 16-bit DICOM come from (module notes).
+SAMPLE_STEP = 4
+#: Smaller images are counted pixel by pixel (cheap, and a sample of them would be small).
+SAMPLE_MIN_PIXELS = 1 << 16
 
 #: One unit of work: dataset root, ``[(relative path, class), ...]``, quick flag and, as an
 #: optional fourth item, the config's DICOM options (``DicomOptions.decoding()``, or ``None``).
@@ -245,9 +248,10 @@ def measure(pixels: Pixels, sample: int = 1) -> dict[str, Any]:
             ``RGBA``, as :func:`preproc.io.read` gives for ``"pillow-or-array"``), measured as the
             ``(H, W, C)`` ``uint8`` array it holds.
         sample: a grid step above 1 takes mean, std, percentiles and the histogram of a
-            single-channel 16-bit ``(H, W, 1)`` image from every ``sample``-th pixel of every
-            ``sample``-th row (each standing for its block; see the module notes) when both
-            sides are multiples of it; every other value stays exact.
+            single-channel 16-bit ``(H, W, 1)`` image of at least :data:`SAMPLE_MIN_PIXELS`
+            from every ``sample``-th pixel of every ``sample``-th row (each standing for its
+            block; see the module notes) when both sides are multiples of it; ``min``,
+            ``max``, ``effective_bits``, ``pixels`` and ``hash`` stay exact.
 
     Returns:
         Field values for :class:`FileRecord`: ``pixels``, ``min``, ``max``, ``mean``, ``std``
@@ -279,9 +283,10 @@ def measure(pixels: Pixels, sample: int = 1) -> dict[str, Any]:
 
 
 def _samplable(pixels: Array, step: int) -> bool:
-    """A single-channel 16-bit ``(H, W, 1)`` image whose sides are multiples of ``step``."""
+    """A single-channel 16-bit ``(H, W, 1)`` image of at least :data:`SAMPLE_MIN_PIXELS`
+    whose sides are multiples of ``step``."""
     return (pixels.ndim == 3 and pixels.shape[2] == 1 and pixels.dtype.kind in "ui"
-            and pixels.dtype.itemsize == 2 and pixels.size > 0
+            and pixels.dtype.itemsize == 2 and pixels.size >= SAMPLE_MIN_PIXELS
             and pixels.shape[0] % step == 0 and pixels.shape[1] % step == 0)
 
 
@@ -289,19 +294,21 @@ def _sampled_stats(pixels: Array, step: int) -> dict[str, Any]:
     """:func:`measure`'s statistics with display values from a ``step`` grid subsample.
 
     Each sampled pixel counts ``step**2`` times, so the histogram sums to the pixel count;
-    ``min``/``max``, their fractions and the effective bits are then replaced by the exact
-    values of every pixel (``np.min``/``np.max`` and two comparisons, a fraction of a
-    full-size histogram's cost).
+    ``min``/``max`` and the effective bits are then replaced by the exact values of every
+    pixel (``np.min``/``np.max``, a fraction of a full-size histogram's cost), and
+    ``frac_min``/``frac_max`` are the sampled shares of those exact extremes.
     """
-    values = pixels[::step, ::step, 0]
+    middle = step // 2  # the pixel nearest each block's centre: no half-block shift
+    values = pixels[middle::step, middle::step, 0]
     counts, offset = _single_16(values.ravel(), np.dtype(f"uint{8 * pixels.dtype.itemsize}"))
     counts *= step * step
     out = _integer_stats(counts, offset, dtypes.normalize_dtype(pixels.dtype))
     lo, hi = int(pixels.min()), int(pixels.max())
-    n = pixels.size
     out["min"], out["max"] = [float(lo)], [float(hi)]
-    out["frac_min"] = [np.count_nonzero(pixels == lo) / n]
-    out["frac_max"] = [np.count_nonzero(pixels == hi) / n]
+    # estimated like the other display values: the sampled share of the exact extremes
+    out["frac_min"], out["frac_max"] = ([float(counts[0, v - offset]) / pixels.size
+                                         if v - offset < counts.shape[1] and v >= offset
+                                         else 0.0] for v in (lo, hi))
     out["effective_bits"] = effective_bits(lo, hi, signed=pixels.dtype.kind == "i")
     return out
 
