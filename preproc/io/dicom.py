@@ -460,6 +460,7 @@ def decode_dicom(path: Source, data: bytes, *, modality_lut: bool = False,
                 raise DecodeError(os.fspath(path), "no-frame",
                                   f"frame {index} asked for; the file has {info.frames}")
             native = _native_gray(ds, info, None if every else index) if tags else None
+            meta: dict[str, Any]
             if native is not None:
                 array, meta = native, {}
             else:  # pydicom's decoders and colour conversions read the whole dataset
