@@ -9,9 +9,9 @@ Decisions:
 * Geometry follows Keras' ``apply_affine_transform``: rotation, shift, shear and zoom compose
   into one matrix about the image centre, and the image is resampled once, with the
   ``scipy.ndimage`` spline conventions (``order``, ``mode`` ``constant``/``nearest``/``reflect``/
-  ``wrap``). Order 1, the default, runs a vectorized bilinear kernel over all channels at once
-  that reproduces ``scipy.ndimage.affine_transform`` (same coordinates, same edge rules); other
-  orders call SciPy channel by channel.
+  ``wrap``). Order 1, the default, runs one vectorized bilinear kernel over all channels at once
+  (:mod:`preproc.stages.augment_bilinear`) that reproduces ``scipy.ndimage.affine_transform``
+  (same coordinates, same edge rules); other orders call SciPy channel by channel.
 * Integer images stay integer: resampled values are rounded half up and saturated to the dtype,
   as SciPy does for integer outputs, so uint16 keeps its 16-bit levels.
 * Photometric functions compute in float32 and never round-trip through 8 bits.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .augment_bilinear import bilinear
 
 __all__ = [
     "FILL_MODES",
@@ -87,14 +88,10 @@ def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mod
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     if order == 1:
-        out = _bilinear(x, matrix, fill_mode, cval)
-        if x.dtype.kind == "f" and x.size:  # float weights may sum to 1 + ulp: stay convex
-            lo, hi = _span(x, fill_mode, cval)
-            np.clip(out, lo, hi, out=out)
-    else:
-        out = _spline(x, matrix, order, fill_mode, cval)
-        if clip and order >= 2 and x.size:
-            np.clip(out, *_span(x, fill_mode, cval), out=out)
+        return bilinear(x, matrix, fill_mode, cval)
+    out = _spline(x, matrix, order, fill_mode, cval)
+    if clip and order >= 2 and x.size:
+        np.clip(out, *_span(x, fill_mode, cval), out=out)
     return _to_dtype(out, x.dtype)
 
 
@@ -125,70 +122,6 @@ def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: floa
         ndimage.affine_transform(x[..., c], matrix[:2, :2], matrix[:2, 2], order=order,
                                  mode=mode, cval=cval, output=out[..., c])
     return out
-
-
-def _bilinear(x: np.ndarray, m: np.ndarray, mode: str, cval: float) -> np.ndarray:
-    """SciPy's order-1 ``affine_transform`` on every channel at once, in plain NumPy."""
-    h, w, c = x.shape
-    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    si = (m[0, 0] * rows)[:, None] + (m[0, 1] * cols + m[0, 2])[None, :]
-    sj = (m[1, 0] * rows)[:, None] + (m[1, 1] * cols + m[1, 2])[None, :]
-    outside = None
-    if mode == "constant":
-        outside = (si < 0) | (si > h - 1) | (sj < 0) | (sj > w - 1)
-    si, sj = _map(si, h, mode), _map(sj, w, mode)
-    # float32 holds every 8- and 16-bit level exactly and is a float32 image's own precision
-    wide = F32 if x.dtype.itemsize <= 2 or x.dtype == F32 else np.float64
-    ri, rj = np.floor(si.ravel()), np.floor(sj.ravel())
-    fi, fj = (si.ravel() - ri).astype(wide), (sj.ravel() - rj).astype(wide)
-    down = (ri < h - 1) * w  # clamped at the last row/column: the far tap weighs 0
-    right = (rj < w - 1).view(np.int8)
-    k00 = ri.astype(np.intp)
-    k00 *= w
-    k00 += rj.astype(np.intp)
-    k01 = k00 + right
-    k10, k11 = k00 + down, k01 + down
-    w11 = fi * fj
-    w10, w01 = fi - w11, fj - w11
-    w00 = 1 - fi
-    w00 -= w01
-    taps = ((k00, w00), (k01, w01), (k10, w10), (k11, w11))
-    out = _blend_planes(x, taps, wide).reshape(h, w, c)
-    if outside is not None and outside.any():
-        out[outside] = cval
-    return out
-
-
-def _blend_planes(x: np.ndarray, taps, wide) -> np.ndarray:
-    """Σ weight · x[k] over the four taps, channel plane by channel plane -> (H*W, C)."""
-    h, w, c = x.shape
-    # channel planes keep every loop long and contiguous (an interleaved C=3 axis does not)
-    planes = np.moveaxis(x, 2, 0).reshape(c, h * w).astype(wide)
-    out = np.empty((h * w, c), dtype=wide)
-    acc, tmp, picked = (np.empty(h * w, dtype=wide) for _ in range(3))
-    for ch in range(c):
-        plane = planes[ch]
-        for n, (k, wt) in enumerate(taps):
-            np.take(plane, k, out=picked, mode="wrap")  # k is in range; "raise" would buffer
-            np.multiply(picked, wt, out=acc if n == 0 else tmp)
-            if n:
-                acc += tmp
-        out[:, ch] = acc
-    return out
-
-
-def _map(s: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """Map coordinates into [0, n - 1] as SciPy's modes do before interpolating."""
-    if n == 1:
-        return np.zeros_like(s)
-    if mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
-        period = 2 * n
-        s = np.mod(s + 0.0, period)
-        s = np.where(s >= n, period - 1 - s, s)
-    elif mode == "wrap":  # SciPy's wrap: first and last samples coincide, period n - 1
-        inside = (s >= 0) & (s <= n - 1)
-        s = np.where(inside, s, np.mod(s, n - 1))
-    return np.clip(s, 0, n - 1, out=s)
 
 
 def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
