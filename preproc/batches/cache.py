@@ -73,21 +73,23 @@ def _part(pipeline, start: int, stop: int | None = None):
 
     entry = pipeline.inputs[start] if start < len(pipeline.stages) else pipeline.output_spec
     return Pipeline(list(pipeline.stages[start:stop]), pipeline.source_spec, entry,
-                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0))
+                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0),
+                    mode=getattr(pipeline, "mode", None))
 
 
 def config_cut(config, pipeline) -> int:
     """The cut of ``config``, the same for every subset.
 
-    Random stages run on training only (elsewhere they are dropped or become their evaluation
-    twin), so the cut is taken on the training pipeline; the stages before it are the same in
-    every subset's pipeline.
+    Random stages run in the training pipeline only (the evaluation pipeline drops them or runs
+    their evaluation twin), so the cut is taken on the training pipeline; the stages before it
+    are the same in both.
     """
     from ..stages.pipeline import Pipeline
 
-    if getattr(pipeline, "subset", None) in (None, "training"):
+    if getattr(pipeline, "mode", "training") == "training":
         return cut_index(pipeline.stages)
-    train = Pipeline.from_config(config, source=pipeline.source_spec, subset="training")
+    train = Pipeline.from_config(config, source=pipeline.source_spec, subset="training",
+                                 mode="training")
     return cut_index(train.stages)
 
 

@@ -145,7 +145,8 @@ def plan_cache(config, folder, *, shard_images: int | None = None) -> Plan:
     if getattr(b, "cache", None) is not None:  # the cache being built is not read meanwhile
         config = config.model_copy(update={"batches": b.model_copy(update={"cache": None})})
     fit_subset = "training" if b.validation_split else None
-    probe = flow(config, fit_subset, workers=0, guard="record")  # fits on the training files
+    # fits on the training files; the cut is the training pipeline's, whatever batches.mode
+    probe = flow(config, fit_subset, workers=0, guard="record", mode="training")
     pipeline = probe.pipeline
     cut = cut_index(pipeline.stages)
     listing = _list(config, None)

@@ -57,7 +57,8 @@ class DecodeSkipWarning(UserWarning):
     """``on_error: skip`` dropped an unreadable file from a batch."""
 
 
-def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> BatchIterator:
+def flow(config, subset: str | None = None, *, check: bool = True, mode: str | None = None,
+         **kwargs) -> BatchIterator:
     """Batches of a config, as Keras' ``flow_from_directory`` would yield them.
 
     The config is checked first, as ``preproc check`` checks it: a config whose findings reach
@@ -67,6 +68,9 @@ def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> 
         config: a :class:`~preproc.config.Config`, the path of a YAML file, or a mapping.
         subset: ``None``, ``'training'`` or ``'validation'`` (with ``batches.validation_split``).
         check: ``False`` skips the static check (to run a failing config on purpose).
+        mode: ``'training'`` (random stages run) or ``'evaluation'`` (the deterministic stages
+            alone, as on the validation subset); default ``batches.mode``. The validation
+            subset always evaluates.
         **kwargs: see :class:`BatchIterator` (``shard``, ``workers``, ``prefetch``, ``guard``).
 
     Returns:
@@ -84,7 +88,7 @@ def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> 
 
         # the check has sampled the headers already: its source spec builds the pipeline
         kwargs.setdefault("source", require_check(config)[1])
-    return BatchIterator(config, subset, **kwargs)
+    return BatchIterator(config, subset, mode=mode, **kwargs)
 
 
 class BatchIterator:
@@ -93,6 +97,7 @@ class BatchIterator:
     Args:
         config: a loaded config.
         subset: ``None``, ``'training'`` or ``'validation'``.
+        mode: ``'training'`` or ``'evaluation'`` (default ``batches.mode``); see :func:`flow`.
         shard: ``(rank, world_size)`` for data-parallel training, or ``None``. Shards are
             disjoint and together cover every epoch, reshuffled per epoch alike on all ranks;
             so ranks may differ by one sample, hence by one batch: with DDP, stop every rank
@@ -116,10 +121,12 @@ class BatchIterator:
     """
 
     def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
-                 guard: str = "warn", pipeline=None, cache=None, source=None) -> None:
+                 guard: str = "warn", pipeline=None, cache=None, source=None,
+                 mode: str | None = None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
+        _check_mode(subset, mode)
         b = config.batches
         from ..io._files import set_max_image_bytes
 
@@ -128,7 +135,9 @@ class BatchIterator:
         # an unseeded run draws its seed once, so every worker count still sees one order and
         # one set of augmentations; `seed` reports it so the run can be replayed
         self._seed = b.seed if b.seed is not None else draw_seed()
-        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source)
+        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source, mode)
+        #: ``training`` (random stages run) or ``evaluation`` (deterministic stages alone)
+        self.mode: str = self.pipeline.mode
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
@@ -511,7 +520,17 @@ def _list(config, subset) -> discovery.Discovered:
     return listing
 
 
-def _pipeline_for(config, subset=None, seed: int = 0, source=None):
+def _check_mode(subset, mode) -> None:
+    from ..stages.pipeline import MODES
+
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if subset == "validation" and mode == "training":
+        raise PreprocError("the validation subset runs the evaluation pipeline; to augment "
+                           "it, give the random stages `apply_to: [training, validation]`")
+
+
+def _pipeline_for(config, subset=None, seed: int = 0, source=None, mode=None):
     """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
     headers (as ``preproc check`` does) so the runtime guard has intervals to check against.
     ``source``: a source spec already resolved (by the check), used as it is."""
@@ -519,7 +538,7 @@ def _pipeline_for(config, subset=None, seed: int = 0, source=None):
     from ..stages.pipeline import Pipeline
 
     if source is not None:
-        return Pipeline.from_config(config, source=source, subset=subset, seed=seed)
+        return Pipeline.from_config(config, source=source, subset=subset, seed=seed, mode=mode)
     src = source_spec(config)
     # header findings are check's business; flow only needs the spec (with `voi: header` the
     # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
@@ -527,7 +546,7 @@ def _pipeline_for(config, subset=None, seed: int = 0, source=None):
         from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
-    return Pipeline.from_config(config, source=src, subset=subset, seed=seed)
+    return Pipeline.from_config(config, source=src, subset=subset, seed=seed, mode=mode)
 
 
 def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):

@@ -28,7 +28,7 @@ def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     apply_to = {e.index: getattr(e, "apply_to", None) for e in it.config.stages}
     kept = (for_subset(s, apply_to.get(s.index), "validation") for s in pipe.stages)
     plain_pipe = Pipeline([s for s in kept if s is not None], pipe.source_spec, pipe.entry_spec,
-                          subset="validation", seed=pipe.seed)
+                          subset=pipe.subset, seed=pipe.seed, mode="evaluation")
     aug, plain = [], []
     for k in it.index_array:
         if len(aug) == n:

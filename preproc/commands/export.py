@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("webdataset", "npy"), default="webdataset")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                   help="training runs the random stages, evaluation the deterministic ones "
+                   "alone (default batches.mode; the validation subset always evaluates)")
     p.add_argument("--samples-per-shard", type=int, default=1000, metavar="N",
                    help="samples per tar (webdataset; default 1000)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -31,7 +34,7 @@ def main(args) -> int:
     from ..config import load_config
 
     cfg = load_config(args.config)
-    with flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+    with flow(cfg, args.subset, mode=args.mode, workers=args.workers, guard="record") as it:
         if args.format == "npy":
             from ..batches.export import export_epoch
 

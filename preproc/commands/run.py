@@ -17,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                   help="training runs the random stages, evaluation the deterministic ones "
+                   "alone (default batches.mode; the validation subset always evaluates)")
     p.add_argument("--epochs", type=int, default=1, metavar="N", help="epochs to run (default 1)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="write the processed arrays of one epoch to DIR")
@@ -51,7 +54,8 @@ def main(args) -> int:
                   file=sys.stderr)
             return report.exit_code()
     with warnings.catch_warnings(), \
-            flow(cfg, args.subset, check=False, workers=args.workers, guard="record") as it:
+            flow(cfg, args.subset, check=False, mode=args.mode, workers=args.workers,
+                 guard="record") as it:
         warnings.simplefilter("ignore", DecodeSkipWarning)  # listed once, below
         it.start()  # fork the workers before the progress display starts its thread
         start = time.perf_counter()

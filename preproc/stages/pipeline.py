@@ -21,7 +21,7 @@ from ..spec import Interval, ValueSpec
 from .augment_draw import stage_rng
 from .base import RunContext, Stage, StageContext
 
-__all__ = ["Pipeline", "entry_spec", "for_subset", "infer_checked"]
+__all__ = ["MODES", "Pipeline", "entry_spec", "for_subset", "infer_checked", "pipeline_mode"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
 
@@ -58,12 +58,14 @@ class Pipeline:
     """
 
     def __init__(self, stages: list[Stage], source: ValueSpec, entry: ValueSpec, *,
-                 subset: str | None = None, seed: int = 0) -> None:
+                 subset: str | None = None, seed: int = 0, mode: str | None = None) -> None:
         self.stages = stages
         self.source_spec = source
         self.entry_spec = entry
-        #: the subset the stages were chosen for (random stages run on ``training``/``None``)
+        #: the subset whose files the pipeline runs on (``None``: all files)
         self.subset = subset
+        #: ``training`` (random stages run) or ``evaluation`` (the deterministic stages alone)
+        self.mode = pipeline_mode(subset, mode)
         #: random stages draw from generators seeded by (seed, epoch, file index, stage index)
         self.seed = seed
         self.specs: list[ValueSpec] = []
@@ -71,13 +73,15 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, cfg, source: ValueSpec | None = None, subset: str | None = None,
-                    seed: int = 0) -> Pipeline:
-        """The config's stages for ``subset`` (``None`` and ``'training'`` run every stage).
+                    seed: int = 0, mode: str | None = None) -> Pipeline:
+        """The config's stages for ``subset`` in ``mode`` (default ``batches.mode``).
 
-        Random stages run on ``training`` only, unless their ``apply_to`` says otherwise;
-        elsewhere a random stage is replaced by its evaluation twin (``random_crop`` ->
-        ``center_crop``) or left out.
+        The training pipeline runs every stage; the evaluation pipeline (the ``validation``
+        subset always, any subset in mode ``evaluation``) runs what validation runs: random
+        stages only where their ``apply_to`` names ``validation``, otherwise replaced by their
+        evaluation twin (``random_crop`` -> ``center_crop``) or left out.
         """
+        mode = pipeline_mode(subset, mode or getattr(cfg.batches, "mode", None))
         src = source if source is not None else source_spec(cfg)
         context = StageContext(source=src, base_dir=str(cfg.base_dir),
                                file=str(cfg.path) if cfg.path else None)
@@ -86,10 +90,11 @@ class Pipeline:
             line, column = cfg.where(("stages", e.index))
             stage = e.cls(e.params, expects=e.expects, index=e.index, line=line, column=column,
                           context=context)
-            stage = for_subset(stage, getattr(e, "apply_to", None), subset or "training")
+            role = "training" if mode == "training" else "validation"
+            stage = for_subset(stage, getattr(e, "apply_to", None), role)
             if stage is not None:
                 stages.append(stage)
-        return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed)
+        return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed, mode=mode)
 
     def _bind(self) -> None:
         """Infer the spec entering and leaving every stage (the stages themselves never change);
@@ -161,6 +166,17 @@ class Pipeline:
             rows.append({"stage": stage.index, "name": stage.name, "line": stage.line,
                          "spec": spec.to_json()})
         return rows
+
+
+MODES = ("training", "evaluation")
+
+
+def pipeline_mode(subset: str | None, mode: str | None = None) -> str:
+    """``training`` or ``evaluation``: the validation subset always evaluates; other runs
+    follow ``mode`` (default ``training``)."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return "evaluation" if subset == "validation" else (mode or "training")
 
 
 def for_subset(stage: Stage, apply_to, subset: str) -> Stage | None:
