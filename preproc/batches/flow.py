@@ -87,7 +87,11 @@ def flow(config, subset: str | None = None, *, check: bool = True, mode: str | N
         from ..analysis import require_check
 
         # the check has sampled the headers already: its source spec builds the pipeline
-        kwargs.setdefault("source", require_check(config)[1])
+        from ..stages.pipeline import pipeline_mode
+
+        _check_mode(subset, mode)
+        wanted = pipeline_mode(subset, mode or config.batches.mode)
+        kwargs.setdefault("source", require_check(config, mode=wanted)[1])
     return BatchIterator(config, subset, mode=mode, **kwargs)
 
 

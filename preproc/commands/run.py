@@ -46,7 +46,7 @@ def main(args) -> int:
         raise PreprocError("--out writes one epoch; drop --epochs or set it to 1")
     cfg = load_config(args.config)
     if not args.no_check:  # the check's lines, once, before any batch is made
-        report = check(cfg)
+        report = check(cfg, mode=args.mode)
         if report.findings:
             print(report.format_text(), file=sys.stdout if report.failed else sys.stderr)
         if report.failed:
