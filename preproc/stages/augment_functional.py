@@ -20,8 +20,10 @@ Decisions:
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import dtypes
+from ..types import Array
 from .augment_bilinear import bilinear
 
 __all__ = [
@@ -42,7 +44,7 @@ FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
 def keras_matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy: float,
-                 h: int, w: int) -> np.ndarray | None:
+                 h: int, w: int) -> Array | None:
     """The 3x3 matrix Keras' ``apply_affine_transform`` resamples with, in (row, col) order.
 
     ``theta`` and ``shear`` are degrees; ``tx`` is the shift along rows (height) and ``ty``
@@ -72,11 +74,11 @@ def keras_matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy
     m = np.dot(np.dot(offset, m), reset)
     m[:, [0, 1]] = m[:, [1, 0]]  # Keras builds (x, y); arrays index (row, col)
     m[[0, 1]] = m[[1, 0]]
-    return m
+    return np.asarray(m, dtype=np.float64)
 
 
-def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mode: str = "nearest",
-           cval: float = 0.0, clip: bool = True) -> np.ndarray:
+def affine(x: Array, matrix: Array | None, *, order: int = 1, fill_mode: str = "nearest",
+           cval: float = 0.0, clip: bool = True) -> Array:
     """Resample ``x`` with ``matrix`` (output coordinate -> input coordinate, rows first).
 
     Input: (H, W, C), any real dtype. Output: same shape and dtype; integers rounded half up and
@@ -84,7 +86,7 @@ def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mod
     image's own [min, max] (and ``cval`` with ``fill_mode: constant``).
     """
     if matrix is None:
-        return x.copy()
+        return np.array(x, copy=True)
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     if order == 1:
@@ -95,7 +97,7 @@ def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mod
     return _to_dtype(out, x.dtype)
 
 
-def _span(x: np.ndarray, fill_mode: str, cval: float) -> tuple[float, float]:
+def _span(x: Array, fill_mode: str, cval: float) -> tuple[float, float]:
     lo, hi = float(x.min()), float(x.max())
     if fill_mode == "constant":
         c = float(x.dtype.type(cval)) if x.dtype.kind == "f" else cval
@@ -103,7 +105,7 @@ def _span(x: np.ndarray, fill_mode: str, cval: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
+def _to_dtype(values: Array, dtype: DTypeLike) -> Array:
     dt = np.dtype(dtype)
     if dt.kind == "f":
         return values.astype(dt, copy=False)
@@ -114,7 +116,7 @@ def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     return out.astype(dt)
 
 
-def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: float) -> np.ndarray:
+def _spline(x: Array, matrix: Array, order: int, mode: str, cval: float) -> Array:
     from scipy import ndimage  # heavy: loaded on first use only
 
     out = np.empty(x.shape, dtype=np.float64)
@@ -124,7 +126,7 @@ def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: floa
     return out
 
 
-def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+def flip(x: Array, horizontal: bool, vertical: bool) -> Array:
     """Mirror left-right and/or up-down. Output: a new array, same dtype."""
     if horizontal:
         x = x[:, ::-1]
@@ -133,7 +135,7 @@ def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
     return np.array(x, copy=True)
 
 
-def brightness(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+def brightness(x: Array, factor: float, *, keep_dtype: bool = False) -> Array:
     """``x * factor`` in float32 (no 8-bit round trip).
 
     Output: float32; with ``keep_dtype`` integers are rounded and saturated to their dtype.
@@ -142,7 +144,7 @@ def brightness(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.
     return _saturate(out, x.dtype) if keep_dtype else out
 
 
-def contrast(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+def contrast(x: Array, factor: float, *, keep_dtype: bool = False) -> Array:
     """``mean + (x - mean) * factor`` about the image mean (all pixels and channels), float32.
 
     With ``factor <= 1`` the result stays inside the image's own [min, max]. Output: float32;
@@ -157,13 +159,13 @@ def contrast(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.nd
     return _saturate(out, x.dtype) if keep_dtype else out
 
 
-def channel_shift(x: np.ndarray, intensity: float, *, clip: bool = True) -> np.ndarray:
+def channel_shift(x: Array, intensity: float, *, clip: bool = True) -> Array:
     """Add ``intensity`` to every channel, as Keras' ``apply_channel_shift``.
 
     With ``clip`` (Keras), the result is clipped to the image's own [min, max] and integers stay
     integer (rounded half to even); without, the output is float32 and widens by ``intensity``.
     """
-    out = np.add(x, F32(intensity), dtype=F32)
+    out: Array = np.add(x, F32(intensity), dtype=F32)
     if not clip:
         return out
     if x.size:
@@ -171,7 +173,7 @@ def channel_shift(x: np.ndarray, intensity: float, *, clip: bool = True) -> np.n
     return _saturate(out, x.dtype) if x.dtype.kind in "ui" else out.astype(x.dtype, copy=False)
 
 
-def _saturate(values: np.ndarray, dtype) -> np.ndarray:
+def _saturate(values: Array, dtype: DTypeLike) -> Array:
     dt = np.dtype(dtype)
     if dt.kind == "f":
         return values.astype(dt, copy=False)
@@ -181,7 +183,7 @@ def _saturate(values: np.ndarray, dtype) -> np.ndarray:
     return out.astype(dt)
 
 
-def crop(x: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+def crop(x: Array, top: int, left: int, height: int, width: int) -> Array:
     """The window ``[top:top+height, left:left+width]`` as a new array."""
     h, w = x.shape[:2]
     if height > h or width > w:
@@ -189,7 +191,7 @@ def crop(x: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndar
     return np.array(x[top:top + height, left:left + width], copy=True)
 
 
-def center_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
+def center_crop(x: Array, height: int, width: int) -> Array:
     """The centred ``height`` x ``width`` window (Keras/torchvision rounding: floor of half)."""
     h, w = x.shape[:2]
     return crop(x, max(0, (h - height) // 2), max(0, (w - width) // 2), height, width)
