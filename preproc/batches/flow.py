@@ -30,8 +30,9 @@ import functools
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -42,7 +43,19 @@ from ..findings import Finding
 from ..stages.augment_draw import draw_seed
 
 if TYPE_CHECKING:
-    from .workers import Result
+    from ..config.model import Config
+    from ..spec import ValueSpec
+    from ..stages.pipeline import Pipeline
+    from ..types import Array
+    from .cache import Cache, CachedJob
+    from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
+
+    #: what ``flow`` accepts as a config: a loaded one, a YAML path, or a mapping
+    ConfigLike = Union[Config, str, os.PathLike[str], Mapping[str, Any]]
+    #: one batch as a Sequence yields it: ``x``, or ``(x, y)``
+    Batch = Union[Array, tuple[Array, Array]]
+    #: per-image guard statistics of one batch (``None`` for an image not measured)
+    Stats = list[Any]
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -57,8 +70,8 @@ class DecodeSkipWarning(UserWarning):
     """``on_error: skip`` dropped an unreadable file from a batch."""
 
 
-def flow(config, subset: str | None = None, *, check: bool = True, mode: str | None = None,
-         **kwargs) -> BatchIterator:
+def flow(config: ConfigLike, subset: str | None = None, *, check: bool = True,
+         mode: str | None = None, **kwargs: Any) -> BatchIterator:
     """Batches of a config, as Keras' ``flow_from_directory`` would yield them.
 
     The config is checked first, as ``preproc check`` checks it: a config whose findings reach
@@ -124,9 +137,11 @@ class BatchIterator:
         skipped: ``{path: reason}`` of files dropped with ``on_error: skip``.
     """
 
-    def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
-                 guard: str = "warn", pipeline=None, cache=None, source=None,
-                 mode: str | None = None) -> None:
+    def __init__(self, config: Config, subset: str | None = None, *,
+                 shard: tuple[int, int] | None = None, workers: int | None = None,
+                 prefetch: int | None = None, guard: str = "warn",
+                 pipeline: Pipeline | None = None, cache: str | os.PathLike[str] | None = None,
+                 source: ValueSpec | None = None, mode: str | None = None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
@@ -155,7 +170,8 @@ class BatchIterator:
         self.findings: list[Finding] = []
         self.skipped: dict[str, str] = {}
         self.epoch = 0
-        self._engine = self._window = None
+        self._engine: InlineEngine | ProcessEngine | None = None
+        self._window: Window | None = None
         self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
@@ -199,15 +215,16 @@ class BatchIterator:
         return [self._job.paths[i] for i in self._members]
 
     @property
-    def classes(self) -> np.ndarray:
-        return self._listing.classes[self._members]
+    def classes(self) -> Array:
+        classes: Array = self._listing.classes[self._members]
+        return classes
 
     @property
     def samples(self) -> int:
         return len(self._members)
 
     @property
-    def index_array(self) -> np.ndarray:
+    def index_array(self) -> Array:
         """Listing indices of the current epoch, in batch order."""
         return self._order
 
@@ -216,7 +233,7 @@ class BatchIterator:
 
     # ---------------------------------------------------------------------------- ordering
     @property
-    def _members(self) -> np.ndarray:
+    def _members(self) -> Array:
         """Listing indices this iterator yields in the current epoch, in listing order.
 
         A shard's members change with each epoch's shuffle (as with ``DistributedSampler``).
@@ -226,7 +243,7 @@ class BatchIterator:
             return np.arange(n)
         return np.sort(self.epoch_order(self.epoch))
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
+    def epoch_order(self, epoch: int) -> Array:
         """Listing indices of ``epoch`` for this shard, in batch order (Keras' permutation)."""
         n = self._listing.samples
         if self.shuffle:
@@ -251,13 +268,13 @@ class BatchIterator:
         self.epoch = int(epoch)
         self._set_order()
 
-    def batch_indices(self, i: int, epoch: int | None = None) -> np.ndarray:
+    def batch_indices(self, i: int, epoch: int | None = None) -> Array:
         """Listing indices of batch ``i`` of ``epoch`` (default: the current one)."""
         order = self._order if epoch is None or epoch == self.epoch else self.epoch_order(epoch)
         return order[i * self.batch_size : (i + 1) * self.batch_size]
 
     # ----------------------------------------------------------------------------- batches
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> Batch:
         n = len(self)
         if i < 0:
             i += n
@@ -265,16 +282,16 @@ class BatchIterator:
             raise IndexError(f"batch {i} out of range: the iterator has {n} batches")
         return self._batch(i)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Batch]:
         for i in range(len(self)):
             yield self._batch(i)
         self.on_epoch_end()
 
-    def _batch(self, i: int):
+    def _batch(self, i: int) -> Batch:
         x, y, _ = self.batch_with_indices(i)
         return x if y is None else (x, y)
 
-    def batch_with_indices(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def batch_with_indices(self, i: int) -> tuple[Array, Array | None, Array]:
         """Batch ``i`` of the current epoch as ``(x, y or None, listing indices of its rows)``.
 
         The indices exclude files dropped with ``on_error: skip``.
@@ -302,7 +319,7 @@ class BatchIterator:
         """Full path of listing entry ``index``."""
         return self._job.paths[index]
 
-    def _compute(self, i, idx, guard):
+    def _compute(self, i: int, idx: Array, guard: bool) -> tuple[Array, Stats | None, list[int] | None]:
         """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
         finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
@@ -316,7 +333,8 @@ class BatchIterator:
             self.close()  # a dead or stuck pool is killed; the next batch starts a new one
             raise
 
-    def _finish(self, i: int, guard: bool, view: np.ndarray, results: list[Result]):
+    def _finish(self, i: int, guard: bool, view: Array,
+                results: list[Result]) -> tuple[Array, Stats | None, list[int] | None]:
         """Turn a filled slot into the batch; must not keep a reference to ``view``."""
         keep = self._handle_errors(i, results)
         if keep is None and not any(r.array is not None for r in results):
@@ -339,12 +357,12 @@ class BatchIterator:
             epoch, j = epoch + 1, j - len(self)
         return (epoch, j)
 
-    def _task(self, key):
+    def _task(self, key: tuple[int, int]) -> tuple[Array, bool, int]:
         epoch, i = key
         return self.batch_indices(i, epoch), i < self._sample_batches, epoch
 
     # ------------------------------------------------------------------ errors and guard
-    def _handle_errors(self, i, results) -> list[int] | None:
+    def _handle_errors(self, i: int, results: list[Result]) -> list[int] | None:
         bad = [k for k, r in enumerate(results) if r.status != "ok"]
         if not bad:
             return None
@@ -360,7 +378,7 @@ class BatchIterator:
             self.skipped.setdefault(err.path, err.reason)
         return [k for k in range(len(results)) if k not in bad]
 
-    def _check_ranges(self, i, idx, stats) -> None:
+    def _check_ranges(self, i: int, idx: Array, stats: Stats | None) -> None:
         from .guard import check_batch
 
         if self._cache is not None:  # stages before the cut were measured when the cache was made
@@ -375,7 +393,7 @@ class BatchIterator:
             if self.guard == "warn":
                 warnings.warn(finding.message, RuntimeRangeWarning, stacklevel=4)
 
-    def _check_finite(self, i, idx, x) -> None:
+    def _check_finite(self, i: int, idx: Array, x: Array) -> None:
         from ..errors import printable
         from .guard import check_finite
 
@@ -396,7 +414,7 @@ class BatchIterator:
         paths = training.filepaths
         job = _make_job(self.config, paths, self.pipeline, run_stages=False)
 
-        def images():
+        def images() -> Iterator[Array]:
             for k in range(len(paths)):
                 try:
                     yield job.load(k)
@@ -437,7 +455,7 @@ class BatchIterator:
         self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
         self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
 
-    def preview(self, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def preview(self, n: int = 8) -> tuple[Array, Array]:
         """``(augmented, plain)`` arrays of the first ``n`` images of the current epoch.
 
         The augmented images are exactly those the batches hold; the plain ones went through
@@ -452,7 +470,7 @@ class BatchIterator:
         self._get_engine()
         return self
 
-    def _get_engine(self):
+    def _get_engine(self) -> InlineEngine | ProcessEngine:
         from .workers import InlineEngine, ProcessEngine, Window
 
         if self._engine is None:
@@ -476,12 +494,13 @@ class BatchIterator:
         """Stop the worker processes (a later batch restarts them)."""
         if self._engine is not None:
             self._engine.close()
-        self._engine = self._window = None
+        self._engine: InlineEngine | ProcessEngine | None = None
+        self._window: Window | None = None
 
     def __enter__(self) -> BatchIterator:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -493,7 +512,8 @@ class BatchIterator:
 _PASS = (math.inf, -math.inf, False)
 
 
-def _open_cache(config, cache, it):
+def _open_cache(config: Config, cache: str | os.PathLike[str] | None,
+                it: BatchIterator) -> Cache | None:
     if cache is None and getattr(config.batches, "cache", None) is not None:
         cache = Path(config.base_dir) / config.batches.cache  # a config's paths are its own
     if cache is None:
@@ -503,7 +523,7 @@ def _open_cache(config, cache, it):
     return open_cache(cache, config, it.pipeline, it._listing)
 
 
-def _list(config, subset) -> discovery.Discovered:
+def _list(config: Config, subset: str | None) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
@@ -524,7 +544,7 @@ def _list(config, subset) -> discovery.Discovered:
     return listing
 
 
-def _check_mode(subset, mode) -> None:
+def _check_mode(subset: str | None, mode: str | None) -> None:
     from ..stages.pipeline import MODES
 
     if mode is not None and mode not in MODES:
@@ -534,7 +554,8 @@ def _check_mode(subset, mode) -> None:
                            "it, give the random stages `apply_to: [training, validation]`")
 
 
-def _pipeline_for(config, subset=None, seed: int = 0, source=None, mode=None):
+def _pipeline_for(config: Config, subset: str | None = None, seed: int = 0,
+                  source: ValueSpec | None = None, mode: str | None = None) -> Pipeline:
     """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
     headers (as ``preproc check`` does) so the runtime guard has intervals to check against.
     ``source``: a source spec already resolved (by the check), used as it is."""
@@ -553,7 +574,8 @@ def _pipeline_for(config, subset=None, seed: int = 0, source=None, mode=None):
     return Pipeline.from_config(config, source=src, subset=subset, seed=seed, mode=mode)
 
 
-def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
+def _make_job(config: Config, paths: list[str], pipeline: Pipeline, *,
+              run_stages: bool) -> ImageJob:
     from .workers import ImageJob
 
     b, expect = config.batches, config.source.expect
@@ -565,7 +587,7 @@ def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
                     subset=pipeline.subset, jpeg_draft=draft)
 
 
-def _check_shard(shard, b):
+def _check_shard(shard: Sequence[int] | None, b: Any) -> tuple[int, int] | None:
     if shard is None:
         return None
     rank, world = (int(v) for v in shard)
@@ -576,12 +598,12 @@ def _check_shard(shard, b):
     return (rank, world)
 
 
-def _exact_in_float32(dtype) -> bool:
+def _exact_in_float32(dtype: np.dtype[Any]) -> bool:
     dt = np.dtype(dtype)
     return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float16, np.float32)
 
 
-def _batch_dtype(pipeline, probed) -> np.dtype:
+def _batch_dtype(pipeline: Pipeline, probed: np.dtype[Any]) -> np.dtype[Any]:
     """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
     if pipeline.stages:
         declared = pipeline.out_dtype
@@ -610,7 +632,8 @@ def available_memory() -> int | None:
     return physical_memory()
 
 
-def _check_batch_memory(shape, slot_dtype, batch_dtype, slots: int) -> None:
+def _check_batch_memory(shape: tuple[int, ...], slot_dtype: np.dtype[Any],
+                        batch_dtype: np.dtype[Any], slots: int) -> None:
     """Refuse, as a config error naming the keys, batches that cannot fit in memory."""
     from ..errors import ConfigError
 
