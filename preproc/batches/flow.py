@@ -32,30 +32,33 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import batching
 from ..dataset import discovery
 from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
 from ..stages.augment_draw import draw_seed
+from . import batching
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ..config.model import Config
     from ..spec import ValueSpec
     from ..stages.pipeline import Pipeline
     from ..types import Array
+    from .batching import ImageStats
     from .cache import Cache, CachedJob
     from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
 
     #: what ``flow`` accepts as a config: a loaded one, a YAML path, or a mapping
-    ConfigLike = Union[Config, str, os.PathLike[str], Mapping[str, Any]]
+    ConfigLike = Config | str | os.PathLike[str] | Mapping[str, Any]
     #: one batch as a Sequence yields it: ``x``, or ``(x, y)``
-    Batch = Union[Array, tuple[Array, Array]]
+    Batch = Array | tuple[Array, Array]
     #: per-image guard statistics of one batch (``None`` for an image not measured)
-    Stats = list[Any]
+    Stats = list[ImageStats | None]
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -140,7 +143,7 @@ class BatchIterator:
     def __init__(self, config: Config, subset: str | None = None, *,
                  shard: tuple[int, int] | None = None, workers: int | None = None,
                  prefetch: int | None = None, guard: str = "warn",
-                 pipeline: Pipeline | None = None, cache: str | os.PathLike[str] | None = None,
+                 pipeline: Pipeline | None = None, cache: str | Path | None = None,
                  source: ValueSpec | None = None, mode: str | None = None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
@@ -179,6 +182,7 @@ class BatchIterator:
         self._run = self.pipeline if self._cache is None else self._cache.tail(self.pipeline)
         self._stages = self._run.stages
         self._batched = batching.batchable(self._stages)
+        self._job: ImageJob | CachedJob
         if self._cache is not None:
             self._job = self._cache.job(self._listing, self._run, run_stages=not self._batched)
         else:
@@ -301,7 +305,7 @@ class BatchIterator:
         x, stats, keep = self._compute(i, idx, guard)
         if keep is not None:
             idx = idx[keep]
-        if guard:
+        if guard and stats is not None:
             self._check_ranges(i, idx, stats)
         self._check_finite(i, idx, x)
         y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
@@ -323,12 +327,15 @@ class BatchIterator:
         """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
         finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
-        if self._window is None:
+        if self._window is None:  # no window: the engine runs in this process
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
-            return finish(raw, engine.run_batch(idx, guard, raw, self.epoch))
+            inline = cast("InlineEngine", engine)
+            return finish(raw, inline.run_batch(idx, guard, raw, self.epoch))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
         try:
-            return self._window.fetch((self.epoch, i), ahead, self._task, finish)
+            fetched: tuple[Array, Stats | None, list[int] | None] = self._window.fetch(
+                (self.epoch, i), ahead, self._task, finish)
+            return fetched
         except WorkerError:
             self.close()  # a dead or stuck pool is killed; the next batch starts a new one
             raise
@@ -342,13 +349,13 @@ class BatchIterator:
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            x, stats = batching.apply_stages(self._run, rows, guard, self.dtype)
-            return x, stats, keep
+            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype)
+            return x, cast("Stats | None", measured), keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
                                f"is {self.dtype}; declare source.expect.dtype or add to_dtype")
         x = rows.astype(self.dtype, copy=rows is view or rows.dtype != self.dtype)
-        stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
+        stats: Stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
         return x, stats, keep
 
     def _key_after(self, i: int, k: int) -> tuple[int, int]:
@@ -367,7 +374,7 @@ class BatchIterator:
         if not bad:
             return None
         for k in bad:
-            err = results[k].error
+            err = cast(BaseException, results[k].error)  # status != "ok" carries its error
             if not (isinstance(err, DecodeError) and self._on_error == "skip"):
                 _locate(err, i, self.epoch)
                 raise err
@@ -378,7 +385,7 @@ class BatchIterator:
             self.skipped.setdefault(err.path, err.reason)
         return [k for k in range(len(results)) if k not in bad]
 
-    def _check_ranges(self, i: int, idx: Array, stats: Stats | None) -> None:
+    def _check_ranges(self, i: int, idx: Array, stats: Stats) -> None:
         from .guard import check_batch
 
         if self._cache is not None:  # stages before the cut were measured when the cache was made
@@ -479,11 +486,12 @@ class BatchIterator:
             slots = 1 if self._workers <= 0 or inline or not _can_fork() else self._prefetch + 1
             _check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
                                 self.dtype, slots)
+            job = cast("ImageJob", self._job)  # a CachedJob offers ImageJob's interface
             if self._workers <= 0 or inline or not _can_fork():
-                self._engine = InlineEngine(self._job)
+                self._engine = InlineEngine(job)
             else:
                 slots = self._prefetch + 1
-                self._engine = ProcessEngine(self._job, self._workers, slots,
+                self._engine = ProcessEngine(job, self._workers, slots,
                                              (self.batch_size,) + self._slot_shape,
                                              self._slot_dtype,
                                              timeout=self.config.batches.worker_timeout)
@@ -494,10 +502,10 @@ class BatchIterator:
         """Stop the worker processes (a later batch restarts them)."""
         if self._engine is not None:
             self._engine.close()
-        self._engine: InlineEngine | ProcessEngine | None = None
-        self._window: Window | None = None
+        self._engine = None
+        self._window = None
 
-    def __enter__(self) -> BatchIterator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -512,10 +520,11 @@ class BatchIterator:
 _PASS = (math.inf, -math.inf, False)
 
 
-def _open_cache(config: Config, cache: str | os.PathLike[str] | None,
+def _open_cache(config: Config, cache: str | Path | None,
                 it: BatchIterator) -> Cache | None:
-    if cache is None and getattr(config.batches, "cache", None) is not None:
-        cache = Path(config.base_dir) / config.batches.cache  # a config's paths are its own
+    cached = getattr(config.batches, "cache", None)
+    if cache is None and cached is not None:
+        cache = Path(config.base_dir) / cached  # a config's paths are its own
     if cache is None:
         return None
     from .cache import open_cache
@@ -540,7 +549,8 @@ def _list(config: Config, subset: str | None) -> discovery.Discovered:
     if config.source.dicom.frames == "all":
         from ..dataset.frames import expand_frames
 
-        listing = expand_frames(listing)
+        expand: Callable[[discovery.Discovered], discovery.Discovered] = expand_frames
+        listing = expand(listing)
     return listing
 
 
@@ -580,7 +590,8 @@ def _make_job(config: Config, paths: list[str], pipeline: Pipeline, *,
 
     b, expect = config.batches, config.source.expect
     draft = getattr(getattr(b, "decode", None), "jpeg_draft", False)
-    return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
+    h, w = b.target_size
+    return ImageJob(paths, b.color_mode, (h, w), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
                     run_stages=run_stages, dicom=config.source.dicom, seed=pipeline.seed,
@@ -614,7 +625,8 @@ def _batch_dtype(pipeline: Pipeline, probed: np.dtype[Any]) -> np.dtype[Any]:
 def _locate(err: BaseException, batch: int, epoch: int) -> None:
     """Add the batch to an error's message (kept as attributes too)."""
     if isinstance(err, PreprocError) and getattr(err, "batch", None) is None:
-        err.batch, err.epoch = batch, epoch
+        located: Any = err  # PreprocError declares no batch attributes: added where it is known
+        located.batch, located.epoch = batch, epoch
         err.message = f"{err.message} [batch {batch} of epoch {epoch}]"
 
 
