@@ -9,7 +9,9 @@ mistake is reported once, at its stage, instead of cascading into every later st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from . import dtypes
 from .findings import Finding, Location, Report, Severity
@@ -17,6 +19,10 @@ from .io.paths import display_path
 from .stages.pipeline import Pipeline, infer_checked
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
+
+if TYPE_CHECKING:
+    from .config.model import Config
+    from .types import StrPath
 
 __all__ = ["check", "check_pipeline", "require_check"]
 
@@ -26,7 +32,8 @@ _REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input", "range-u
 _TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
-def check(config, *, sample: int = 64, mode: str | None = None) -> Report:
+def check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64,
+          mode: str | None = None) -> Report:
     """Check a config statically and apply its ``checks:`` policy.
 
     Every pipeline the config runs is checked: the training one (random stages included) in
@@ -46,7 +53,8 @@ def check(config, *, sample: int = 64, mode: str | None = None) -> Report:
     return _checked(as_config(config), sample, mode)[0]
 
 
-def _checked(config, sample: int, mode: str | None = None) -> tuple[Report, ValueSpec]:
+def _checked(config: Config, sample: int,
+             mode: str | None = None) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
     from .dataset.dicom_units import stored_units_findings
@@ -58,15 +66,15 @@ def _checked(config, sample: int, mode: str | None = None) -> tuple[Report, Valu
     pipeline = pipelines.get("training") or pipelines["evaluation"]
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
-    findings += _pipelines_findings(pipelines, tuple(config.batches.target_size), file)
+    findings += _pipelines_findings(pipelines, config.batches.target_size, file)
     findings += _decode_findings(config)
     return Report.with_policy(findings, config.checks, pipeline.trace()), src
 
 
-def _modes_run(config, extra: str | None) -> list[str]:
+def _modes_run(config: Config, extra: str | None) -> list[str]:
     """The pipelines a config runs: its mode's, the evaluation one of a validation split."""
     b = config.batches
-    modes = {getattr(b, "mode", "training")}
+    modes = {b.mode}
     if extra is not None:
         modes.add(extra)
     if b.validation_split:
@@ -74,18 +82,19 @@ def _modes_run(config, extra: str | None) -> list[str]:
     return [m for m in ("training", "evaluation") if m in modes]
 
 
-def _pipelines_findings(pipelines: dict[str, Pipeline], target_size, file) -> list[Finding]:
+def _pipelines_findings(pipelines: dict[str, Pipeline], target_size: tuple[int, int],
+                        file: str | None) -> list[Finding]:
     from .stages.augment_check import merge_findings, mismatch_findings, pipelines_differ
 
     training, evaluation = pipelines.get("training"), pipelines.get("evaluation")
     if training is None or evaluation is None or not pipelines_differ(training, evaluation):
-        return check_pipeline(training or evaluation, file=file)
+        return check_pipeline(next(iter(pipelines.values())), file=file)
     return (merge_findings(check_pipeline(training, file=file),
                            check_pipeline(evaluation, file=file))
             + mismatch_findings(training, evaluation, target_size, file))
 
 
-def require_check(config, *, sample: int = 64,
+def require_check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64,
                   mode: str | None = None) -> tuple[Report, ValueSpec]:
     """Run :func:`check` and raise :class:`~preproc.errors.CheckFailed` when it fails.
 
@@ -123,7 +132,7 @@ class CheckWarning(UserWarning):
     """Findings of a config's check below ``checks.fail_on``, issued when a flow starts."""
 
 
-def _decode_findings(config) -> list[Finding]:
+def _decode_findings(config: Config) -> list[Finding]:
     decode = getattr(config.batches, "decode", None)
     if decode is None or not decode.jpeg_draft:
         return []
@@ -153,8 +162,9 @@ def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Findi
         codes = {f.code for f in found} & _REPAIRED
         if codes:  # continue as if the stage had received what it expects
             expected = stage.expected_input(spec)
-            iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
-            spec = spec.with_(interval=iv)
+            if expected is not None:  # (a plugin's own finding may come without one)
+                iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
+                spec = spec.with_(interval=iv)
         spec, finding = infer_checked(stage, spec)
         if finding is not None:
             findings.append(_locate(finding, stage, file))
@@ -277,8 +287,9 @@ def _overflow_hint(stage: Stage, spec: ValueSpec, expected: Interval) -> str:
         fix = _bits_fix(spec)
         if fix:
             return f"the data holds {spec.interval}, not {expected}: {fix}"
-    if spec.scaled_by:
-        return f"the range comes from {spec.last_scale.describe()}; adjust it or this stage's parameters"
+    blame = spec.last_scale  # the last of spec.scaled_by
+    if blame is not None:
+        return f"the range comes from {blame.describe()}; adjust it or this stage's parameters"
     return "convert the data into the expected range first (rescale_intensity or clip), " \
         "or declare `expects:` on the stage if it really accepts this range"
 

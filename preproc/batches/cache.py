@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import DecodeError, PreprocError
 from ..findings import Finding, Location
-from ..types import Array
+from ..types import Array, StrPath
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -282,7 +282,7 @@ def _read_index(folder: Path, config: Config) -> dict[str, Any]:
     return index
 
 
-def open_cache(folder: str | Path, config: Config, pipeline: Pipeline, listing: Discovered, *,
+def open_cache(folder: StrPath, config: Config, pipeline: Pipeline, listing: Discovered, *,
                verify: bool = False) -> Cache:
     """Open the cache at ``folder`` for ``listing``'s files, or raise :class:`CacheError`.
 
@@ -332,7 +332,7 @@ def _changed(paths: list[str], recorded: list[list[Any]], verify: bool) -> list[
     return changed
 
 
-def _file_sha256(path: str | Path) -> str:
+def _file_sha256(path: StrPath) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..config.model import Config
     from ..dataset.discovery import Discovered
     from ..stages.pipeline import Pipeline
-    from ..types import Array
+    from ..types import Array, StrPath
     from .workers import ImageJob
 
 #: a shard's sidecar document (also its entry in ``index.json``)
@@ -46,7 +46,7 @@ def _version() -> str:
     return _cache._version()
 
 
-def verify_cache(folder: str | Path, config: Config) -> list[Finding]:
+def verify_cache(folder: StrPath, config: Config) -> list[Finding]:
     """Findings (``cache-stale``) of checking ``folder`` against ``config`` by content hash."""
     from .flow import _list, _pipeline_for
 
@@ -153,7 +153,7 @@ class Plan:
     tasks: list[ShardTask]
 
 
-def plan_cache(config: Config, folder: str | Path, *, shard_images: int | None = None) -> Plan:
+def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = None) -> Plan:
     """Fit, probe and split the listing into shard tasks (nothing is written)."""
     from .flow import _list, _make_job, flow
 
@@ -200,7 +200,7 @@ def _probe_cut(job: ImageJob, pipeline: Pipeline, cut: int,
     return np.dtype(dtype), tuple(out.shape)
 
 
-def build_cache(config: Config, folder: str | Path, *, engine: str = "local",
+def build_cache(config: Config, folder: StrPath, *, engine: str = "local",
                 scheduler: str | Client | None = None, workers: int | None = None,
                 shard_images: int | None = None,
                 progress: Callable[[int, int, bool], object] | None = None,

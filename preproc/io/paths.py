@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+from typing import overload
 
 from ..errors import printable
 from ..types import StrPath
 
 __all__ = ["display_path", "printable"]
+
+
+@overload
+def display_path(path: StrPath) -> str: ...
+
+
+@overload
+def display_path(path: None) -> None: ...
 
 
 def display_path(path: StrPath | None) -> str | None:
