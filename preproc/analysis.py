@@ -74,7 +74,7 @@ def _checked(config: Config, sample: int,
 def _modes_run(config: Config, extra: str | None) -> list[str]:
     """The pipelines a config runs: its mode's, the evaluation one of a validation split."""
     b = config.batches
-    modes = {b.mode}
+    modes: set[str] = {b.mode}
     if extra is not None:
         modes.add(extra)
     if b.validation_split:
