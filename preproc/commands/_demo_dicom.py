@@ -7,6 +7,7 @@ installed; otherwise says how to get it.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["dicom_step"]
@@ -38,11 +39,11 @@ def _white(config: Path) -> float:
     from ..batches.flow import flow
 
     with flow(config, check=False) as it:  # the wrong config too: show what it would produce
-        x = it[0]
+        x = it.batch_with_indices(0)[0]  # the x of batch 0 (class_mode: null yields x alone)
     return float((x >= 1).mean())
 
 
-def dicom_step(root: Path, cli) -> bool:
+def dicom_step(root: Path, cli: Callable[[list[str]], int]) -> bool:
     """Run the DICOM step in ``root``; ``True`` when it showed what it should (or was skipped)."""
     source = _ct_file()
     if source is None:

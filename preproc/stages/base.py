@@ -21,7 +21,7 @@ when guarded, checks the output against ``infer``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -32,7 +32,7 @@ from ..findings import Finding
 from ..spec import Interval, ScaleStep, ValueSpec
 from ..types import Array, DType, Range
 
-__all__ = ["Expects", "RunContext", "Stage", "StageContext", "StageTraits"]
+__all__ = ["Expects", "FitsStatistics", "RunContext", "Stage", "StageContext", "StageTraits"]
 
 
 class Expects(BaseModel):
@@ -248,6 +248,20 @@ class Stage:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
+
+
+@runtime_checkable
+class FitsStatistics(Protocol):
+    """A stage that learns dataset statistics (featurewise ``normalize``).
+
+    While :attr:`needs_fit` is true, the pipeline measures per-channel mean and std at the
+    stage's position and puts ``fitted(mean, std)``, a new stage, in its place.
+    """
+
+    @property
+    def needs_fit(self) -> bool: ...
+
+    def fitted(self, mean: list[float], std: list[float]) -> Stage: ...
 
 
 def _finite_minmax(x: Array) -> tuple[float, float]:
