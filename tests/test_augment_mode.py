@@ -127,3 +127,26 @@ def test_schema_documents_the_mode(capsys):
     batches = json.loads(capsys.readouterr().out)["$defs"]["Batches"]["properties"]
     assert batches["mode"]["enum"] == ["training", "evaluation"]
     assert "deterministic" in batches["mode"]["description"]
+
+
+def test_cache_fits_and_cuts_alike_for_both_pipelines(tmp_path, data):
+    """Fitted statistics follow their stage when a random stage before it is left out, and a
+    stage kept out of one pipeline by apply_to is never cached for both."""
+    from preproc.batches.cache_build import build_cache
+
+    stages = [{"flip": {}}, {"rescale": {"factor": "1/255"}},
+              {"normalize": {"mode": "featurewise"}}]
+    cfg = _cfg(tmp_path, data, stages=stages, validation_split=0.4)
+    build_cache(cfg, tmp_path / "fit")
+    for subset in ("training", "validation"):
+        with flow(cfg, subset, workers=0, cache=tmp_path / "fit") as cached, \
+                flow(cfg, subset, workers=0) as direct:
+            _same(_epoch(cached), _epoch(direct))
+    stages = [{"center_crop": {"size": [16, 16], "apply_to": ["training"]}},
+              {"to_dtype": {"dtype": "float32"}}, {"rescale": {"factor": "1/255"}}]
+    cfg = _cfg(tmp_path, data, stages=stages, name="crop.yaml")
+    build_cache(cfg, tmp_path / "crop")
+    for mode in ("training", "evaluation"):
+        with flow(cfg, mode=mode, workers=0, cache=tmp_path / "crop", check=False) as cached, \
+                flow(cfg, mode=mode, workers=0, check=False) as direct:
+            _same(_epoch(cached), _epoch(direct))
