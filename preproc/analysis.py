@@ -57,7 +57,7 @@ def _checked(config: Config, sample: int,
              mode: str | None = None) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
-    from .dataset.dicom_units import stored_units_findings
+    from .dataset.dicom_units import inverted_twice_findings, stored_units_findings
     from .dataset.sampling import resolve_source_sample
 
     src, findings, dicom = resolve_source_sample(config, sample)
@@ -66,6 +66,7 @@ def _checked(config: Config, sample: int,
     pipeline = pipelines.get("training") or pipelines["evaluation"]
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
+    findings += inverted_twice_findings(pipeline, dicom, config.source.dicom, file)
     findings += _pipelines_findings(pipelines, config.batches.target_size, file)
     findings += _decode_findings(config)
     return Report.with_policy(findings, config.checks, pipeline.trace()), src

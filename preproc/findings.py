@@ -87,6 +87,8 @@ CODES: dict[str, CodeInfo] = _codes(
      "dropped"),
     ("mixed-photometric", E, "a class mixes MONOCHROME1 and MONOCHROME2 while "
      "source.dicom.monochrome1 is keep"),
+    ("inverted-twice", W, "an `invert` stage flips DICOM MONOCHROME1 data that "
+     "source.dicom.monochrome1: invert already inverted at decode"),
     ("split-leakage", E, "the same group (patient) or picture lands in both the training and the "
      "validation subset (a warning in check)"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),

@@ -355,6 +355,16 @@ _ROWS = [
         is_config=False,
     ),
     Explanation(
+        "inverted-twice",
+        "CR radiographs stored MONOCHROME1 (white is low) under the default "
+        "`source.dicom.monochrome1: invert`, and a pipeline with `- invert: {max: source}` "
+        "written for the raw files: decode already made them MONOCHROME2, the stage flips "
+        "them back.",
+        "Remove the `invert` stage, or set `source.dicom.monochrome1: keep` and invert in the "
+        "pipeline (one inversion, in one place).",
+        is_config=False,
+    ),
+    Explanation(
         "config-invalid",
         "version: 1\nstages:\n  - rescal: {factor: 1/255}    # typo: did you mean `rescale`?\n",
         "Fix the key the message names at its line; `preproc schema` gives editors completion.",
