@@ -243,7 +243,7 @@ def infer_checked(stage: Stage, spec: ValueSpec) -> tuple[ValueSpec, Finding | N
     iv = out.interval
     if not iv.bounded and not _unbounded_by_design(stage, spec, iv):
         return _unknown_after(stage, spec), _non_finite(stage, spec, str(iv))
-    if iv.width == 0 and spec.interval.width > 0 and not getattr(stage, "clips", False):
+    if iv.width == 0 and spec.interval.width > 0 and not stage.traits().clips:
         return out, Finding(
             "degenerate-output",
             f"{stage.describe()} maps every value of {spec.interval} to {iv.lo:g}: its "
