@@ -368,6 +368,10 @@ def best_of(rounds: int, folder, mode, rescale, interp) -> dict:
     return best
 
 
+#: parts of the report besides the per-dataset tables (``--only`` may name them too)
+SECTIONS = ("extra", "draft", "cache")
+
+
 def run_all(data: Path, quick: bool, rounds: int, only: list[str] | None = None) -> None:
     for kind, (mode, rescale, full) in DATASETS.items():
         if only and kind not in only:
@@ -377,10 +381,17 @@ def run_all(data: Path, quick: bool, rounds: int, only: list[str] | None = None)
         warm(folder)
         for interp in ("nearest", "bilinear"):
             _print_row(kind, interp, best_of(rounds, folder, mode, rescale, interp))
-    if not only:
+    if not only or "extra" in only:
         _print_extra(data, quick)
+    if not only or "draft" in only:
         _print_jpeg_draft(data, quick, rounds)
+    if not only or "cache" in only:
         _print_cache(data, quick, rounds)
+    print(f"load    1/5/15-min load average at the end: {_load()}", flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def _print_row(kind, interp, res):
@@ -397,9 +408,16 @@ def _print_row(kind, interp, res):
     print(f"{'':17}| preproc = " + ", ".join(ratios), flush=True)
 
 
+def _dataset(data: Path, kind: str, quick: bool) -> Path:
+    """The folder of dataset ``kind`` at the run's size, built if missing."""
+    full = DATASETS[kind][2]
+    count = max(60, full // 10) if quick else full
+    return build_dataset(data / f"{kind}-{count}", kind, count)
+
+
 def _print_extra(data: Path, quick: bool) -> None:
     small_n, big_n = (200, 2000) if quick else (1000, 10000)
-    src = data / ("rgb8-" + str(150 if quick else 1500))
+    src = _dataset(data, "rgb8", quick)
     small = hardlinked(src, data / f"rgb8-links-{small_n}", small_n)
     big = hardlinked(src, data / f"rgb8-links-{big_n}", big_n)
     warm(small)
@@ -408,7 +426,7 @@ def _print_extra(data: Path, quick: bool) -> None:
         r = measure("preproc", folder, "rgb", "1/255", "bilinear")
         print(f"memory  preproc rgb8 bilinear {n:6d} images: {r.get('peak_mb', 0):6.0f} MB peak PSS, "
               f"{r.get('img_s', 0):.0f} img/s", flush=True)
-    gray = data / ("gray16-" + str(150 if quick else 1500))
+    gray = _dataset(data, "gray16", quick)
     r = measure("preproc+clahe", gray, "grayscale", "1/4095", "bilinear")
     print(f"clahe   preproc gray16 -> clahe (scikit-image), 2 workers: {r.get('img_s', 0):.0f} img/s, "
           f"{r.get('peak_mb', 0):.0f} MB", flush=True)
@@ -445,14 +463,14 @@ def _print_jpeg_draft(data: Path, quick: bool, rounds: int) -> None:
 
 def _print_cache(data: Path, quick: bool, rounds: int) -> None:
     """Cache reads against the decode path on the same data, and memory at two dataset sizes."""
-    rgb = data / ("rgb8-" + str(150 if quick else 1500))
+    rgb = _dataset(data, "rgb8", quick)
     c_rgb, t_rgb = build_cache_for(rgb, "rgb", "1/255", "bilinear")
     res = _best(rounds, ("files", lambda: measure("preproc", rgb, "rgb", "1/255", "bilinear")),
                 ("cache", lambda: measure("preproc", rgb, "rgb", "1/255", "bilinear", c_rgb)))
     print(f"cache   rgb8 224x224 uint8 batches: files {res['files'].get('img_s', 0):.0f} img/s, "
           f"cache {res['cache'].get('img_s', 0):.0f} img/s = {_ratio(res['cache'], res['files'])} "
           f"(built once in {t_rgb:.1f} s)", flush=True)
-    gray = data / ("gray16-" + str(150 if quick else 1500))
+    gray = _dataset(data, "gray16", quick)
     c_gray, t_gray = build_cache_for(gray, "grayscale", "1/4095", "bilinear", CLAHE)
     res = _best(rounds,
                 ("files", lambda: measure("preproc+clahe", gray, "grayscale", "1/4095", "bilinear")),
@@ -463,7 +481,8 @@ def _print_cache(data: Path, quick: bool, rounds: int) -> None:
           f"(built once in {t_gray:.1f} s)", flush=True)
     small_n, big_n = (200, 2000) if quick else (1000, 10000)
     for n in (small_n, big_n):
-        folder = data / f"rgb8-links-{n}"
+        folder = hardlinked(rgb, data / f"rgb8-links-{n}", n)
+        warm(folder)
         cache, _ = build_cache_for(folder, "rgb", "1/255", "bilinear")
         r = measure("preproc", folder, "rgb", "1/255", "bilinear", cache)
         print(f"memory  preproc rgb8 from cache {n:6d} images: {r.get('peak_mb', 0):6.0f} MB peak "
@@ -480,8 +499,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small datasets, for a smoke run")
     parser.add_argument("--rounds", type=int, default=None,
                         help="runs per peer, interleaved, best kept (default 1 quick, 2 full)")
-    parser.add_argument("--only", nargs="+", choices=list(DATASETS), default=None,
-                        help="measure only these datasets (skips the memory/CLAHE/import lines)")
+    parser.add_argument("--only", nargs="+", choices=list(DATASETS) + list(SECTIONS), default=None,
+                        help="measure only these datasets and sections (extra: memory, CLAHE and "
+                        "import lines; draft: jpeg_draft; cache: cache reads)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "preproc-bench",
                         help="where the synthetic datasets are built and cached")
     parser.add_argument("--torch-python", metavar="PYTHON",
@@ -491,7 +511,8 @@ def main() -> None:
     if args.torch_python:
         PEER_PYTHON["torch"] = args.torch_python
     print(f"preproc flow benchmark: {os.cpu_count()} cores, target {TARGET}, batch 32, "
-          f"2 workers/processes per peer; PSS of each peer's process tree", flush=True)
+          f"2 workers/processes per peer; PSS of each peer's process tree; load average {_load()}",
+          flush=True)
     run_all(args.data, args.quick, args.rounds or (1 if args.quick else 2), args.only)
 
 
