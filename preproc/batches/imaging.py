@@ -274,8 +274,13 @@ def _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_rati
     return prepare_pil(img, color_mode, target, interpolation, keep_aspect_ratio)
 
 
-def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ratio=False):
+def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ratio=False,
+                reducing_gap=None):
     """:func:`prepare` for an 8-bit ``PIL.Image`` (mode L, LA, RGB or RGBA): Keras' own steps.
+
+    Args:
+        reducing_gap: Pillow's ``resize(reducing_gap=...)``: reduce by whole factors first
+            (faster, no longer Keras-identical); ``None`` (Keras) resamples in one step.
 
     Returns:
         ``(th, tw, 1|3|4)`` uint8 array.
@@ -286,7 +291,8 @@ def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ra
     if target is not None and img.size != (target[1], target[0]):
         w, h = img.size
         box = crop_box(w, h, target) if keep_aspect_ratio else None
-        img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box)
+        img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box,
+                         reducing_gap=reducing_gap)
     out = np.asarray(img)
     return out[..., None] if out.ndim == 2 else out
 
