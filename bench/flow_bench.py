@@ -31,9 +31,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+
+#: one peer's run: ``(images, seconds)``
+Run: TypeAlias = tuple[int, float]
+#: a measurement: ``img_s``, ``peak_mb``, ``images``, or ``error``
+Result: TypeAlias = dict[str, Any]
+#: a peer: ``(folder, color_mode, rescale, interpolation) -> (images, seconds)``
+Peer: TypeAlias = Callable[[Path, str, str, str], Run]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -50,7 +60,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
 
 
 # ------------------------------------------------------------------------------ datasets
-def _content(rng, h, w, channels):
+def _content(rng: np.random.Generator, h: int, w: int, channels: int) -> npt.NDArray[Any]:
     """Smooth gradients, a few shapes and mild noise: compresses like a photo, not like noise."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     planes = []
@@ -65,7 +75,8 @@ def _content(rng, h, w, channels):
     return np.stack(planes, axis=2)
 
 
-def _photo(rng, sources, low: int, high: int):
+def _photo(rng: np.random.Generator, sources: list[npt.NDArray[Any]], low: int,
+           high: int) -> Any:
     """A photo of ``low``-``high`` px: a random crop of a sample image, resized, maybe flipped."""
     from PIL import Image
 
@@ -136,12 +147,13 @@ def warm(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- peers
-def preproc_config(folder, color_mode, rescale, interp, stages=None, **batches):
+def preproc_config(folder: Path, color_mode: str, rescale: str, interp: str,
+                   stages: list[dict[str, Any]] | None = None, **batches: Any) -> str:
     """Path of a temporary config for ``folder`` (``batches`` adds keys such as ``cache``)."""
     import yaml
 
     stages = stages or [{"rescale": {"factor": rescale}}]
-    source = {"directory": str(folder)}
+    source: dict[str, Any] = {"directory": str(folder)}
     if rescale == "1/4095":  # 12-bit content in 16-bit files: declared, as a user must for the check
         source["expect"] = {"dtype": "uint16", "bit_depth": 12, "channels": 1}
     doc = {"version": 1, "source": source, "stages": stages,
@@ -153,7 +165,8 @@ def preproc_config(folder, color_mode, rescale, interp, stages=None, **batches):
     return fh.name
 
 
-def peer_preproc(folder, color_mode, rescale, interp, stages=None, **batches):
+def peer_preproc(folder: Path, color_mode: str, rescale: str, interp: str,
+                 stages: list[dict[str, Any]] | None = None, **batches: Any) -> Run:
     from preproc.batches.flow import flow
 
     if os.environ.get("PREPROC_BENCH_CACHE"):
@@ -165,7 +178,7 @@ def peer_preproc(folder, color_mode, rescale, interp, stages=None, **batches):
         return n, time.perf_counter() - start
 
 
-def peer_keras(folder, color_mode, rescale, interp):
+def peer_keras(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     os.environ["KERAS_BACKEND"] = "torch"
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
@@ -178,7 +191,7 @@ def peer_keras(folder, color_mode, rescale, interp):
     return n, time.perf_counter() - start
 
 
-def _pil_rgb_loader(path):
+def _pil_rgb_loader(path: str) -> Any:
     from PIL import Image
 
     with open(path, "rb") as fh:
@@ -188,7 +201,7 @@ def _pil_rgb_loader(path):
 class _TorchvisionEquivalent:
     """ImageFolder + Resize + ToTensor, written with PIL and NumPy (see the module docstring)."""
 
-    def __init__(self, folder, interp):
+    def __init__(self, folder: Path, interp: str) -> None:
         from PIL import Image
 
         classes = sorted(d.name for d in Path(folder).iterdir() if d.is_dir())
@@ -196,10 +209,10 @@ class _TorchvisionEquivalent:
                       for p in sorted((Path(folder) / name).iterdir())]
         self.resample = getattr(Image.Resampling, interp.upper())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[Any, int]:
         import torch
 
         path, label = self.items[i]
@@ -208,11 +221,11 @@ class _TorchvisionEquivalent:
         return x, label
 
 
-def peer_torch(folder, color_mode, rescale, interp):
+def peer_torch(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     import torch
 
     try:
-        from torchvision import datasets, transforms
+        from torchvision import datasets, transforms  # type: ignore[import-not-found]
 
         mode = getattr(transforms.InterpolationMode, interp.upper())
         tf = transforms.Compose([transforms.Resize(TARGET, mode), transforms.ToTensor()])
@@ -225,7 +238,7 @@ def peer_torch(folder, color_mode, rescale, interp):
     return n, time.perf_counter() - start
 
 
-def _bare_work(paths, interp):
+def _bare_work(paths: list[str], interp: str) -> None:
     from PIL import Image
 
     resample = getattr(Image.Resampling, interp.upper())
@@ -240,7 +253,7 @@ def _bare_work(paths, interp):
         np.asarray(img.resize(TARGET[::-1], resample), dtype=np.float32)
 
 
-def peer_bare(folder, color_mode, rescale, interp):
+def peer_bare(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     import multiprocessing as mp
 
     paths = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and p.name[0] != ".")
@@ -257,10 +270,10 @@ def peer_bare(folder, color_mode, rescale, interp):
 #: interpreters for peers that need another environment (default: this one)
 PEER_PYTHON: dict[str, str] = {}
 
-PEERS = {"preproc": peer_preproc, "keras": peer_keras, "torch": peer_torch, "bare": peer_bare}
+PEERS: dict[str, Peer] = {"preproc": peer_preproc, "keras": peer_keras, "torch": peer_torch, "bare": peer_bare}
 
 
-def peer_clahe(folder, color_mode, rescale, interp):
+def peer_clahe(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     return peer_preproc(folder, "grayscale", rescale, interp,
                         stages=[{"clahe": {"clip_limit": 0.01}}])
 
@@ -268,7 +281,7 @@ def peer_clahe(folder, color_mode, rescale, interp):
 PEERS["preproc+clahe"] = peer_clahe
 
 
-def peer_draft(folder, color_mode, rescale, interp):
+def peer_draft(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     return peer_preproc(folder, color_mode, rescale, interp, decode={"jpeg_draft": True})
 
 
@@ -276,7 +289,8 @@ PEERS["preproc+draft"] = peer_draft
 CLAHE = [{"clahe": {"clip_limit": 0.01}}]
 
 
-def build_cache_for(folder, color_mode, rescale, interp, stages=None) -> tuple[Path, float]:
+def build_cache_for(folder: Path, color_mode: str, rescale: str, interp: str,
+                    stages: list[dict[str, Any]] | None = None) -> tuple[Path, float]:
     """The preproc cache of a peer's config (kept beside the data); seconds to build it."""
     from preproc.batches.cache_build import build_cache
     from preproc.config import load_config
@@ -290,7 +304,7 @@ def build_cache_for(folder, color_mode, rescale, interp, stages=None) -> tuple[P
 
 
 # ----------------------------------------------------------------------------- measuring
-def _pss(proc) -> int:
+def _pss(proc: Any) -> int:
     """PSS of one process: ``smaps_rollup`` is far cheaper to read than psutil's full ``smaps``."""
     try:
         with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
@@ -300,13 +314,13 @@ def _pss(proc) -> int:
     except OSError:
         pass
     try:
-        return proc.memory_full_info().pss
+        return int(proc.memory_full_info().pss)
     except Exception:  # noqa: BLE001 - the process ended between listing and reading
         return 0
 
 
 def _tree_pss(pid: int) -> int:
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # no stubs installed
 
     try:
         root = psutil.Process(pid)
@@ -317,7 +331,7 @@ def _tree_pss(pid: int) -> int:
 
 
 def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str,
-            cache: Path | None = None) -> dict:
+            cache: Path | None = None) -> Result:
     """Run one peer in a fresh process; return img/s and the peak PSS of its process tree."""
     python = PEER_PYTHON.get(peer, sys.executable)
     cmd = [python, __file__, "--peer", peer, str(folder), color_mode, rescale, interp]
@@ -328,7 +342,7 @@ def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str,
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak = [0]
 
-    def sample():
+    def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], _tree_pss(proc.pid))
             time.sleep(0.2)
@@ -351,13 +365,13 @@ def import_time() -> float:
 
 
 # ------------------------------------------------------------------------------ reporting
-def best_of(rounds: int, folder, mode, rescale, interp) -> dict:
+def best_of(rounds: int, folder: Path, mode: str, rescale: str, interp: str) -> dict[str, Result]:
     """Each peer ``rounds`` times, interleaved; keep each peer's fastest run (and its memory).
 
     Interleaving and best-of keep a busy machine from favouring whichever peer ran when it was
     quiet; peak memory is the largest seen over the rounds.
     """
-    best: dict = {}
+    best: dict[str, Result] = {}
     for _ in range(rounds):
         for peer in ("bare", "preproc", "keras", "torch"):
             r = measure(peer, folder, mode, rescale, interp)
@@ -394,8 +408,8 @@ def _load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def _print_row(kind, interp, res):
-    def rate(p):
+def _print_row(kind: str, interp: str, res: dict[str, Result]) -> None:
+    def rate(p: str) -> str:
         r = res[p]
         return f"{r['img_s']:7.0f} img/s {r['peak_mb']:6.0f} MB" if "img_s" in r else f"{r['error'][:40]}"
 
@@ -433,9 +447,9 @@ def _print_extra(data: Path, quick: bool) -> None:
     print(f"import  `import preproc`: {import_time() * 1000:.0f} ms (best of 3)")
 
 
-def _best(rounds, *runs):
+def _best(rounds: int, *runs: tuple[str, Callable[[], Result]]) -> dict[str, Result]:
     """Each ``(label, thunk)`` run ``rounds`` times interleaved; the fastest result of each."""
-    best: dict = {}
+    best: dict[str, Result] = {}
     for _ in range(rounds):
         for label, thunk in runs:
             r = thunk()
@@ -445,7 +459,7 @@ def _best(rounds, *runs):
     return best
 
 
-def _ratio(a: dict, b: dict) -> str:
+def _ratio(a: Result, b: Result) -> str:
     return f"{a['img_s'] / b['img_s']:.2f}x" if a.get("img_s") and b.get("img_s") else "n/a"
 
 

@@ -31,13 +31,16 @@ import re
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import PreprocError
 from ..io.atomic import TMP_PREFIX, atomic_write, write_bytes
 from ..types import Array
+
+if TYPE_CHECKING:
+    from .flow import BatchIterator
 
 __all__ = ["ExportMismatch", "export_webdataset", "sample_key"]
 
@@ -82,7 +85,7 @@ def _shard_name(k: int) -> str:
     return f"shard-{k:06d}"
 
 
-def export_webdataset(it: Any, out_dir: str | Path, *, samples_per_shard: int = 1000,
+def export_webdataset(it: BatchIterator, out_dir: str | Path, *, samples_per_shard: int = 1000,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write the current epoch of ``it`` as ``shard-000000.tar``, ... in ``out_dir``.
 
@@ -125,7 +128,7 @@ def export_webdataset(it: Any, out_dir: str | Path, *, samples_per_shard: int = 
     return index
 
 
-def _recipe(it: Any, samples_per_shard: int) -> dict[str, Any]:
+def _recipe(it: BatchIterator, samples_per_shard: int) -> dict[str, Any]:
     """What decides the shards' bytes besides the source files themselves (the seed only where
     it draws something: a shuffle or a random stage)."""
     random = it.shuffle or any(s.traits().random for s in it.pipeline.stages)
@@ -207,7 +210,7 @@ class _Rows:
     """The epoch's rows by planned position, computing each batch once (a shard boundary may
     cut a batch in two)."""
 
-    def __init__(self, it: Any, progress: Callable[[int, int], None] | None) -> None:
+    def __init__(self, it: BatchIterator, progress: Callable[[int, int], None] | None) -> None:
         self.it, self.progress = it, progress
         self._batch: tuple[int, dict[int, tuple[Array, int]]] | None = None
 
@@ -229,7 +232,7 @@ class _Rows:
         return self._batch[1]
 
 
-def _write_shard(it: Any, out: Path, k: int, rows: Iterator[tuple[int, Array]],
+def _write_shard(it: BatchIterator, out: Path, k: int, rows: Iterator[tuple[int, Array]],
                  planned: list[int], stamp: str) -> dict[str, Any]:
     samples = [(sample_key(it.filename_of(j)), _npy(row), str(it.label_of(j)).encode())
                for j, row in rows]
@@ -268,7 +271,7 @@ def _remove_unlisted_shards(out: Path, count: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def _index(it: Any, shards: list[dict[str, Any]]) -> dict[str, Any]:
+def _index(it: BatchIterator, shards: list[dict[str, Any]]) -> dict[str, Any]:
     return {"format": "webdataset", "members": ["npy", "cls"], "epoch": it.epoch,
             "dtype": str(np.dtype(it.dtype)), "image_shape": list(it.image_shape),
             "class_indices": it.class_indices, "samples": sum(s["samples"] for s in shards),

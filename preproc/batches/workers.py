@@ -25,7 +25,11 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.queues import SimpleQueue
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -33,6 +37,11 @@ from . import imaging
 from ..errors import PreprocError, WorkerError
 from ..stages.augment_draw import stage_rng
 from ..stages.base import RunContext
+from ..types import Array
+
+if TYPE_CHECKING:
+    from ..spec import ValueSpec
+    from ..stages.base import Stage
 
 __all__ = ["DRAFT_REDUCING_GAP", "ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
 
@@ -42,15 +51,25 @@ __all__ = ["DRAFT_REDUCING_GAP", "ImageJob", "InlineEngine", "ProcessEngine", "R
 #: about 40 dB PSNR of the exact decode-and-resize on photos.
 DRAFT_REDUCING_GAP = 1.0
 
+#: ``(min, max, has_nan)`` of an image after one stage
+Stat: TypeAlias = tuple[float, float, bool]
+#: what a worker pulls: ``(ticket, slot, position, file index, guard, epoch)``
+Task: TypeAlias = tuple[int, int, int, int, bool, int]
+#: file indices of one batch, in batch order
+Indices: TypeAlias = "Sequence[int] | Array"
+#: a batch as the window knows it: ``(epoch, batch index)``
+BatchKey: TypeAlias = tuple[int, int]
+T = TypeVar("T")
+
 
 @dataclass
 class Result:
     """What one image produced: ``status`` is ``'ok'`` or ``'error'`` (then ``error`` is set)."""
 
     status: str
-    stats: list | None = None
+    stats: list[Stat] | None = None
     error: BaseException | None = None
-    array: np.ndarray | None = None
+    array: Array | None = None
 
 
 @dataclass
@@ -83,8 +102,8 @@ class ImageJob:
     target: tuple[int, int]
     interpolation: str
     keep_aspect_ratio: bool
-    stages: list
-    specs: list = field(default_factory=list)
+    stages: list[Stage]
+    specs: list[ValueSpec] = field(default_factory=list)
     bit_depth: int | None = None
     run_stages: bool = True
     dicom: object | None = None
@@ -113,7 +132,7 @@ class ImageJob:
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
 
-    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[np.ndarray, list | None]:
+    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[Array, list[Stat] | None]:
         """Load file ``i`` and apply every stage (unless ``run_stages`` is off) for ``epoch``.
 
         Returns:
@@ -123,13 +142,13 @@ class ImageJob:
         x = self.load(i)
         if not self.run_stages:
             return x, None
-        stats = [] if guard else None
+        stats: list[Stat] | None = [] if guard else None
         for k, stage in enumerate(self.stages):
             spec = self.specs[k] if self.specs else None
             rng = stage_rng(self.seed, epoch, i, stage.index) if stage.traits().random else None
             x = stage(x, RunContext(spec=spec, subset=self.subset, epoch=epoch, index=i,
                                     file=self.paths[i], rng=rng))
-            if guard:
+            if stats is not None:
                 stats.append(_minmax(x))
         return x, stats
 
@@ -159,7 +178,7 @@ class InlineEngine:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
 
-    def run_batch(self, indices, guard: bool, out: np.ndarray, epoch: int = 0) -> list[Result]:
+    def run_batch(self, indices: Indices, guard: bool, out: Array, epoch: int = 0) -> list[Result]:
         """Fill ``out[k]`` with image ``indices[k]``; return one :class:`Result` per position."""
         results = []
         for pos, idx in enumerate(indices):
@@ -173,13 +192,15 @@ class InlineEngine:
         pass
 
 
-def _store(out: np.ndarray, pos: int, res: Result, path: str) -> Result:
+def _store(out: Array, pos: int, res: Result, path: str) -> Result:
     """Write ``res.array`` into ``out[pos]`` when its dtype fits without loss.
 
     An array of another dtype (a 16-bit file in an 8-bit dataset) stays in the result and
     travels back whole; the parent widens the batch for it. A shape that differs is an error.
     """
     arr = res.array
+    if arr is None:
+        return res
     if arr.shape != out.shape[1:]:
         msg = f"produced an image of shape {arr.shape}, the batch holds {out.shape[1:]}"
         return Result("error", error=PreprocError(f"{path}: {msg}"))
@@ -206,8 +227,8 @@ class ProcessEngine:
         timeout: seconds a worker may spend on one image (or the pool without any result).
     """
 
-    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape, dtype,
-                 timeout: float = 60.0) -> None:
+    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape: tuple[int, ...],
+                 dtype: np.typing.DTypeLike, timeout: float = 60.0) -> None:
         self.job = job
         self.n_slots = n_slots
         self.dtype = np.dtype(dtype)
@@ -222,7 +243,8 @@ class ProcessEngine:
         self.progress[:, 0] = -1
         ctx = mp.get_context("fork")
         self._tasks = ctx.SimpleQueue()
-        self._conns, self._procs = [], []
+        self._conns: list[Connection] = []
+        self._procs: list[mp.process.BaseProcess] = []
         main = threading.current_thread() is threading.main_thread()
         parent = os.getpid()
         for k in range(workers):
@@ -237,7 +259,7 @@ class ProcessEngine:
             self._procs.append(proc)
         self._pending: dict[int, dict[int, Result]] = {}
         self._expected: dict[int, int] = {}
-        self._labels: dict[int, object] = {}
+        self._labels: dict[int, BatchKey | None] = {}
         self._broken: WorkerError | None = None
         self._last_result = time.monotonic()
         self._waiting = -1
@@ -245,8 +267,8 @@ class ProcessEngine:
         self._sel: selectors.BaseSelector | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks, self._state)
 
-    def submit(self, ticket: int, slot: int, indices, guard: bool, epoch: int = 0,
-               label=None) -> None:
+    def submit(self, ticket: int, slot: int, indices: Indices, guard: bool, epoch: int = 0,
+               label: BatchKey | None = None) -> None:
         """Queue the images ``indices`` of ``epoch`` for slot ``slot`` under ``ticket``
         (``label``: the batch, for messages)."""
         if self._broken is not None:
@@ -312,7 +334,7 @@ class ProcessEngine:
         if not ready:
             self._check_stall(ticket)
 
-    def _read(self, conn) -> bool:
+    def _read(self, conn: Connection) -> bool:
         try:
             ticket, pos, res = conn.recv()
         except (EOFError, OSError):
@@ -327,10 +349,10 @@ class ProcessEngine:
         while not conn.closed and conn.poll():
             self._read(conn)
 
-    def _batch_of(self, k: int | None, ticket: int):
+    def _batch_of(self, k: int | None, ticket: int) -> int | None:
         busy = int(self.progress[k, 0]) if k is not None else -1
         label = self._labels.get(busy, self._labels.get(ticket))
-        return label[-1] if isinstance(label, tuple) else label
+        return label[-1] if label is not None else None
 
     def _died(self, k: int, ticket: int) -> WorkerError:
         proc = self._procs[k]
@@ -377,7 +399,8 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def _shutdown(procs, tasks, state=None) -> None:
+def _shutdown(procs: list[mp.process.BaseProcess], tasks: SimpleQueue[Task | None],
+              state: dict[str, bool] | None = None) -> None:
     if not (state or {}).get("broken"):
         for proc in procs:
             if proc.is_alive():
@@ -418,8 +441,9 @@ def _watch_parent(parent: int, main_thread: bool) -> None:
     threading.Thread(target=watch, name="preproc-parent-watch", daemon=True).start()
 
 
-def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray, k: int = 0, progress=None,
-                 parent: int | None = None, main_thread: bool = True) -> None:
+def _worker_main(job: ImageJob, tasks: SimpleQueue[Task | None], conn: Connection, slots: Array,
+                 k: int = 0, progress: Array | None = None, parent: int | None = None,
+                 main_thread: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if parent is not None:
@@ -458,12 +482,14 @@ class Window:
     def __init__(self, engine: ProcessEngine, n_slots: int) -> None:
         self.engine = engine
         self.free = list(range(n_slots))
-        self.inflight: dict = {}
+        self.inflight: dict[BatchKey, tuple[int, int, int]] = {}
         #: slots whose wait was interrupted: workers may still write into them
         self.draining: dict[int, int] = {}
         self._ticket = 0
 
-    def fetch(self, key, ahead: list, task, finish):
+    def fetch(self, key: BatchKey, ahead: list[BatchKey],
+              task: Callable[[BatchKey], tuple[Any, ...]],
+              finish: Callable[[Array, list[Result]], T]) -> T:
         """Compute batch ``key`` and return ``finish(slot_view, results)``.
 
         ``task(key) -> (indices, guard[, epoch])`` describes a batch; ``finish`` must copy what it keeps
@@ -491,18 +517,20 @@ class Window:
             del self.draining[slot]
             self.free.append(slot)
 
-    def _submit(self, key, task, keep: set) -> None:
+    def _submit(self, key: BatchKey, task: Callable[[BatchKey], tuple[Any, ...]],
+                keep: set[BatchKey]) -> None:
         if self.draining:
             self._drain()
         if not self.free:
             self._evict(keep)
-        indices, guard, *epoch = task(key)
+        indices, guard, *rest = task(key)
+        epoch = int(rest[0]) if rest else 0
         slot = self.free.pop()
         self._ticket += 1
-        self.engine.submit(self._ticket, slot, indices, guard, *epoch, label=key)
+        self.engine.submit(self._ticket, slot, indices, guard, epoch, label=key)
         self.inflight[key] = (self._ticket, slot, len(indices))
 
-    def _evict(self, keep: set) -> None:
+    def _evict(self, keep: set[BatchKey]) -> None:
         stale = [k for k in self.inflight if k not in keep] or list(self.inflight)
         ticket, slot, _ = self.inflight.pop(stale[0])
         self.engine.collect(ticket)  # drain before the slot is reused
