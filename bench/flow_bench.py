@@ -17,6 +17,11 @@ process samples the tree's PSS (proportional set size) with psutil:
 Also measured: a CLAHE pipeline's throughput, preproc's peak memory at 1k and 10k images (the
 larger set hard-links the smaller one's files), and ``import preproc`` time.
 
+Each table row also reports every peer's CPU milliseconds per image (all its processes, over
+the timed epoch): on a machine shared with other sessions the kernel may give the bench's whole
+session less than a core (``sched_autogroup``), and then wall-clock ratios between a 2-worker
+peer and a 1-process peer swing by tens of percent while the CPU ratio holds.
+
 Usage: ``python bench/flow_bench.py [--quick] [--data DIR]``. Only ratios within one run count:
 the peers vary by about 15% between runs.
 """
@@ -147,6 +152,56 @@ def warm(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- peers
+#: CPU seconds a peer spent on its timed epoch (set by :func:`_stop`)
+_CPU_SPENT: list[float] = []
+_CPU_AT_START: list[float] = []
+
+
+def _descendants_cpu(root: int) -> float:
+    """CPU seconds of the live descendants of ``root``, from ``/proc`` (0 elsewhere)."""
+    stats: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        stats[int(entry.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, cpu) in stats.items():
+            if ppid == parent:
+                total += cpu
+                todo.append(pid)
+    return total
+
+
+def _cpu_seconds() -> float:
+    """CPU of this process, of its reaped children and of its live descendants."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reaped = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return reaped + _descendants_cpu(os.getpid())
+
+
+def _start() -> float:
+    """Start a peer's timed epoch: the wall clock, and the CPU spent so far."""
+    _CPU_AT_START.append(_cpu_seconds())
+    return time.perf_counter()
+
+
+def _stop(start: float) -> float:
+    """End a peer's timed epoch (before its workers stop): seconds since ``start``; records the
+    CPU the epoch cost every process of the peer (workers still alive included)."""
+    seconds = time.perf_counter() - start
+    if _CPU_AT_START:
+        _CPU_SPENT.append(_cpu_seconds() - _CPU_AT_START[0])
+    return seconds
+
+
 def preproc_config(folder: Path, color_mode: str, rescale: str, interp: str,
                    stages: list[dict[str, Any]] | None = None, **batches: Any) -> str:
     """Path of a temporary config for ``folder`` (``batches`` adds keys such as ``cache``)."""
@@ -173,9 +228,9 @@ def peer_preproc(folder: Path, color_mode: str, rescale: str, interp: str,
         batches["cache"] = os.environ["PREPROC_BENCH_CACHE"]
     with flow(preproc_config(folder, color_mode, rescale, interp, stages, **batches)) as it:
         it.start()
-        start = time.perf_counter()
+        start = _start()
         n = sum(len(b[0]) for b in it)
-        return n, time.perf_counter() - start
+        return n, _stop(start)
 
 
 def peer_keras(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
@@ -186,9 +241,9 @@ def peer_keras(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     it = ImageDataGenerator(rescale=num / den).flow_from_directory(
         str(folder), target_size=TARGET, color_mode=color_mode, batch_size=32, seed=1,
         interpolation=interp)
-    start = time.perf_counter()
+    start = _start()
     n = sum(len(it[i][0]) for i in range(len(it)))
-    return n, time.perf_counter() - start
+    return n, _stop(start)
 
 
 def _pil_rgb_loader(path: str) -> Any:
@@ -233,9 +288,9 @@ def peer_torch(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     except Exception:  # noqa: BLE001 - torchvision missing or broken beside this torch
         ds = _TorchvisionEquivalent(folder, interp)
     loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, num_workers=2)
-    start = time.perf_counter()
+    start = _start()
     n = sum(len(x) for x, _ in loader)
-    return n, time.perf_counter() - start
+    return n, _stop(start)
 
 
 def _bare_work(paths: list[str], interp: str) -> None:
@@ -259,12 +314,12 @@ def peer_bare(folder: Path, color_mode: str, rescale: str, interp: str) -> Run:
     paths = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and p.name[0] != ".")
     ctx = mp.get_context("fork")
     procs = [ctx.Process(target=_bare_work, args=(paths[k::2], interp)) for k in range(2)]
-    start = time.perf_counter()
+    start = _start()
     for p in procs:
         p.start()
     for p in procs:
         p.join()
-    return len(paths), time.perf_counter() - start
+    return len(paths), _stop(start)
 
 
 #: interpreters for peers that need another environment (default: this one)
@@ -298,7 +353,7 @@ def build_cache_for(folder: Path, color_mode: str, rescale: str, interp: str,
     name = "clahe" if stages else "plain"
     out = Path(str(folder) + f".cache-{name}-{color_mode}-{interp}")
     cfg = load_config(preproc_config(folder, color_mode, rescale, interp, stages))
-    start = time.perf_counter()
+    start = _start()
     build_cache(cfg, out, workers=2)
     return out, time.perf_counter() - start
 
@@ -353,8 +408,13 @@ def measure(peer: str, folder: Path, color_mode: str, rescale: str, interp: str,
     thread.join()
     if proc.returncode != 0:
         return {"error": err.strip().splitlines()[-1] if err.strip() else "failed"}
-    n, seconds = json.loads(out.strip().splitlines()[-1])
-    return {"img_s": n / seconds, "peak_mb": peak[0] / 2**20, "images": n}
+    lines = out.strip().splitlines()
+    n, seconds = json.loads(lines[-1])
+    result: Result = {"img_s": n / seconds, "peak_mb": peak[0] / 2**20, "images": n}
+    extra = json.loads(lines[-2]) if len(lines) > 1 and lines[-2].startswith("{") else {}
+    if "cpu_s" in extra and n:
+        result["cpu_ms"] = 1000.0 * float(extra["cpu_s"]) / n
+    return result
 
 
 def import_time() -> float:
@@ -379,6 +439,8 @@ def best_of(rounds: int, folder: Path, mode: str, rescale: str, interp: str) -> 
             if old is None or r.get("img_s", 0) > old.get("img_s", 0):
                 peak = max(r.get("peak_mb", 0), old.get("peak_mb", 0) if old else 0)
                 best[peer] = dict(r, peak_mb=peak) if "img_s" in r else r
+            if "cpu_ms" in r:  # CPU per image is its own best: it hardly depends on the load
+                best[peer]["cpu_ms"] = min(r["cpu_ms"], best[peer].get("cpu_ms", r["cpu_ms"]))
     return best
 
 
@@ -420,6 +482,13 @@ def _print_row(kind: str, interp: str, res: dict[str, Result]) -> None:
         ratios.append(f"{ours / theirs:4.2f}x {p}" if ours and theirs else f"  n/a {p}")
     print(f"{kind:7} {interp:8} | " + " | ".join(f"{p}: {rate(p)}" for p in res))
     print(f"{'':17}| preproc = " + ", ".join(ratios), flush=True)
+    cpu = {p: r["cpu_ms"] for p, r in res.items() if "cpu_ms" in r}
+    if cpu:  # the ratio a machine shared with other sessions cannot blur
+        mine = cpu.get("preproc")
+        per = ", ".join(f"{p} {v:.2f}" for p, v in cpu.items())
+        vs = ", ".join(f"{cpu[p] / mine:4.2f}x {p}" for p in ("bare", "keras", "torch")
+                       if mine and p in cpu)
+        print(f"{'':17}| CPU ms/img (all processes): {per}; preproc = {vs}", flush=True)
 
 
 def _dataset(data: Path, kind: str, quick: bool) -> Path:
@@ -507,6 +576,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--peer":
         name, folder, mode, rescale, interp = sys.argv[2:7]
         n, seconds = PEERS[name](Path(folder), mode, rescale, interp)
+        if _CPU_SPENT:
+            print(json.dumps({"cpu_s": _CPU_SPENT[0]}))
         print(json.dumps([n, seconds]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
