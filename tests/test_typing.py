@@ -24,11 +24,6 @@ NOT_YET_TYPED = frozenset({
     "preproc/auditing/quality.py",
     "preproc/auditing/screen.py",
     "preproc/auditing/similarity.py",
-    "preproc/batches/export.py",
-    "preproc/batches/imaging.py",
-    "preproc/batches/webdataset.py",
-    "preproc/batches/workers.py",
-    "preproc/io/_pillow.py",
 })
 
 _ERROR = re.compile(r"^(preproc/[^:]+\.py):\d+(?::\d+)?: error: ")

@@ -17,7 +17,9 @@ def register(sub: Subparsers) -> None:
         description="Run the pipeline over one epoch and write it for training stacks that "
         "stream shards: --format webdataset writes standard WebDataset tars (KEY.npy holding the "
         "processed image, KEY.cls its class index); --format npy writes the batch shards of "
-        "`preproc run --out`. Each file is written atomically; index.json comes last.",
+        "`preproc run --out`. Each file is written atomically and index.json comes last; a "
+        "re-run into the same folder keeps the complete shards and writes the rest (a folder "
+        "holding a webdataset export of another config is refused).",
     )
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("dir", help="destination folder")
