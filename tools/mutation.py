@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                   "tests/test_io_inflate.py"]),
     "pngfilter": ("preproc/io/pngfilter.py", ["tests/test_io_png.py", "tests/test_io_formats.py",
                                               "tests/test_io_read.py"]),
-    "tiff": ("preproc/io/tiff.py", ["tests/test_io_tiff.py", "tests/test_io_formats.py",
+    "tiff": ("preproc/io/tiff.py", ["tests/test_mutation_tiff.py", "tests/test_io_tiff.py", "tests/test_io_formats.py",
                                     "tests/test_io_read.py", "tests/test_io_errors.py"]),
     "discovery": ("preproc/dataset/discovery.py", ["tests/test_discovery.py",
                                                    "tests/test_sampling.py"]),
