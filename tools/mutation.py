@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +75,7 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run_module(name: str, jobs: int, keep: bool) -> dict:
+def run_module(name: str, jobs: int, keep: bool) -> dict[str, Any]:
     target, tests = MODULES[name]
     tests = [t for t in tests if (ROOT / t).exists()]
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
