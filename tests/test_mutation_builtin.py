@@ -378,3 +378,97 @@ def test_to_dtype_scaled_ideal_uses_both_full_scales():
     assert (f.code, g.code) == ("clipping", "precision-loss")
     assert g.message.endswith("about 98303 levels of uint16; the input has 1048576")
     assert "casts [-32767.5, 65535] to uint16" in f.message
+
+
+# --- cases that separate near-identical rules ----------------------------------------------
+
+def test_endpoint_arithmetic_warns_about_nothing():
+    import warnings
+
+    spec = ValueSpec("float32", Interval(0.0, 3e38))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = endpoint_image(lambda x: x * np.float32(10), spec)
+    assert out == Interval(0.0, INF)
+
+
+def test_endpoints_are_fed_in_the_spec_dtype():
+    seen = []
+
+    def fn(x):
+        seen.append(x.dtype)
+        return x
+
+    endpoint_image(fn, ValueSpec("float32", Interval(0.1, 0.2)))
+    endpoint_image(fn, ValueSpec("float16", Interval(0.1, 0.2)))
+    assert seen == [np.float32, np.float16]
+    # so float32 arithmetic is what the interval holds: 1 - 0.1 in float32 is not 0.9
+    out = Invert({"max": 1.0}).infer(ValueSpec("float32", Interval(0.1, 0.1)))
+    assert _iv(out) == (float(np.float32(1) - np.float32(0.1)),) * 2
+    assert _iv(out) != (0.9, 0.9)
+
+
+def test_bool_endpoints_clamp_to_false_and_true():
+    assert endpoint_image(lambda x: x, ValueSpec("bool", Interval(-1.0, 0.0))) == \
+        Interval(0.0, 0.0)
+    assert endpoint_image(lambda x: x, ValueSpec("bool", Interval(-INF, INF))) == \
+        Interval(0.0, 1.0)
+
+
+def test_clamp_int_rounds_fractions_below_one_up():
+    assert _clamp_int(0.5, 0, 255) == 1
+    assert _clamp_int(-0.5, -128, 127) == -1
+
+
+def test_precision_loss_starts_at_25_bits():
+    stage = Rescale({"factor": 1 / 255})
+    assert _codes(stage, ValueSpec.for_dtype("uint32", bits=25)) == ["precision-loss"]
+
+
+# an unknown range that still knows its dtype and levels: what to_dtype makes of unknown input
+UNKNOWN_U8 = ValueSpec("uint8", Interval(-INF, INF), bits=8, known=False)
+
+
+def test_rescale_intensity_outputs_continuous_float32_on_every_path():
+    resolved_none = RescaleIntensity({"in_range": "dtype"})
+    for spec in (ValueSpec("float64", Interval(0.0, 1.0), bits=12), ValueSpec.unknown()):
+        out = resolved_none.infer(spec)
+        assert (out.dtype, out.bits) == ("float32", None)
+    out = RescaleIntensity({"in_range": [0, 10]}).infer(UNKNOWN_U8)
+    assert (out.dtype, out.bits, out.known, _iv(out)) == ("float32", None, True, (0.0, 1.0))
+    out = RescaleIntensity({"in_range": [0, 10]}).infer(U8)
+    assert (_iv(out), out.bits) == ((0.0, 1.0), 8)
+    free = RescaleIntensity({"in_range": [0, 10], "clip": False}).infer(U8)
+    assert _iv(free) == (0.0, 25.5)
+    wide = RescaleIntensity({"in_range": [0, 10]}).infer(ValueSpec.for_dtype("uint32"))
+    assert wide.bits == 24
+
+
+def test_rescale_intensity_reads_the_bit_depth_of_the_bound_spec():
+    stage = RescaleIntensity({"in_range": "bit_depth"})
+    x = _img([0, 4095], np.uint16)
+    np.testing.assert_array_equal(stage.apply(x, RunContext(spec=U12)).ravel(), [0.0, 1.0])
+    np.testing.assert_array_equal(stage.apply(x, RunContext()).ravel(),
+                                  [0.0, np.float32(4095) * (np.float32(1) / np.float32(65535))])
+
+
+def test_clahe_and_window_outputs_are_continuous_float32():
+    out = Clahe().infer(U12)
+    assert (out.dtype, out.bits) == ("float32", None)
+    window = Window({"center": 40, "width": 400})
+    for spec in (UNKNOWN_U8, ValueSpec.unknown()):
+        out = window.infer(spec)
+        assert (out.dtype, out.bits, out.known) == ("float32", None, True)
+
+
+def test_gamma_outputs_float32_whatever_float_comes_in():
+    out = Gamma({"gamma": 2.0}).infer(ValueSpec("float64", Interval(0.0, 0.5)))
+    assert (out.dtype, _iv(out)) == ("float32", (0.0, 0.25))
+
+
+def test_to_dtype_applies_its_scale():
+    stage = ToDtype({"dtype": "uint8", "scale": True})
+    np.testing.assert_array_equal(stage.apply_alone(_img([0, 257, 65535], np.uint16)).ravel(),
+                                  [0, 1, 255])
+    out = ToDtype({"dtype": "uint16"}).infer(ValueSpec("float32", Interval(100.0, 103.0)))
+    assert out.bits == 2

@@ -495,3 +495,58 @@ def test_findings_come_in_a_stable_order_and_carry_the_scope():
     scoped = {f.code: f.message.endswith(" in a sample") for f in found}
     assert scoped == {code: code != "files-ignored" for code in scoped}
     assert all(f.location.file == "data" for f in found)
+
+
+# --- cases that separate near-identical rules ----------------------------------------------
+
+def test_the_install_command_is_what_follows_the_last_with():
+    t = Tally(None, ["c"], "data")
+    t.add(_bad("c/a.dcm", error="missing-decoder",
+               detail="decoding with: gdcm failed; install a decoder with: pip install pylibjpeg"))
+    t.add(_bad("c/b.jp2", error="missing-decoder",
+               detail="install a decoder with: pip install glymur"))
+    assert t.installs == {"pip install pylibjpeg": 1, "pip install glymur": 1}
+    f = _one(t, "unreadable-file")
+    assert f.hint == ("a decoder is missing: pip install pylibjpeg (1 file(s)); pip install "
+                      "glymur (1 file(s)); fix or remove these files; files.csv lists each one "
+                      "with its reason in the error column")
+    assert f.message == "2 of 2 files could not be read: missing-decoder (2)"
+
+
+def test_records_without_a_non_finite_count_have_none():
+    rec = SimpleNamespace(path="c/a.png", cls="c", ok=True, error="", error_code=None,
+                          detail="", dtype="uint8", signature=("uint8", 8, 1), channels=1,
+                          stored_bits=8, stored_bits_declared=False, min=[0], max=[9],
+                          effective_bits=None)
+    t = Tally(None, ["c"], "data")
+    t.add(rec)
+    assert t.nonfinite.count == 0 and t.nonfinite_values == 0
+    assert _codes(t) == []
+
+
+def test_the_span_keeps_an_earlier_low_end():
+    t = Tally(Expectation(range=Interval(0.0, 10.0)), ["c"], "data")
+    t.add(_rec("c/a.png", lo=-9, hi=3))
+    t.add(_rec("c/b.png", lo=-2, hi=30))
+    t.add(_rec("c/c.png", lo=-1, hi=11))
+    assert _one(t, "out-of-declared-range").data["observed"] == [-9, 30]
+
+
+def test_the_imbalance_ratio_is_a_quotient():
+    t = Tally(None, ["big", "small"], "data")
+    for i in range(21):
+        t.add(_rec(f"big/{i}.png", cls="big"))
+    for i in range(2):
+        t.add(_rec(f"small/{i}.png", cls="small"))
+    assert _one(t, "class-imbalance").message == (
+        "the largest class `big` has 21 images, 10.5x the smallest `small` (2)")
+
+
+def test_mismatch_data_lists_found_values_most_frequent_first():
+    t = Tally(Expectation("uint16"), ["c"], "data")
+    t.add(_rec("c/a.png", dtype="uint8", bits=8))
+    t.add(_rec("c/b.png", dtype="uint8", bits=8))
+    t.add(_rec("c/c.png", dtype="int16", bits=16))
+    f = _one(t, "bit-depth-mismatch")
+    assert f.data["found"] == ["uint8", "int16"]
+    assert f.message.endswith("found uint8 (2), int16 (1)")
