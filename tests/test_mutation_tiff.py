@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -238,3 +239,115 @@ def test_decode_from_an_in_memory_file():
     out, info = T.decode_tiff("mem.tif", buf.getvalue())
     assert info.path == "mem.tif"
     np.testing.assert_array_equal(out[:, :, 0], _ramp("uint16", (3, 3)))
+
+
+# --- TIFFs tifffile cannot decode without imagecodecs, made by hand ---------------------------
+
+def _lzw_literals(data: bytes) -> bytes:
+    """TIFF LZW of ``data`` using literal codes only (9 bits, a Clear code every 200 bytes)."""
+    codes = []
+    for i in range(0, len(data), 200):
+        codes.append(256)
+        codes.extend(data[i : i + 200])
+    codes.append(257)
+    bits = "".join(format(c, "09b") for c in codes)
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+
+
+def _as_lzw(array, *, byteorder=">", corrupt=False, **options) -> bytes:
+    """An uncompressed one-strip TIFF of ``array`` turned into an LZW one."""
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, array, byteorder=byteorder, **options)
+    data = buf.getvalue()
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        (offset,), (count,) = page.dataoffsets, page.databytecounts
+        compression = page.tags["Compression"].valueoffset
+        counts = page.tags["StripByteCounts"]
+    assert offset + count == len(data)  # the strip is the file's last part
+    encoded = b"\xff" * 8 if corrupt else _lzw_literals(data[offset:])
+    out = bytearray(data[:offset] + encoded)
+    struct.pack_into(byteorder + "H", out, compression, 5)
+    struct.pack_into(byteorder + ("I" if counts.dtype == 4 else "H"), out, counts.valueoffset,
+                     len(encoded))
+    return bytes(out)
+
+
+def test_big_endian_pixels_from_the_pillow_fallback_come_in_native_order(tmp_path):
+    array = (np.arange(48, dtype=np.uint16) * 1361).reshape(6, 8)
+    path = tmp_path / "be.tif"
+    path.write_bytes(_as_lzw(array, photometric="minisblack"))
+    out, info = decode(path)
+    assert (info.extra["compression"], info.extra["byteorder"]) == ("lzw", ">")
+    assert out.dtype == np.uint16 and out.dtype.isnative
+    np.testing.assert_array_equal(out[:, :, 0], array)
+
+
+def test_what_pillow_would_narrow_stays_unsupported(tmp_path):
+    array = (np.arange(72, dtype=np.uint16) * 900).reshape(4, 6, 3)
+    path = tmp_path / "rgb16.tif"
+    path.write_bytes(_as_lzw(array, photometric="rgb"))
+    with pytest.raises(DecodeError) as caught:
+        decode(path)
+    assert caught.value.reason == "compressed-unsupported"
+    assert caught.value.path == str(path)
+    assert caught.value.detail.endswith("; install imagecodecs")
+
+
+def test_data_pillow_cannot_read_either_names_the_file(tmp_path):
+    path = tmp_path / "bad.tif"
+    path.write_bytes(_as_lzw(np.arange(64, dtype=np.uint8).reshape(8, 8), corrupt=True,
+                             photometric="minisblack"))
+    with pytest.raises(DecodeError) as caught:
+        decode(path)
+    assert caught.value.path == str(path)
+    assert str(path) in str(caught.value)
+
+
+def test_refusals_name_the_file_and_what_is_wrong(tmp_path):
+    def refused(read, name, data):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DecodeError) as caught:
+            read(path)
+        assert caught.value.path == str(path)
+        return caught.value.reason, caught.value.detail
+
+    for read in (probe, decode):
+        assert refused(read, "nopages.tif", b"II*\x00" + b"\xff" * 40) == (
+            "corrupt", "TIFF without pages")
+        reason, detail = refused(read, "tags.tif", b"II*\x00\x08\x00\x00\x00\xff\xff" + bytes(20))
+        assert reason == "corrupt" and detail.startswith("TiffFileError: ")
+        reason, detail = refused(read, "short.tif", b"II*\x00\x08\x00")
+        assert reason == "corrupt" and detail.startswith("error: ")
+        five = write_tiff(tmp_path / "five.tif", _ramp("uint8", (4, 6, 5)),
+                          photometric="minisblack", planarconfig="contig")
+        assert refused(read, "five2.tif", five.read_bytes()) == (
+            "unsupported", "5 samples per pixel")
+        cmyk = write_tiff(tmp_path / "k.tif", _ramp("uint8", (3, 3, 4)), photometric="separated")
+        assert refused(read, "k2.tif", cmyk.read_bytes())[0] == "lossy"
+        volume = write_tiff(tmp_path / "v.tif", _ramp("uint8", (2, 3, 4)), volumetric=True,
+                            photometric="minisblack", tile=(16, 16))
+        assert refused(read, "v2.tif", volume.read_bytes())[0] == "unsupported"
+
+
+def test_truncation_and_shape_errors_name_the_file(tmp_path, monkeypatch):
+    path = write_tiff(tmp_path / "t.tif", _ramp("uint16", (64, 64)), photometric="minisblack")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DecodeError) as caught:
+        decode(cut)
+    assert (caught.value.reason, caught.value.path) == ("truncated", str(cut))
+    monkeypatch.setattr(T, "_to_hwc", lambda page, array: array[:, :2, None])
+    with pytest.raises(DecodeError) as caught:
+        decode(path)
+    assert (caught.value.reason, caught.value.path) == ("corrupt", str(path))
+
+
+def test_too_many_pixels_names_the_file(tmp_path, monkeypatch):
+    path = write_tiff(tmp_path / "l.tif", _ramp("uint8", (20, 20)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 399)
+    with pytest.raises(DecodeError) as caught:
+        probe(path)
+    assert (caught.value.reason, caught.value.path) == ("decompression-bomb", str(path))
