@@ -205,3 +205,46 @@ def test_unit_mismatch_between_statistics_and_input():
     assert small.extra_findings(ValueSpec.unknown()) == []
     assert small.extra_findings(ValueSpec("float32", Interval(0.0, math.inf))) == []
     assert Normalize({"mode": "samplewise"}).extra_findings(ValueSpec.for_dtype("uint8")) == []
+
+
+# --- cases that separate near-identical rules ----------------------------------------------
+
+def test_stds_between_zero_and_one_are_valid(tmp_path):
+    path = _stats(tmp_path, {"mean": [0.5], "std": [0.25]})
+    assert load_stats(path) == ([0.5], [0.25], "raw")
+
+
+def test_a_fitted_stage_keeps_its_place_contract_and_context(tmp_path):
+    from preproc.stages.base import Expects
+
+    context = StageContext(base_dir=str(tmp_path), file="cfg.yaml")
+    expects = Expects(range=(0, 1))
+    raw = Normalize({"mode": "featurewise"}, expects=expects, context=context)
+    fit = raw.fitted([1], [2])
+    assert fit.expects is expects and fit.context is context
+
+
+def test_unfitted_statistics_leave_the_levels_behind():
+    out = Normalize({"mode": "samplewise"}).infer(ValueSpec.for_dtype("uint16", bits=12))
+    assert out.bits is None
+
+
+def test_inference_warns_about_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Normalize({"mean": 0, "std": 1e-30}).infer(
+            ValueSpec("float32", Interval(0.0, 3e38)))
+    assert _iv(out) == (0.0, math.inf)
+
+
+def test_a_per_channel_hull_over_a_known_range():
+    stage = Normalize({"mean": [0, 1, 2], "std": [1, 1, 1]})
+    out = stage.infer(ValueSpec("float32", Interval(0.0, 1.0), channels=3))
+    assert _iv(out) == (-2.0, 1.0)
+
+
+def test_raw_statistics_on_a_range_just_over_two_wide_are_consistent():
+    edge = ValueSpec("float32", Interval(0.0, 2.5))
+    assert Normalize({"mean": 100, "std": 50}).extra_findings(edge) == []
