@@ -156,3 +156,79 @@ def test_clahe_per_channel_against_scikit_image():
     expected = equalize_adapthist(single[..., 0], kernel_size=(4, 8), clip_limit=0.01)
     np.testing.assert_array_equal(F.clahe(single, 0.01, (4, 8))[..., 0],
                                   expected.astype(np.float32))
+
+
+# --- cases that separate near-identical arithmetic -----------------------------------------
+
+def test_affine_computes_in_float32_for_every_input_dtype():
+    for dtype in (np.float64, np.int32):
+        out = F.affine_f32(_col([3], dtype), 1 / 3)
+        assert out.dtype == np.float32
+        assert out.ravel()[0] == np.float32(3) * np.float32(1 / 3)
+
+
+def test_linear_map_clips_the_ulp_rounding_steps_past_the_top():
+    # found by search: unclipped, x = in_hi maps one float32 step above out_hi
+    lo, hi = 0.23643249400513433, 9.009273926518706
+    olo, ohi = -7.116807745607325, 8.972988942744877
+    out = F.linear_map(_col([lo - 1, hi + 1], np.float64), (lo, hi), (olo, ohi))
+    np.testing.assert_array_equal(out.ravel(), [np.float32(olo), np.float32(ohi)])
+
+
+def test_normalize_rounds_its_statistics_to_float32_first():
+    # 1 - float32(2**-25) is a tie that rounds to 1; 1 - (2**-25 + 2**-60) would not
+    x = _col([1.0], np.float32)
+    assert F.normalize(x, 2**-25 + 2**-60, 1.0).ravel()[0] == np.float32(1.0)
+    x = _col([0.5172584056854248], np.float32)
+    s = 0.7014331558631792
+    assert F.normalize(x, 0.0, s).ravel()[0] == np.float32(0.5172584056854248) / np.float32(s)
+
+
+def test_samplewise_keeps_its_input_and_measures_in_float64():
+    x = _col([16777216, 1, 1, 1], np.float32)
+    out = F.samplewise(x, epsilon=0.0)
+    _same(x, [16777216, 1, 1, 1], np.float32)
+    values = np.array([16777216, 1, 1, 1], np.float64)
+    expected = (np.array([16777216, 1, 1, 1], np.float32) - np.float32(values.mean()))
+    expected /= np.float32(values.std())
+    _same(out, expected, np.float32)
+
+
+def test_normalize_gamma_and_linear_map_keep_float32_input():
+    x = _col([0.25, 0.5], np.float32)
+    F.normalize(x, 0.5, 2.0)
+    F.gamma(x, 2.0)
+    F.linear_map(x, (0, 1), (0, 2))
+    _same(x, [0.25, 0.5], np.float32)
+
+
+def test_invert_of_signed_bytes_saturates_from_the_top():
+    _same(F.invert(_col([127, -128], np.int8), 1000), [127, 127], np.int8)
+    _same(F.invert(_col([127, 0], np.int8), 300), [127, 127], np.int8)
+
+
+def test_float16_limits_clip_infinities_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = F.saturate(np.array([np.inf, -np.inf, 70.4], np.float16), np.int64)
+    _same(out, [65504, -65504, 70], np.int64)
+
+
+def test_cast_keeps_a_float64_input_unchanged():
+    x = _col([0.5, 1.0], np.float64)
+    _same(F.cast(x, "uint8", True), [128, 255], np.uint8)
+    _same(x, [0.5, 1.0], np.float64)
+
+
+def test_clahe_passes_its_clip_limit():
+    from skimage.exposure import equalize_adapthist
+
+    rng = np.random.default_rng(5)
+    plane = (np.add.outer(np.arange(32), np.arange(32)) * 4 + rng.integers(0, 9, (32, 32)))
+    plane = plane.astype(np.uint16)[:, :, None]
+    strong = F.clahe(plane, 0.9)
+    expected = equalize_adapthist(plane[..., 0], clip_limit=0.9).astype(np.float32)
+    np.testing.assert_array_equal(strong[..., 0], expected)
+    assert not np.array_equal(strong, F.clahe(plane, 0.01))
