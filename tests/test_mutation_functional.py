@@ -176,9 +176,9 @@ def test_linear_map_clips_the_ulp_rounding_steps_past_the_top():
 
 
 def test_normalize_rounds_its_statistics_to_float32_first():
-    # 1 - float32(2**-25) is a tie that rounds to 1; 1 - (2**-25 + 2**-60) would not
+    # 1 - float32(2**-25) is a tie that rounds to 1; 1 - (2**-25 + 2**-50) would not
     x = _col([1.0], np.float32)
-    assert F.normalize(x, 2**-25 + 2**-60, 1.0).ravel()[0] == np.float32(1.0)
+    assert F.normalize(x, 2**-25 + 2**-50, 1.0).ravel()[0] == np.float32(1.0)
     x = _col([0.5172584056854248], np.float32)
     s = 0.7014331558631792
     assert F.normalize(x, 0.0, s).ravel()[0] == np.float32(0.5172584056854248) / np.float32(s)
@@ -232,3 +232,10 @@ def test_clahe_passes_its_clip_limit():
     expected = equalize_adapthist(plane[..., 0], clip_limit=0.9).astype(np.float32)
     np.testing.assert_array_equal(strong[..., 0], expected)
     assert not np.array_equal(strong, F.clahe(plane, 0.01))
+
+
+def test_scaling_to_float16_computes_in_float32_like_float32_targets():
+    x = _col([65455, 65535], np.uint16)
+    expected = (np.array([65455, 65535], np.float32) * np.float32(1 / 65535)).astype(np.float16)
+    _same(F.cast(x, "float16", True), expected, np.float16)
+    assert expected[0] == np.float16(0.999)  # float64 arithmetic would round to 0.9985
