@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -29,12 +30,14 @@ def _idat(rows: bytes) -> bytes:
 def _refused(data, read_pixels=True):
     with pytest.raises(DecodeError) as caught:
         P.parse_png("f.png", data, read_pixels=read_pixels)
+    assert caught.value.path == "f.png"
     return caught.value.reason, caught.value.detail
 
 
 def _decode_refused(data):
     with pytest.raises(DecodeError) as caught:
         P.decode_png("f.png", data)
+    assert caught.value.path == "f.png"
     return caught.value.reason, caught.value.detail
 
 
@@ -122,6 +125,7 @@ def test_actl_frame_counts():
     assert frames(struct.pack(">I", 0)) == 1
     assert frames(b"\0\0\5") == 1
     assert frames(struct.pack(">I", 2)) == 2
+    assert frames(struct.pack(">I", 2**31)) == 2**31
 
 
 # --- header facts ----------------------------------------------------------------------------
@@ -250,8 +254,10 @@ def test_pillow_reading_another_mode_is_unsupported(monkeypatch):
     data = png_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
     with pytest.raises(DecodeError) as caught:
         P._pillow_streaming("f.png", data, "RGB")
-    assert (caught.value.reason, caught.value.detail) == (
-        "unsupported", "Pillow reads this PNG as mode 'L'")
+    assert (caught.value.path, caught.value.reason, caught.value.detail) == (
+        "f.png", "unsupported", "Pillow reads this PNG as mode 'L'")
+    with pytest.raises(DecodeError):
+        P._pillow_streaming("f.png", data, "I;16")
     wide = png_bytes(np.arange(6, dtype=np.uint16).reshape(2, 3) * 999)
     assert P._pillow_streaming("w.png", wide, "I;16").mode in ("I;16", "I;16B", "I;16L")
 
@@ -309,3 +315,95 @@ def test_sub_byte_and_gray_alpha_decode_through_numpy():
                                               trns=b"\0\1"))
     np.testing.assert_array_equal(out[0], [[1, 1, 1, 0], [2, 2, 2, 1], [3, 3, 3, 255],
                                            [4, 4, 4, 255]])
+
+
+# --- routing, memory and colour keys: which path a file takes, and what each path reports -----
+
+def _fail(*args, **kwargs):
+    raise AssertionError("this image must not take this path")
+
+
+def test_a_probe_reads_no_image_data():
+    data = _png(_ihdr(w=3, h=5), end=False) + b"\0\0\0\5IDAT"  # the file ends in the IDAT
+    info = P.probe_png("f.png", io.BytesIO(data))
+    assert (info.width, info.height, info.path) == (3, 5, "f.png")
+
+
+def test_the_limit_itself_is_still_inflated_here(monkeypatch):
+    gray = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    data = png_bytes(gray)
+    monkeypatch.setattr(P, "_FAST_PATH_MAX_BYTES", P._raw_size(P.parse_png("f", data,
+                                                                            read_pixels=True)))
+    monkeypatch.setattr(P, "_pillow_streaming", _fail)
+    out, _ = P.decode_png("g.png", data)
+    np.testing.assert_array_equal(out[:, :, 0], gray)
+
+
+def test_small_palette_indices_are_unfiltered_by_pillow(monkeypatch):
+    palette = np.array([[9, 8, 7], [1, 2, 3]], np.uint8)
+    data = png_bytes(np.array([[1, 0], [0, 1]], np.uint8), palette=palette, filters=4)
+    size = P._raw_size(P.parse_png("f", data, read_pixels=True))
+    monkeypatch.setattr(P, "_FAST_PATH_MAX_BYTES", size)
+    monkeypatch.setattr(P.pngfilter, "reconstruct", _fail)
+    out, _ = P.decode_png("p.png", data)
+    np.testing.assert_array_equal(out, [[[1, 2, 3], [9, 8, 7]], [[9, 8, 7], [1, 2, 3]]])
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_small_sixteen_bit_colour_with_paeth_rows_is_unfiltered_by_pillow(monkeypatch, channels):
+    wide = (np.arange(12 * channels, dtype=np.uint16) * 1500 + 3).reshape(3, 4, channels)
+    data = png_bytes(wide, filters=4)
+    size = P._raw_size(P.parse_png("f", data, read_pixels=True))
+    monkeypatch.setattr(P, "_FAST_PATH_MAX_BYTES", size)
+    monkeypatch.setattr(P.pngfilter, "reconstruct", _fail)
+    out, _ = P.decode_png("c.png", data)
+    np.testing.assert_array_equal(out, wide)
+
+
+def test_sixteen_bit_colour_with_row_filters_only_is_unfiltered_in_numpy(monkeypatch):
+    wide = (np.arange(36, dtype=np.uint16) * 1500 + 3).reshape(3, 4, 3)
+    monkeypatch.setattr(P, "_reconstruct_16bit_colour", _fail)
+    out, _ = P.decode_png("c.png", png_bytes(wide, filters=1))
+    np.testing.assert_array_equal(out, wide)
+
+
+def test_running_out_of_memory_is_a_decompression_bomb(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError("no room")
+
+    wide = (np.arange(36, dtype=np.uint16) * 1500 + 3).reshape(3, 4, 3)
+    data = png_bytes(wide, filters=1)
+    monkeypatch.setattr(P.pngfilter, "reconstruct", no_memory)
+    assert _decode_refused(data) == ("decompression-bomb", "out of memory: no room")
+    monkeypatch.setattr(P, "inflate", no_memory)
+    assert _decode_refused(data) == ("decompression-bomb", "out of memory: no room")
+
+
+def test_a_truncated_stream_says_why():
+    cut = _png(_ihdr(w=4, h=4, depth=16, ctype=2),
+               png_chunk(b"IDAT", zlib.compress(bytes(4 * 25))[:-6]))
+    reason, detail = _decode_refused(cut)
+    assert reason == "truncated" and detail not in ("", "None")
+
+
+def test_pillow_errors_name_the_file():
+    gray = png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8), filters=0)
+    header = P.parse_png("f.png", gray, read_pixels=True)
+    header.idat = [zlib.compress(bytes([7]) + bytes(8) * 8)]  # filter type 7 on row 0
+    with pytest.raises(DecodeError) as caught:
+        P.pillow_image("f.png", header, gray)
+    assert caught.value.path == "f.png"
+
+
+def _keyed(array, trns):
+    data = png_bytes(array, trns=trns)
+    return P.pillow_image("k.png", P.parse_png("k.png", data, read_pixels=True), data)
+
+
+def test_colour_keys_are_unsigned_and_read_from_their_first_samples():
+    wide = np.arange(6, dtype=np.uint16).reshape(2, 3) * 9000
+    assert _keyed(wide, struct.pack(">H", 40000)).info["transparency"] == 40000
+    assert _keyed(wide, struct.pack(">H", 7) + b"\1").info["transparency"] == 7
+    rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+    assert _keyed(rgb, struct.pack(">3H", 40000, 2, 3)).info["transparency"] == (40000, 2, 3)
+    assert _keyed(rgb, struct.pack(">4H", 1, 2, 3, 4)).info["transparency"] == (1, 2, 3)
