@@ -389,7 +389,8 @@ def test_a_truncated_stream_says_why():
 def test_pillow_errors_name_the_file():
     gray = png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8), filters=0)
     header = P.parse_png("f.png", gray, read_pixels=True)
-    header.idat = [zlib.compress(bytes([7]) + bytes(8) * 8)]  # filter type 7 on row 0
+    rows = bytes([7]) + bytes(8) + (bytes([0]) + bytes(8)) * 7  # filter type 7 on row 0
+    header.idat = [zlib.compress(rows)]
     with pytest.raises(DecodeError) as caught:
         P.pillow_image("f.png", header, gray)
     assert caught.value.path == "f.png"
@@ -407,3 +408,30 @@ def test_colour_keys_are_unsigned_and_read_from_their_first_samples():
     rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
     assert _keyed(rgb, struct.pack(">3H", 40000, 2, 3)).info["transparency"] == (40000, 2, 3)
     assert _keyed(rgb, struct.pack(">4H", 1, 2, 3, 4)).info["transparency"] == (1, 2, 3)
+
+
+def test_streamed_and_palette_errors_name_the_file(monkeypatch):
+    rows = bytes([7]) + bytes(8) + (bytes([0]) + bytes(8)) * 7
+    bad_gray = _png(_ihdr(w=8, h=8), _idat(rows))
+    monkeypatch.setattr(P, "_FAST_PATH_MAX_BYTES", 0)
+    assert _decode_refused(bad_gray)[0] in ("corrupt", "truncated")
+    monkeypatch.undo()
+    palette = png_chunk(b"PLTE", bytes(6))
+    cut = _png(_ihdr(w=4, h=4, ctype=3), palette,
+               png_chunk(b"IDAT", zlib.compress(bytes(20))[:-6]))
+    assert _decode_refused(cut)[0] == "truncated"
+
+
+def test_pixel_copy_errors_name_the_file(monkeypatch):
+    from preproc.io import _pillow
+
+    seen = []
+
+    def no_memory(path, image, info):
+        seen.append(path)
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(_pillow, "image_to_array", no_memory)
+    data = png_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert _decode_refused(data)[0] == "decompression-bomb"
+    assert seen == ["f.png"]
