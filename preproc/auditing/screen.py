@@ -43,6 +43,8 @@ QUALITY_CODES = ("blurry", "dark", "light", "low-information", "odd-size", "odd-
 SIMILARITY_CODES = ("near-duplicate", "split-leakage", "label-conflict")
 
 _TRAIN, _VAL = 0, 1
+#: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
+_WINDOWS, _CENTRE = 9, 4
 _SUBSETS = ("training", "validation")
 _MAD_SCALE = 1.4826
 #: Clusters (and members per cluster) kept in a finding's data for the reports.
@@ -168,7 +170,7 @@ def screen(spool, cfg, where: str, expect=None) -> Screen:
     out.brightness, out.entropy = _dataset_units(cols, expect)
     out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
     named: dict[str, tuple[list[int], dict]] = {}
-    _similarity(cols, limits, out, named)
+    _similarity(spool, cols, limits, out, named)
     _quality(cols, limits, out, named)
     _name_files(spool, named, out, where, cols)
     return out
@@ -181,18 +183,16 @@ class _Columns:
     def collect(cls, spool, validation) -> _Columns:
         self = cls()
         # typed arrays, not lists of Python objects: a few bytes per file while collecting
-        ph, pc, ch = array("Q"), array("Q"), array("Q")
+        ph, win, ch = array("Q"), array("Q"), array("Q")
         cl, dt, sub, flags = array("q"), array("q"), array("b"), array("b")
         blur, bright, ent, lo, hi, hgt, wid = (array("d") for _ in range(7))
-        tiny = bytearray()
-        blank = bytes(64)
+        no_windows = [0] * _WINDOWS
         names: dict = {}
         dtypes: dict = {}
         nan = float("nan")
         for rec in spool:
             ph.append(int(rec.phash, 16) if rec.phash else 0)
-            pc.append(int(rec.phash_center, 16) if rec.phash_center else 0)
-            tiny += bytes.fromhex(rec.tiny) if rec.tiny else blank
+            win.extend(_windows(rec) if rec.phash else no_windows)
             ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
             cl.append(names.setdefault(rec.cls, len(names)))
             sub.append(-1 if validation is None else int(rec.path in validation))
@@ -205,16 +205,16 @@ class _Columns:
             hi.append(rec.level_hi if measured else nan)
             hgt.append(rec.height if rec.ok and rec.height else 0)
             wid.append(rec.width if rec.ok and rec.width else 0)
-            flags.append((1 if measured and rec.grayscale else 0)
-                         | (2 if rec.phash or rec.phash_center else 0))
+            flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
         self.n = len(ph)
         flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
         self.hashed = (flags_np & 2) > 0
         self.gray = (flags_np & 1) > 0
-        self.phash, self.phash_center, self.content = (
+        self.phash, self.content = (
             np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
-            for a in (ph, pc, ch))
-        self.tiny = np.frombuffer(bytes(tiny), dtype=np.uint8).reshape(-1, 64)
+            for a in (ph, ch))
+        self.windows = (np.frombuffer(win, dtype=np.uint64).reshape(-1, _WINDOWS).copy()
+                        if len(win) else np.zeros((0, _WINDOWS), np.uint64))
         self.cls, self.dtype = (np.asarray(a, dtype=np.int64) for a in (cl, dt))
         self.class_names = list(names)
         self.subset = np.asarray(sub, dtype=np.int8)
@@ -251,12 +251,8 @@ def _dataset_units(cols: _Columns, expect) -> tuple[np.ndarray, np.ndarray]:
     return bright, entropy
 
 
-def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
-    idx = np.flatnonzero(cols.hashed)
-    hashes = np.concatenate([cols.phash[idx], cols.phash_center[idx]])
-    owners = np.concatenate([idx, idx])
-    pairs = HashIndex(hashes, owners).pairs(limits.near_duplicate_distance)
-    pairs = pairs[_correlation(cols.tiny, pairs) >= limits.near_duplicate_correlation]
+def _similarity(spool, cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
+    pairs = _near_pairs(spool, cols, limits)
     exact = _exact_pairs(cols)
     if len(exact):
         pairs = np.concatenate([pairs, exact]) if len(pairs) else exact
@@ -280,16 +276,71 @@ def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) ->
             named[code] = ([i for g in found for i in g], {"clusters": found})
 
 
-def _correlation(tiny: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the 8x8 thumbnails of each pair (1 for identical pictures)."""
-    if not len(pairs):
-        return np.empty(0)
-    a = tiny[pairs[:, 0]].astype(np.float64)
-    b = tiny[pairs[:, 1]].astype(np.float64)
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+def _near_pairs(spool, cols: _Columns, limits: Thresholds) -> np.ndarray:
+    """``(k, 2)`` spool-index pairs ``a < b`` of near-duplicates.
+
+    The index holds every image's whole-image hash and its window hashes; each whole-image hash
+    is the query. A match of ``a``'s whole image with window ``k`` of ``b`` is confirmed by the
+    correlation of ``a``'s thumbnail with the thumbnail of that window of ``b`` (at least
+    ``(1 + near_duplicate_correlation) / 2``; whole-image matches need
+    ``near_duplicate_correlation``). Thumbnails are read back from the spool for the
+    candidates only.
+    """
+    idx = np.flatnonzero(cols.hashed)
+    entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
+    owners = np.concatenate([idx, np.repeat(idx, _WINDOWS)])
+    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(_WINDOWS), len(idx))])
+    q, e = HashIndex(entries, owners).query(cols.phash[idx], limits.near_duplicate_distance)
+    a, b, k = idx[q], owners[e], kinds[e]
+    keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
+    a, b, k = a[keep], b[keep], k[keep]
+    if not len(a):
+        return np.empty((0, 2), dtype=np.int64)
+    corr = limits.near_duplicate_correlation
+    # nine windows per image are nine chances of a chance match: a window match must be
+    # closer, its thumbnail at most half as decorrelated as a whole-image match may be
+    need = np.where(k >= 0, 1.0 - (1.0 - corr) / 2, corr)
+    good = _correlation(_thumbnails(spool, np.union1d(a, b)), a, b, k) >= need
+    lo, hi = np.minimum(a, b)[good], np.maximum(a, b)[good]
+    return np.unique(np.stack([lo, hi], axis=1), axis=0)
+
+
+def _thumbnails(spool, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, thumbs)``: the spool index of each wanted record, sorted, and its ``(10, 64)``
+    thumbnails (:func:`~.quality.thumbnails`), in one pass over the spool."""
+    thumbs = np.zeros((len(wanted), 1 + _WINDOWS, 64), dtype=np.uint8)
+    want = set(wanted.tolist())
+    j = 0
+    for i, rec in enumerate(spool):
+        if i in want:
+            if rec.tiny:
+                thumbs[j] = np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
+            j += 1
+    return wanted, thumbs
+
+
+def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray,
+                 kind: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the whole thumbnail of each ``a`` with the thumbnail of window
+    ``kind`` of ``b`` (the whole of ``b`` where ``kind`` is -1); 1 for the same picture."""
+    rows, thumbs = found
+    x = thumbs[np.searchsorted(rows, a), 0].astype(np.float64)
+    y = thumbs[np.searchsorted(rows, b), kind + 1].astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    return np.where(norm > 0, (x * y).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+
+
+def _windows(rec) -> list[int]:
+    """The record's window hashes in :func:`~.quality.crop_windows` order (centre in the
+    middle); the centre hash stands in for windows a record does not carry."""
+    centre = int(rec.phash_center, 16) if rec.phash_center else int(rec.phash, 16)
+    crops = rec.crops or ""
+    others = [int(crops[i:i + 16], 16) for i in range(0, len(crops), 16)]
+    if len(others) != _WINDOWS - 1:
+        others = [centre] * (_WINDOWS - 1)
+    return others[:_CENTRE] + [centre] + others[_CENTRE:]
 
 
 def _exact_pairs(cols: _Columns) -> np.ndarray:
