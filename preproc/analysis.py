@@ -9,7 +9,9 @@ mistake is reported once, at its stage, instead of cascading into every later st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from . import dtypes
 from .findings import Finding, Location, Report, Severity
@@ -17,6 +19,10 @@ from .io.paths import display_path
 from .stages.pipeline import Pipeline, infer_checked
 from .spec import Interval, ValueSpec
 from .stages.base import Stage
+
+if TYPE_CHECKING:
+    from .config.model import Config
+    from .types import StrPath
 
 __all__ = ["check", "check_pipeline", "require_check"]
 
@@ -26,7 +32,7 @@ _REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input", "range-u
 _TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
-def check(config, *, sample: int = 64) -> Report:
+def check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64) -> Report:
     """Check a config statically and apply its ``checks:`` policy.
 
     Args:
@@ -39,7 +45,7 @@ def check(config, *, sample: int = 64) -> Report:
     return _checked(as_config(config), sample)[0]
 
 
-def _checked(config, sample: int) -> tuple[Report, ValueSpec]:
+def _checked(config: Config, sample: int) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
     from .dataset.dicom_units import stored_units_findings
@@ -54,7 +60,8 @@ def _checked(config, sample: int) -> tuple[Report, ValueSpec]:
     return Report.with_policy(findings, config.checks, pipeline.trace()), src
 
 
-def require_check(config, *, sample: int = 64) -> tuple[Report, ValueSpec]:
+def require_check(config: Config | StrPath | Mapping[str, Any], *,
+                  sample: int = 64) -> tuple[Report, ValueSpec]:
     """Run :func:`check` and raise :class:`~preproc.errors.CheckFailed` when it fails.
 
     Findings below ``checks.fail_on`` do not stop anything: they are issued once, together, as
@@ -91,7 +98,7 @@ class CheckWarning(UserWarning):
     """Findings of a config's check below ``checks.fail_on``, issued when a flow starts."""
 
 
-def _decode_findings(config) -> list[Finding]:
+def _decode_findings(config: Config) -> list[Finding]:
     decode = getattr(config.batches, "decode", None)
     if decode is None or not decode.jpeg_draft:
         return []
@@ -121,8 +128,9 @@ def check_pipeline(pipeline: Pipeline, *, file: str | None = None) -> list[Findi
         codes = {f.code for f in found} & _REPAIRED
         if codes:  # continue as if the stage had received what it expects
             expected = stage.expected_input(spec)
-            iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
-            spec = spec.with_(interval=iv)
+            if expected is not None:  # (a plugin's own finding may come without one)
+                iv = expected if codes & _TO_EXPECTED else spec.interval.clamp(expected)
+                spec = spec.with_(interval=iv)
         spec, finding = infer_checked(stage, spec)
         if finding is not None:
             findings.append(_locate(finding, stage, file))
@@ -245,8 +253,9 @@ def _overflow_hint(stage: Stage, spec: ValueSpec, expected: Interval) -> str:
         fix = _bits_fix(spec)
         if fix:
             return f"the data holds {spec.interval}, not {expected}: {fix}"
-    if spec.scaled_by:
-        return f"the range comes from {spec.last_scale.describe()}; adjust it or this stage's parameters"
+    blame = spec.last_scale  # the last of spec.scaled_by
+    if blame is not None:
+        return f"the range comes from {blame.describe()}; adjust it or this stage's parameters"
     return "convert the data into the expected range first (rescale_intensity or clip), " \
         "or declare `expects:` on the stage if it really accepts this range"
 

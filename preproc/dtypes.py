@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "DTYPE_NAMES",
@@ -45,39 +46,39 @@ DTYPE_NAMES = (
 )
 
 
-def normalize_dtype(dtype) -> str:
+def normalize_dtype(dtype: npt.DTypeLike) -> str:
     """Return the canonical name of ``dtype`` (``np.dtype``, type or string, any byte order)."""
     dt = np.dtype(dtype)
-    name = dt.newbyteorder("=").name
+    name: str = dt.newbyteorder("=").name  # numpy's stubs lose the type of this chain
     if name not in DTYPE_NAMES:
         raise ValueError(f"unsupported dtype {dtype!r}; supported: {', '.join(DTYPE_NAMES)}")
     return name
 
 
-def kind(dtype) -> str:
+def kind(dtype: npt.DTypeLike) -> str:
     """``'bool'``, ``'uint'``, ``'int'`` or ``'float'``."""
     dt = np.dtype(dtype)
     return {"b": "bool", "u": "uint", "i": "int", "f": "float"}[dt.kind]
 
 
-def is_integer(dtype) -> bool:
+def is_integer(dtype: npt.DTypeLike) -> bool:
     return np.dtype(dtype).kind in "ui"
 
 
-def is_signed(dtype) -> bool:
+def is_signed(dtype: npt.DTypeLike) -> bool:
     return np.dtype(dtype).kind in "if"
 
 
-def is_float(dtype) -> bool:
+def is_float(dtype: npt.DTypeLike) -> bool:
     return np.dtype(dtype).kind == "f"
 
 
-def container_bits(dtype) -> int:
+def container_bits(dtype: npt.DTypeLike) -> int:
     """Number of bits of the container: 8 for uint8, 16 for int16, 32 for float32."""
     return 1 if np.dtype(dtype).kind == "b" else np.dtype(dtype).itemsize * 8
 
 
-def dtype_range(dtype) -> tuple[float, float]:
+def dtype_range(dtype: npt.DTypeLike) -> tuple[float, float]:
     """Full value range of an integer dtype; ``(0, 1)`` for bool; ``(-inf, inf)`` for floats."""
     dt = np.dtype(dtype)
     if dt.kind == "b":
@@ -88,7 +89,7 @@ def dtype_range(dtype) -> tuple[float, float]:
     return (-math.inf, math.inf)
 
 
-def int_range(dtype) -> tuple[int, int]:
+def int_range(dtype: npt.DTypeLike) -> tuple[int, int]:
     """Exact integer limits of an integer or bool dtype (no float rounding for 64-bit types)."""
     dt = np.dtype(dtype)
     if dt.kind == "b":
@@ -97,7 +98,7 @@ def int_range(dtype) -> tuple[int, int]:
     return (int(info.min), int(info.max))
 
 
-def full_scale(dtype) -> tuple[float, float]:
+def full_scale(dtype: npt.DTypeLike) -> tuple[float, float]:
     """The range a dtype means "full scale": integer range, or [0, 1] for floats.
 
     This is the convention of ``to_dtype(scale=True)`` and scikit-image's ``img_as_*``.
@@ -138,7 +139,7 @@ def unit_factor_bits(factor: float, rel_tol: float = 1e-6, max_bits: int = 32) -
     return None
 
 
-def opaque_alpha(dtype, bits: int | None = None) -> float:
+def opaque_alpha(dtype: npt.DTypeLike, bits: int | None = None) -> float:
     """The alpha value of a fully opaque pixel: the top of the stored bits, 1.0 for floats."""
     if is_float(dtype):
         return full_scale(dtype)[1]

@@ -19,7 +19,13 @@ Findings (range problems, audit results) are not exceptions: they are data, see
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .findings import Finding
 
 __all__ = [
     "CheckFailed",
@@ -40,7 +46,7 @@ _CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202
                                             *range(0x2066, 0x206A))})
 
 
-def printable(text) -> str:
+def printable(text: object) -> str:
     """``text`` safe to show on a terminal or in a report: bytes that were not valid UTF-8 (held
     as surrogate escapes, as file names are) and control characters (ESC, BEL, newline, bidi
     overrides) are shown escaped, as ``\\xff`` or ``\\x1b``, so a file name cannot clear the
@@ -59,14 +65,19 @@ class PreprocError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __reduce__(self):  # keep attributes across process boundaries
+    def __reduce__(self) -> tuple[_Rebuild, tuple[type[PreprocError], dict[str, Any]]]:
+        # keep attributes across process boundaries
         return (_rebuild, (type(self), self.__dict__.copy()))
 
     def __str__(self) -> str:
         return self.message
 
 
-def _rebuild(cls, state):
+_E = TypeVar("_E", bound=PreprocError)
+_Rebuild = Callable[[type["PreprocError"], dict[str, Any]], "PreprocError"]
+
+
+def _rebuild(cls: type[_E], state: dict[str, Any]) -> _E:
     obj = cls.__new__(cls)
     Exception.__init__(obj, state.get("message", ""))
     obj.__dict__.update(state)
@@ -121,8 +132,18 @@ class PluginError(ConfigError):
         plugin: the plugin file, module or entry point name.
     """
 
-    def __init__(self, message: str, *, plugin: str, **where) -> None:
-        super().__init__(message, **where)
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, file=file, line=line, column=column, path=path, hint=hint)
         self.plugin = plugin
 
 
@@ -136,7 +157,7 @@ class DecodeError(PreprocError):
 
     code = "unreadable-file"
 
-    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, detail: str = "") -> None:
         self.path = str(path)
         self.reason = reason
         self.detail = printable(detail)
@@ -201,7 +222,7 @@ class CheckFailed(PreprocError):
         config: the config file, when it came from one.
     """
 
-    def __init__(self, message: str, *, findings: list | None = None,
+    def __init__(self, message: str, *, findings: Sequence[Finding] | None = None,
                  config: str | None = None) -> None:
         super().__init__(message)
         self.findings = list(findings or [])

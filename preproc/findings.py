@@ -8,10 +8,11 @@ findings. A :class:`Report` collects findings and applies the config's ``checks:
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["CODES", "CodeInfo", "Finding", "Location", "Report", "Severity"]
+__all__ = ["CODES", "CheckPolicy", "CodeInfo", "Finding", "Location", "Report", "Severity"]
 
 
 class Severity(enum.IntEnum):
@@ -106,6 +107,19 @@ CODES: dict[str, CodeInfo] = _codes(
 )
 
 
+class CheckPolicy(Protocol):
+    """The ``checks:`` settings a :class:`Report` applies (the config's ``Checks`` model)."""
+
+    @property
+    def fail_on(self) -> str: ...
+
+    @property
+    def ignore(self) -> Collection[str]: ...
+
+    @property
+    def severity(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True)
 class Location:
     file: str | None = None
@@ -113,7 +127,7 @@ class Location:
     column: int | None = None
     path: str = ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "column": self.column, "path": self.path}
 
 
@@ -138,8 +152,8 @@ class Finding:
         if self.severity is None:
             object.__setattr__(self, "severity", CODES[self.code].severity)
 
-    def to_json(self) -> dict:
-        out = {
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "code": self.code,
             "severity": str(self.severity),
             "message": self.message,
@@ -182,11 +196,16 @@ class Report:
     """
 
     findings: list[Finding] = field(default_factory=list)
-    trace: list[dict] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
     fail_on: Severity = Severity.ERROR
 
     @classmethod
-    def with_policy(cls, findings, checks=None, trace=None) -> Report:
+    def with_policy(
+        cls,
+        findings: Iterable[Finding],
+        checks: CheckPolicy | None = None,
+        trace: Iterable[dict[str, Any]] | None = None,
+    ) -> Report:
         ignore: set[str] = set()
         overrides: dict[str, Severity] = {}
         fail_on = Severity.ERROR
@@ -207,7 +226,8 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return any(f.severity >= self.fail_on for f in self.findings)
+        # severity is never None after Finding.__post_init__; the test only narrows the type
+        return any(f.severity is not None and f.severity >= self.fail_on for f in self.findings)
 
     def summary(self, verb: str = "check") -> str:
         """One line: the verdict and the number of findings per severity."""
@@ -224,7 +244,7 @@ class Report:
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "findings": [f.to_json() for f in self.findings],
             "trace": self.trace,

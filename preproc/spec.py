@@ -9,7 +9,11 @@ interval with what each stage expects.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any, SupportsFloat
+
+import numpy.typing as npt
 
 from . import dtypes
 
@@ -30,7 +34,8 @@ class Interval:
             raise ValueError(f"empty interval [{self.lo}, {self.hi}]")
 
     @classmethod
-    def of(cls, bounds) -> Interval:
+    def of(cls, bounds: Iterable[SupportsFloat]) -> Interval:
+        """The interval of a ``(lo, hi)`` pair of numbers (a tuple, a list, a 2-element array)."""
         lo, hi = bounds
         return cls(float(lo), float(hi))
 
@@ -138,10 +143,10 @@ class ValueSpec:
     @classmethod
     def for_dtype(
         cls,
-        dtype,
+        dtype: npt.DTypeLike,
         *,
         bits: int | None = None,
-        interval: Interval | tuple[float, float] | None = None,
+        interval: tuple[float, float] | None = None,
         channels: int | None = None,
     ) -> ValueSpec:
         """Spec of source data: integers default to ``[0, 2**bits - 1]`` (signed: two's complement)."""
@@ -156,17 +161,17 @@ class ValueSpec:
         iv = Interval.of(interval) if interval is not None else Interval.of(default)
         return cls(name, iv, channels=channels, bits=bits)
 
-    def with_(self, **changes) -> ValueSpec:
+    def with_(self, **changes: Any) -> ValueSpec:
         return replace(self, **changes)
 
-    def scaled(self, step: ScaleStep, **changes) -> ValueSpec:
+    def scaled(self, step: ScaleStep, **changes: Any) -> ValueSpec:
         return replace(self, scaled_by=self.scaled_by + (step,), **{"units": None, **changes})
 
     @property
     def last_scale(self) -> ScaleStep | None:
         return self.scaled_by[-1] if self.scaled_by else None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dtype": self.dtype,
             "range": self.interval.as_list(),

@@ -23,6 +23,8 @@ Stages declare examples as ``examples = [{"params": {...}, "input": {"dtype": "u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -30,6 +32,11 @@ from . import dtypes
 from .errors import MissingDependencyError
 from .spec import Interval, ValueSpec
 from .stages.base import RunContext, Stage, StageContext
+from .types import Array
+
+if TYPE_CHECKING:
+    from hypothesis import settings as Settings
+    from hypothesis.strategies import SearchStrategy
 
 __all__ = ["STANDARD_INPUTS", "EndsGenerator", "check_stage", "stage_examples"]
 
@@ -43,7 +50,7 @@ STANDARD_INPUTS = (
 _FINITE_CAP = 1e6  # stand-in for an unbounded end when drawing values
 
 
-def _spec(d: dict) -> ValueSpec:
+def _spec(d: dict[str, Any]) -> ValueSpec:
     return ValueSpec.for_dtype(d["dtype"], bits=d.get("bits"), interval=tuple(d["range"]),
                                channels=d.get("channels", 1))
 
@@ -58,7 +65,7 @@ def stage_examples(cls: type[Stage]) -> list[tuple[Stage, ValueSpec]]:
                 f"stage {cls.name!r} needs parameters {required}; declare `examples` on the class"
             )
         examples = [{"params": {}, "input": d} for d in STANDARD_INPUTS]
-    out = []
+    out: list[tuple[Stage, ValueSpec]] = []
     for ex in examples:
         src = _spec(ex["input"])
         stage = cls(ex.get("params", {}), context=StageContext(source=src))
@@ -69,23 +76,26 @@ def stage_examples(cls: type[Stage]) -> list[tuple[Stage, ValueSpec]]:
 def check_stage(cls: type[Stage], *, max_examples: int = 25) -> None:
     """Assert the stage contract for every example of ``cls`` (raises AssertionError)."""
     try:
-        from hypothesis import HealthCheck, given, settings
+        from hypothesis import HealthCheck, settings
     except ImportError:  # pragma: no cover
         raise MissingDependencyError("hypothesis", "dev", "the stage contract helper") from None
     for stage, spec in stage_examples(cls):
-        _property(stage, spec, given, settings(
+        _property(stage, spec, settings(
             max_examples=max_examples, deadline=None, database=None,
             suppress_health_check=list(HealthCheck)))()
 
 
-def _property(stage: Stage, spec: ValueSpec, given, settings):
+def _property(stage: Stage, spec: ValueSpec, config: Settings) -> Callable[[], None]:
+    from hypothesis import given
     from hypothesis import strategies as st
 
-    rngs = _generators() if stage.traits().random else st.none()
+    rngs: SearchStrategy[np.random.Generator | EndsGenerator | None] = (
+        _generators() if stage.traits().random else st.none()
+    )
 
-    @settings
+    @config
     @given(_images(spec), rngs)
-    def run(image, rng):
+    def run(image: Array, rng: np.random.Generator | EndsGenerator | None) -> None:
         _check_once(stage, spec, image, rng)
 
     return run
@@ -106,29 +116,33 @@ class EndsGenerator:
         self._k += 1
         return bit
 
-    def uniform(self, low=0.0, high=1.0, size=None):
+    def uniform(self, low: float = 0.0, high: float = 1.0, size: None = None) -> float:
         return float(high if self._bit() else low)
 
-    def random(self, size=None):
+    def random(self, size: None = None) -> float:
         return 0.999999 if self._bit() else 0.0
 
-    def integers(self, low, high=None, size=None, endpoint=False):
+    def integers(
+        self, low: int, high: int | None = None, size: None = None, endpoint: bool = False
+    ) -> int:
         if high is None:
             low, high = 0, low
         top = high if endpoint else high - 1
         return int(top if self._bit() else low)
 
 
-def _generators():
+def _generators() -> SearchStrategy[np.random.Generator | EndsGenerator]:
     from hypothesis import strategies as st
 
     seeded = st.integers(0, 2**32 - 1).map(np.random.default_rng)
     return st.one_of(seeded, st.integers(0, 2**16 - 1).map(EndsGenerator))
 
 
-def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray, rng=None) -> None:
+def _check_once(stage: Stage, spec: ValueSpec, image: Array,
+                rng: np.random.Generator | EndsGenerator | None = None) -> None:
     before = image.copy()
-    out = stage.apply(image, RunContext(spec=spec, rng=rng))
+    # EndsGenerator offers the Generator methods random stages call (uniform, random, integers)
+    out = stage.apply(image, RunContext(spec=spec, rng=cast("np.random.Generator | None", rng)))
     name = stage.name
     assert np.array_equal(image, before, equal_nan=True), f"{name}: apply mutated its input"
     inferred = stage.infer(spec)
@@ -147,19 +161,21 @@ def _check_once(stage: Stage, spec: ValueSpec, image: np.ndarray, rng=None) -> N
         )
 
 
-def _images(spec: ValueSpec):
+def _images(spec: ValueSpec) -> SearchStrategy[Array]:
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 
     lo = max(spec.interval.lo, -_FINITE_CAP)
     hi = min(spec.interval.hi, _FINITE_CAP)
     dt = np.dtype(spec.dtype)
+    elements: SearchStrategy[float]
     if dt.kind in "ui":
         elements = st.integers(int(math.ceil(lo)), int(math.floor(hi)))
     elif dt.kind == "b":
         elements = st.booleans()
     else:
-        width = dt.itemsize * 8
+        # float16/32/64 are the float dtypes a spec can name (dtypes.DTYPE_NAMES)
+        width = cast(Literal[16, 32, 64], dt.itemsize * 8)
         elements = st.floats(lo, hi, width=width, allow_nan=False, allow_infinity=False)
     channels = spec.channels or 1
     shape = st.tuples(st.integers(4, 24), st.integers(4, 24), st.just(channels))
@@ -169,7 +185,7 @@ def _images(spec: ValueSpec):
     return st.tuples(base, ends, ends).map(lambda t: _with_ends(t[0], t[1], t[2], dt))
 
 
-def _with_ends(image: np.ndarray, a, b, dt) -> np.ndarray:
+def _with_ends(image: Array, a: float, b: float, dt: np.dtype[Any]) -> Array:
     image = image.copy()
     if image.size >= 2:
         image.flat[0] = dt.type(a)

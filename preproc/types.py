@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Annotated, Any, TypeAlias
 
@@ -20,12 +21,16 @@ __all__ = [
     "Number",
     "PositiveNumber",
     "Range",
+    "StrPath",
     "parse_number",
 ]
 
 #: A NumPy array of any dtype and shape: pixels, intervals, histograms. The dtype is a run-time
 #: fact here (uint8, uint16, float32 all flow through one stage), so it is not a static parameter.
 Array: TypeAlias = npt.NDArray[Any]
+
+#: A file name as callers give it: text or a path object (``pathlib.Path``, ``os.DirEntry``).
+StrPath: TypeAlias = "str | os.PathLike[str]"
 
 #: Model config shared by every config model: unknown keys are errors, models are immutable.
 STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)

@@ -25,6 +25,11 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Keras 3 picks TensorFlow unless told otherwise; the parity peers run on the CPU torch build the
+# dev extras install. Set here, before any test module imports keras, so a parity test gives the
+# same verdict alone as in the whole suite instead of skipping when run by itself.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 PLUGINS = ROOT / "plugins"

@@ -15,21 +15,36 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..io.paths import display_path
 from .report import AuditReport
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from distributed.deploy.cluster import Cluster
+
+    from ..config.model import Config
+    from ..dataset.listing import FileList
+    from ..types import StrPath
+    from .collect import Collector
+
+    #: what ``audit`` accepts: a config, a config file, a dataset directory or a mapping
+    AuditTarget: TypeAlias = Config | StrPath | Mapping[str, Any]
+    #: a Dask scheduler address, client or cluster
+    Scheduler: TypeAlias = str | Client | Cluster
 
 __all__ = ["AuditReport", "audit"]
 
 
 def audit(
-    config_or_directory,
+    config_or_directory: AuditTarget,
     *,
     quick: bool = False,
     engine: str = "local",
-    scheduler=None,
+    scheduler: Scheduler | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     show_patient_ids: bool = False,
@@ -79,8 +94,10 @@ def audit(
     if not quick:
         from .screen import screen
 
-        collector.screen = screen(collector.spool, cfg, where, expect)
-        findings += collector.screen.findings
+        screened = screen(collector.spool, cfg, where, expect)
+        # the reports read it back with getattr: the Collector class does not declare it
+        setattr(collector, "screen", screened)
+        findings += screened.findings
     return AuditReport(
         dataset=listing.root, where=where,
         config=str(cfg.path) if cfg is not None and cfg.path is not None else None,
@@ -93,7 +110,9 @@ def audit(
     )
 
 
-def _collect(collector, listing, quick, engine, workers, scheduler, progress) -> None:
+def _collect(collector: Collector, listing: FileList, quick: bool, engine: str,
+             workers: int | None, scheduler: Scheduler | None,
+             progress: Callable[[int, int], None] | None) -> None:
     """Run the per-file work on the engine and feed every record to ``collector`` in order."""
     from .engines import default_workers, plan_chunks, run
     from ..dataset.records import FileRecord
@@ -110,7 +129,7 @@ def _collect(collector, listing, quick, engine, workers, scheduler, progress) ->
             progress(done, total)
 
 
-def _resolve(target):
+def _resolve(target: AuditTarget) -> tuple[Config | None, FileList]:
     """``(config or None, listing)`` for a config object, a config file or a directory."""
     from ..errors import PreprocError
     from ..dataset.listing import list_config, list_directory

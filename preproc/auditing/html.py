@@ -13,9 +13,16 @@ import base64
 import html
 import io
 from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..spec import format_number
 from .thumbs import image_sections
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .report import AuditReport
 
 __all__ = ["render_html"]
 
@@ -34,7 +41,7 @@ padding:.5em 1em;min-width:7em}.card b{display:block;font-size:1.5em}
 """
 
 
-def render_html(report) -> str:
+def render_html(report: AuditReport) -> str:
     """The whole page for an :class:`~preproc.auditing.report.AuditReport`."""
     plots = _Plotter.create()
     parts = [
@@ -51,13 +58,14 @@ def render_html(report) -> str:
     return "\n".join(parts)
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _table(headers, rows, numeric=()) -> str:
+def _table(headers: Iterable[str], rows: Iterable[Sequence[object]],
+           numeric: Collection[int] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
+    body: list[str] = []
     for row in rows:
         cells = "".join(f"<td class='n'>{_e(v)}</td>" if i in numeric else f"<td>{v}</td>"
                         for i, v in enumerate(row))
@@ -65,7 +73,7 @@ def _table(headers, rows, numeric=()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _header(report) -> str:
+def _header(report: AuditReport) -> str:
     s = report.summary
     mode = "headers only (--quick)" if report.quick else "full (every file decoded)"
     cards = [("files", s["files"]), ("readable", s["readable"]),
@@ -82,10 +90,10 @@ def _header(report) -> str:
     )
 
 
-def _findings(report) -> str:
+def _findings(report: AuditReport) -> str:
     if not report.findings:
         return "<h2>Findings</h2><p>No findings.</p>"
-    rows = []
+    rows: list[list[object]] = []
     for f in report.findings:
         files = ", ".join(f"<code>{_e(p)}</code>" for p in f.files)
         more = (f.count or 0) - len(f.files)
@@ -96,11 +104,11 @@ def _findings(report) -> str:
         ["severity", "code", "message", "files", "examples", "hint"], rows, numeric=(3,))
 
 
-def _class_name(name) -> str:
+def _class_name(name: object) -> str:
     return "(root)" if name is None else str(name)
 
 
-def _breakdown(report, plots) -> str:
+def _breakdown(report: AuditReport, plots: _Plotter | None) -> str:
     rows = [[_e(_class_name(r["class"])), _e(r["format"]), _e(r["dtype"]), r["stored_bits"],
              "" if r["effective_bits"] is None else r["effective_bits"], r["channels"],
              _e(r["photometric"]), r["files"]] for r in report.summary["breakdown"]]
@@ -112,7 +120,7 @@ def _breakdown(report, plots) -> str:
     return out
 
 
-def _groups(report, plots) -> str:
+def _groups(report: AuditReport, plots: _Plotter | None) -> str:
     if report.quick:
         return "<h2>Values</h2><p class='muted'>A quick audit reads headers only.</p>"
     out = ["<h2>Values per dtype group</h2>"]
@@ -128,7 +136,7 @@ def _groups(report, plots) -> str:
     return "\n".join(out)
 
 
-def _suggestion(report) -> str:
+def _suggestion(report: AuditReport) -> str:
     text = report.suggested_yaml()
     if not text:
         return ""
@@ -136,7 +144,7 @@ def _suggestion(report) -> str:
             f"<pre>{_e(text)}</pre>")
 
 
-def _errors(report) -> str:
+def _errors(report: AuditReport) -> str:
     errors = report.summary["errors"]
     if not errors:
         return ""
@@ -158,7 +166,7 @@ _DICOM_LABELS = {"photometric": "photometric interpretation", "modality": "modal
                  "size": "image size", "lossy": "lossy compression"}
 
 
-def _dicom(report) -> str:
+def _dicom(report: AuditReport) -> str:
     """Per class, how the DICOM files spread over each header property."""
     props = report.summary.get("dicom") or {}
     if not props:
@@ -176,31 +184,31 @@ def _dicom(report) -> str:
     return "\n".join(out)
 
 
-def _num(x) -> str:
+def _num(x: float | None) -> str:
     return "" if x is None else format_number(x)
 
 
 class _Plotter:
     """Matplotlib figures as ``<img>`` tags; built without pyplot, so no global state."""
 
-    def __init__(self, figure_cls) -> None:
+    def __init__(self, figure_cls: type[Figure]) -> None:
         self.Figure = figure_cls
 
     @classmethod
-    def create(cls):
+    def create(cls) -> _Plotter | None:
         try:
             from matplotlib.figure import Figure
         except ImportError:
             return None
         return cls(Figure)
 
-    def _img(self, fig, alt: str) -> str:
+    def _img(self, fig: Figure, alt: str) -> str:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
         data = base64.b64encode(buf.getvalue()).decode("ascii")
         return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
 
-    def histogram(self, key: str, hist: dict) -> str:
+    def histogram(self, key: str, hist: dict[str, Any]) -> str:
         fig = self.Figure(figsize=(8, 2.8))
         ax = fig.add_subplot()
         edges = hist["edges"]
@@ -216,8 +224,8 @@ class _Plotter:
             ax.legend()
         return self._img(fig, f"histogram of {key}")
 
-    def breakdown(self, rows: list[dict]) -> str:
-        per_class: dict = defaultdict(lambda: defaultdict(int))
+    def breakdown(self, rows: list[dict[str, Any]]) -> str:
+        per_class: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in rows:
             label = f"{r['dtype']} {r['stored_bits']}-bit {r['channels']}ch"
             per_class[_class_name(r["class"])][label] += r["files"]

@@ -42,13 +42,20 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..io.atomic import atomic_write
 from ..findings import Finding, Report
 from ..spec import format_number
+
+if TYPE_CHECKING:
+    from ..dataset.records import FileRecord
+    from ..types import StrPath
+    from .aggregate import GroupStats
+    from .collect import Collector
 
 __all__ = ["CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "AuditReport"]
 
@@ -89,13 +96,14 @@ class AuditReport:
     config: str | None
     quick: bool
     engine: str
-    summary: dict
-    groups: list
+    summary: dict[str, Any]
+    groups: list[GroupStats]
     report: Report
-    suggestion: dict | None
-    stats: dict | None
+    suggestion: dict[str, Any] | None
+    stats: dict[str, Any] | None
     seconds: float = 0.0
-    _collector: object = field(default=None, repr=False)
+    #: the audit's collector: the record spool, duplicates, patient ids and screening
+    _collector: Collector = field(kw_only=True, repr=False)
 
     @property
     def findings(self) -> list[Finding]:
@@ -113,7 +121,7 @@ class AuditReport:
         """1 when a finding is at or above ``fail_on``, else 0."""
         return self.report.exit_code()
 
-    def records(self) -> Iterator:
+    def records(self) -> Iterator[FileRecord]:
         """Every :class:`~preproc.dataset.records.FileRecord`, in file order."""
         return iter(self._collector.spool)
 
@@ -122,11 +130,11 @@ class AuditReport:
 
         return expect_yaml(self.suggestion) if self.suggestion else None
 
-    def to_json(self, files: bool = True) -> dict:
+    def to_json(self, files: bool = True) -> dict[str, Any]:
         """The ``report.json`` document; ``files=False`` leaves out the per-file list."""
         from .._version import __version__
 
-        out = {
+        out: dict[str, Any] = {
             "schema": SCHEMA, "version": SCHEMA_VERSION, "preproc": __version__,
             "dataset": self.dataset, "config": self.config,
             "mode": "quick" if self.quick else "full", "engine": self.engine,
@@ -137,15 +145,16 @@ class AuditReport:
         }
         if files:
             out["files"] = [self._file_json(r) for r in self.records()]
-        return _jsonable(out)
+        doc: dict[str, Any] = _jsonable(out)
+        return doc
 
-    def _file_json(self, rec) -> dict:
+    def _file_json(self, rec: FileRecord) -> dict[str, Any]:
         row = rec.to_json()
         row["duplicate_of"] = self._collector.duplicate_of(rec) or None
         row["patient_id"] = self._collector.patients(rec.patient_id)
         return row
 
-    def csv_rows(self) -> Iterator[dict]:
+    def csv_rows(self) -> Iterator[dict[str, str]]:
         """One ``files.csv`` row per file."""
         screen = getattr(self._collector, "screen", None)
         for i, rec in enumerate(self.records()):
@@ -154,7 +163,7 @@ class AuditReport:
             row["patient_id"] = self._collector.patients(rec.patient_id) or ""
             yield row
 
-    def write(self, directory) -> dict[str, Path]:
+    def write(self, directory: StrPath) -> dict[str, Path]:
         """Write ``report.json``, ``files.csv`` and ``report.html`` atomically into ``directory``."""
         from .html import render_html
 
@@ -167,7 +176,7 @@ class AuditReport:
         atomic_write(paths["html"], lambda f: f.write(render_html(self)))
         return paths
 
-    def write_stats(self, path) -> Path:
+    def write_stats(self, path: StrPath) -> Path:
         """Write the stats file (see :mod:`preproc.auditing.suggest`) atomically."""
         from ..errors import PreprocError
 
@@ -178,7 +187,7 @@ class AuditReport:
         atomic_write(Path(path), lambda f: json.dump(_jsonable(self.stats), f, indent=1))
         return Path(path)
 
-    def _write_json(self, handle) -> None:
+    def _write_json(self, handle: TextIO) -> None:
         """``to_json()`` streamed: the per-file list comes from the spool one record at a time."""
         head = json.dumps(self.to_json(files=False), indent=1, allow_nan=False)
         handle.write(head[: head.rindex("}")].rstrip() + ',\n "files": [')
@@ -187,7 +196,7 @@ class AuditReport:
             handle.write(("," if i else "") + "\n  " + row)
         handle.write("\n ]\n}\n")
 
-    def _write_csv(self, handle) -> None:
+    def _write_csv(self, handle: TextIO) -> None:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.csv_rows())
@@ -197,8 +206,8 @@ class AuditReport:
         self._collector.spool.close()
 
 
-def _csv_row(rec, duplicate_of: str) -> dict:
-    def joined(values):
+def _csv_row(rec: FileRecord, duplicate_of: str) -> dict[str, str]:
+    def joined(values: Iterable[float] | None) -> str:
         return "" if values is None else ";".join(format_number(v) for v in values)
 
     return {
@@ -217,10 +226,10 @@ def _csv_row(rec, duplicate_of: str) -> dict:
     }
 
 
-def _dicom_cells(rec) -> dict:
+def _dicom_cells(rec: FileRecord) -> dict[str, str]:
     """The DICOM header columns (empty for other formats); ``patient_id`` is filled by the
     report, which owns the hashing."""
-    def number(x):
+    def number(x: float | None) -> str:
         return "" if x is None else format_number(x)
 
     return {
@@ -234,11 +243,11 @@ def _dicom_cells(rec) -> dict:
     }
 
 
-def _opt(value) -> str:
+def _opt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _jsonable(obj):
+def _jsonable(obj: Any) -> Any:
     """Replace NaN and infinities (not valid JSON) with ``None``, recursively."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
@@ -251,7 +260,7 @@ def _jsonable(obj):
 
 
 
-def check_stats_target(path) -> None:
+def check_stats_target(path: StrPath) -> None:
     """Raise before any work when ``--stats FILE`` would overwrite something else."""
     _refuse_to_overwrite(Path(path))
 

@@ -7,13 +7,20 @@ when stdout is piped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console, JustifyMethod
+    from rich.table import Table
+
+    from .report import AuditReport
 
 __all__ = ["print_report", "progress_bar", "summary_table"]
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, label: str) -> Iterator:
+def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
     """Yield a ``progress(done, total)`` callback; a rich bar on a terminal, else a no-op."""
     from rich.console import Console
 
@@ -40,18 +47,19 @@ def progress_bar(enabled: bool, label: str) -> Iterator:
         yield update
 
 
-def summary_table(report):
+def summary_table(report: AuditReport) -> Table:
     """A rich table: one row per class and kind of file, with the class totals."""
     from rich.table import Table
 
     table = Table(title=f"{report.where}: {'headers' if report.quick else 'full audit'}",
                   title_justify="left")
-    for name, justify in (("class", "left"), ("files", "right"), ("readable", "right"),
-                          ("format", "left"), ("dtype", "left"), ("stored bits", "right"),
-                          ("effective bits", "right"), ("ch", "right"),
-                          ("photometric", "left"), ("n", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("class", "left"), ("files", "right"), ("readable", "right"), ("format", "left"),
+        ("dtype", "left"), ("stored bits", "right"), ("effective bits", "right"),
+        ("ch", "right"), ("photometric", "left"), ("n", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
-    rows_by_class: dict = {}
+    rows_by_class: dict[str | None, list[dict[str, Any] | None]] = {}
     for row in report.summary["breakdown"]:
         rows_by_class.setdefault(row["class"], []).append(row)
     for entry in report.summary["classes"]:
@@ -65,7 +73,7 @@ def summary_table(report):
     return table
 
 
-def _kind_cells(row) -> list[str]:
+def _kind_cells(row: dict[str, Any] | None) -> list[str]:
     if row is None:
         return [""] * 7
     eff = row["effective_bits"]
@@ -73,15 +81,15 @@ def _kind_cells(row) -> list[str]:
             _opt(row["channels"]), row["photometric"] or "", str(row["files"])]
 
 
-def _class(name) -> str:
+def _class(name: object) -> str:
     return "(root)" if name is None else str(name)
 
 
-def _opt(value) -> str:
+def _opt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def print_report(report, console=None) -> None:
+def print_report(report: AuditReport, console: Console | None = None) -> None:
     """Summary table, findings (compiler style), suggested block and the verdict line.
 
     Findings and the YAML block are printed as plain text, never re-wrapped, so they can be
@@ -104,7 +112,7 @@ def print_report(report, console=None) -> None:
     print(verdict(report), file=out)
 
 
-def verdict(report) -> str:
+def verdict(report: AuditReport) -> str:
     """``audit FAILED: 120 files, 118 read, 2 could not be read; 1 error, 2 warnings``."""
     from ..findings import Severity
 

@@ -25,13 +25,27 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, SupportsIndex, TypeAlias
 
 from ..errors import MissingDependencyError, PreprocError
+from ..types import Array
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from torch.utils.data import Dataset, IterableDataset
+
+    from .flow import BatchIterator
+    from .samples import Label, SampleSource
+
+    #: what the torch adapters yield: ``x``, or ``(x, y)``, as tensors
+    TorchItem: TypeAlias = Tensor | tuple[Tensor, ...]
 
 __all__ = ["keras_dataset", "torch_dataset", "torch_iterable"]
 
 
-def _import_torch():
+def _import_torch() -> ModuleType:
     try:
         import torch
         import torch.utils.data
@@ -40,20 +54,21 @@ def _import_torch():
     return torch
 
 
-def _layout(channels_first, channels_last) -> bool:
+def _layout(channels_first: bool | None, channels_last: bool) -> bool:
     """Whether tensors are channels-last (``channels_first`` is the older spelling)."""
     if channels_first is not None:
         return not channels_first
     return bool(channels_last)
 
 
-def _to_torch(batch, channels_last: bool, dims: int = 4):
+def _to_torch(batch: Array | tuple[Label | None, ...], channels_last: bool,
+              dims: int = 4) -> TorchItem:
     """Arrays to tensors without copying; image-shaped ones (``dims`` axes) channels-first."""
     torch = _import_torch()
     parts = batch if isinstance(batch, tuple) else (batch,)
-    out = []
+    out: list[Tensor] = []
     for a in parts:
-        t = torch.as_tensor(a)
+        t: Tensor = torch.as_tensor(a)
         if not channels_last and t.ndim == dims:
             t = t.permute(0, 3, 1, 2) if dims == 4 else t.permute(2, 0, 1)
         out.append(t)
@@ -61,19 +76,21 @@ def _to_torch(batch, channels_last: bool, dims: int = 4):
 
 
 @functools.cache
-def _torch_classes():
-    torch = _import_torch()
+def _torch_classes() -> tuple[Callable[[SampleSource, bool], Dataset[TorchItem]],
+                              Callable[[BatchIterator, bool], IterableDataset[TorchItem]]]:
+    _import_torch()
+    from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-    class SampleDataset(torch.utils.data.Dataset):
+    class SampleDataset(Dataset["TorchItem"]):
         """Item ``i`` is ``(x, y)`` (or ``x``) of image ``i`` of the subset, as tensors."""
 
-        def __init__(self, source, channels_last: bool = False) -> None:
+        def __init__(self, source: SampleSource, channels_last: bool = False) -> None:
             self.source, self.channels_last = source, channels_last
 
         def __len__(self) -> int:
             return len(self.source)
 
-        def __getitem__(self, i):
+        def __getitem__(self, i: SupportsIndex) -> TorchItem:
             return _to_torch(self.source[int(i)], self.channels_last, dims=3)
 
         @property
@@ -88,19 +105,20 @@ def _torch_classes():
         @property
         def targets(self) -> list[int]:
             """Class index of every sample (as torchvision's ``ImageFolder.targets``)."""
-            return self.source.classes.tolist()
+            targets: list[int] = self.source.classes.tolist()
+            return targets
 
-    class BatchIterable(torch.utils.data.IterableDataset):
+    class BatchIterable(IterableDataset["TorchItem"]):
         """Each iteration yields one epoch of preproc's batches, then advances the epoch."""
 
-        def __init__(self, it, channels_last: bool = False) -> None:
+        def __init__(self, it: BatchIterator, channels_last: bool = False) -> None:
             self.it, self.channels_last = it, channels_last
 
         def __len__(self) -> int:
             return len(self.it)
 
-        def __iter__(self):
-            if torch.utils.data.get_worker_info() is not None:
+        def __iter__(self) -> Iterator[TorchItem]:
+            if get_worker_info() is not None:
                 raise PreprocError(
                     "torch_iterable yields batches made by preproc's own worker processes; "
                     "a DataLoader worker cannot start them. Use DataLoader(ds, batch_size=None, "
@@ -111,7 +129,8 @@ def _torch_classes():
     return SampleDataset, BatchIterable
 
 
-def torch_dataset(it, *, channels_last: bool = False, channels_first: bool | None = None):
+def torch_dataset(it: BatchIterator, *, channels_last: bool = False,
+                  channels_first: bool | None = None) -> Dataset[TorchItem]:
     """A map-style torch ``Dataset`` over the samples of ``it``'s subset.
 
     Each item is computed in the process that asks for it (DataLoader workers included), from
@@ -138,7 +157,8 @@ def torch_dataset(it, *, channels_last: bool = False, channels_first: bool | Non
     return cls(SampleSource(it), _layout(channels_first, channels_last))
 
 
-def torch_iterable(it, *, channels_last: bool = False, channels_first: bool | None = None):
+def torch_iterable(it: BatchIterator, *, channels_last: bool = False,
+                   channels_first: bool | None = None) -> IterableDataset[TorchItem]:
     """A torch ``IterableDataset`` over preproc's batches: each pass is one epoch of ``it``.
 
     Use with ``DataLoader(ds, batch_size=None, num_workers=0)``: preproc's workers decode.
@@ -146,7 +166,7 @@ def torch_iterable(it, *, channels_last: bool = False, channels_first: bool | No
     return _torch_classes()[1](it, _layout(channels_first, channels_last))
 
 
-def _import_keras():
+def _import_keras() -> Any:  # keras ships no types: its module is Any
     import importlib.util
 
     try:
@@ -176,26 +196,28 @@ class KerasBackendError(MissingDependencyError):
 
 
 @functools.cache
-def _keras_class():
-    keras = _import_keras()
+def _keras_class() -> Callable[..., Any]:
+    _import_keras()
+    from keras.utils import PyDataset
 
-    class BatchPyDataset(keras.utils.PyDataset):
+    class BatchPyDataset(PyDataset):  # type: ignore[misc]  # keras ships no types: Any base
         """Keras 3 ``PyDataset`` over a preproc ``BatchIterator``."""
 
-        def __init__(self, it, **kwargs) -> None:
+        def __init__(self, it: BatchIterator, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.it = it
             self._owner = os.getpid()
             self._lock = threading.Lock()
-            self._source = None
+            self._source: SampleSource | None = None
 
         def __len__(self) -> int:
             return len(self.it)
 
-        def __getitem__(self, i):
+        def __getitem__(self, i: int) -> Array | tuple[Array, Array]:
             if os.getpid() == self._owner:
                 with self._lock:  # Keras' threads share one pool
-                    return self.it[i]
+                    batch: Array | tuple[Array, Array] = self.it[i]
+                    return batch
             # a Keras worker process: daemonic, and the pool it inherited is the parent's
             if self._source is None:
                 from .samples import SampleSource
@@ -214,7 +236,7 @@ def _keras_class():
     return BatchPyDataset
 
 
-def keras_dataset(it, **kwargs):
+def keras_dataset(it: BatchIterator, **kwargs: Any) -> Any:
     """A Keras 3 ``keras.utils.PyDataset`` over ``it`` (``kwargs`` go to ``PyDataset``).
 
     Args:
@@ -224,6 +246,6 @@ def keras_dataset(it, **kwargs):
             decodes its batches itself, identical to the pool's).
 
     Returns:
-        The dataset; ``model.fit`` calls ``on_epoch_end``, which reshuffles ``it``.
+        The dataset (typed ``Any``: keras ships no type information); ``model.fit`` calls ``on_epoch_end``, which reshuffles ``it``.
     """
     return _keras_class()(it, **kwargs)

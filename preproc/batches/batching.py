@@ -10,24 +10,40 @@ workers instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import PreprocError
+from ..types import Array
+
+if TYPE_CHECKING:
+    import warnings
+
+    from ..stages.base import Stage
+    from ..stages.pipeline import Pipeline
+    from .workers import Result
+
+#: per image, ``(min, max, has_nan)`` after each stage
+ImageStats = list[tuple[float, float, bool]]
 
 __all__ = ["apply_stages", "assemble", "batchable", "labels"]
 
-def batchable(stages) -> bool:
+def batchable(stages: Iterable[Stage]) -> bool:
     """Whether every stage may run on a stacked batch: each declares ``elementwise``."""
     return all(stage.traits().elementwise for stage in stages)
 
 
-def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:
+def assemble(view: Array, results: Sequence[Result], keep: list[int] | None) -> Array:
     """The rows ``keep`` of a finished slot (all when ``None``), as an array that owns its data.
 
     Rows that came back whole (another dtype than the slot) are placed in a widened copy.
     """
     rows = list(range(len(results))) if keep is None else keep
-    extra = {k: results[k].array for k in rows if results[k].array is not None}
+    extra: dict[int, Array] = {k: a for k in rows if (a := results[k].array) is not None}
     if not extra:
         return view.copy() if keep is None else view[rows]
     dtype = np.result_type(view.dtype, *(a.dtype for a in extra.values()))
@@ -38,7 +54,8 @@ def assemble(view: np.ndarray, results, keep: list[int] | None) -> np.ndarray:
     return out
 
 
-def apply_stages(pipeline, batch: np.ndarray, guard: bool, out_dtype) -> tuple[np.ndarray, list | None]:
+def apply_stages(pipeline: Pipeline, batch: Array, guard: bool,
+                 out_dtype: DTypeLike) -> tuple[Array, list[ImageStats] | None]:
     """Run a pipeline of elementwise stages on an ``(N, H, W, C)`` batch.
 
     Args:
@@ -56,7 +73,7 @@ def apply_stages(pipeline, batch: np.ndarray, guard: bool, out_dtype) -> tuple[n
     if n == 0:  # every file of the batch was skipped
         return np.empty(batch.shape[:3] + (batch.shape[3],), dtype=out_dtype), ([] if guard else None)
     x = batch.reshape((-1,) + batch.shape[2:])
-    per_stage = []
+    per_stage: list[ImageStats] = []
     for k, stage in enumerate(stages):
         x = stage(x, pipeline.context(k))
         if guard:
@@ -68,11 +85,12 @@ def apply_stages(pipeline, batch: np.ndarray, guard: bool, out_dtype) -> tuple[n
     return x, stats
 
 
-def _image_stats(flat: np.ndarray) -> list[tuple[float, float, bool]]:
+def _image_stats(flat: Array) -> ImageStats:
     if flat.shape[1] == 0:
         return [(0.0, 0.0, False)] * flat.shape[0]
     if flat.dtype.kind == "f":
-        nan = np.isnan(flat).any(axis=1)
+        # any() over axis 1 of a 2-D array is an array; numpy's stubs also allow a scalar
+        nan = cast(Array, np.isnan(flat).any(axis=1))
         with np.errstate(invalid="ignore"), _quiet():
             lo, hi = np.nanmin(flat, axis=1), np.nanmax(flat, axis=1)
         lo, hi = np.where(np.isnan(lo), 0, lo), np.where(np.isnan(hi), 0, hi)
@@ -83,23 +101,30 @@ def _image_stats(flat: np.ndarray) -> list[tuple[float, float, bool]]:
 
 
 class _quiet:
-    def __enter__(self):
+    _ctx: warnings.catch_warnings[None]
+
+    def __enter__(self) -> None:
         import warnings
 
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._ctx.__exit__(exc_type, exc, tb)
 
 
-def labels(class_mode, classes: np.ndarray, num_classes: int, x: np.ndarray):
+def labels(class_mode: str | None, classes: Array, num_classes: int,
+           x: Array | None) -> Array | None:
     """``y`` as Keras builds it: float32 one-hot, float32 indices, a copy of ``x``, or ``None``."""
     if class_mode is None:
         return None
     if class_mode == "input":
-        return x.copy()
+        if x is None:  # a caller's mistake: the labels of "input" are the images themselves
+            raise PreprocError("class_mode 'input' needs the batch x to copy as labels")
+        y_input: Array = x.copy()  # (typed local: under Python 3.10 numpy's `Self` reads as Any)
+        return y_input
     if class_mode in ("binary", "sparse"):
         return classes.astype(np.float32)
     if class_mode != "categorical":

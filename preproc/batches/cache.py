@@ -31,12 +31,25 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from ..errors import DecodeError, PreprocError
 from ..findings import Finding, Location
+from ..types import Array, StrPath
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from ..config.model import Config
+    from ..dataset.discovery import Discovered
+    from ..spec import ValueSpec
+    from ..stages.base import Stage
+    from ..stages.pipeline import Pipeline
+    from .batching import ImageStats
 
 __all__ = ["Cache", "CacheError", "CachedJob", "cut_index", "open_cache", "recipe_hash"]
 
@@ -51,7 +64,17 @@ class CacheError(PreprocError):
         self.finding = finding
 
 
-def _trait(stage, name: str) -> bool:
+@runtime_checkable
+class _Fittable(Protocol):
+    """A stage that takes statistics of the training files (``normalize``, featurewise)."""
+
+    @property
+    def needs_fit(self) -> bool: ...
+
+    def fitted(self, mean: list[float], std: list[float]) -> Stage: ...
+
+
+def _trait(stage: object, name: str) -> bool:
     """A stage's trait (``random`` counts as absent where stages do not declare it)."""
     traits = getattr(stage, "traits", None)
     if callable(traits):
@@ -59,7 +82,7 @@ def _trait(stage, name: str) -> bool:
     return bool(getattr(stage, name, False))
 
 
-def cut_index(stages) -> int:
+def cut_index(stages: Sequence[object]) -> int:
     """How many leading stages the cache holds (see the module docstring)."""
     k = next((i for i, s in enumerate(stages) if _trait(s, "random")), len(stages))
     while k > 0 and _trait(stages[k - 1], "elementwise"):
@@ -67,7 +90,7 @@ def cut_index(stages) -> int:
     return k
 
 
-def _part(pipeline, start: int, stop: int | None = None):
+def _part(pipeline: Pipeline, start: int, stop: int | None = None) -> Pipeline:
     """The stages ``[start:stop]`` of ``pipeline`` as a pipeline bound to the same specs."""
     from ..stages.pipeline import Pipeline
 
@@ -76,7 +99,7 @@ def _part(pipeline, start: int, stop: int | None = None):
                     subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0))
 
 
-def config_cut(config, pipeline) -> int:
+def config_cut(config: Config, pipeline: Pipeline) -> int:
     """The cut of ``config``, the same for every subset.
 
     Random stages run on training only (elsewhere they are dropped or become their evaluation
@@ -91,7 +114,7 @@ def config_cut(config, pipeline) -> int:
     return cut_index(train.stages)
 
 
-def recipe_hash(config, pipeline, cut: int) -> str:
+def recipe_hash(config: Config, pipeline: Pipeline, cut: int) -> str:
     """What shapes the cached pixels besides the files themselves."""
     b = config.batches
     decode = getattr(b, "decode", None)
@@ -108,7 +131,7 @@ def recipe_hash(config, pipeline, cut: int) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _fits(pipeline) -> bool:
+def _fits(pipeline: Pipeline) -> bool:
     """Whether a stage takes statistics from the training files (fitted already or not)."""
     return pipeline.needs_fit or any(
         getattr(getattr(s, "params", None), "mode", None) == "featurewise" for s in pipeline.stages)
@@ -131,20 +154,21 @@ class CachedJob:
 
     paths: list[str]
     folder: str
-    rows: np.ndarray
+    rows: Array
     shard_images: int
     shard_files: list[str]
     dtype: str
-    shape: tuple
-    stages: list
-    specs: list
+    shape: tuple[int, ...]
+    stages: list[Stage]
+    specs: list[ValueSpec]
     run_stages: bool = True
-    bad: frozenset = frozenset()
+    bad: frozenset[int] = frozenset()
     seed: int = 0
     subset: str | None = None
 
     def __post_init__(self) -> None:
-        self._open_shards: dict = {}
+        #: shard -> (descriptor, data offset, pid of the process that opened it)
+        self._open_shards: dict[int, tuple[int, int, int]] = {}
 
     def __del__(self) -> None:
         for fd, _, pid in getattr(self, "_open_shards", {}).values():
@@ -154,7 +178,7 @@ class CachedJob:
                 except OSError:
                     pass
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_open_shards"] = {}  # descriptors stay in their process
         return state
@@ -173,7 +197,7 @@ class CachedJob:
             got = self._open_shards[s] = (fd, offset, os.getpid())
         return got[0], got[1]
 
-    def load(self, i: int) -> np.ndarray:
+    def load(self, i: int) -> Array:
         """Image ``i`` at the cut, in the cache's dtype."""
         row = int(self.rows[i])
         if row in self.bad:
@@ -181,12 +205,13 @@ class CachedJob:
         s, k = divmod(row, self.shard_images)
         fd, offset = self._shard(s)
         out = np.empty(self.shape, self.dtype)
-        if os.preadv(fd, [out], offset + k * out.nbytes) != out.nbytes:
+        # (numpy's stubs declare the buffer protocol of arrays from Python 3.12 on only)
+        if os.preadv(fd, [cast("Buffer", out)], offset + k * out.nbytes) != out.nbytes:
             raise PreprocError(f"{self.folder}/{self.shard_files[s]} is truncated; "
                                "run `preproc cache` again to rewrite it")
         return out
 
-    def run(self, i: int, guard: bool = False, epoch: int = 0):
+    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[Array, ImageStats | None]:
         """Image ``i`` after the stages past the cut, for ``epoch`` (random stages draw from
         ``(seed, epoch, i, stage index)``, as :class:`~preproc.batches.workers.ImageJob`)."""
         from ..stages.augment_draw import stage_rng
@@ -196,12 +221,12 @@ class CachedJob:
         x = self.load(i)
         if not self.run_stages:
             return x, None
-        stats = [] if guard else None
+        stats: ImageStats | None = [] if guard else None
         for k, stage in enumerate(self.stages):
             rng = stage_rng(self.seed, epoch, i, stage.index) if _trait(stage, "random") else None
             x = stage(x, RunContext(spec=self.specs[k], subset=self.subset, epoch=epoch, index=i,
                                     file=self.paths[i], rng=rng))
-            if guard:
+            if stats is not None:
                 stats.append(_minmax(x))
         return x, stats
 
@@ -211,15 +236,15 @@ class Cache:
     """An opened, validated cache."""
 
     folder: Path
-    index: dict
+    index: dict[str, Any]
     cut: int
-    row_of: dict
+    row_of: dict[str, int]
 
-    def tail(self, pipeline):
+    def tail(self, pipeline: Pipeline) -> Pipeline:
         """The stages after the cut, as a pipeline bound to the specs they have in ``pipeline``."""
         return _part(pipeline, self.cut)
 
-    def job(self, listing, tail, *, run_stages: bool) -> CachedJob:
+    def job(self, listing: Discovered, tail: Pipeline, *, run_stages: bool) -> CachedJob:
         """A job over the cache rows of ``listing``'s files (a subset of the cached listing),
         running the pipeline ``tail``."""
         rows = np.array([self.row_of[f] for f in listing.filenames], dtype=np.int64)
@@ -231,7 +256,8 @@ class Cache:
                          getattr(tail, "subset", None))
 
 
-def _stale(folder, config, message: str, hint: str | None = None, files=()) -> CacheError:
+def _stale(folder: Path, config: Config, message: str, hint: str | None = None,
+           files: Sequence[str] = ()) -> CacheError:
     path = getattr(config, "path", None)
     finding = Finding(
         "cache-stale", f"cache {folder}: {message}",
@@ -242,9 +268,9 @@ def _stale(folder, config, message: str, hint: str | None = None, files=()) -> C
     return CacheError(finding)
 
 
-def _read_index(folder: Path, config) -> dict:
+def _read_index(folder: Path, config: Config) -> dict[str, Any]:
     try:
-        index = json.loads((folder / "index.json").read_text())
+        index: dict[str, Any] = json.loads((folder / "index.json").read_text())
     except FileNotFoundError:
         raise _stale(folder, config, "holds no complete cache (index.json is missing)") from None
     except (OSError, ValueError) as exc:
@@ -254,7 +280,8 @@ def _read_index(folder: Path, config) -> dict:
     return index
 
 
-def open_cache(folder, config, pipeline, listing, *, verify: bool = False) -> Cache:
+def open_cache(folder: StrPath, config: Config, pipeline: Pipeline, listing: Discovered, *,
+               verify: bool = False) -> Cache:
     """Open the cache at ``folder`` for ``listing``'s files, or raise :class:`CacheError`.
 
     Sets the fitted statistics the cache was made with on ``pipeline``'s unfitted stages.
@@ -281,14 +308,14 @@ def open_cache(folder, config, pipeline, listing, *, verify: bool = False) -> Ca
                      f"was made, e.g. {changed[0]}", files=changed)
     for k, (mean, std) in index.get("fitted", {}).items():
         stage = pipeline.stages[int(k)]
-        if getattr(stage, "needs_fit", False):
+        if isinstance(stage, _Fittable) and stage.needs_fit:
             pipeline.stages[int(k)] = stage.fitted(mean, std)
     pipeline._bind()
     return Cache(folder, index, cut, row_of)
 
 
-def _changed(paths, recorded, verify: bool) -> list[str]:
-    changed = []
+def _changed(paths: list[str], recorded: list[list[Any]], verify: bool) -> list[str]:
+    changed: list[str] = []
     for path, (size, mtime, digest) in zip(paths, recorded):
         try:
             st = os.stat(path)
@@ -303,7 +330,7 @@ def _changed(paths, recorded, verify: bool) -> list[str]:
     return changed
 
 
-def _file_sha256(path) -> str:
+def _file_sha256(path: StrPath) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +23,18 @@ from ..findings import Finding
 from ..io.atomic import TMP_PREFIX, write_bytes
 from . import cache as _cache
 from .cache import FORMAT, CacheError, _file_sha256, _part, cut_index, open_cache, recipe_hash
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ..config.model import Config
+    from ..dataset.discovery import Discovered
+    from ..stages.pipeline import Pipeline
+    from ..types import Array, StrPath
+    from .workers import ImageJob
+
+#: a shard's sidecar document (also its entry in ``index.json``)
+Sidecar = dict[str, Any]
 
 __all__ = ["ShardTask", "build_cache", "plan_cache", "verify_cache", "write_shard"]
 
@@ -32,7 +46,7 @@ def _version() -> str:
     return _cache._version()
 
 
-def verify_cache(folder, config) -> list[Finding]:
+def verify_cache(folder: StrPath, config: Config) -> list[Finding]:
     """Findings (``cache-stale``) of checking ``folder`` against ``config`` by content hash."""
     from .flow import _list, _pipeline_for
 
@@ -48,13 +62,13 @@ def verify_cache(folder, config) -> list[Finding]:
 class ShardTask:
     """Everything a process (local or on a Dask worker) needs to write one shard."""
 
-    job: object  # an ImageJob over the full listing, stages up to the cut
+    job: ImageJob  # over the full listing, stages up to the cut
     folder: str
     shard: int
     indices: list[int]
     stamp: str
     dtype: str
-    shape: tuple
+    shape: tuple[int, ...]
     skip_errors: bool
 
 
@@ -62,10 +76,11 @@ def shard_name(s: int) -> str:
     return f"shard-{s:05d}"
 
 
-def write_shard(task: ShardTask) -> dict:
+def write_shard(task: ShardTask) -> Sidecar:
     """Compute and write one shard and its sidecar atomically; return the sidecar."""
     x = np.zeros((len(task.indices),) + tuple(task.shape), task.dtype)
-    bad, sources = [], []
+    bad: list[int] = []
+    sources: list[list[int | str]] = []  # per file: size, mtime (ns), sha256
     for k, i in enumerate(task.indices):
         path = task.job.paths[i]
         try:
@@ -89,7 +104,7 @@ def write_shard(task: ShardTask) -> dict:
     return entry
 
 
-def _fit_row(out: np.ndarray, task: ShardTask, path: str) -> np.ndarray:
+def _fit_row(out: Array, task: ShardTask, path: str) -> Array:
     if out.shape != tuple(task.shape):
         raise PreprocError(f"{path}: produced shape {out.shape} at the cache's cut, the cache "
                            f"holds {tuple(task.shape)}")
@@ -100,7 +115,8 @@ def _fit_row(out: np.ndarray, task: ShardTask, path: str) -> np.ndarray:
     return out
 
 
-def _shard_stamp(recipe: str, paths: list[str], dtype, shape) -> str:
+def _shard_stamp(recipe: str, paths: list[str], dtype: np.dtype[Any],
+                 shape: tuple[int, ...]) -> str:
     digest = hashlib.sha256(f"{recipe}|{_version()}|{dtype}|{list(shape)}".encode())
     for path in paths:
         try:
@@ -111,10 +127,10 @@ def _shard_stamp(recipe: str, paths: list[str], dtype, shape) -> str:
     return digest.hexdigest()
 
 
-def _reusable(folder: Path, s: int, stamp: str) -> dict | None:
+def _reusable(folder: Path, s: int, stamp: str) -> Sidecar | None:
     name = shard_name(s)
     try:
-        entry = json.loads((folder / f"{name}.json").read_text())
+        entry: Sidecar = json.loads((folder / f"{name}.json").read_text())
     except (OSError, ValueError):
         return None
     npy = folder / f"{name}.npy"
@@ -127,17 +143,17 @@ def _reusable(folder: Path, s: int, stamp: str) -> dict | None:
 class Plan:
     """What a cache build will write: the listing, the job, the shards and their stamps."""
 
-    listing: object
-    pipeline: object
+    listing: Discovered
+    pipeline: Pipeline
     cut: int
     recipe: str
     dtype: str
-    shape: tuple
+    shape: tuple[int, ...]
     shard_images: int
     tasks: list[ShardTask]
 
 
-def plan_cache(config, folder, *, shard_images: int | None = None) -> Plan:
+def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = None) -> Plan:
     """Fit, probe and split the listing into shard tasks (nothing is written)."""
     from .flow import _list, _make_job, flow
 
@@ -154,7 +170,7 @@ def plan_cache(config, folder, *, shard_images: int | None = None) -> Plan:
     if shard_images is None:
         shard_images = max(1, min(4096, SHARD_BYTES // max(1, int(np.prod(shape)) * dtype.itemsize)))
     recipe = recipe_hash(config, pipeline, cut)
-    tasks = []
+    tasks: list[ShardTask] = []
     for s, start in enumerate(range(0, listing.samples, shard_images)):
         idx = list(range(start, min(start + shard_images, listing.samples)))
         stamp = _shard_stamp(recipe, [listing.filepaths[i] for i in idx], dtype, shape)
@@ -163,9 +179,10 @@ def plan_cache(config, folder, *, shard_images: int | None = None) -> Plan:
     return Plan(listing, pipeline, cut, recipe, dtype.str, tuple(shape), shard_images, tasks)
 
 
-def _probe_cut(job, pipeline, cut: int, skip: bool):
+def _probe_cut(job: ImageJob, pipeline: Pipeline, cut: int,
+               skip: bool) -> tuple[np.dtype[Any], tuple[int, ...]]:
     """dtype and shape at the cut: the declared spec's dtype, else the first readable image's."""
-    first = None
+    first: DecodeError | None = None
     for i in range(len(job.paths)):
         try:
             out, _ = job.run(i)
@@ -182,16 +199,19 @@ def _probe_cut(job, pipeline, cut: int, skip: bool):
     return np.dtype(dtype), tuple(out.shape)
 
 
-def build_cache(config, folder, *, engine: str = "local", scheduler: str | None = None,
-                workers: int | None = None, shard_images: int | None = None,
-                progress=None, run_task=None) -> dict:
+def build_cache(config: Config, folder: StrPath, *, engine: str = "local",
+                scheduler: str | Client | None = None, workers: int | None = None,
+                shard_images: int | None = None,
+                progress: Callable[[int, int, bool], object] | None = None,
+                run_task: Callable[[ShardTask], Sidecar] | None = None) -> dict[str, Any]:
     """Write (or complete) the cache of ``config`` in ``folder``.
 
     Args:
         config: a loaded config.
         folder: destination (created if missing).
         engine: ``'local'`` (forked processes) or ``'dask'`` (one task per shard on a cluster).
-        scheduler: a Dask scheduler address (default: a ``LocalCluster`` of ``workers``).
+        scheduler: a Dask scheduler address or ``Client`` (default: a ``LocalCluster`` of
+            ``workers``).
         workers: processes (default ``batches.workers`` or all cores; ``0``: in-process).
         shard_images: images per shard (default: about 64 MiB per shard).
         progress: optional ``callback(shard, rows, reused)``.
@@ -205,8 +225,8 @@ def build_cache(config, folder, *, engine: str = "local", scheduler: str | None 
     for tmp in folder.glob(f".*{TMP_PREFIX}*"):
         tmp.unlink(missing_ok=True)
     plan = plan_cache(config, folder, shard_images=shard_images)
-    entries: dict[int, dict] = {}
-    todo = []
+    entries: dict[int, Sidecar] = {}
+    todo: list[ShardTask] = []
     for task in plan.tasks:
         entry = _reusable(folder, task.shard, task.stamp)
         if entry is None:
@@ -228,7 +248,9 @@ def build_cache(config, folder, *, engine: str = "local", scheduler: str | None 
     return index
 
 
-def _run(tasks, engine, scheduler, workers, fn):
+def _run(tasks: list[ShardTask], engine: str, scheduler: str | Client | None,
+         workers: int | None, fn: Callable[[ShardTask], Sidecar],
+         ) -> Iterator[tuple[ShardTask, Sidecar]]:
     if not tasks:
         return
     if engine == "dask":
@@ -249,9 +271,11 @@ def _run(tasks, engine, scheduler, workers, fn):
         yield from zip(tasks, pool.imap(fn, tasks))
 
 
-def _index(config, plan: Plan, entries: list[dict]) -> dict:
+def _index(config: Config, plan: Plan, entries: list[Sidecar]) -> dict[str, Any]:
     spec = plan.pipeline.specs[plan.cut - 1] if plan.cut else plan.pipeline.entry_spec
-    fitted = {str(k): [list(s.mean), list(s.std)] for k, s in enumerate(plan.pipeline.stages)
+    # mean and std belong to the featurewise stage (normalize), not to every Stage
+    fitted = {str(k): [list(getattr(s, "mean")), list(getattr(s, "std"))]
+              for k, s in enumerate(plan.pipeline.stages)
               if getattr(s, "params", None) is not None
               and getattr(s.params, "mode", None) == "featurewise" and getattr(s, "mean", None)}
     listing = plan.listing

@@ -10,15 +10,23 @@ contract is wrong.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..findings import Finding, Location
 from ..spec import Interval
+from ..types import Array
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from ..stages.base import Stage
+    from ..stages.pipeline import Pipeline
+    from .batching import ImageStats
 
 __all__ = ["check_batch", "check_finite"]
 
 
-def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
-                stats: list[list | None]) -> list[Finding]:
+def check_batch(pipeline: Pipeline, config: Config | None, batch: int, epoch: int,
+                files: list[str], stats: list[ImageStats | None]) -> list[Finding]:
     """Findings for one sampled batch.
 
     Args:
@@ -31,10 +39,11 @@ def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
     Returns:
         One finding per stage whose output left its inferred interval, naming the offending files.
     """
-    found = []
+    found: list[Finding] = []
     for k, (stage, spec) in enumerate(zip(pipeline.stages, pipeline.specs)):
         allowed = spec.interval
-        bad, lo, hi = [], math.inf, -math.inf
+        bad: list[str] = []
+        lo, hi = math.inf, -math.inf
         for path, per_stage in zip(files, stats):
             if not per_stage:
                 continue
@@ -47,7 +56,8 @@ def check_batch(pipeline, config, batch: int, epoch: int, files: list[str],
     return found
 
 
-def check_finite(x, files: list[str], batch: int, epoch: int, config=None) -> Finding | None:
+def check_finite(x: Array, files: list[str], batch: int, epoch: int,
+                 config: Config | None = None) -> Finding | None:
     """A ``non-finite-values`` finding when the float batch ``x`` holds NaN or infinity.
 
     Args:
@@ -76,7 +86,8 @@ def check_finite(x, files: list[str], batch: int, epoch: int, config=None) -> Fi
     )
 
 
-def _finding(config, stage, allowed, seen, batch, epoch, files) -> Finding:
+def _finding(config: Config | None, stage: Stage, allowed: Interval, seen: Interval, batch: int,
+             epoch: int, files: list[str]) -> Finding:
     where = f" (line {stage.line})" if stage.line is not None else ""
     message = (f"stage {stage.index} `{stage.name}`{where} produced values in {seen} outside its "
                f"inferred {allowed} in batch {batch} of epoch {epoch} ({len(files)} image(s))")

@@ -10,13 +10,20 @@ pipeline's inferred output interval (or the sheet's own range where that is unbo
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..types import Array
+
+if TYPE_CHECKING:
+    from .flow import BatchIterator
 
 __all__ = ["contact_sheet", "samples", "write_sheet"]
 
 
-def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def samples(it: BatchIterator, n: int = 8) -> tuple[Array, Array]:
     """``(augmented, plain)``: two ``(n, H, W, C)`` arrays for the first ``n`` files of the epoch.
 
     Files are taken in the current epoch's batch order; unreadable files are skipped.
@@ -29,7 +36,8 @@ def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     kept = (for_subset(s, apply_to.get(s.index), "validation") for s in pipe.stages)
     plain_pipe = Pipeline([s for s in kept if s is not None], pipe.source_spec, pipe.entry_spec,
                           subset="validation", seed=pipe.seed)
-    aug, plain = [], []
+    aug: list[Array] = []
+    plain: list[Array] = []
     for k in it.index_array:
         if len(aug) == n:
             break
@@ -46,7 +54,8 @@ def samples(it, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(aug), np.stack(plain)
 
 
-def contact_sheet(rows: list[np.ndarray], interval=None, gap: int = 2) -> np.ndarray:
+def contact_sheet(rows: list[Array], interval: tuple[float, float] | None = None,
+                  gap: int = 2) -> Array:
     """One uint8 (H, W, 3) image: each row an ``(n, h, w, C)`` stack laid side by side.
 
     Values map linearly from ``interval`` (``(lo, hi)``; default: the rows' own range) to
@@ -69,8 +78,8 @@ def contact_sheet(rows: list[np.ndarray], interval=None, gap: int = 2) -> np.nda
     return sheet
 
 
-def _display(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    x = (np.asarray(img, np.float64) - lo) * (255.0 / (hi - lo))
+def _display(img: Array, lo: float, hi: float) -> Array:
+    x: Array = (np.asarray(img, np.float64) - lo) * (255.0 / (hi - lo))
     x = np.clip(np.nan_to_num(x), 0, 255).round().astype(np.uint8)
     c = x.shape[2]
     if c in (1, 2):
@@ -78,10 +87,9 @@ def _display(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return x[..., :3]
 
 
-def write_sheet(path, sheet: np.ndarray) -> None:
+def write_sheet(path: str | Path, sheet: Array) -> None:
     """Write ``sheet`` as an image (format from the suffix; PNG by default), atomically."""
     import io
-    from pathlib import Path
 
     from PIL import Image
 

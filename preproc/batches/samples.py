@@ -10,11 +10,22 @@ runs anywhere, and gives element for element what the iterator's batches hold.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, SupportsIndex
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import PreprocError
+from ..types import Array
 from .batching import labels
+
+if TYPE_CHECKING:
+    from .cache import CachedJob
+    from .flow import BatchIterator
+    from .workers import ImageJob
+
+#: the label of one sample: a one-hot row, or a float32 class index
+Label = Array | np.float32
 
 __all__ = ["SampleSource"]
 
@@ -27,8 +38,8 @@ class SampleSource:
             map-style dataset, e.g. ``DistributedSampler``).
     """
 
-    def __init__(self, it) -> None:
-        self.job = dataclasses.replace(it._job, run_stages=True)  # it._job holds the run stages
+    def __init__(self, it: BatchIterator) -> None:
+        self.job: ImageJob | CachedJob = dataclasses.replace(it._job, run_stages=True)  # it._job holds the run stages
         self.classes = np.asarray(it._listing.classes)
         self.class_mode, self.num_classes = it.class_mode, it.num_classes
         self.dtype = np.dtype(it.dtype)
@@ -39,7 +50,7 @@ class SampleSource:
     def __len__(self) -> int:
         return len(self.classes)
 
-    def x(self, i: int) -> np.ndarray:
+    def x(self, i: SupportsIndex) -> Array:
         """Image ``i`` after every stage, in the batch dtype, as an ``(H, W, C)`` array."""
         out, _ = self.job.run(int(i), False, self.epoch)
         if out.dtype != self.dtype:
@@ -49,14 +60,17 @@ class SampleSource:
             out = out.astype(self.dtype)
         return out
 
-    def y(self, i: int):
+    def y(self, i: SupportsIndex) -> Label | None:
         """Label of sample ``i`` as Keras builds it for one row (``None`` without labels)."""
         if self.class_mode in (None, "input"):
             return None
-        return labels(self.class_mode, self.classes[int(i) : int(i) + 1], self.num_classes,
-                      None)[0]
+        rows = labels(self.class_mode, self.classes[int(i) : int(i) + 1], self.num_classes, None)
+        if rows is None:  # not reached: labels() is None only without a class_mode
+            return None
+        row: Label = rows[0]
+        return row
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: SupportsIndex) -> Array | tuple[Array, Label | None]:
         x = self.x(i)
         if self.class_mode is None:
             return x
@@ -64,7 +78,7 @@ class SampleSource:
             return x, x.copy()
         return x, self.y(i)
 
-    def batch(self, indices) -> tuple[np.ndarray, np.ndarray | None]:
+    def batch(self, indices: ArrayLike) -> tuple[Array, Array | None]:
         """``(x, y or None)`` of the listing entries ``indices``, stacked."""
         idx = np.asarray(indices, dtype=np.int64)
         first = self.x(idx[0]) if len(idx) else None

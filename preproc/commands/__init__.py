@@ -15,11 +15,19 @@ import importlib
 import os
 import pkgutil
 import sys
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, TextIO, TypeAlias
 
 from .._version import __version__
 from ..errors import PreprocError
 
-__all__ = ["build_parser", "main"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Subparsers", "build_parser", "main"]
+
+#: What a subcommand module's ``register(sub)`` receives: ``add_subparsers()``'s result.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 #: Order in ``preproc --help``; modules found beyond these are appended.
 _ORDER = ("check", "audit", "run", "preview", "demo", "explain", "stages", "schema")
@@ -51,30 +59,36 @@ class _one_line_warnings:
 
     LOGGERS = ("tifffile", "pydicom", "PIL")
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         import logging
         import warnings
 
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.showwarning = _show_warning
-        self._levels = {}
+        self._levels: dict[str, int] = {}
         for name in self.LOGGERS:
             logger = logging.getLogger(name)
             self._levels[name] = logger.level
             logger.setLevel(logging.ERROR)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         import logging
 
         for name, level in self._levels.items():
             logging.getLogger(name).setLevel(level)
-        self._warnings.__exit__(*exc)
+        self._warnings.__exit__(exc_type, exc, tb)
         return False
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
     from ..errors import printable
 
     text = " ".join(str(message).split("\n"))

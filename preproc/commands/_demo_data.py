@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes
+from ..types import Array
 
 __all__ = ["FIXED_CONFIG", "WRONG_CONFIG", "build_dataset", "write_configs"]
 
@@ -65,7 +66,7 @@ checks:
 """
 
 
-def radiograph(rng: np.random.Generator, size: int, bits: int, sick: bool) -> np.ndarray:
+def radiograph(rng: np.random.Generator, size: int, bits: int, sick: bool) -> Array:
     """A synthetic chest radiograph: body, two lungs, ribs, noise; ``bits`` of content."""
     y, x = np.mgrid[0:size, 0:size] / size
     body = np.exp(-(((x - 0.5) / 0.42) ** 2 + ((y - 0.55) / 0.5) ** 2) ** 2)
@@ -79,7 +80,8 @@ def radiograph(rng: np.random.Generator, size: int, bits: int, sick: bool) -> np
         img += 0.35 * np.exp(-(((x - cx) / 0.08) ** 2 + ((y - cy) / 0.1) ** 2))
     img += rng.normal(0, 0.02, img.shape)
     top = dtypes.levels_range(bits)[1]
-    return np.clip(img * top * rng.uniform(0.7, 1.0), 0, top).astype(np.uint16)
+    pixels: Array = np.clip(img * top * rng.uniform(0.7, 1.0), 0, top).astype(np.uint16)
+    return pixels
 
 
 def build_dataset(root: Path, *, seed: int = 0) -> dict[str, int]:

@@ -7,6 +7,7 @@ installed; otherwise says how to get it.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["dicom_step"]
@@ -42,7 +43,7 @@ def _white(config: Path) -> float:
     return float((x >= 1).mean())
 
 
-def dicom_step(root: Path, cli) -> bool:
+def dicom_step(root: Path, cli: Callable[[list[str]], int]) -> bool:
     """Run the DICOM step in ``root``; ``True`` when it showed what it should (or was skipped)."""
     source = _ct_file()
     if source is None:

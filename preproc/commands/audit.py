@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
 
-def register(sub) -> None:
+if TYPE_CHECKING:
+    from ..auditing import AuditReport
+    from . import Subparsers
+
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "audit",
         help="audit every file of a dataset: true bit depth, ranges, corrupt files, duplicates",
@@ -32,7 +39,7 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     import json
     import sys
 
@@ -66,7 +73,7 @@ def main(args) -> int:
     return report.exit_code()
 
 
-def _write_outputs(report, args) -> None:
+def _write_outputs(report: AuditReport, args: argparse.Namespace) -> None:
     import sys
 
     if args.report:

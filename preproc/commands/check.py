@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ..spec import format_interval
 
+if TYPE_CHECKING:
+    from . import Subparsers
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "check",
         help="check a pipeline statically (ranges, scaling, units, bit depth)",
@@ -23,7 +28,7 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..analysis import check
     from ..config.model import load_config
 

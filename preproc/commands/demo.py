@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import Subparsers
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="build a small mixed-bit-depth dataset and run check, audit and run on it",
@@ -27,7 +32,7 @@ def _step(n: int, title: str, note: str) -> None:
     print(f"    {note}\n", flush=True)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     if args.keep:
         root = Path(args.keep).resolve()
         if root.exists() and any(root.iterdir()):

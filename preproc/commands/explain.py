@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import Subparsers
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("explain", help="explain a finding code with an example and the fix")
     p.add_argument("code", nargs="?", help="finding code, e.g. compounded-scaling (omit to list all)")
     p.set_defaults(func=main)
 
 
-def main(args) -> int:
-    from ._catalogue import explain
+def main(args: argparse.Namespace) -> int:
     from ..findings import CODES
+    from ._catalogue import explain
 
     if not args.code:
         for code, info in CODES.items():

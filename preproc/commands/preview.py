@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
 
-def register(sub) -> None:
+if TYPE_CHECKING:
+    from . import Subparsers
+
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "preview",
         help="write a contact sheet of N samples through the pipeline, augmented and not",
@@ -20,7 +26,7 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..batches.flow import flow
     from ..batches.preview import contact_sheet, write_sheet
     from ..config.model import load_config

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ..batches.flow import BatchIterator
+    from . import Subparsers
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "run",
         help="iterate the batches (throughput, runtime guard); --out writes them as .npy shards",
@@ -27,7 +36,7 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     import time
     import warnings
 
@@ -70,7 +79,7 @@ def main(args) -> int:
     return report.exit_code()
 
 
-def _drive(it, args) -> int:
+def _drive(it: BatchIterator, args: argparse.Namespace) -> int:
     total = len(it) * args.epochs
     with _progress(total) as advance:
         if args.out:
@@ -79,7 +88,8 @@ def _drive(it, args) -> int:
             index = export_epoch(it, args.out, progress=lambda i, n, reused: advance(n))
             print(f"wrote {index['written']} shard(s), kept {index['reused']} complete one(s) "
                   f"in {args.out}", file=sys.stderr)
-            return index["images"]
+            images: int = index["images"]
+            return images
         images = 0
         for _ in range(args.epochs):
             for batch in it:
@@ -94,19 +104,20 @@ class _progress:
 
     def __init__(self, total_batches: int) -> None:
         self.total = total_batches
-        self.bar = None
+        self.bar: Progress | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int], object]:
         if not sys.stderr.isatty():
             return lambda n: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("batches", total=self.total)
-        return lambda n: self.bar.advance(task)
+        bar = Progress("[progress.description]{task.description}", BarColumn(),
+                       MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+        self.bar = bar
+        bar.start()
+        task = bar.add_task("batches", total=self.total)
+        return lambda n: bar.advance(task)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from ..stages.registry import StageRegistry
+    from . import Subparsers
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("stages", help="list registered stages with their parameters and contracts")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
@@ -13,11 +21,11 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def describe_stages(registry=None) -> list[dict]:
+def describe_stages(registry: StageRegistry | None = None) -> list[dict[str, Any]]:
     """One row per stage of ``registry`` (default: the process-wide one)."""
     from ..stages.plugins import default_registry
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in (registry or default_registry()).as_dict().items():
         doc = (cls.__doc__ or "").strip()
         rows.append({
@@ -32,13 +40,13 @@ def describe_stages(registry=None) -> list[dict]:
     return rows
 
 
-def _param(field) -> str:
+def _param(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
     return repr(field.default)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..stages.plugins import registry_for
 
     rows = describe_stages(registry_for(args.plugin))

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,10 @@ from ..findings import CODES
 from ..io.info import CHANNELS_BY_COLOR_MODE
 from ..stages.base import Expects, Stage
 from ..types import STRICT, DType, Integer, Number, Range
-from .yamlsafe import Document, format_path, load_yaml
+from .yamlsafe import Document, Key, KeyPart, format_path, load_yaml
+
+if TYPE_CHECKING:
+    from ..stages.registry import StageRegistry
 
 __all__ = [
     "AuditChecks", "Batches", "Checks", "Config", "Dicom", "Expect", "Source", "SplitBy",
@@ -44,6 +47,10 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning", "info"]
+
+_M = TypeVar("_M", bound=BaseModel)
+#: a location in pydantic's errors: field names and list indices
+Loc = tuple[int | str, ...]
 
 
 class Expect(BaseModel):
@@ -56,7 +63,7 @@ class Expect(BaseModel):
     channels: Integer | None = Field(None, ge=1, le=4)
 
     @model_validator(mode="after")
-    def _coherent(self):
+    def _coherent(self) -> Expect:
         if self.dtype is None:
             if self.bit_depth is not None or self.range is not None:
                 raise ValueError("`bit_depth` and `range` need a `dtype` (e.g. dtype: uint16)")
@@ -97,7 +104,7 @@ class Dicom(BaseModel):
                                             "frame, or every frame as its own sample (file#k)")
 
     @model_validator(mode="after")
-    def _voi_needs_modality_units(self):
+    def _voi_needs_modality_units(self) -> Dicom:
         if self.voi == "header" and not self.modality_lut:
             raise ValueError("`voi: header` needs `modality_lut: true`: a file's window is in "
                              "modality units (PS3.3 C.11.2), not stored values")
@@ -115,7 +122,7 @@ class Source(BaseModel):
 
     @field_validator("extensions")
     @classmethod
-    def _exts(cls, value):
+    def _exts(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
         out = []
@@ -159,7 +166,7 @@ class SplitBy(BaseModel):
                                 "searched in the file path relative to source.directory")
 
     @model_validator(mode="after")
-    def _one(self):
+    def _one(self) -> SplitBy:
         if (self.dicom is None) == (self.pattern is None):
             raise ValueError("give exactly one of `dicom: KEYWORD` or `pattern: REGEX`")
         if self.dicom is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", self.dicom):
@@ -204,7 +211,7 @@ class Batches(BaseModel):
 
     @field_validator("target_size")
     @classmethod
-    def _size(cls, value):
+    def _size(cls, value: tuple[int, int]) -> tuple[int, int]:
         if min(value) < 1:
             raise ValueError("target_size needs two positive integers [height, width]")
         if max(value) > MAX_SIDE:
@@ -213,7 +220,7 @@ class Batches(BaseModel):
 
     @field_validator("classes")
     @classmethod
-    def _unique_classes(cls, value):
+    def _unique_classes(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
             seen: set[str] = set()
             for c in value:  # a set: 90,000 classes must not take a quadratic scan
@@ -223,7 +230,7 @@ class Batches(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _batch_fits(self):
+    def _batch_fits(self) -> Batches:
         channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[self.color_mode]
         h, w = self.target_size
         nbytes = self.batch_size * h * w * channels  # one byte a sample: the least a batch takes
@@ -271,7 +278,7 @@ class Checks(BaseModel):
 
     @field_validator("ignore", "severity")
     @classmethod
-    def _known_codes(cls, value):
+    def _known_codes(cls, value: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
         for code in value:  # list items or mapping keys
             _known_code(code)
         return value
@@ -352,14 +359,14 @@ class Config(BaseModel):
     def channels(self) -> int:
         return CHANNELS_BY_COLOR_MODE[self.batches.color_mode]
 
-    def where(self, key_path: tuple) -> tuple[int | None, int | None]:
+    def where(self, key_path: Key) -> tuple[int | None, int | None]:
         """``(line, column)`` of a key path in the YAML file, or ``(None, None)``."""
         if self._doc is None:
             return None, None
         return self._doc.where(key_path)
 
 
-def load_config(path: str | Path, text: str | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], text: str | None = None) -> Config:
     """Load, validate and resolve a config file.
 
     Raises:
@@ -408,7 +415,7 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
     return cfg
 
 
-def _refuse_nul(doc: Document, node: Any, where: tuple) -> None:
+def _refuse_nul(doc: Document, node: Any, where: Key) -> None:
     """No key or string of a config may hold a NUL character (a path with one cannot be opened,
     a name with one cannot be shown); walked iteratively, so deep nesting is no problem."""
     stack = [(node, where)]
@@ -428,7 +435,7 @@ def _refuse_nul(doc: Document, node: Any, where: tuple) -> None:
                 stack.append((value, here))
 
 
-def as_config(target: Config | str | os.PathLike | Mapping[str, Any]) -> Config:
+def as_config(target: Config | str | os.PathLike[str] | Mapping[str, Any]) -> Config:
     """A :class:`Config` from a config, the path of a YAML file, or a mapping.
 
     Every public entry point (``check``, ``audit``, ``flow``) takes any of the three the same
@@ -453,7 +460,7 @@ def as_config(target: Config | str | os.PathLike | Mapping[str, Any]) -> Config:
     )
 
 
-def _stage_entry(i: int, item: Any, registry) -> StageEntry:
+def _stage_entry(i: int, item: Any, registry: StageRegistry) -> StageEntry:
     """Validate one item of ``stages:``; errors carry the key path below ``stages``."""
     if not isinstance(item, dict) or len(item) != 1:
         raise _custom_at((i,), "stage_shape", "each stage is a one-key mapping NAME: {params}",
@@ -481,7 +488,7 @@ def _stage_entry(i: int, item: Any, registry) -> StageEntry:
                       apply_to=apply_to)
 
 
-def _apply_to(value: Any, loc: tuple) -> tuple[str, ...] | None:
+def _apply_to(value: Any, loc: Loc) -> tuple[Literal["training", "validation"], ...] | None:
     """``apply_to: [training, validation]``: the subsets a stage runs on."""
     if value is None:
         return None
@@ -493,7 +500,7 @@ def _apply_to(value: Any, loc: tuple) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
-def _nested(model: type[BaseModel], value: Any, prefix: tuple) -> BaseModel:
+def _nested(model: type[_M], value: Any, prefix: Loc) -> _M:
     """Validate ``value`` against ``model``, re-rooting its errors at ``prefix`` below ``stages``."""
     try:
         return model.model_validate(value)
@@ -508,7 +515,7 @@ def _nested(model: type[BaseModel], value: Any, prefix: tuple) -> BaseModel:
         raise ValidationError.from_exception_data(model.__name__, details) from None
 
 
-def _custom_at(loc: tuple, kind: str, message: str, hint: str | None, value: Any) -> ValidationError:
+def _custom_at(loc: Loc, kind: str, message: str, hint: str | None, value: Any) -> ValidationError:
     ctx = {"hint": hint} if hint else {}
     error = PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"), ctx)
     return ValidationError.from_exception_data(
@@ -516,7 +523,8 @@ def _custom_at(loc: tuple, kind: str, message: str, hint: str | None, value: Any
 
 
 def _from_validation(
-    exc: ValidationError, doc: Document, prefix: tuple, model, registry=None
+    exc: ValidationError, doc: Document, prefix: Key, model: type[BaseModel],
+    registry: StageRegistry | None = None,
 ) -> ConfigError:
     """The first pydantic error, mapped to a YAML position, with a did-you-mean for unknown keys."""
     errors = exc.errors(include_url=False)
@@ -552,7 +560,7 @@ def _from_validation(
                        path=format_path(loc), hint=hint)
 
 
-def _doc_path(loc, doc: Document, prefix: tuple, err_type: str) -> tuple:
+def _doc_path(loc: Loc, doc: Document, prefix: Key, err_type: str) -> Key:
     """Map a pydantic ``loc`` to a document key path, dropping pydantic's union-branch tags."""
     path = prefix
     for i, part in enumerate(loc):
@@ -563,12 +571,14 @@ def _doc_path(loc, doc: Document, prefix: tuple, err_type: str) -> tuple:
     return path
 
 
-def _is_union_tag(part) -> bool:
+def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and ("[" in part or part in {"float", "int", "str", "list", "tuple"}
                                       or part.startswith("function-"))
 
 
-def _allowed_keys(model, loc: list, registry=None) -> list[str]:
+def _allowed_keys(
+    model: type[Any] | None, loc: list[KeyPart], registry: StageRegistry | None = None
+) -> list[str]:
     """Field names of the nested model that ``loc`` points into."""
     if model is Config and len(loc) >= 3 and loc[0] == "stages":
         from ..stages.plugins import default_registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from .model import Config
 from ..stages.base import Expects
@@ -14,7 +15,7 @@ __all__ = ["config_schema"]
 _INTERNAL = ("path",)
 
 
-def config_schema(registry: StageRegistry | None = None) -> dict:
+def config_schema(registry: StageRegistry | None = None) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a config, with one ``oneOf`` branch per stage.
 
     Args:
@@ -28,7 +29,7 @@ def config_schema(registry: StageRegistry | None = None) -> dict:
         schema["properties"].pop(key, None)
     defs = schema.setdefault("$defs", {})
     defs["Expects"] = _inline(Expects.model_json_schema(ref_template="#/$defs/{model}"), defs)
-    branches = []
+    branches: list[dict[str, Any]] = []
     for name, cls in registry.as_dict().items():
         params = _inline(cls.Params.model_json_schema(ref_template="#/$defs/{model}"), defs)
         params.setdefault("properties", {})["expects"] = {"$ref": "#/$defs/Expects"}
@@ -55,7 +56,7 @@ def config_schema(registry: StageRegistry | None = None) -> dict:
     return schema
 
 
-def _inline(sub: dict, defs: dict) -> dict:
+def _inline(sub: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Move a sub-schema's own ``$defs`` into the shared ones."""
     sub = copy.deepcopy(sub)
     defs.update(sub.pop("$defs", {}))

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
 from ..errors import ConfigError
 
-__all__ = ["Document", "load_yaml"]
+__all__ = ["Document", "Key", "KeyPart", "format_path", "load_yaml"]
 
 MAX_NODES = 100_000
 MAX_DEPTH = 64
@@ -36,7 +36,10 @@ _CORE_TAGS = {
     "tag:yaml.org,2002:map",
 }
 
-Key = tuple  # a key path: strings for mapping keys, ints for list indices
+#: One step of a key path: a mapping key (a YAML scalar: usually a string) or a list index.
+KeyPart: TypeAlias = str | int | float | bool | None
+#: A key path such as ``("stages", 1, "rescale", "factor")``.
+Key: TypeAlias = tuple[KeyPart, ...]
 
 
 @dataclass
@@ -165,7 +168,9 @@ class _Builder:
         self.count = 0
         self._scalars = yaml.SafeLoader("")
 
-    def _error(self, node: yaml.Node, message: str, path: Key, hint: str | None = None):
+    def _error(
+        self, node: yaml.Node, message: str, path: Key, hint: str | None = None
+    ) -> ConfigError:
         return ConfigError(
             message,
             file=self.file,
@@ -192,6 +197,7 @@ class _Builder:
         self._check_tag(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.MappingNode)  # the composer makes no other kind of node
         return self._mapping(node, path)
 
     def _check_tag(self, node: yaml.Node, path: Key) -> None:
@@ -203,15 +209,15 @@ class _Builder:
                 hint="remove the tag; code can only come in through `plugins:`",
             )
 
-    def _scalar(self, node: yaml.Node, path: Key):
+    def _scalar(self, node: yaml.ScalarNode, path: Key) -> Any:
         self._check_tag(node, path)
         try:
             return self._scalars.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
             raise self._error(node, f"bad value {node.value!r} for {node.tag}: {exc}", path) from None
 
-    def _mapping(self, node: yaml.MappingNode, path: Key) -> dict:
-        out: dict = {}
+    def _mapping(self, node: yaml.MappingNode, path: Key) -> dict[KeyPart, Any]:
+        out: dict[KeyPart, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise self._error(key_node, "merge keys (<<) are not supported", path)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
 from ..errors import PreprocError
+from ..types import Array
 
 __all__ = ["KERAS_EXTENSIONS", "Discovered", "list_files"]
 
@@ -33,6 +36,9 @@ __all__ = ["KERAS_EXTENSIONS", "Discovered", "list_files"]
 KERAS_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
 
 SUBSETS = ("training", "validation")
+
+#: ``on_problem(path, reason, message)``: told about a folder the walk leaves out.
+ProblemHandler: TypeAlias = Callable[[str, str, str], object]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Discovered:
 
     directory: str
     filenames: list[str]
-    classes: np.ndarray
+    classes: Array
     class_indices: dict[str, int]
     empty_classes: tuple[str, ...] = field(default=())
 
@@ -71,7 +77,7 @@ def list_files(
     follow_links: bool = False,
     validation_split: float = 0.0,
     subset: str | None = None,
-    on_problem=None,
+    on_problem: ProblemHandler | None = None,
 ) -> Discovered:
     """List the images under ``directory`` exactly as Keras' ``flow_from_directory`` does.
 
@@ -144,7 +150,7 @@ def _class_folders(directory: str) -> list[str]:
 
 
 def _class_files(class_dir: str, suffixes: tuple[str, ...], follow_links: bool,
-                 on_problem=None) -> list[str]:
+                 on_problem: ProblemHandler | None = None) -> list[str]:
     """Files of one class folder, relative to it, in Keras order."""
     walked = sorted(_walk(class_dir, follow_links, on_problem), key=lambda item: item[0])
     out = []
@@ -155,14 +161,16 @@ def _class_files(class_dir: str, suffixes: tuple[str, ...], follow_links: bool,
     return out
 
 
-def _walk(top: str, follow_links: bool, on_problem=None):
+def _walk(
+    top: str, follow_links: bool, on_problem: ProblemHandler | None = None
+) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(folder, file names)`` like ``os.walk`` but failing loudly.
 
     Folder paths are built as ``os.walk`` builds them, so sorting them reproduces Keras' order.
     A folder that cannot be listed raises instead of being skipped silently; with
     ``follow_links``, a link back to an enclosing folder raises instead of recursing forever.
     """
-    stack = [(top, (_identity(top),))]
+    stack: list[tuple[str, tuple[tuple[int, int], ...]]] = [(top, (_identity(top),))]
     while stack:
         folder, ancestors = stack.pop()
         try:
@@ -174,7 +182,7 @@ def _walk(top: str, follow_links: bool, on_problem=None):
                 raise PreprocError(message) from exc
             on_problem(folder, "unlistable-folder", message)
             continue
-        files = []
+        files: list[str] = []
         for entry in entries:
             if not _is_dir(entry):
                 files.append(entry.name)
@@ -194,7 +202,7 @@ def _walk(top: str, follow_links: bool, on_problem=None):
         yield folder, files
 
 
-def _is_dir(entry: os.DirEntry) -> bool:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
     except OSError:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..io.frames import frame_name
+from .discovery import Discovered
 
 __all__ = ["expand_frames", "frame_count"]
 
@@ -33,8 +34,8 @@ def frame_count(path: str) -> int:
     return info.frames if info.format == "dicom" else 1
 
 
-def expand_frames(listing):
-    """A listing (duck-typed: ``directory``, ``filenames``, ``classes``) with every frame listed.
+def expand_frames(listing: Discovered) -> Discovered:
+    """A :class:`~preproc.dataset.discovery.Discovered` listing with every frame listed.
 
     Returns:
         A copy of ``listing`` whose multi-frame files appear once per frame as ``name#k``.

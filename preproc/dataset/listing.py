@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..io.info import os_error_reason
+from ..types import StrPath
+
+if TYPE_CHECKING:
+    from ..config.model import Config
 
 __all__ = ["FileList", "list_config", "list_directory"]
 
@@ -40,7 +46,7 @@ class FileList:
     ignored: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
 
-def list_config(cfg) -> FileList:
+def list_config(cfg: Config) -> FileList:
     """The files ``flow`` reads for ``cfg`` (all subsets), with their class names."""
     from ..errors import PreprocError
     from .discovery import KERAS_EXTENSIONS, list_files
@@ -49,9 +55,10 @@ def list_config(cfg) -> FileList:
     if directory is None:
         raise PreprocError(f"{cfg.path}: source.directory is not set; nothing to audit")
     root = os.path.abspath(os.fspath(directory))
-    problems = []
+    problems: list[tuple[str, str | None, str, str]] = []
 
-    def note(path, reason, message):  # the audit always completes: report, don't stop
+    # the audit always completes: report, don't stop
+    def note(path: str, reason: str, message: str) -> None:
         rel = _posix(os.path.relpath(path, root))
         problems.append((rel + "/", rel.split("/", 1)[0], reason, message))
 
@@ -61,7 +68,9 @@ def list_config(cfg) -> FileList:
                            extensions=cfg.source.extensions,
                            follow_links=cfg.batches.follow_links, on_problem=note)
     names = list(found.class_indices)
-    items = [(_posix(f), names[int(c)]) for f, c in zip(found.filenames, found.classes)]
+    items: list[tuple[str, str | None]] = [
+        (_posix(f), names[int(c)]) for f, c in zip(found.filenames, found.classes)
+    ]
     listing = FileList(root, items, names)
     listing.problems.extend(problems)
     listing.ignored = _ignored(root, names, cfg.source.extensions or KERAS_EXTENSIONS,
@@ -69,7 +78,7 @@ def list_config(cfg) -> FileList:
     return listing
 
 
-def _ignored(root: str, classes: list[str], extensions, follow_links: bool,
+def _ignored(root: str, classes: list[str], extensions: Iterable[str], follow_links: bool,
              keep: int = 10) -> dict[str, tuple[int, list[str]]]:
     """Image files in the class folders that the Keras suffix rule over ``extensions`` skips."""
     suffixes = tuple(e.lower().lstrip(".") for e in extensions)
@@ -89,7 +98,7 @@ def _ignored(root: str, classes: list[str], extensions, follow_links: bool,
     return out
 
 
-def list_directory(directory) -> FileList:
+def list_directory(directory: StrPath) -> FileList:
     """Every supported file below ``directory`` (see the module docstring)."""
     from ..errors import PreprocError
 
@@ -136,7 +145,7 @@ def _wanted(path: str, name: str) -> bool:
     return is_dicom_file(path)
 
 
-def _is_dir(entry: os.DirEntry) -> bool:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
     except OSError:

@@ -13,10 +13,17 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..findings import Finding
+from ..io.info import ImageInfo
 from ..io.paths import display_path
 from ..spec import ValueSpec
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from .dicom_units import DicomSample
 
 __all__ = [
     "HEADER_CODES", "pick_sample", "resolve_source", "sample_headers", "source_spec",
@@ -28,7 +35,7 @@ HEADER_CODES = frozenset({"bit-depth-mismatch", "mixed-bit-depth", "unreadable-f
                           "lossy-decode", "no-images", "files-ignored", "split-leakage"})
 
 
-def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
+def sample_headers(cfg: Config, n: int = 64) -> tuple[list[ImageInfo], list[Finding]]:
     """Read the headers of up to ``n`` files of ``cfg``'s dataset, spread over its classes.
 
     Args:
@@ -57,7 +64,7 @@ def sample_headers(cfg, n: int = 64) -> tuple[list, list[Finding]]:
     tally.ignored = listing.ignored
     # only split-leakage is judged from a sample: the other DICOM rules need every file
     dicom = DicomTally(DicomOptions.from_config(cfg), where, scope)
-    infos = []
+    infos: list[ImageInfo] = []
     for rel, cls in chosen:
         rec, info = read_header(listing.root, rel, cls)
         tally.add(rec)
@@ -74,18 +81,18 @@ def pick_sample(items: list[tuple[str, str | None]], n: int) -> list[tuple[str, 
     Every class gets ``n // classes`` picks (more when others have fewer files), at evenly
     spaced positions of its file list; the result keeps the listing order.
     """
-    by_class: dict = {}
+    by_class: dict[str | None, list[int]] = {}
     for index, (_, cls) in enumerate(items):
         by_class.setdefault(cls, []).append(index)
     quota = _quotas({c: len(v) for c, v in by_class.items()}, n)
-    picked = []
+    picked: list[int] = []
     for cls, indices in by_class.items():
         q = quota[cls]
         picked += [indices[math.floor((i + 0.5) * len(indices) / q)] for i in range(q)]
     return [items[i] for i in sorted(picked)]
 
 
-def _quotas(sizes: dict, n: int) -> dict:
+def _quotas(sizes: dict[str | None, int], n: int) -> dict[str | None, int]:
     """Share ``n`` picks among classes of the given sizes, as evenly as their sizes allow."""
     quota = {c: 0 for c in sizes}
     left = min(n, sum(sizes.values()))
@@ -101,7 +108,7 @@ def _quotas(sizes: dict, n: int) -> dict:
     return quota
 
 
-def spec_from_headers(infos) -> ValueSpec | None:
+def spec_from_headers(infos: Sequence[ImageInfo]) -> ValueSpec | None:
     """Source spec from sampled headers, or ``None`` when they disagree on the dtype.
 
     Integers get ``[0, 2**stored_bits - 1]`` (two's complement when signed) with the largest
@@ -124,7 +131,7 @@ def spec_from_headers(infos) -> ValueSpec | None:
                                channels=channels.pop() if len(channels) == 1 else None)
 
 
-def source_spec(cfg) -> ValueSpec:
+def source_spec(cfg: Config) -> ValueSpec:
     """The source spec declared by ``source.expect``, or an unknown spec."""
     expect = cfg.source.expect
     if expect is None or expect.dtype is None:
@@ -135,7 +142,7 @@ def source_spec(cfg) -> ValueSpec:
     )
 
 
-def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
+def resolve_source(cfg: Config, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     """The source spec ``check`` and ``flow`` start from, and the header findings on the way.
 
     ``source.expect`` when it declares a dtype; otherwise, when ``source.directory`` exists, the
@@ -146,11 +153,15 @@ def resolve_source(cfg, n: int = 64) -> tuple[ValueSpec, list[Finding]]:
     return src, findings
 
 
-def resolve_source_sample(cfg, n: int = 64):
+def resolve_source_sample(
+    cfg: Config, n: int = 64
+) -> tuple[ValueSpec, list[Finding], DicomSample]:
     """:func:`resolve_source`, plus the sampled DICOM headers (a ``DicomSample``)."""
     from .dicom_units import DicomSample, adjust_source, sample_findings
 
-    src, findings, infos = source_spec(cfg), [], []
+    src = source_spec(cfg)
+    findings: list[Finding] = []
+    infos: list[ImageInfo] = []
     declared = src.known
     directory = cfg.source.directory
     if n and directory is not None and os.path.isdir(directory):

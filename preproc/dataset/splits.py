@@ -24,11 +24,18 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import MissingDependencyError, PreprocError
+from ..types import Array
+
+if TYPE_CHECKING:
+    from ..config.model import SplitBy
+    from .discovery import Discovered
 
 __all__ = ["assign_validation", "group_keys", "select_subset"]
 
@@ -37,7 +44,7 @@ EXACT_LIMIT = 50_000_000
 
 
 def assign_validation(groups: Sequence[str], validation_split: float,
-                      seed: int | None = None) -> np.ndarray:
+                      seed: int | None = None) -> Array:
     """Which files go to the validation subset, keeping every group on one side.
 
     Args:
@@ -77,7 +84,7 @@ def _closest_subset(sizes: list[int], target: float) -> list[int]:
         parent[new] = i  # first reached with group i: the rest of the chain uses earlier groups
     sums = np.flatnonzero(reach)
     best = int(sums[np.argmin(np.abs(sums - target))])  # argmin takes the first, the smaller
-    out = []
+    out: list[int] = []
     while best > 0:
         i = int(parent[best])
         out.append(i)
@@ -87,7 +94,8 @@ def _closest_subset(sizes: list[int], target: float) -> list[int]:
 
 def _greedy(sizes: list[int], target: float) -> list[int]:
     """Take groups in order whenever they bring the sum closer to ``target``."""
-    total, out = 0, []
+    total = 0
+    out: list[int] = []
     for i, size in enumerate(sizes):
         if abs(total + size - target) < abs(total - target):
             total += size
@@ -95,7 +103,7 @@ def _greedy(sizes: list[int], target: float) -> list[int]:
     return out
 
 
-def group_keys(directory: str, filenames: Sequence[str], split_by) -> list[str]:
+def group_keys(directory: str, filenames: Sequence[str], split_by: SplitBy) -> list[str]:
     """The group of every file, from ``split_by.dicom`` or ``split_by.pattern``.
 
     Raises:
@@ -105,10 +113,11 @@ def group_keys(directory: str, filenames: Sequence[str], split_by) -> list[str]:
     pattern = getattr(split_by, "pattern", None)
     if pattern:
         return _pattern_keys(filenames, re.compile(pattern))
+    assert split_by.dicom is not None  # a SplitBy holds exactly one of dicom and pattern
     return _dicom_keys(directory, filenames, split_by.dicom)
 
 
-def _pattern_keys(filenames, regex: re.Pattern) -> list[str]:
+def _pattern_keys(filenames: Iterable[str], regex: re.Pattern[str]) -> list[str]:
     out = []
     for name in filenames:
         rel = name.replace(os.sep, "/")
@@ -121,7 +130,7 @@ def _pattern_keys(filenames, regex: re.Pattern) -> list[str]:
     return out
 
 
-def _dicom_keys(directory: str, filenames, keyword: str) -> list[str]:
+def _dicom_keys(directory: str, filenames: Iterable[str], keyword: str) -> list[str]:
     try:
         import pydicom
         from pydicom.datadict import keyword_dict, tag_for_keyword
@@ -142,7 +151,7 @@ def _dicom_keys(directory: str, filenames, keyword: str) -> list[str]:
     return out
 
 
-def _read_element(pydicom, path: str, keyword: str) -> str:
+def _read_element(pydicom: ModuleType, path: str, keyword: str) -> str:
     """The element's value as text, or ``''`` when the file or the element cannot be read."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword], force=True)
@@ -152,8 +161,8 @@ def _read_element(pydicom, path: str, keyword: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def select_subset(listing, split_by, validation_split: float, subset: str | None,
-                  seed: int | None):
+def select_subset(listing: Discovered, split_by: SplitBy, validation_split: float,
+                  subset: str | None, seed: int | None) -> Discovered:
     """The files of ``subset`` from a listing of all files, split by group.
 
     Args:

@@ -9,16 +9,25 @@ rules (range, constant images, effective bits) only fire on records that carry v
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import dtypes
 from ..findings import Finding, Location
 from ..spec import Interval, format_interval, format_number
 
+if TYPE_CHECKING:
+    from ..config.model import Expect
+    from .records import FileRecord
+
 __all__ = ["MAX_EXAMPLES", "Expectation", "Tally", "signature_label"]
 
 #: Example paths kept per finding.
 MAX_EXAMPLES = 10
+
+#: ``(dtype, stored bits, channels)``: what must agree across a dataset (``FileRecord.signature``).
+Signature: TypeAlias = tuple[str | None, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class Expectation:
     range_key: str = "source.expect.range"
 
     @classmethod
-    def from_config(cls, expect) -> Expectation | None:
+    def from_config(cls, expect: Expect | None) -> Expectation | None:
         """Build from a config's ``source.expect`` model (``None`` stays ``None``)."""
         if expect is None:
             return None
@@ -50,7 +59,7 @@ class Expectation:
         return cls(dtype, bits, interval, getattr(expect, "channels", None), key)
 
 
-def signature_label(dtype, bits, channels) -> str:
+def signature_label(dtype: str | None, bits: int | None, channels: int | None) -> str:
     """``'uint16 12-bit 1ch'``: how the summary and findings name a kind of file."""
     return f"{dtype} {bits}-bit {channels}ch"
 
@@ -61,9 +70,9 @@ class _Bucket:
 
     count: int = 0
     examples: list[str] = field(default_factory=list)
-    found: Counter = field(default_factory=Counter)
+    found: Counter[Hashable] = field(default_factory=Counter)
 
-    def add(self, path: str, found=None) -> None:
+    def add(self, path: str, found: Hashable = None) -> None:
         self.count += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(path)
@@ -77,7 +86,7 @@ class _Bucket:
         return text + (f" and {len(ranked) - limit} more" if len(ranked) > limit else "")
 
 
-def _by_count(item):
+def _by_count(item: tuple[Hashable, int]) -> tuple[int, str]:
     return (-item[1], str(item[0]))
 
 
@@ -91,25 +100,26 @@ class Tally:
         scope: ``''`` for a whole dataset, or e.g. ``' in a sample of 64 files'``.
     """
 
-    def __init__(self, expect: Expectation | None, classes, where: str, scope: str = "") -> None:
+    def __init__(self, expect: Expectation | None, classes: Iterable[str], where: str,
+                 scope: str = "") -> None:
         self.expect, self.where, self.scope = expect, where, scope
         self.classes = list(classes)
         self.total = 0
-        self.usable: Counter = Counter()
-        self.errors: dict[str, _Bucket] = {}
-        self.kinds: dict[tuple, _Bucket] = {}
+        self.usable: Counter[str | None] = Counter()
+        self.errors: dict[str | None, _Bucket] = {}
+        self.kinds: dict[Signature, _Bucket] = {}
         self.mismatch = {k: _Bucket() for k in ("dtype", "channels", "stored_bits")}
         self.out_of_range, self.constant = _Bucket(), _Bucket()
         self.nonfinite = _Bucket()
         self.nonfinite_values = 0
         self.observed: list[float] = []
-        self.effective: dict[str, Counter] = {}
-        self.effective_examples: dict[str, list] = {}
+        self.effective: dict[str, Counter[int]] = {}
+        self.effective_examples: dict[str, list[tuple[str, int]]] = {}
         #: files present but outside ``source.extensions``: extension -> (count, examples)
         self.ignored: dict[str, tuple[int, list[str]]] = {}
-        self.installs: Counter = Counter()  # pip commands of missing decoders -> files
+        self.installs: Counter[str] = Counter()  # pip commands of missing decoders -> files
 
-    def add(self, rec) -> None:
+    def add(self, rec: FileRecord) -> None:
         """Account for one record."""
         self.total += 1
         if not rec.ok:
@@ -127,7 +137,7 @@ class Tally:
             if rec.min is not None:
                 self._check_values(rec)
 
-    def _check_header(self, rec) -> None:
+    def _check_header(self, rec: FileRecord) -> None:
         exp = self.expect
         if exp is None:
             return
@@ -139,7 +149,8 @@ class Tally:
                 and rec.stored_bits != exp.bit_depth):
             self.mismatch["stored_bits"].add(rec.path, rec.stored_bits)
 
-    def _check_values(self, rec) -> None:
+    def _check_values(self, rec: FileRecord) -> None:
+        assert rec.min is not None and rec.max is not None and rec.dtype is not None  # see add
         lo, hi = min(rec.min), max(rec.max)
         if lo == hi:
             self.constant.add(rec.path, lo)
@@ -155,7 +166,7 @@ class Tally:
             if rec.effective_bits < reference and len(examples) < MAX_EXAMPLES:
                 examples.append((rec.path, rec.effective_bits))
 
-    def findings(self, duplicates: dict | None = None) -> list[Finding]:
+    def findings(self, duplicates: Mapping[str, Any] | None = None) -> list[Finding]:
         """Every finding the records support, in a stable order."""
         out = self._listing_findings() + self._error_findings() + self._mismatch_findings()
         out += self._mixed_finding() + self._effective_findings() + self._range_finding()
@@ -178,7 +189,7 @@ class Tally:
 
     def _listing_findings(self) -> list[Finding]:
         """``no-images`` when nothing was listed, ``files-ignored`` for excluded image files."""
-        out = []
+        out: list[Finding] = []
         if self.ignored:
             count = sum(n for n, _ in self.ignored.values())
             examples = [p for _, ex in self.ignored.values() for p in ex][:MAX_EXAMPLES]
@@ -202,14 +213,14 @@ class Tally:
                 "source.extensions", "source.directory"))
         return out
 
-    def _finding(self, code, bucket: _Bucket, message: str, hint: str, key: str = "",
-                 data: dict | None = None, *, scoped: bool = True) -> Finding:
+    def _finding(self, code: str, bucket: _Bucket, message: str, hint: str, key: str = "",
+                 data: dict[str, Any] | None = None, *, scoped: bool = True) -> Finding:
         scope = self.scope if scoped else ""
         return Finding(code, message + scope, hint, location=Location(self.where, path=key),
                        files=tuple(bucket.examples), count=bucket.count, data=data or {})
 
     def _error_findings(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         texts = {
             "unreadable-file": ("could not be read", ("fix or remove these files; files.csv "
                                 "lists each one with its reason in the error column")),
@@ -229,8 +240,11 @@ class Tally:
         return out
 
     def _mismatch_findings(self) -> list[Finding]:
-        exp, out = self.expect, []
-        specs = (
+        exp = self.expect
+        if exp is None:  # nothing declared: no mismatch was counted
+            return []
+        out: list[Finding] = []
+        specs: tuple[tuple[str, str, Callable[[Expectation], object], str, str], ...] = (
             ("dtype", "source.expect.dtype", lambda e: e.dtype, "have another container dtype",
              "convert these files, or declare the dtype they have in source.expect.dtype"),
             ("channels", "source.expect.channels", lambda e: e.channels,
@@ -268,7 +282,7 @@ class Tally:
                              "files": b.count} for s, b in ranked]})]
 
     def _effective_findings(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for dtype, counter in sorted(self.effective.items()):
             reference, what = self._reference_bits(dtype)
             under = sum(n for bits, n in counter.items() if bits < reference)
@@ -299,17 +313,20 @@ class Tally:
         bucket = self.out_of_range
         if not bucket.count:
             return []
-        rng = self.expect.range
+        exp = self.expect
+        # files are counted out of range only against a declared range
+        assert exp is not None and exp.range is not None
+        rng = exp.range
         lo, hi = self.observed
         return [self._finding(
             "out-of-declared-range", bucket,
             f"{bucket.count} file(s) have values outside {rng} declared by "
-            f"{self.expect.range_key}: these files span {format_interval(lo, hi)}",
+            f"{exp.range_key}: these files span {format_interval(lo, hi)}",
             "fix source.expect to match the data (see the suggested block) or fix the files",
-            self.expect.range_key, {"declared": [rng.lo, rng.hi], "observed": [lo, hi]})]
+            exp.range_key, {"declared": [rng.lo, rng.hi], "observed": [lo, hi]})]
 
     def _class_findings(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         empty = [c for c in self.classes if not self.usable.get(c)]
         if empty:
             bucket = _Bucket(len(empty), [f"{c}/" for c in empty[:MAX_EXAMPLES]])
@@ -331,7 +348,7 @@ class Tally:
                     data={"counts": counts}))
         return out
 
-    def _duplicate_finding(self, duplicates: dict | None) -> list[Finding]:
+    def _duplicate_finding(self, duplicates: Mapping[str, Any] | None) -> list[Finding]:
         if not duplicates or not duplicates["groups"]:
             return []
         groups = duplicates["groups"]
@@ -348,5 +365,5 @@ class Tally:
                   "examples": [[p for p, _ in g] for g in groups[:5]]})]
 
 
-def _keys(counter: Counter) -> list:
+def _keys(counter: Counter[Hashable]) -> list[Hashable]:
     return [k for k, _ in sorted(counter.items(), key=_by_count)]

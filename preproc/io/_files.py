@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from ..errors import DecodeError
-from .info import PNG_SIGNATURE, os_error_reason
+from ..types import StrPath
+from .info import PNG_SIGNATURE, ImageInfo, os_error_reason
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -36,7 +37,7 @@ _DICOM_EXTENSIONS = ("dcm", "dicom")
 SNIFF_BYTES = 132
 
 
-def _os_error(path, exc: OSError) -> DecodeError:
+def _os_error(path: StrPath, exc: OSError) -> DecodeError:
     reason = os_error_reason(exc, default="corrupt")
     if isinstance(exc, IsADirectoryError):
         return DecodeError(path, reason, "is a directory")
@@ -44,7 +45,7 @@ def _os_error(path, exc: OSError) -> DecodeError:
 
 
 @contextmanager
-def open_source(path) -> Iterator[BinaryIO]:
+def open_source(path: StrPath) -> Iterator[BinaryIO]:
     """Open ``path`` read-only after checking it is a non-empty regular file.
 
     Raises:
@@ -68,7 +69,7 @@ def open_source(path) -> Iterator[BinaryIO]:
         yield handle
 
 
-def read_source(path) -> bytes:
+def read_source(path: StrPath) -> bytes:
     """Return the whole content of ``path`` (see :func:`open_source` for the errors).
 
     Raises:
@@ -85,7 +86,7 @@ def read_limit() -> int:
     return budget + max(16 << 20, budget // 8)
 
 
-def read_bounded(path, handle: BinaryIO) -> bytes:
+def read_bounded(path: StrPath, handle: BinaryIO) -> bytes:
     """The rest of ``handle``, refused as ``decompression-bomb`` before reading when the file is
     larger than :func:`read_limit` (a huge or sparse file is never read whole)."""
     limit = read_limit()
@@ -104,13 +105,13 @@ def read_bounded(path, handle: BinaryIO) -> bytes:
     return data
 
 
-def _too_big(path, what: str) -> DecodeError:
+def _too_big(path: StrPath, what: str) -> DecodeError:
     return DecodeError(path, "decompression-bomb",
                        f"{what} read for source.max_image_bytes = {_BUDGET['bytes']}; raise "
                        "source.max_image_bytes if the file is trusted")
 
 
-def sniff_format(head: bytes, path) -> str | None:
+def sniff_format(head: bytes, path: StrPath) -> str | None:
     """Format name from the first :data:`SNIFF_BYTES` bytes, else ``None``.
 
     Extensions only matter for DICOM files without the 128-byte preamble, which have no magic.
@@ -134,7 +135,7 @@ def sniff_format(head: bytes, path) -> str | None:
     return None
 
 
-def is_dicom_file(path) -> bool:
+def is_dicom_file(path: StrPath) -> bool:
     """Whether ``path`` is a readable file with the DICOM marker ``DICM`` at byte 128.
 
     Never raises; meant for extension-less files found while listing a dataset.
@@ -169,7 +170,9 @@ def set_max_image_bytes(value: int | None) -> int:
     return old
 
 
-def check_pixel_limit(path, height: int, width: int, channels: int = 1, itemsize: int = 1) -> None:
+def check_pixel_limit(
+    path: StrPath, height: int, width: int, channels: int = 1, itemsize: int = 1
+) -> None:
     """Raise ``DecodeError('decompression-bomb')`` when an image is larger than the limits.
 
     Two limits: Pillow's pixel count (``PIL.Image.MAX_IMAGE_PIXELS``) and the decode budget in
@@ -196,7 +199,7 @@ def check_pixel_limit(path, height: int, width: int, channels: int = 1, itemsize
         )
 
 
-def check_info_budget(info) -> None:
+def check_info_budget(info: ImageInfo) -> None:
     """:func:`check_pixel_limit` for a header's :class:`~preproc.io.info.ImageInfo`."""
     import numpy as np
 

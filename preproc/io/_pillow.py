@@ -13,13 +13,16 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from ..errors import DecodeError, LossyDecodeError
 from ._files import check_info_budget, check_pixel_limit
 from .info import EIGHT_BIT_MODES, ImageInfo
+
+if TYPE_CHECKING:
+    from PIL.ImageFile import ImageFile
 
 __all__ = [
     "EIGHT_BIT_MODES",
@@ -143,7 +146,7 @@ def _info_from_image(path, image, fmt: str) -> ImageInfo:
     )
 
 
-def open_image(handle):
+def open_image(handle: BinaryIO) -> ImageFile:
     """``PIL.Image.open`` imported lazily (lazy: reads the header only)."""
     from PIL import Image
 

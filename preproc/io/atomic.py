@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO, Literal, TextIO, overload
 
 __all__ = ["TMP_PREFIX", "atomic_write", "write_bytes"]
 
@@ -19,7 +21,19 @@ __all__ = ["TMP_PREFIX", "atomic_write", "write_bytes"]
 TMP_PREFIX = ".preproc-tmp-"
 
 
-def atomic_write(path: str | Path, write, mode: str = "w") -> None:
+@overload
+def atomic_write(
+    path: str | Path, write: Callable[[TextIO], object], mode: Literal["w"] = "w"
+) -> None: ...
+
+
+@overload
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], object], mode: Literal["wb"]
+) -> None: ...
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], object], mode: str = "w") -> None:
     """Write ``path`` through ``write(handle)`` atomically.
 
     Args:
@@ -32,7 +46,7 @@ def atomic_write(path: str | Path, write, mode: str = "w") -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_PREFIX}")
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
+        kwargs: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
         with open(fd, mode, **kwargs) as handle:
             write(handle)
             handle.flush()

@@ -7,6 +7,7 @@ extension, so a name ending in ``#`` and digits is never a file name of the list
 
 from __future__ import annotations
 
+import os
 import re
 
 __all__ = ["FRAME_SEPARATOR", "frame_name", "split_frame"]
@@ -20,7 +21,7 @@ def frame_name(name: str, index: int) -> str:
     return f"{name}{FRAME_SEPARATOR}{int(index)}"
 
 
-def split_frame(name) -> tuple[str, int | None]:
+def split_frame(name: str | os.PathLike[str]) -> tuple[str, int | None]:
     """``('a/b.dcm', 3)`` for ``'a/b.dcm#3'``; ``(name, None)`` for a plain name."""
     text = str(name)
     match = _FRAME.match(text)

@@ -13,16 +13,48 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Protocol
 
+
+class Inflater(Protocol):
+    """A decompressor object of a zlib-like module (``zlib.decompressobj()``)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+class ZlibModule(Protocol):
+    """What this module uses of ``zlib`` or ISA-L's ``isal_zlib``."""
+
+    def crc32(self, data: bytes, value: int = 0, /) -> int: ...
+
+    def adler32(self, data: bytes, value: int = 1, /) -> int: ...
+
+    def decompressobj(self) -> Inflater: ...
+
+
+_zlib: ZlibModule
 try:
-    from isal import isal_zlib as _zlib
+    from isal import isal_zlib
 
+    _zlib = isal_zlib
     BACKEND = "isal"
 except ImportError:  # pragma: no cover - isal is a dependency; this keeps exotic platforms going
     _zlib = zlib
     BACKEND = "zlib"
 
-__all__ = ["BACKEND", "CorruptStream", "TruncatedStream", "crc32", "inflate", "stored_stream"]
+__all__ = [
+    "BACKEND",
+    "CorruptStream",
+    "Inflater",
+    "TruncatedStream",
+    "ZlibModule",
+    "crc32",
+    "inflate",
+    "stored_stream",
+]
 
 _STORED_MAX = 0xFFFF  # a stored deflate block holds at most 65,535 bytes
 
@@ -35,12 +67,12 @@ class CorruptStream(ValueError):
     """The zlib stream is invalid, or holds less data than announced although complete."""
 
 
-def crc32(data, value: int = 0) -> int:
+def crc32(data: bytes, value: int = 0) -> int:
     """CRC-32 as in zlib (PNG chunk checksums)."""
     return _zlib.crc32(data, value)
 
 
-def inflate(compressed, expected: int, *, backend=None) -> bytes:
+def inflate(compressed: bytes, expected: int, *, backend: ZlibModule | None = None) -> bytes:
     """Inflate a zlib stream, producing at most ``expected`` bytes.
 
     The bound is what makes a zlib bomb harmless: output beyond what the header announces is
@@ -75,7 +107,7 @@ def stored_stream(raw: bytes) -> bytes:
     """``raw`` as a zlib stream of stored (uncompressed) blocks, which inflates at copy speed."""
     view = memoryview(raw)
     size = len(raw)
-    parts = [b"\x78\x01"]
+    parts: list[bytes | memoryview] = [b"\x78\x01"]
     for start in range(0, size, _STORED_MAX):
         length = min(_STORED_MAX, size - start)
         final = 1 if start + length >= size else 0

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..dtypes import bits_needed, dtype_range
 from ..errors import DecodeError
+from ..types import Array, StrPath
 from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
@@ -26,7 +27,7 @@ _CHANNELS = {b"P2": 1, b"P5": 1, b"P3": 3, b"P6": 3}
 _HEADER_LIMIT = 1 << 16
 
 
-def _tokens(data: bytes, count: int, path) -> tuple[list[int], int]:
+def _tokens(data: bytes, count: int, path: StrPath) -> tuple[list[int], int]:
     """Read ``count`` integers after the magic; return them and the offset of the raster."""
     values: list[int] = []
     pos = 2
@@ -51,7 +52,7 @@ def _tokens(data: bytes, count: int, path) -> tuple[list[int], int]:
     return values, pos + 1
 
 
-def _header(path, data: bytes) -> tuple[bytes, int, int, int, int]:
+def _header(path: StrPath, data: bytes) -> tuple[bytes, int, int, int, int]:
     magic = data[:2]
     if magic not in _CHANNELS:
         raise DecodeError(path, "unsupported", f"netpbm variant {magic!r}")
@@ -63,7 +64,7 @@ def _header(path, data: bytes) -> tuple[bytes, int, int, int, int]:
     return magic, width, height, maxval, offset
 
 
-def _info(path, magic: bytes, width: int, height: int, maxval: int) -> ImageInfo:
+def _info(path: StrPath, magic: bytes, width: int, height: int, maxval: int) -> ImageInfo:
     channels = _CHANNELS[magic]
     return ImageInfo(
         path=str(path),
@@ -78,7 +79,7 @@ def _info(path, magic: bytes, width: int, height: int, maxval: int) -> ImageInfo
     )
 
 
-def probe_netpbm(path, handle: BinaryIO) -> ImageInfo:
+def probe_netpbm(path: StrPath, handle: BinaryIO) -> ImageInfo:
     """Header facts of a PGM/PPM file (reads the text header only)."""
     magic, width, height, maxval, _ = _header(path, handle.read(_HEADER_LIMIT))
     check_pixel_limit(path, height, width)
@@ -87,7 +88,7 @@ def probe_netpbm(path, handle: BinaryIO) -> ImageInfo:
     return info
 
 
-def decode_netpbm(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
+def decode_netpbm(path: StrPath, data: bytes) -> tuple[Array, ImageInfo]:
     """Decode a PGM/PPM file held in ``data``.
 
     Returns:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+from typing import overload
 
 from ..errors import printable
+from ..types import StrPath
 
 __all__ = ["display_path", "printable"]
 
 
-def display_path(path) -> str | None:
+@overload
+def display_path(path: StrPath) -> str: ...
+
+
+@overload
+def display_path(path: None) -> None: ...
+
+
+def display_path(path: StrPath | None) -> str | None:
     """``path`` relative to the current folder, or as given when it lies outside (``None`` stays)."""
     if path is None:
         return None

@@ -24,17 +24,22 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from ..dtypes import dtype_range
 from ..errors import DecodeError
+from ..types import Array, StrPath
 from . import pngfilter
 from ._files import PNG_SIGNATURE, check_info_budget, check_pixel_limit
 from .inflate import CorruptStream, TruncatedStream, crc32, inflate, stored_stream
 from .info import ImageInfo
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["PngHeader", "decode_png", "parse_png", "pillow_image", "pillow_keeps", "probe_png"]
 
@@ -71,14 +76,14 @@ class PngHeader:
     trns: bytes | None = None
     sbit: bytes | None = None
     frames: int = 1
-    idat: list = field(default_factory=list)
+    idat: list[bytes] = field(default_factory=list)
 
 
-def _chunk_error(path, message: str) -> DecodeError:
+def _chunk_error(path: StrPath, message: str) -> DecodeError:
     return DecodeError(path, "corrupt", message)
 
 
-def _parse_ihdr(path, data: bytes, header: PngHeader) -> None:
+def _parse_ihdr(path: StrPath, data: bytes, header: PngHeader) -> None:
     if len(data) != 13:
         raise _chunk_error(path, f"IHDR has {len(data)} bytes, expected 13")
     w, h, depth, ctype, compression, filt, interlace = struct.unpack(">IIBBBBB", data)
@@ -92,7 +97,7 @@ def _parse_ihdr(path, data: bytes, header: PngHeader) -> None:
     header.interlaced = bool(interlace)
 
 
-def _reader(source: BinaryIO | bytes):
+def _reader(source: BinaryIO | bytes) -> Callable[[int], bytes]:
     """A ``read(n)`` over an open file or a bytes object."""
     if not isinstance(source, (bytes, bytearray, memoryview)):
         return source.read
@@ -108,7 +113,7 @@ def _reader(source: BinaryIO | bytes):
     return read
 
 
-def _store_chunk(path, header: PngHeader, kind: bytes, data: bytes) -> None:
+def _store_chunk(path: StrPath, header: PngHeader, kind: bytes, data: bytes) -> None:
     if kind == b"IHDR":
         _parse_ihdr(path, data, header)
     elif kind == b"PLTE":
@@ -125,7 +130,7 @@ def _store_chunk(path, header: PngHeader, kind: bytes, data: bytes) -> None:
         header.idat.append(data)
 
 
-def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader:
+def parse_png(path: StrPath, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader:
     """Walk the chunks of a PNG.
 
     Args:
@@ -167,8 +172,8 @@ def parse_png(path, source: BinaryIO | bytes, *, read_pixels: bool) -> PngHeader
     return header
 
 
-def _info(path, h: PngHeader) -> ImageInfo:
-    extra: dict = {"bit_depth": h.bit_depth, "interlaced": h.interlaced}
+def _info(path: StrPath, h: PngHeader) -> ImageInfo:
+    extra: dict[str, Any] = {"bit_depth": h.bit_depth, "interlaced": h.interlaced}
     stored = 8 if h.color_type == 3 else h.bit_depth
     if h.sbit is not None:
         limit = stored
@@ -203,7 +208,7 @@ def _info(path, h: PngHeader) -> ImageInfo:
     )
 
 
-def probe_png(path, handle: BinaryIO) -> ImageInfo:
+def probe_png(path: StrPath, handle: BinaryIO) -> ImageInfo:
     """Header facts of a PNG from the chunks before the first IDAT; no pixel data is read."""
     header = parse_png(path, handle, read_pixels=False)
     check_pixel_limit(path, header.height, header.width)
@@ -212,19 +217,22 @@ def probe_png(path, handle: BinaryIO) -> ImageInfo:
     return info
 
 
-def _expand_palette(indices: np.ndarray, header: PngHeader) -> np.ndarray:
+def _expand_palette(indices: Array, header: PngHeader) -> Array:
     """``uint8`` indices ``(h, w, 1)`` to RGB or RGBA; indices past the palette read as black."""
-    entries = np.frombuffer(header.palette, np.uint8)[: len(header.palette) // 3 * 3].reshape(-1, 3)
+    palette = header.palette
+    assert palette is not None  # parse_png refuses a palette image without a PLTE chunk
+    entries = np.frombuffer(palette, np.uint8)[: len(palette) // 3 * 3].reshape(-1, 3)
     table = np.zeros((256, 4 if header.trns is not None else 3), np.uint8)
     table[: len(entries), :3] = entries
     if header.trns is not None:
         table[:, 3] = int(dtype_range(np.uint8)[1])  # entries without tRNS alpha are opaque
         alpha = np.frombuffer(header.trns, np.uint8)[:256]
         table[: len(alpha), 3] = alpha
-    return table[indices[:, :, 0]]
+    expanded: Array = table[indices[:, :, 0]]
+    return expanded
 
 
-def _inflate(path, header: PngHeader) -> bytes:
+def _inflate(path: StrPath, header: PngHeader) -> bytes:
     try:
         return inflate(b"".join(header.idat), _raw_size(header))
     except TruncatedStream as exc:
@@ -240,7 +248,7 @@ def pillow_keeps(bit_depth: int, color_type: int) -> bool:
     return (bit_depth, color_type) in _PILLOW_MODES
 
 
-def pillow_image(path, header: PngHeader, data: bytes):
+def pillow_image(path: StrPath, header: PngHeader, data: bytes) -> Image.Image | None:
     """The pixels of a parsed PNG as a loaded ``PIL.Image``, for the modes Pillow keeps exactly.
 
     The image data is inflated here (ISA-L, see :mod:`preproc.io.inflate`) and reconstructed by
@@ -275,7 +283,7 @@ def _raw_size(header: PngHeader) -> int:
     )
 
 
-def _keep_colour_key(image, header: PngHeader) -> None:
+def _keep_colour_key(image: Image.Image, header: PngHeader) -> None:
     """tRNS of a gray or RGB image into ``image.info``, in ``PIL.Image.open``'s form."""
     trns = header.trns
     if trns is None or header.color_type not in (0, 2):
@@ -286,19 +294,21 @@ def _keep_colour_key(image, header: PngHeader) -> None:
         image.info["transparency"] = struct.unpack(">3H", trns[:6])
 
 
-def _pillow_streaming(path, data: bytes, mode: str):
+def _pillow_streaming(path: StrPath, data: bytes, mode: str) -> Image.Image:
     """Pillow's own PNG reader, for images too large for the inflate-here path."""
     from ._pillow import open_image, pillow_errors
 
     with pillow_errors(path):
-        image = open_image(io.BytesIO(data))
+        image: Image.Image = open_image(io.BytesIO(data))
         image.load()
     if image.mode != mode and not (mode == "I;16" and image.mode in ("I;16B", "I;16L")):
         raise DecodeError(path, "unsupported", f"Pillow reads this PNG as mode {image.mode!r}")
     return image
 
 
-def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
+def _reconstruct_in_pillow(
+    path: StrPath, header: PngHeader, mode: str, rawmode: str
+) -> Image.Image:
     from ._pillow import pillow_errors
 
     raw = _inflate(path, header)
@@ -308,7 +318,7 @@ def _reconstruct_in_pillow(path, header: PngHeader, mode: str, rawmode: str):
         return _unfilter(header, stream, mode, rawmode)
 
 
-def _unfilter(header: PngHeader, stream: bytes, mode: str, rawmode: str):
+def _unfilter(header: PngHeader, stream: bytes, mode: str, rawmode: str) -> Image.Image:
     """Pillow's PNG decoder on a stored-block stream: unfilter (and de-interlace), then unpack."""
     from PIL import Image
 
@@ -316,7 +326,7 @@ def _unfilter(header: PngHeader, stream: bytes, mode: str, rawmode: str):
     return Image.frombytes(mode, size, stream, "zip", rawmode, int(header.interlaced))
 
 
-def _reconstruct_16bit_colour(path, header: PngHeader, raw: bytes, mode: str) -> np.ndarray:
+def _reconstruct_16bit_colour(path: StrPath, header: PngHeader, raw: bytes, mode: str) -> Array:
     """16-bit RGB or RGBA samples, unfiltered by Pillow's C code in two passes.
 
     The unfilter works on whole 6- or 8-byte pixels whatever the unpacking after it. Unpacking
@@ -344,7 +354,9 @@ def _row_filters_only(raw: bytes, header: PngHeader) -> bool:
     return int(rows.max()) < 3  # 3 and 4: Average and Paeth need the left neighbour's result
 
 
-def decode_png(path, data: bytes, *, as_image: bool = False) -> tuple[np.ndarray, ImageInfo]:
+def decode_png(
+    path: StrPath, data: bytes, *, as_image: bool = False
+) -> tuple[Array | Image.Image, ImageInfo]:
     """Decode a PNG held in ``data`` losslessly.
 
     Args:

@@ -16,6 +16,8 @@ filters are undone per pass:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 __all__ = ["ADAM7", "SAMPLES_PER_PIXEL", "data_size", "reconstruct", "unfilter"]
@@ -45,7 +47,9 @@ def _row_bytes(width: int, bits_per_pixel: int) -> int:
     return (width * bits_per_pixel + 7) // 8
 
 
-def _passes(height: int, width: int, interlaced: bool):
+def _passes(
+    height: int, width: int, interlaced: bool
+) -> Iterator[tuple[int, int, int, int, int, int]]:
     """Yield ``(x0, y0, dx, dy, pass_height, pass_width)`` of each non-empty pass."""
     for x0, y0, dx, dy in ADAM7 if interlaced else ((0, 0, 1, 1),):
         pw = (width - x0 + dx - 1) // dx if width > x0 else 0

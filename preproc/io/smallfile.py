@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ..types import StrPath
+
 __all__ = ["MAX_TEXT_BYTES", "NotARegularFile", "TooLarge", "read_capped"]
 
 #: The default cap: far above any config or stats file.
@@ -24,7 +26,7 @@ class TooLarge(OSError):
     """The file holds more than the cap."""
 
 
-def read_capped(path, limit: int = MAX_TEXT_BYTES) -> bytes:
+def read_capped(path: StrPath, limit: int = MAX_TEXT_BYTES) -> bytes:
     """The bytes of the regular file ``path``, at most ``limit`` of them.
 
     Raises:

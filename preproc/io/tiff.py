@@ -15,15 +15,20 @@ Decisions:
 
 from __future__ import annotations
 
+import enum
 import io
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from ..dtypes import normalize_dtype
 from ..errors import DecodeError, LossyDecodeError
+from ..types import Array, StrPath
 from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
+
+if TYPE_CHECKING:
+    from tifffile import TiffFile, TiffPage
 
 __all__ = ["decode_tiff", "probe_tiff"]
 
@@ -31,7 +36,7 @@ _KEEP = {"MINISBLACK": None, "MINISWHITE": "miniswhite", "RGB": None, "PALETTE":
 _BY_CHANNELS = {1: "gray", 2: "gray+alpha", 3: "rgb", 4: "rgba"}
 
 
-def _photometric(path, page) -> tuple[str, int]:
+def _photometric(path: StrPath, page: TiffPage) -> tuple[str, int]:
     """(photometric, channels after palette expansion) of a tifffile page."""
     import tifffile
 
@@ -52,7 +57,7 @@ def _photometric(path, page) -> tuple[str, int]:
     return _BY_CHANNELS[samples], samples
 
 
-def _layout(path, page) -> tuple[int, int]:
+def _layout(path: StrPath, page: TiffPage) -> tuple[int, int]:
     axes = page.axes
     if not set(axes) <= set("YXS") or "Y" not in axes or "X" not in axes:
         raise DecodeError(
@@ -61,7 +66,7 @@ def _layout(path, page) -> tuple[int, int]:
     return int(page.shape[axes.index("Y")]), int(page.shape[axes.index("X")])
 
 
-def _enum_name(enum, value) -> str:
+def _enum_name(enum: type[enum.IntEnum], value: int) -> str:
     """Lower-case tifffile enum name of a tag value (tifffile keeps unknown values as ints)."""
     try:
         return enum(int(value)).name.lower()
@@ -69,14 +74,17 @@ def _enum_name(enum, value) -> str:
         return str(int(value))
 
 
-def _page_info(path, tif, page) -> ImageInfo:
+def _page_info(path: StrPath, tif: TiffFile, page: TiffPage) -> ImageInfo:
     import tifffile
 
     height, width = _layout(path, page)
     check_pixel_limit(path, height, width)
     photometric, channels = _photometric(path, page)
-    dtype = "uint8" if page.dtype == np.bool_ else normalize_dtype(page.dtype)
-    extra = {
+    # tifffile's dtype is None for sample formats it cannot map; np.dtype(None) reads float64
+    # there, which numpy's stubs do not allow (kept as it is)
+    dtype = ("uint8" if page.dtype == np.bool_
+             else normalize_dtype(page.dtype))  # type: ignore[arg-type]
+    extra: dict[str, Any] = {
         "compression": _enum_name(tifffile.COMPRESSION, page.compression),
         "planar": _enum_name(tifffile.PLANARCONFIG, page.planarconfig),
         "byteorder": tif.byteorder,
@@ -105,7 +113,7 @@ def _page_info(path, tif, page) -> ImageInfo:
     return info
 
 
-def _tiff_errors(path, exc: Exception) -> DecodeError:
+def _tiff_errors(path: StrPath, exc: Exception) -> DecodeError:
     text = f"{type(exc).__name__}: {exc}"
     if "imagecodecs" in str(exc) or "COMPRESSION" in str(exc):
         return DecodeError(path, "compressed-unsupported", text + "; install imagecodecs")
@@ -114,13 +122,13 @@ def _tiff_errors(path, exc: Exception) -> DecodeError:
     return DecodeError(path, "corrupt", text)
 
 
-def _first_page(path, tif):
+def _first_page(path: StrPath, tif: TiffFile) -> TiffPage:
     if not len(tif.pages):
         raise DecodeError(path, "corrupt", "TIFF without pages")
     return tif.pages.first
 
 
-def probe_tiff(path, handle: BinaryIO) -> ImageInfo:
+def probe_tiff(path: StrPath, handle: BinaryIO) -> ImageInfo:
     """Header facts of a TIFF's first page from its tags; no strip or tile is read."""
     import tifffile
 
@@ -135,7 +143,7 @@ def probe_tiff(path, handle: BinaryIO) -> ImageInfo:
         raise _tiff_errors(path, exc) from exc
 
 
-def _check_extent(path, page, size: int) -> None:
+def _check_extent(path: StrPath, page: TiffPage, size: int) -> None:
     """tifffile fills missing strips with zeros; a file that ends early is an error here."""
     for offset, count in zip(page.dataoffsets, page.databytecounts):
         if count and offset + count > size:
@@ -144,14 +152,14 @@ def _check_extent(path, page, size: int) -> None:
             )
 
 
-def _to_hwc(page, array: np.ndarray) -> np.ndarray:
+def _to_hwc(page: TiffPage, array: Array) -> Array:
     axes = page.axes
     if "S" not in axes:
         return array[:, :, None]
     return np.moveaxis(array, axes.index("S"), -1) if axes.index("S") != 2 else array
 
 
-def _pillow_fallback(path, data: bytes, info: ImageInfo, cause: DecodeError) -> np.ndarray:
+def _pillow_fallback(path: StrPath, data: bytes, info: ImageInfo, cause: DecodeError) -> Array:
     from ._pillow import open_image, pillow_errors
 
     with pillow_errors(path), open_image(io.BytesIO(data)) as image:
@@ -165,7 +173,7 @@ def _pillow_fallback(path, data: bytes, info: ImageInfo, cause: DecodeError) -> 
     return array
 
 
-def decode_tiff(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
+def decode_tiff(path: StrPath, data: bytes) -> tuple[Array, ImageInfo]:
     """Decode the first page of a TIFF held in ``data``.
 
     Returns:
@@ -193,7 +201,10 @@ def decode_tiff(path, data: bytes) -> tuple[np.ndarray, ImageInfo]:
                     raise cause from exc
                 return _pillow_fallback(path, data, info, cause), info
             if int(page.photometric) == tifffile.PHOTOMETRIC.PALETTE:
-                array = np.moveaxis(page.colormap[:, array], 0, -1).astype(np.uint16)
+                colormap = page.colormap
+                if colormap is None:  # tifffile has no colormap for this page: as corrupt as before
+                    raise DecodeError(path, "corrupt", "palette TIFF without a colormap")
+                array = np.moveaxis(colormap[:, array], 0, -1).astype(np.uint16)
             else:
                 array = _to_hwc(page, array)
     except DecodeError:

@@ -21,17 +21,18 @@ when guarded, checks the output against ``infer``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .. import dtypes
 from ..errors import PreprocError, StageError
+from ..findings import Finding
 from ..spec import Interval, ScaleStep, ValueSpec
-from ..types import DType, Range
+from ..types import Array, DType, Range
 
-__all__ = ["Expects", "RunContext", "Stage", "StageContext", "StageTraits"]
+__all__ = ["Expects", "FitsStatistics", "RunContext", "Stage", "StageContext", "StageTraits"]
 
 
 class Expects(BaseModel):
@@ -107,7 +108,9 @@ class Stage:
     TRAITS: ClassVar[StageTraits] = StageTraits()
     summary: ClassVar[str] = ""
     #: params and input specs the contract test (preproc.testing.check_stage) runs on
-    examples: ClassVar[list[dict]] = []
+    examples: ClassVar[list[dict[str, Any]]] = []
+    #: the validated parameters; a subclass narrows this to its own ``Params`` model
+    params: BaseModel
 
     def __init__(
         self,
@@ -153,15 +156,15 @@ class Stage:
     def infer(self, spec: ValueSpec) -> ValueSpec:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def apply(self, x: np.ndarray, ctx: RunContext) -> np.ndarray:  # pragma: no cover - abstract
+    def apply(self, x: Array, ctx: RunContext) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def extra_findings(self, spec: ValueSpec) -> list:
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         """Stage-specific findings beyond the range rules (normalize-units, clipping, ...)."""
         return []
 
     # --- provided ---------------------------------------------------------------------------
-    def apply_alone(self, x: np.ndarray) -> np.ndarray:
+    def apply_alone(self, x: Array) -> Array:
         """``apply`` with an empty context: the arithmetic of a deterministic stage by itself."""
         return self.apply(x, RunContext())
 
@@ -186,9 +189,11 @@ class Stage:
         where = f" (line {self.line})" if self.line is not None else ""
         return f"stage {self.index} `{self.name}`{where}"
 
-    def output_spec(self, spec: ValueSpec, interval: Interval, dtype: str | None = None, **kw) -> ValueSpec:
+    def output_spec(
+        self, spec: ValueSpec, interval: Interval, dtype: str | None = None, **kw: Any
+    ) -> ValueSpec:
         """Build the output spec, recording this stage when it changes the scale."""
-        changes = {"interval": interval, "dtype": dtype or spec.dtype, **kw}
+        changes: dict[str, Any] = {"interval": interval, "dtype": dtype or spec.dtype, **kw}
         if not spec.known and not changes.get("known"):
             changes["interval"] = spec.interval  # unknown in, unknown out
         if self.traits().changes_scale:
@@ -196,8 +201,8 @@ class Stage:
         return spec.with_(**changes)
 
     def __call__(
-        self, x: np.ndarray, ctx: RunContext | None = None, *, guard: bool = False
-    ) -> np.ndarray:
+        self, x: Array, ctx: RunContext | None = None, *, guard: bool = False
+    ) -> Array:
         """Apply the stage to one image; with ``guard``, check the output against ``ctx.spec``.
 
         Do not override: subclasses implement :meth:`apply`.
@@ -245,7 +250,21 @@ class Stage:
         return f"{type(self).__name__}({self.params!r})"
 
 
-def _finite_minmax(x: np.ndarray) -> tuple[float, float]:
+@runtime_checkable
+class FitsStatistics(Protocol):
+    """A stage that learns dataset statistics (featurewise ``normalize``).
+
+    While :attr:`needs_fit` is true, the pipeline measures per-channel mean and std at the
+    stage's position and puts ``fitted(mean, std)``, a new stage, in its place.
+    """
+
+    @property
+    def needs_fit(self) -> bool: ...
+
+    def fitted(self, mean: list[float], std: list[float]) -> Stage: ...
+
+
+def _finite_minmax(x: Array) -> tuple[float, float]:
     if x.size == 0:
         return (0.0, 0.0)
     if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -12,9 +13,9 @@ from pydantic import BaseModel, Field, model_validator
 from .. import dtypes
 from ..findings import Finding
 from ..spec import Interval, ValueSpec
-from ..types import STRICT, DType, Integer, Number, PositiveNumber, Range
+from ..types import STRICT, Array, DType, Integer, Number, PositiveNumber, Range
 from . import functional as F
-from .base import Stage, StageTraits
+from .base import RunContext, Stage, StageTraits
 from .scaling import Normalize
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 
-def endpoint_image(fn, spec: ValueSpec) -> Interval:
+def endpoint_image(fn: Callable[[Array], Array], spec: ValueSpec) -> Interval:
     """Image of ``spec.interval`` under a monotone elementwise ``fn``, computed by ``fn`` itself.
 
     Evaluating the same float32 arithmetic on the endpoints is sound: rounding is monotone.
@@ -31,9 +32,9 @@ def endpoint_image(fn, spec: ValueSpec) -> Interval:
     dtype = spec.dtype if spec.dtype is not None else "float64"
     with np.errstate(all="ignore"):
         if dtypes.is_integer(dtype) or dtype == "bool":
-            lo, hi = dtypes.int_range(dtype)
-            ends = np.array([_clamp_int(spec.interval.lo, lo, hi),
-                             _clamp_int(spec.interval.hi, lo, hi)], dtype=dtype)
+            ilo, ihi = dtypes.int_range(dtype)
+            ends = np.array([_clamp_int(spec.interval.lo, ilo, ihi),
+                             _clamp_int(spec.interval.hi, ilo, ihi)], dtype=dtype)
         else:
             ends = np.array([spec.interval.lo, spec.interval.hi], dtype=np.float64).astype(dtype)
         out = np.asarray(fn(ends.reshape(1, 2, 1)), dtype=np.float64).ravel()
@@ -75,7 +76,7 @@ class RescaleParams(BaseModel):
     offset: Number = 0.0
 
     @model_validator(mode="after")
-    def _nonzero(self):
+    def _nonzero(self) -> RescaleParams:
         if self.factor == 0:
             raise ValueError("factor must not be 0: every value would become the offset")
         return self
@@ -90,23 +91,24 @@ class Rescale(Stage):
 
     name = "rescale"
     Params = RescaleParams
+    params: RescaleParams
     TRAITS = StageTraits(elementwise=True, changes_scale=True)
     summary = "x*factor+offset in float32 (Keras rescale)"
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         bits = dtypes.unit_factor_bits(abs(self.params.factor))
         if bits is None or self.params.factor < 0:
             return None
         return Interval.of(dtypes.levels_range(bits))
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         iv = endpoint_image(self.apply_alone, spec)
         return self.output_spec(spec, iv, "float32", bits=_float_bits(spec))
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         return F.affine_f32(x, self.params.factor, self.params.offset)
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         return precision_loss_to_float32(self, spec)
 
 
@@ -120,7 +122,7 @@ class RescaleIntensityParams(BaseModel):
     clip: bool = True
 
     @model_validator(mode="after")
-    def _span(self):
+    def _span(self) -> RescaleIntensityParams:
         if not isinstance(self.in_range, str):
             _f32_span(*self.in_range)
         _f32_span(*self.out_range)
@@ -137,6 +139,7 @@ class RescaleIntensity(Stage):
 
     name = "rescale_intensity"
     Params = RescaleIntensityParams
+    params: RescaleIntensityParams
     TRAITS = StageTraits(changes_scale=True)
     summary = "linear map in_range -> out_range in float32, clipping"
 
@@ -160,10 +163,10 @@ class RescaleIntensity(Stage):
         bits = spec.bits or dtypes.container_bits(spec.dtype)
         return Interval.of(dtypes.levels_range(bits, signed=dtypes.is_signed(spec.dtype)))
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         return self.resolve_in_range(spec)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         iv = self.resolve_in_range(spec)
         p = self.params
         if iv is None:  # clipped output stays in out_range whatever the input was
@@ -175,7 +178,7 @@ class RescaleIntensity(Stage):
         fn = lambda x: F.linear_map(x, (iv.lo, iv.hi), p.out_range, clip=p.clip)  # noqa: E731
         return self.output_spec(spec, endpoint_image(fn, spec), "float32", bits=_float_bits(spec))
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         spec = ctx.spec
         if spec is None or spec.dtype != dtypes.normalize_dtype(x.dtype):
             spec = ValueSpec.for_dtype(x.dtype)
@@ -201,22 +204,23 @@ class Clahe(Stage):
 
     name = "clahe"
     Params = ClaheParams
+    params: ClaheParams
     TRAITS = StageTraits(stretches=True, changes_scale=True)
     summary = "CLAHE, scikit-image semantics; stretches each image; float32 [0, 1]"
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         if spec.dtype is not None and dtypes.is_float(spec.dtype):
             return Interval(0.0, 1.0)
         return None
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, Interval(0.0, 1.0), "float32", bits=None, known=True)
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         p = self.params
         return F.clahe(x, p.clip_limit, p.kernel_size, p.nbins)
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         if spec.dtype and dtypes.kind(spec.dtype) == "int" and spec.interval.lo < 0:
             return [
                 Finding(
@@ -235,7 +239,7 @@ class ClipParams(BaseModel):
     max: Number
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> ClipParams:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         return self
@@ -246,19 +250,20 @@ class Clip(Stage):
 
     name = "clip"
     Params = ClipParams
+    params: ClipParams
     TRAITS = StageTraits(elementwise=True, clips=True)
     summary = "clip to [min, max], dtype kept"
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         return Interval(self.params.min, self.params.max)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, endpoint_image(self.apply_alone, spec))
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         return F.clip(x, self.params.min, self.params.max)
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         p = self.params
         if spec.dtype and dtypes.is_integer(spec.dtype) and math.ceil(p.min) > math.floor(p.max):
             return [Finding(
@@ -282,7 +287,7 @@ class WindowParams(BaseModel):
     out_range: Range = (0.0, 1.0)
 
     @model_validator(mode="after")
-    def _span(self):
+    def _span(self) -> WindowParams:
         _f32_span(self.center - self.width / 2, self.center + self.width / 2)
         return self
 
@@ -295,20 +300,21 @@ class Window(Stage):
 
     name = "window"
     Params = WindowParams
+    params: WindowParams
     TRAITS = StageTraits(elementwise=True, clips=True, changes_scale=True)
     summary = "window center/width onto out_range, float32, clipping"
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec | None) -> Interval:  # the window needs no spec
         half = self.params.width / 2
         return Interval(self.params.center - half, self.params.center + half)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         if not spec.known:  # the window clips: the output does not depend on what comes in
             out = Interval.of(sorted(self.params.out_range))
             return self.output_spec(spec, out, "float32", bits=None, known=True)
         return self.output_spec(spec, endpoint_image(self.apply_alone, spec), "float32", bits=None)
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         w = self.implied_input(None)
         return F.linear_map(x, (w.lo, w.hi), self.params.out_range, clip=True)
 
@@ -323,16 +329,17 @@ class Gamma(Stage):
 
     name = "gamma"
     Params = GammaParams
+    params: GammaParams
     TRAITS = StageTraits(elementwise=True, input_kind="float")
     summary = "x**gamma on [0, 1] floats"
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         return Interval(0.0, 1.0)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, endpoint_image(self.apply_alone, spec), "float32")
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         return F.gamma(x, self.params.gamma)
 
 
@@ -349,6 +356,7 @@ class Invert(Stage):
 
     name = "invert"
     Params = InvertParams
+    params: InvertParams
     TRAITS = StageTraits(elementwise=True)
     summary = "max - x, dtype kept, saturating"
 
@@ -358,17 +366,17 @@ class Invert(Stage):
         src = self.context.source
         return src.interval.hi if src.known and math.isfinite(src.interval.hi) else None
 
-    def implied_input(self, spec):
+    def implied_input(self, spec: ValueSpec) -> Interval | None:
         m = self.maximum()
         return None if m is None else Interval(0.0, m)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         m = self.maximum()
         if m is None:
             return self.output_spec(spec, Interval(-math.inf, math.inf))
         return self.output_spec(spec, endpoint_image(self.apply_alone, spec))
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         m = self.maximum()
         if m is None:
             raise ValueError(f"{self.describe()}: `max: source` needs a declared source range")
@@ -389,16 +397,17 @@ class ToDtype(Stage):
 
     name = "to_dtype"
     Params = ToDtypeParams
+    params: ToDtypeParams
     summary = "cast; scaled by dtype ranges when scale; saturating"
 
     def traits(self) -> StageTraits:
         # with scale, the factor depends on each file's own dtype; a stacked batch has one dtype
         return replace(self.TRAITS, changes_scale=self.params.scale, elementwise=not self.params.scale)
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         return F.cast(x, self.params.dtype, self.params.scale)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         target = self.params.dtype
         if target == "bool":  # x != 0 is not monotone: zero may sit inside the interval
             lo, hi = spec.interval.lo, spec.interval.hi
@@ -418,7 +427,7 @@ class ToDtype(Stage):
         ratio = dtypes.full_scale(self.params.dtype)[1] / dtypes.full_scale(spec.dtype)[1]
         return Interval(spec.interval.lo * ratio, spec.interval.hi * ratio)
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         target = self.params.dtype
         if not dtypes.is_integer(target) or spec.dtype is None:
             return []

@@ -8,9 +8,14 @@ the two interval endpoints.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .. import dtypes
+from ..types import Array
 
 __all__ = [
     "affine_f32",
@@ -28,24 +33,24 @@ __all__ = [
 F32 = np.float32
 
 
-def affine_f32(x: np.ndarray, factor: float, offset: float = 0.0) -> np.ndarray:
+def affine_f32(x: Array, factor: float, offset: float = 0.0) -> Array:
     """``x * factor + offset`` computed in float32, multiplying as Keras does (never dividing).
 
     Input: any real dtype. Output: float32.
     """
-    out = np.multiply(x, F32(factor), dtype=F32)  # cast and multiply in one pass
+    out: Array = np.multiply(x, F32(factor), dtype=F32)  # cast and multiply in one pass
     if offset:
         out += F32(offset)
     return out
 
 
 def linear_map(
-    x: np.ndarray,
+    x: Array,
     in_range: tuple[float, float],
     out_range: tuple[float, float],
     *,
     clip: bool = True,
-) -> np.ndarray:
+) -> Array:
     """Map ``in_range`` linearly onto ``out_range`` in float32; optionally clip to it first.
 
     Input: any real dtype. Output: float32; inside ``out_range`` when ``clip``.
@@ -63,7 +68,7 @@ def linear_map(
     return out
 
 
-def normalize(x: np.ndarray, mean, std) -> np.ndarray:
+def normalize(x: Array, mean: float | Sequence[float], std: float | Sequence[float]) -> Array:
     """``(x - mean) / std`` in float32; ``mean``/``std`` scalars or one value per channel.
 
     Input: (H, W, C) any real dtype. Output: float32.
@@ -74,7 +79,7 @@ def normalize(x: np.ndarray, mean, std) -> np.ndarray:
     return out
 
 
-def samplewise(x: np.ndarray, epsilon: float = 1e-6) -> np.ndarray:
+def samplewise(x: Array, epsilon: float = 1e-6) -> Array:
     """Center and scale one image by its own mean and standard deviation (all pixels, all channels).
 
     Output: float32, unbounded in principle; a constant image becomes all zeros.
@@ -85,7 +90,7 @@ def samplewise(x: np.ndarray, epsilon: float = 1e-6) -> np.ndarray:
     return out
 
 
-def clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def clip(x: Array, lo: float, hi: float) -> Array:
     """Clip to ``[lo, hi]`` keeping the dtype; integer dtypes clip to ``[ceil(lo), floor(hi)]``.
 
     Output: same dtype as ``x``.
@@ -95,11 +100,13 @@ def clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
         dlo, dhi = dtypes.dtype_range(x.dtype)
         ilo = min(max(np.ceil(lo), dlo), dhi)
         ihi = max(min(np.floor(hi), dhi), dlo)
-        return np.clip(x, x.dtype.type(ilo), x.dtype.type(ihi))
-    return np.clip(x, x.dtype.type(lo), x.dtype.type(hi))
+        clipped: Array = np.clip(x, x.dtype.type(ilo), x.dtype.type(ihi))
+        return clipped
+    clipped = np.clip(x, x.dtype.type(lo), x.dtype.type(hi))
+    return clipped
 
 
-def gamma(x: np.ndarray, g: float) -> np.ndarray:
+def gamma(x: Array, g: float) -> Array:
     """``x ** g`` in float32 for inputs in [0, 1]. Output: float32 in [0, 1].
 
     Negative inputs (outside the contract; the static check reports them) become 0 rather
@@ -111,14 +118,15 @@ def gamma(x: np.ndarray, g: float) -> np.ndarray:
     return out
 
 
-def invert(x: np.ndarray, maximum: float) -> np.ndarray:
+def invert(x: Array, maximum: float) -> Array:
     """``maximum - x``; integers (and bools) saturate to their dtype, never wrap.
 
     Output: same dtype as ``x``.
     """
     x = np.asarray(x)
     if x.dtype.kind == "f":
-        return (x.dtype.type(maximum) - x).astype(x.dtype, copy=False)
+        flipped: Array = (x.dtype.type(maximum) - x).astype(x.dtype, copy=False)
+        return flipped
     lo, hi = dtypes.int_range(x.dtype)
     # beyond these bounds every result saturates anyway; clamping keeps int64 from overflowing
     m = min(max(round(maximum), lo), hi + (hi - lo))
@@ -129,7 +137,7 @@ def invert(x: np.ndarray, maximum: float) -> np.ndarray:
     return saturate(wide, x.dtype)
 
 
-def saturate(x: np.ndarray, dtype) -> np.ndarray:
+def saturate(x: Array, dtype: npt.DTypeLike) -> Array:
     """Clip ``x`` into what ``dtype`` holds, then convert: saturation, never wrap-around.
 
     Floats are rounded half to even first. Works for 64-bit targets, whose limits floats cannot
@@ -138,7 +146,8 @@ def saturate(x: np.ndarray, dtype) -> np.ndarray:
     x = np.asarray(x)
     target = np.dtype(dtype)
     if target.kind == "b":
-        return x != 0
+        nonzero: Array = x != 0
+        return nonzero
     if target.kind == "f":
         return x.astype(target)
     lo, hi = dtypes.int_range(target)
@@ -147,17 +156,18 @@ def saturate(x: np.ndarray, dtype) -> np.ndarray:
     if x.dtype.kind == "f":
         x = np.rint(x)
         flo, fhi = _float_bound(x.dtype, lo, up=True), _float_bound(x.dtype, hi, up=False)
-        return np.clip(x, flo, fhi).astype(target)
+        rounded: Array = np.clip(x, flo, fhi).astype(target)
+        return rounded
     src_lo, src_hi = dtypes.int_range(x.dtype)
     if src_lo < lo or src_hi > hi:  # bounds are inside the source range, so representable
         x = np.clip(x, x.dtype.type(max(lo, src_lo)), x.dtype.type(min(hi, src_hi)))
     return x.astype(target)
 
 
-def _float_bound(fdtype, bound: int, up: bool):
+def _float_bound(fdtype: np.dtype[Any], bound: int, up: bool) -> np.floating[Any]:
     """The float of ``fdtype`` nearest to ``bound`` that does not lie beyond it."""
     with np.errstate(over="ignore"):
-        f = fdtype.type(bound)
+        f: np.floating[Any] = fdtype.type(bound)
     if not np.isfinite(f):  # float16 cannot hold 2**63: its largest finite value is the bound
         f = np.finfo(fdtype).max * fdtype.type(1 if bound > 0 else -1)
         return f
@@ -166,7 +176,7 @@ def _float_bound(fdtype, bound: int, up: bool):
     return f
 
 
-def cast(x: np.ndarray, dtype: str, scale: bool) -> np.ndarray:
+def cast(x: Array, dtype: str, scale: bool) -> Array:
     """Convert to ``dtype``; with ``scale``, map full scale to full scale (see :mod:`preproc.dtypes`).
 
     Floats going to integers are rounded half to even; out-of-range values saturate at the
@@ -184,7 +194,9 @@ def cast(x: np.ndarray, dtype: str, scale: bool) -> np.ndarray:
     return saturate(x, target)
 
 
-def clahe(x: np.ndarray, clip_limit: float, kernel_size=None, nbins: int = 256) -> np.ndarray:
+def clahe(
+    x: Array, clip_limit: float, kernel_size: int | tuple[int, int] | None = None, nbins: int = 256
+) -> Array:
     """Contrast-limited adaptive histogram equalization per channel, scikit-image semantics.
 
     Input: integers of any range, or floats in [0, 1]. Each image is stretched to its own min
@@ -201,8 +213,10 @@ def clahe(x: np.ndarray, clip_limit: float, kernel_size=None, nbins: int = 256) 
     return out
 
 
-def _clahe_plane(plane, equalize_adapthist, clip_limit, kernel_size, nbins) -> np.ndarray:
+def _clahe_plane(plane: Array, equalize_adapthist: Callable[..., Array], clip_limit: float,
+                 kernel_size: int | tuple[int, int] | None, nbins: int) -> Array:
     if plane.min() == plane.max():
         return np.zeros(plane.shape, dtype=F32)  # scikit-image divides by zero on constants
     eq = equalize_adapthist(plane, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
-    return np.clip(eq, 0.0, 1.0).astype(F32)
+    result: Array = np.clip(eq, 0.0, 1.0).astype(F32)
+    return result

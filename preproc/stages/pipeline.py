@@ -7,7 +7,8 @@ inferred output spec of every stage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,15 +19,19 @@ from ..dataset.sampling import source_spec
 from ..findings import Finding
 from ..io.info import CHANNELS_BY_COLOR_MODE
 from ..spec import Interval, ValueSpec
+from ..types import Array
 from .augment_draw import stage_rng
-from .base import RunContext, Stage, StageContext
+from .base import FitsStatistics, RunContext, Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config.model import Batches, Config
 
 __all__ = ["Pipeline", "entry_spec", "for_subset", "infer_checked"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
 
 
-def entry_spec(src: ValueSpec, batches) -> ValueSpec:
+def entry_spec(src: ValueSpec, batches: Batches) -> ValueSpec:
     """What enters stage 0: the source after ``color_mode`` conversion and resize.
 
     Color conversion replicates channels or takes a luma mean (inside the interval); an added
@@ -70,7 +75,7 @@ class Pipeline:
         self._bind()
 
     @classmethod
-    def from_config(cls, cfg, source: ValueSpec | None = None, subset: str | None = None,
+    def from_config(cls, cfg: Config, source: ValueSpec | None = None, subset: str | None = None,
                     seed: int = 0) -> Pipeline:
         """The config's stages for ``subset`` (``None`` and ``'training'`` run every stage).
 
@@ -81,12 +86,12 @@ class Pipeline:
         src = source if source is not None else source_spec(cfg)
         context = StageContext(source=src, base_dir=str(cfg.base_dir),
                                file=str(cfg.path) if cfg.path else None)
-        stages = []
+        stages: list[Stage] = []
         for e in cfg.stages:
             line, column = cfg.where(("stages", e.index))
-            stage = e.cls(e.params, expects=e.expects, index=e.index, line=line, column=column,
+            built = e.cls(e.params, expects=e.expects, index=e.index, line=line, column=column,
                           context=context)
-            stage = for_subset(stage, getattr(e, "apply_to", None), subset or "training")
+            stage = for_subset(built, getattr(e, "apply_to", None), subset or "training")
             if stage is not None:
                 stages.append(stage)
         return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed)
@@ -114,7 +119,7 @@ class Pipeline:
     def needs_fit(self) -> bool:
         return any(getattr(s, "needs_fit", False) for s in self.stages)
 
-    def context(self, k: int, **facts) -> RunContext:
+    def context(self, k: int, **facts: Any) -> RunContext:
         """The run context of stage ``k``: its bound input spec plus the given facts.
 
         A random stage also gets its generator for ``(seed, epoch, index)`` (index 0 when
@@ -127,8 +132,8 @@ class Pipeline:
         facts.setdefault("subset", self.subset)
         return RunContext(spec=self.inputs[k], **facts)
 
-    def apply(self, image: np.ndarray, *, guard: bool = False, file: str | None = None,
-              index: int | None = None, epoch: int = 0) -> np.ndarray:
+    def apply(self, image: Array, *, guard: bool = False, file: str | None = None,
+              index: int | None = None, epoch: int = 0) -> Array:
         """Run every stage on one (H, W, C) image; with ``guard``, check each output.
 
         ``index`` (the file's listing index) and ``epoch`` seed the random stages.
@@ -138,7 +143,7 @@ class Pipeline:
             x = stage(x, self.context(k, file=file, index=index, epoch=epoch), guard=guard)
         return x
 
-    def fit(self, images: Iterable[np.ndarray]) -> None:
+    def fit(self, images: Iterable[Array]) -> None:
         """Compute featurewise statistics, each at its own stage's position.
 
         Every image runs through the stages before a featurewise stage, so its mean and std are
@@ -150,12 +155,14 @@ class Pipeline:
             images = list(images)
         for k in pending:
             mean, std = _channel_stats(self.stages[:k], images)
-            self.stages[k] = self.stages[k].fitted(mean, std)
+            stage = self.stages[k]
+            assert isinstance(stage, FitsStatistics)  # what its needs_fit promises
+            self.stages[k] = stage.fitted(mean, std)
         self._bind()
 
-    def trace(self) -> list[dict]:
+    def trace(self) -> list[dict[str, Any]]:
         """JSON-friendly spec after the source, the entry and every stage."""
-        rows = [{"stage": None, "name": "source", "line": None, "spec": self.source_spec.to_json()},
+        rows: list[dict[str, Any]] = [{"stage": None, "name": "source", "line": None, "spec": self.source_spec.to_json()},
                 {"stage": None, "name": "batches", "line": None, "spec": self.entry_spec.to_json()}]
         for stage, spec in zip(self.stages, self.specs):
             rows.append({"stage": stage.index, "name": stage.name, "line": stage.line,
@@ -163,29 +170,36 @@ class Pipeline:
         return rows
 
 
-def for_subset(stage: Stage, apply_to, subset: str) -> Stage | None:
+def for_subset(stage: Stage, apply_to: Sequence[str] | None, subset: str) -> Stage | None:
     """``stage`` if it runs on ``subset``, else its evaluation twin or ``None``."""
     default = ("training",) if stage.traits().random else ("training", "validation")
     if subset in (apply_to or default):
         return stage
-    twin = getattr(stage, "evaluation_stage", None)
+    twin: Callable[[], Stage] | None = getattr(stage, "evaluation_stage", None)
     return twin() if twin is not None else None
 
 
-def _channel_stats(prior: list[Stage], images: Iterable[np.ndarray]) -> tuple[list, list]:
+def _channel_stats(
+    prior: list[Stage], images: Iterable[Array]
+) -> tuple[list[float], list[float]]:
     # statistics describe the data, not its augmentations (Keras: fit(augment=False))
     prior = [t for t in (for_subset(s, None, "validation") for s in prior) if t is not None]
-    total = sq = None
+    total: Array | None = None
+    sq: Array | None = None
     count = 0
     for x in images:
         for stage in prior:
             x = stage(x)  # statistics see the deterministic stages alone
         flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
         s, q = flat.sum(axis=0), np.einsum("ij,ij->j", flat, flat)
-        total, sq = (s, q) if total is None else (total + s, sq + q)
+        if total is None or sq is None:
+            total, sq = s, q
+        else:
+            total, sq = total + s, sq + q
         count += flat.shape[0]
     if not count:
         raise ValueError("featurewise statistics need at least one image")
+    assert total is not None and sq is not None  # set by the first image
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
     return mean.tolist(), std.tolist()

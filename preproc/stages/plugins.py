@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 from ..errors import PluginError
 from .base import Stage
@@ -40,6 +41,9 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "preproc.stages"
 
+#: a stage class, kept as its own type by :func:`register_stage`
+_S = TypeVar("_S", bound=type[Stage])
+
 #: the registry a plugin being loaded registers into (``None``: the process-wide one)
 _TARGET: contextvars.ContextVar[StageRegistry | None] = contextvars.ContextVar(
     "preproc_plugin_target", default=None
@@ -48,7 +52,7 @@ _modules: dict[Path, ModuleType] = {}
 _entry_points_loaded = False
 
 
-def register_stage(cls: type[Stage]) -> type[Stage]:
+def register_stage(cls: _S) -> _S:
     """Class decorator: make a stage available by its ``name``.
 
     Inside a plugin file or module being loaded for a config, the stage joins that config's
@@ -175,8 +179,9 @@ def _add(registry: StageRegistry, obj: object, plugin: str) -> list[str]:
             f"plugin {plugin!r} does not provide a valid stage: it needs " + "; ".join(problems),
             plugin=plugin,
         )
-    registry.add(obj, plugin=plugin)  # type: ignore[arg-type]
-    return [obj.name]  # type: ignore[attr-defined]
+    assert isinstance(obj, type) and issubclass(obj, Stage)  # what verify_stage_class found
+    registry.add(obj, plugin=plugin)
+    return [obj.name]
 
 
 def _stages_of(registry: StageRegistry, module: ModuleType, plugin: str) -> list[str]:

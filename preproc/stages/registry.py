@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -23,6 +24,9 @@ from .builtin import BUILTIN_STAGES
 __all__ = ["REGISTRY", "StageRegistry", "verify_stage_class"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: a stage class, kept as its own type by the decorators that return it
+_S = TypeVar("_S", bound=type[Stage])
 
 
 def verify_stage_class(cls: object) -> list[str]:
@@ -57,13 +61,13 @@ class StageRegistry:
         for cls in stages:
             self.add(cls)
 
-    def add(self, cls: type[Stage], *, plugin: str | None = None) -> type[Stage]:
+    def add(self, cls: _S, *, plugin: str | None = None) -> _S:
         """Add a stage class under ``cls.name`` and return it.
 
         Raises:
             PluginError: the class is not a valid stage, or its name is taken by another class.
         """
-        origin = plugin or getattr(cls, "__module__", repr(cls))
+        origin = plugin if plugin else str(getattr(cls, "__module__", repr(cls)))
         problems = verify_stage_class(cls)
         if problems:
             raise PluginError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -13,10 +14,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..errors import ConfigError
 from ..findings import Finding
-from ..spec import Interval
-from ..types import STRICT, Number, PositiveNumber
+from ..spec import Interval, ValueSpec
+from ..types import STRICT, Array, Number, PositiveNumber
 from . import functional as F
-from .base import Stage, StageTraits
+from .base import RunContext, Stage, StageTraits
 
 __all__ = ["Normalize", "load_stats"]
 
@@ -32,7 +33,7 @@ class NormalizeParams(BaseModel):
     epsilon: PositiveNumber = 1e-6
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> NormalizeParams:
         fixed = self.mode == "fixed"
         if fixed and (self.mean is None or self.std is None):
             raise ValueError("give `mean` and `std`, or `mode: samplewise` or `mode: featurewise`")
@@ -50,7 +51,7 @@ class NormalizeParams(BaseModel):
         return self
 
 
-def _as_list(value) -> list[float]:
+def _as_list(value: float | list[float] | None) -> list[float]:
     if value is None:
         return []
     return [float(v) for v in value] if isinstance(value, list) else [float(value)]
@@ -93,10 +94,16 @@ class Normalize(Stage):
 
     name = "normalize"
     Params = NormalizeParams
+    params: NormalizeParams
+    #: per-channel (or single) statistics: given, read from ``stats``, or fitted
+    mean: list[float]
+    std: list[float]
+    #: the ``space`` the stats file was measured in (``None``: no stats file)
+    stats_space: str | None
     TRAITS = StageTraits(changes_scale=True)
     summary = "(x-mean)/std in float32; fixed, samplewise or featurewise"
 
-    def setup(self):
+    def setup(self) -> None:
         p = self.params
         self.mean, self.std = _as_list(p.mean), _as_list(p.std)
         self.stats_space = None
@@ -111,7 +118,7 @@ class Normalize(Stage):
     def needs_fit(self) -> bool:
         return self.params.mode == "featurewise" and not self.mean
 
-    def fitted(self, mean, std) -> Normalize:
+    def fitted(self, mean: Iterable[float], std: Iterable[float]) -> Normalize:
         """A new stage with featurewise statistics measured at this stage's position."""
         params = self.params.model_copy(update={
             "mean": [float(m) for m in mean], "std": [max(float(s), 1e-12) for s in std],
@@ -119,7 +126,7 @@ class Normalize(Stage):
         return type(self)(params, expects=self.expects, index=self.index, line=self.line,
                           column=self.column, context=self.context)
 
-    def _check_channels(self, channels):
+    def _check_channels(self, channels: int | None) -> None:
         n = max(len(self.mean), len(self.std))
         if channels is None or n in (1, channels):
             return
@@ -130,11 +137,12 @@ class Normalize(Stage):
             hint="give one value, or one per channel (color_mode decides the channel count)",
         )
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         if not self.mean:  # samplewise, or featurewise not fitted yet
             return self.output_spec(spec, Interval(-math.inf, math.inf), "float32", bits=None)
         self._check_channels(spec.channels)
-        his, los = [], []
+        his: list[float] = []
+        los: list[float] = []
         with np.errstate(all="ignore"):
             n = max(len(self.mean), len(self.std))
             for m, s in zip(_broadcast(self.mean, n), _broadcast(self.std, n)):
@@ -144,19 +152,20 @@ class Normalize(Stage):
                 his.append(float(out.max()))
         return self.output_spec(spec, Interval(min(los), max(his)), "float32")
 
-    def apply(self, x, ctx):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         if self.params.mode == "samplewise":
             return F.samplewise(x, self.params.epsilon)
         if not self.mean:
             raise ValueError(f"{self.describe()}: featurewise statistics are not computed yet")
         return F.normalize(x, self.mean, self.std)
 
-    def extra_findings(self, spec):
-        if self.stats_space == "raw" and spec.scaled_by:
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
+        last = spec.last_scale  # None exactly when nothing changed the scale yet
+        if self.stats_space == "raw" and last is not None:
             return [Finding(
                 "normalize-units",
                 f"{self.describe()} reads statistics of the raw file values from "
-                f"{self.params.stats!r}, but {spec.last_scale.describe()} changed the scale "
+                f"{self.params.stats!r}, but {last.describe()} changed the scale "
                 "before it",
                 hint="drop `stats:` so they are computed at this stage's position, or move "
                 "normalize before the scaling stage",
