@@ -57,6 +57,10 @@ _LOW = 8
 _TINY = 8
 #: Blocks of :func:`_projections`: three window offsets along a side, then the whole side.
 _BLOCKS, _WHOLE = 4, 3
+#: Of the 16 blocks of :func:`_blocks`, flattened: the whole image, then the 9 windows.
+_ORDER = np.array([15, 0, 1, 2, 4, 5, 6, 8, 9, 10])
+#: Position of the centre window among the 9.
+_CENTRE = 4
 #: ITU-R 601 luminance weights (what Pillow's ``convert('L')`` uses).
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -289,12 +293,12 @@ def thumbnails(work: Array) -> Array:
     of :func:`crop_windows`, each stretched to 0-255. The near-duplicate check compares these
     by correlation after the hashes proposed a pair: a copy cropped to a window is compared
     with that window of its original, not with the shifted, larger whole."""
-    blocks = _blocks(work, 1)
-    thumbs = np.concatenate([blocks[_WHOLE, _WHOLE][None], blocks[:3, :3].reshape(9, 8, 8)])
-    flat = thumbs.reshape(len(thumbs), -1).astype(np.float64)
-    lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
-    scaled = (flat - lo) * (255.0 / np.where(hi > lo, hi - lo, 1.0))
-    return np.round(scaled).astype(np.uint8)
+    flat = _blocks(work, 1).reshape(_BLOCKS * _BLOCKS, _TINY * _TINY)[_ORDER]
+    lo = flat.min(axis=1, keepdims=True)
+    flat -= lo
+    top = flat.max(axis=1, keepdims=True)
+    flat *= np.float32(255.0) / np.where(top > 0, top, np.float32(1.0))
+    return np.rint(flat).astype(np.uint8)
 
 
 # --- measures -----------------------------------------------------------------------------
@@ -307,22 +311,30 @@ def sharpness(work: Array, var: float | None = None) -> float:
     """
     if work.shape[0] < 3 or work.shape[1] < 3:
         return float("nan")
-    var = float(work.var()) if var is None else var
+    var = _variance(work) if var is None else var
     if var < 1e-10:
         return float("nan")
     lap = work[:-2, 1:-1] + work[2:, 1:-1]
     lap += work[1:-1, :-2]
     lap += work[1:-1, 2:]
     lap -= 4.0 * work[1:-1, 1:-1]
-    return float(lap.var()) / var
+    return _variance(lap) / var
+
+
+def _variance(x: Array) -> float:
+    """Population variance of a small ``float32`` array: one centred dot product."""
+    centred = (x - np.float32(x.mean())).ravel()
+    return float(np.dot(centred, centred)) / centred.size
 
 
 def entropy(work: Array) -> float:
     """Shannon entropy (bits) of the image quantised to 256 levels over ``[0, 1]``."""
-    q = np.clip(work * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    counts = np.bincount(q.ravel(), minlength=256)
-    p = counts[counts > 0] / q.size
-    return float(-(p * np.log2(p)).sum())
+    levels = work * np.float32(255.0)
+    levels += np.float32(0.5)
+    np.clip(levels, 0, 255, out=levels)
+    counts = np.bincount(levels.astype(np.uint8).ravel(), minlength=256)
+    p = counts[counts > 0] / levels.size
+    return float(-np.dot(p, np.log2(p)))
 
 
 def grayscale_in_rgb(pixels: Any) -> bool:
@@ -360,19 +372,17 @@ def image_measures(pixels: Any, rec: Any) -> dict[str, Any]:
     lo, hi = level_range(rec.dtype, rec.stored_bits, rec.stored_bits_declared,
                          rec.effective_bits, rec.signed, min(rec.min), max(rec.max))
     work = working_image(pixels, lo, hi, bool(rec.nonfinite))
-    mean = float(work.mean())
-    var = float(np.square(work - np.float32(mean)).mean())
+    var = _variance(work)
     out: dict[str, Any] = {
         "phash": None, "phash_center": None, "crops": None, "tiny": None,
-        "blur": sharpness(work, var), "brightness": mean, "entropy": entropy(work),
+        "blur": sharpness(work, var), "brightness": float(work.mean()), "entropy": entropy(work),
         "grayscale": _maybe_gray(rec) and grayscale_in_rgb(pixels),
         "level_lo": lo, "level_hi": hi,
     }
     if var >= 1e-8:  # a flat image's hash would carry no information
-        blocks = _blocks(work, 0)
-        windows = _bits(blocks[:3, :3])
-        out["phash"] = f"{int(_bits(blocks[_WHOLE, _WHOLE])[0]):016x}"
-        out["phash_center"] = f"{int(windows[4]):016x}"
-        out["crops"] = np.delete(windows, 4).astype(">u8").tobytes().hex()
+        hashes = _bits(_blocks(work, 0).reshape(_BLOCKS * _BLOCKS, _LOW, _LOW)[_ORDER])
+        out["phash"] = f"{int(hashes[0]):016x}"
+        out["phash_center"] = f"{int(hashes[1 + _CENTRE]):016x}"
+        out["crops"] = np.delete(hashes[1:], _CENTRE).astype(">u8").tobytes().hex()
         out["tiny"] = thumbnails(work).tobytes().hex()
     return out

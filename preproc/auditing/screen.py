@@ -41,6 +41,25 @@ __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
 QUALITY_CODES = ("blurry", "dark", "light", "low-information", "odd-size", "odd-aspect-ratio",
                  "grayscale-in-rgb")
 SIMILARITY_CODES = ("near-duplicate", "split-leakage", "label-conflict")
+#: Codes a quick audit computes from the image sizes in the headers.
+GEOMETRY_CODES = ("odd-size", "odd-aspect-ratio")
+#: What a quick audit (headers only) does not compute, ``code: what it would look for``: these
+#: findings need the pixels. Every other finding comes from the headers as in a full audit.
+QUICK_SKIPS = {
+    "duplicate-image": "identical pixel content",
+    "constant-image": "single-valued images",
+    "effective-bit-depth": "content using fewer bits than its container",
+    "out-of-declared-range": "values outside source.expect.range",
+    "non-finite-values": "NaN or infinite values",
+    "near-duplicate": "resized, re-encoded, cropped or re-toned copies",
+    "split-leakage": "copies of one picture in both subsets (DICOM patients are checked)",
+    "label-conflict": "copies of one picture under two classes",
+    "blurry": "out-of-focus images",
+    "dark": "under-exposed images",
+    "light": "over-exposed images",
+    "low-information": "blank or near-constant images",
+    "grayscale-in-rgb": "grayscale pictures stored as colour",
+}
 
 _TRAIN, _VAL = 0, 1
 #: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
@@ -160,18 +179,23 @@ def validation_paths(cfg) -> set[str] | None:
     return {f.replace(os.sep, "/") for f in found.filenames}
 
 
-def screen(spool, cfg, where: str, expect=None) -> Screen:
-    """Screen every spooled record; ``cfg`` may be ``None`` (bare directory)."""
+def screen(spool, cfg, where: str, expect=None, quick: bool = False) -> Screen:
+    """Screen every spooled record; ``cfg`` may be ``None`` (bare directory).
+
+    ``quick``: the records hold headers only; only the findings of the image geometry
+    (``odd-size``, ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
+    """
     limits = Thresholds.from_config(cfg)
-    validation = validation_paths(cfg)
-    cols = _Columns.collect(spool, validation)
+    validation = None if quick else validation_paths(cfg)
+    cols = _Columns.collect(spool, validation, quick)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)
     out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
     named: dict[str, tuple[list[int], dict]] = {}
-    _similarity(spool, cols, limits, out, named)
-    _quality(cols, limits, out, named)
+    if not quick:
+        _similarity(spool, cols, limits, out, named)
+    _quality(cols, limits, out, named, GEOMETRY_CODES if quick else QUALITY_CODES)
     _name_files(spool, named, out, where, cols)
     return out
 
@@ -180,7 +204,7 @@ class _Columns:
     """One number per spooled record."""
 
     @classmethod
-    def collect(cls, spool, validation) -> _Columns:
+    def collect(cls, spool, validation, quick: bool = False) -> _Columns:
         self = cls()
         # typed arrays, not lists of Python objects: a few bytes per file while collecting
         ph, win, ch = array("Q"), array("Q"), array("Q")
@@ -203,8 +227,9 @@ class _Columns:
             ent.append(rec.entropy if measured else nan)
             lo.append(rec.level_lo if measured else nan)
             hi.append(rec.level_hi if measured else nan)
-            hgt.append(rec.height if rec.ok and rec.height else 0)
-            wid.append(rec.width if rec.ok and rec.width else 0)
+            sized = rec.ok and (quick or measured)  # a full audit sizes what it measured
+            hgt.append(rec.height if sized and rec.height else 0)
+            wid.append(rec.width if sized and rec.width else 0)
             flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
         self.n = len(ph)
         flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
@@ -386,16 +411,17 @@ _SCALES = {
 }
 
 
-def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
-    measured = np.isfinite(cols.bright)
+def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict,
+             codes: tuple[str, ...]) -> None:
+    sized = (cols.height > 0) & (cols.width > 0)
     values = {
         "blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy,
-        "side": np.where(measured, np.sqrt(cols.height * cols.width), np.nan),
-        "aspect": np.where(measured & (cols.height > 0),
-                           cols.width / np.where(cols.height > 0, cols.height, 1), np.nan),
+        "side": np.where(sized, np.sqrt(cols.height * cols.width), np.nan),
+        "aspect": np.where(sized, cols.width / np.where(sized, cols.height, 1), np.nan),
     }
     blank = np.zeros(cols.n, dtype=bool)  # low-information files: their other measures are moot
-    for m in sorted(_measures(limits), key=lambda m: m.code != "low-information"):
+    chosen = [m for m in _measures(limits) if m.code in codes]
+    for m in sorted(chosen, key=lambda m: m.code != "low-information"):
         raw = values[m.column]
         x = _SCALES[m.scale][0](raw)
         if m.code in ("blurry", "dark", "light"):
@@ -432,7 +458,7 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> No
             order = order[np.argsort(-score[order], kind="stable")]
             named[m.code] = (order.tolist(), {"measure": m, "values": raw})
     gray = np.flatnonzero(cols.gray)
-    if len(gray):
+    if len(gray) and "grayscale-in-rgb" in codes:
         named["grayscale-in-rgb"] = (gray.tolist(), {})
 
 
@@ -451,7 +477,7 @@ def _name_files(spool, named: dict, out: Screen, where: str, cols: _Columns) -> 
         for i, rec in enumerate(spool):
             if i in wanted:
                 paths[i] = (rec.path, rec.cls)
-    total = int(np.isfinite(cols.bright).sum())
+    total = int(np.isfinite(cols.bright).sum()) or int((cols.height > 0).sum())
     for code in SIMILARITY_CODES + QUALITY_CODES:
         if code not in named:
             continue
