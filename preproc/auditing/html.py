@@ -93,10 +93,10 @@ def _header(report: AuditReport) -> str:
 def _findings(report: AuditReport) -> str:
     skipped = ""
     if report.not_computed:  # a quick audit: an absent finding is not a pass
-        rows = "".join(f"<li><code>{_e(code)}</code>: {_e(what)}</li>"
-                       for code, what in report.not_computed.items())
+        items = "".join(f"<li><code>{_e(code)}</code>: {_e(what)}</li>"
+                        for code, what in report.not_computed.items())
         skipped = ("<p class='notice'><b>Not computed:</b> a quick audit reads headers only, "
-                   f"so it did not look for these findings; run a full audit.</p><ul>{rows}</ul>")
+                   f"so it did not look for these findings; run a full audit.</p><ul>{items}</ul>")
     if not report.findings:
         return "<h2>Findings</h2>" + skipped + "<p>No findings.</p>"
     rows: list[list[object]] = []

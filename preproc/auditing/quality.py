@@ -122,7 +122,7 @@ def _area(edges: Array, n_in: int) -> Array:
     cells = np.arange(n_in, dtype=np.float64)
     overlap = (np.minimum(cells[None, :] + 1, edges[1:, None])
                - np.maximum(cells[None, :], edges[:-1, None]))
-    weights = np.clip(overlap, 0.0, None)
+    weights: Array = np.clip(overlap, 0.0, None)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights
 
@@ -148,7 +148,7 @@ def _reduce_axis(x: Array, n_out: int, axis: int) -> Array:
     """Area-average axis 0 or 1 of ``x`` (at most twice ``n_out`` long) to ``n_out`` samples."""
     index, weight = _taps(x.shape[axis], n_out)
     shape = (-1,) + (1,) * (x.ndim - 1) if axis == 0 else (1, -1) + (1,) * (x.ndim - 2)
-    out = np.take(x, index[0], axis=axis) * weight[0].reshape(shape)
+    out: Array = np.take(x, index[0], axis=axis) * weight[0].reshape(shape)
     for idx, w in zip(index[1:], weight[1:]):
         out += np.take(x, idx, axis=axis) * w.reshape(shape)
     return out
@@ -162,7 +162,7 @@ def _bin(x: Array, f: int) -> Array:
     rows = x[0:h:f].astype(np.float32)
     for k in range(1, f):
         rows += x[k:h:f]
-    out = rows[:, 0:w:f].copy()
+    out: Array = rows[:, 0:w:f].copy()
     for k in range(1, f):
         out += rows[:, k:w:f]
     out *= np.float32(1.0 / (f * f))
@@ -208,7 +208,8 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     small = _shrink(arr, WORK_SIDE)
     if small.ndim == 3:  # luminance is linear: take it on the reduced channels
         small = small[..., :3] @ _LUMA
-    return (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    return work
 
 
 def _pillow_array(image: Any) -> Array:
@@ -298,7 +299,8 @@ def thumbnails(work: Array) -> Array:
     flat -= lo
     top = flat.max(axis=1, keepdims=True)
     flat *= np.float32(255.0) / np.where(top > 0, top, np.float32(1.0))
-    return np.rint(flat).astype(np.uint8)
+    quantised: Array = np.rint(flat).astype(np.uint8)
+    return quantised
 
 
 # --- measures -----------------------------------------------------------------------------
@@ -323,8 +325,8 @@ def sharpness(work: Array, var: float | None = None) -> float:
 
 def _variance(x: Array) -> float:
     """Population variance of a small ``float32`` array: one centred dot product."""
-    centred = (x - np.float32(x.mean())).ravel()
-    return float(np.dot(centred, centred)) / centred.size
+    centred: Array = (x - np.float32(x.mean())).ravel()
+    return float(np.dot(centred, centred)) / float(centred.size)
 
 
 def entropy(work: Array) -> float:

@@ -47,11 +47,13 @@ def popcount(words: Array) -> Array:
         counted: Array = np.bitwise_count(words)
         return counted
     as_bytes = np.asarray(words, dtype=np.uint64).reshape(-1).view(np.uint8).reshape(-1, 8)
-    return np.unpackbits(as_bytes, axis=1).sum(axis=1).reshape(np.shape(words))
+    bits: Array = np.unpackbits(as_bytes, axis=1).sum(axis=1).reshape(np.shape(words))
+    return bits
 
 
 def _chunk(hashes: Array, c: int) -> Array:
-    return ((hashes >> np.uint64(c * _CHUNK_BITS)) & _CHUNK_MASK).astype(np.intp)
+    chunk: Array = ((hashes >> np.uint64(c * _CHUNK_BITS)) & _CHUNK_MASK).astype(np.intp)
+    return chunk
 
 
 class HashIndex:
