@@ -36,8 +36,10 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +57,7 @@ print(time.perf_counter() - start)
 """
 
 
-def _write_one(args) -> None:
+def _write_one(args: tuple[str, str, int, int]) -> None:
     from PIL import Image
 
     path, kind, size, seed = args
@@ -86,13 +88,15 @@ def build(root: Path, kind: str, count: int, size: int, classes: int = 2) -> Pat
     return root
 
 
-def _write_dicom(args) -> None:
+def _write_dicom(args: tuple[str, int]) -> None:
     """One 512x512 CT-like DICOM: CT_small's header, 12 bits stored in 16, own pixels."""
     import pydicom
     from pydicom.data import get_testdata_file
 
     path, seed = args
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    source = get_testdata_file("CT_small.dcm", download=False)
+    assert isinstance(source, str), "pydicom ships CT_small.dcm"
+    ds = pydicom.dcmread(source)
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:512, 0:512]
     arr = np.clip((x + y) * 1.5 + rng.normal(0, 40, (512, 512)) + 200, 0, 4095)
@@ -123,7 +127,7 @@ def _pydicom_only(path: str) -> None:
     pydicom.dcmread(path).pixel_array  # noqa: B018 - the decode is the work measured
 
 
-def dicom_row(data: Path, n: int, workers: int) -> dict:
+def dicom_row(data: Path, n: int, workers: int) -> dict[str, float]:
     """Full audit of ``n`` 16-bit DICOM files vs a bare ``dcmread(...).pixel_array`` loop."""
     root = build_dicom(data / f"dicom16_{n}", n)
     for path in root.rglob("*.dcm"):
@@ -131,6 +135,57 @@ def dicom_row(data: Path, n: int, workers: int) -> dict:
     audit(build_dicom(data / "dicom_warmup", 20), workers=workers).close()
     return {"full": max(audit_rate(root, workers, False) for _ in range(2)),
             "pydicom": max(bare_loop(root, workers, _pydicom_only, "*.dcm") for _ in range(2))}
+
+
+def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]:
+    """Per-file CPU milliseconds (``time.process_time``, best of ``rounds``, one process) of a
+    bare ``dcmread + pixel_array`` and of the audit's per-file work, split into its parts.
+
+    CPU time of one process is far less disturbed by other work on the machine than the
+    wall-clock rate of a pool, so this says where the audit's time goes when the machine is
+    shared.
+    """
+    import pydicom
+
+    from preproc.auditing.measure import _fill_quality, measure, process_file
+    from preproc.dataset.dicom_tally import DicomOptions
+    from preproc.dataset.records import FileRecord, fill_header
+    from preproc.io import read
+
+    root = build_dicom(data / "dicom16_200", 200)
+    paths = sorted(str(p) for p in root.rglob("*.dcm"))[:files]
+    options = DicomOptions().decoding()
+    decoded = [read(p, "pillow-or-array", dicom=options) for p in paths]
+    records = []
+    for (pixels, info), path in zip(decoded, paths):
+        rec = FileRecord(path=path, cls=None)
+        fill_header(rec, info, options)
+        for name, value in measure(pixels).items():
+            setattr(rec, name, value)
+        records.append(rec)
+
+    def best(work: Callable[[int], object]) -> float:
+        times = []
+        for _ in range(rounds):
+            start = time.process_time()
+            for i in range(len(paths)):
+                work(i)
+            times.append(time.process_time() - start)
+        return min(times) / len(paths) * 1e3
+
+    rel = [os.path.relpath(p, root) for p in paths]
+    return {
+        "bare": best(lambda i: pydicom.dcmread(paths[i]).pixel_array),
+        "audit": best(lambda i: process_file(str(root), rel[i], None, False, options)),
+        "decode": best(lambda i: read(paths[i], "pillow-or-array", dicom=options)),
+        "stats+hash": best(lambda i: measure(decoded[i][0])),
+        "quality": best(lambda i: _fill_quality(records[i], decoded[i][0])),
+    }
+
+
+def print_dicom_cpu(row: dict[str, float]) -> None:
+    print("per-file CPU ms, one process: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+          + f"; bare/audit {row['bare'] / row['audit']:.2f}")
 
 
 def _decode_only(path: str) -> None:
@@ -145,7 +200,8 @@ def _pillow_only(path: str) -> None:
     np.asarray(Image.open(path))
 
 
-def bare_loop(root: Path, workers: int, work=_decode_only, glob: str = "*.png") -> float:
+def bare_loop(root: Path, workers: int, work: Callable[[str], None] = _decode_only,
+              glob: str = "*.png") -> float:
     """Files per second of finding and decoding every file in a ``workers``-process pool."""
     start = time.perf_counter()  # the audit lists the folder too
     files = sorted(str(p) for p in root.rglob(glob))
@@ -167,7 +223,7 @@ def audit_rate(root: Path, workers: int, quick: bool) -> float:
     seconds = time.perf_counter() - start
     assert report.summary["readable"] == report.summary["files"]
     report.close()
-    return report.summary["files"] / seconds
+    return float(report.summary["files"]) / seconds
 
 
 def cleanvision_rate(root: Path, python: str | None) -> tuple[float | None, str]:
@@ -190,7 +246,7 @@ class _PssSampler(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        import psutil
+        import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 
         me = psutil.Process()
         while not self._halt.is_set():
@@ -232,12 +288,16 @@ def main() -> None:
     parser.add_argument("--cleanvision-python", default="/tmp/cvenv/bin/python")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--dicom-only", action="store_true", help="only the DICOM row")
+    parser.add_argument("--dicom-cpu", action="store_true",
+                        help="with --dicom-only: also the per-file CPU split (one process)")
     args = parser.parse_args()
     n = 200 if args.small else 2000
     if args.dicom_only:
         with tempfile.TemporaryDirectory() as tmp:
             row = dicom_row(args.data or Path(tmp), n, args.workers)
-        print_dicom(row, n)
+            print_dicom(row, n)
+            if args.dicom_cpu:
+                print_dicom_cpu(dicom_cpu(args.data or Path(tmp)))
         return
     mem_sizes = (200, 1000, 2000) if args.small else (1000, 5000, 10000)
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,19 +308,21 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-def run(data: Path, n: int, mem_sizes, args) -> dict:
+def run(data: Path, n: int, mem_sizes: tuple[int, ...],
+        args: argparse.Namespace) -> dict[str, Any]:
     sets = {
         "16-bit gray 512x512": build(data / f"gray16_{n}", "gray16", n, 512),
         "8-bit RGB 256x256": build(data / f"rgb8_{n}", "rgb8", n, 256),
     }
-    results: dict = {"sets": {}, "memory": {}}
+    results: dict[str, Any] = {"sets": {}, "memory": {}}
     warm = build(data / "mem_warmup", "gray16", 50, 32, classes=4)
     for quick in (True, False):  # first-use imports are not a throughput cost
         audit(warm, quick=quick, workers=args.workers).close()
     for name, root in sets.items():
         warm_cache(root)
         # best of several rounds; --quick takes ~0.1 s, where scheduling noise is large
-        row = {"quick": max(audit_rate(root, args.workers, True) for _ in range(5)),
+        row: dict[str, Any] = {
+               "quick": max(audit_rate(root, args.workers, True) for _ in range(5)),
                "full": max(audit_rate(root, args.workers, False) for _ in range(2)),
                "bare": max(bare_loop(root, args.workers) for _ in range(2)),
                "pillow": max(bare_loop(root, args.workers, _pillow_only) for _ in range(2))}
@@ -276,7 +338,7 @@ def run(data: Path, n: int, mem_sizes, args) -> dict:
     return results
 
 
-def print_table(results: dict, n: int, mem_sizes) -> None:
+def print_table(results: dict[str, Any], n: int, mem_sizes: tuple[int, ...]) -> None:
     print(f"\nthroughput, files/s ({n} files per set, {os.cpu_count()} cores)")
     print(f"{'set':<22}{'quick':>8}{'full':>7}{'bare':>7}{'pillow':>8}{'full/bare':>11}"
           f"{'full/pillow':>13}{'quick/full':>12}{'cleanvision':>13}")
@@ -299,7 +361,7 @@ def print_table(results: dict, n: int, mem_sizes) -> None:
 
 
 
-def print_dicom(row: dict, n: int) -> None:
+def print_dicom(row: dict[str, float], n: int) -> None:
     print(f"\n16-bit DICOM 512x512, {n} files: full audit {row['full']:.0f} files/s, "
           f"dcmread + pixel_array {row['pydicom']:.0f} files/s, "
           f"ratio {row['full'] / row['pydicom']:.2f}")

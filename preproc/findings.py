@@ -87,6 +87,8 @@ CODES: dict[str, CodeInfo] = _codes(
      "dropped"),
     ("mixed-photometric", E, "a class mixes MONOCHROME1 and MONOCHROME2 while "
      "source.dicom.monochrome1 is keep"),
+    ("inverted-twice", W, "an `invert` stage flips DICOM MONOCHROME1 data that "
+     "source.dicom.monochrome1: invert already inverted at decode"),
     ("split-leakage", E, "the same group (patient) or picture lands in both the training and the "
      "validation subset (a warning in check)"),
     ("runtime-range-violation", E, "a batch held values outside the inferred interval of a stage"),
@@ -98,6 +100,8 @@ CODES: dict[str, CodeInfo] = _codes(
     ("non-finite-values", E, "a float file, or a batch, holds NaN or infinite values"),
     ("fill-out-of-range", E, "a geometric augmentation fills with a constant outside the interval "
      "it receives"),
+    ("pipeline-mismatch", E, "the training and evaluation pipelines end in different image "
+     "sizes or channel counts (a warning for different dtypes)"),
     ("augment-units", W, "an augmentation amount (channel shift, clip) is in other units than "
      "the values it receives"),
     ("cache-stale", E, "batches.cache was made from another config, preproc version or "

@@ -160,10 +160,10 @@ def test_sources_are_never_opened_for_writing(dataset, tmp_path, monkeypatch):
 def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
     real = records.process_file
 
-    def crashing(root, rel, cls, quick):
+    def crashing(root, rel, cls, quick, *options):
         if rel.endswith("001.png"):
             os._exit(3)  # what a segfault in a native decoder looks like to the pool
-        return real(root, rel, cls, quick)
+        return real(root, rel, cls, quick, *options)
 
     monkeypatch.setattr(records, "process_file", crashing)  # inherited by forked workers
     report = audit(dataset, workers=2)

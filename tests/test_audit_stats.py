@@ -31,7 +31,7 @@ def test_histogram_statistics_equal_numpy(arr):
     for key, expected in _reference(arr).items():
         np.testing.assert_allclose(got[key], expected, rtol=1e-9, atol=1e-9, err_msg=key)
     lo, hi = min(got["min"]), max(got["max"])
-    assert got["effective_bits"] == effective_bits(lo, hi)
+    assert got["effective_bits"] == effective_bits(lo, hi, signed=arr.dtype.kind == "i")
 
 
 @settings(max_examples=30, deadline=None)

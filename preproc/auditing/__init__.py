@@ -88,6 +88,7 @@ def audit(
     collector = Collector(expect, listing.classes, where, DicomOptions.from_config(cfg),
                           show_patient_ids)
     collector.tally.ignored = listing.ignored
+    collector.config = cfg  # the report's contact sheet runs the config's pipeline
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
@@ -119,7 +120,8 @@ def _collect(collector: Collector, listing: FileList, quick: bool, engine: str,
     for rel, cls, reason, detail in listing.problems:
         collector.add(FileRecord(path=rel, cls=cls, error=reason, error_code="unreadable-file",
                                  detail=detail))
-    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers())
+    tasks = plan_chunks(listing.root, listing.items, quick, workers or default_workers(),
+                        collector.dicom.options.decoding())
     total, done = len(listing.items), 0
     for records in run(tasks, engine=engine, workers=workers, scheduler=scheduler):
         collector.add_chunk(records)

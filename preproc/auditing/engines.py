@@ -33,11 +33,13 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def plan_chunks(root: str, items: list[Item], quick: bool, workers: int) -> list[Task]:
-    """Split ``items`` into tasks: about four per worker, capped so progress stays lively."""
+def plan_chunks(root: str, items: list[Item], quick: bool, workers: int,
+                dicom: Any = None) -> list[Task]:
+    """Split ``items`` into tasks: about four per worker, capped so progress stays lively.
+    ``dicom``: the DICOM decoding options every task carries (see :data:`Task`)."""
     cap = 512 if quick else 32
     size = max(1, min(cap, math.ceil(len(items) / max(1, workers * 4))))
-    return [(root, items[i:i + size], quick) for i in range(0, len(items), size)]
+    return [(root, items[i:i + size], quick, dicom) for i in range(0, len(items), size)]
 
 
 def run(tasks: list[Task], *, engine: str = "local", workers: int | None = None,
@@ -91,12 +93,11 @@ def _isolate(task: Task) -> list[FileRecord]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    root, items, quick = task
     out = []
-    for item in items:
+    for item in task[1]:
         try:
             with ProcessPoolExecutor(max_workers=1) as pool:
-                out += pool.submit(process_chunk, (root, [item], quick)).result()
+                out += pool.submit(process_chunk, (task[0], [item], *task[2:])).result()
         except BrokenProcessPool:
             out.append(crashed(item))
     return out

@@ -34,7 +34,10 @@ version, anything else bumps it)::
 described in :mod:`preproc.auditing.quality` and :mod:`preproc.auditing.screen`; ``flags`` lists the
 image findings that name the file. The DICOM columns (``modality`` ... ``patient_id``) come from
 headers and are empty for other formats; ``patient_id`` is a salted hash, stable within one
-report, unless the audit ran with ``show_patient_ids``.
+report, unless the audit ran with ``show_patient_ids``. ``units`` says what ``min`` ...
+``frac_at_max`` of a grayscale DICOM file are in (``HU``, ``modality``, ``voi``, ``stored``: as
+``source.dicom`` decodes them for the pipeline), ``value_dtype`` the decoded dtype where it is not
+``dtype`` (the stored container), ``units_range`` the interval its header allows in those units.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ CSV_COLUMNS = (
     "flags",
     "modality", "manufacturer", "transfer_syntax", "lossy", "slope", "intercept",
     "window_center", "window_width", "pixel_spacing", "patient_id",
+    "units", "value_dtype", "units_range",
 )
 
 
@@ -248,7 +252,8 @@ def _dicom_cells(rec: FileRecord) -> dict[str, str]:
         "slope": number(rec.slope), "intercept": number(rec.intercept),
         "window_center": number(rec.window_center), "window_width": number(rec.window_width),
         "pixel_spacing": ";".join(format_number(v) for v in rec.pixel_spacing or ()),
-        "patient_id": "",
+        "patient_id": "", "units": rec.units or "", "value_dtype": rec.value_dtype or "",
+        "units_range": ";".join(format_number(v) for v in rec.units_range or ()),
     }
 
 

@@ -1,10 +1,19 @@
 """The image sections of ``report.html``: thumbnails of the worst examples, near-duplicate
-clusters side by side, per-class histograms of the measures, and the files not read.
+clusters side by side, a contact sheet per class of what the model sees, and per-class
+histograms of the measures.
 
 Thumbnails are PNGs embedded as ``data:`` URIs (the page stays one self-contained file). Each is
-the file decoded again (only the few files shown), normalised by the same range its measures
-used (``level_lo``/``level_hi`` of its record: a 12-bit image is shown over 0-4095, not over
-0-65535) and reduced to fit :data:`THUMB_SIDE` pixels.
+the file decoded again (only the few files shown) with the config's ``source.dicom`` options
+(modality LUT, VOI, MONOCHROME1 inverted: the values the audit measured), normalised by the same
+range its measures used (``level_lo``/``level_hi`` of its record: a 12-bit image is shown over
+0-4095, not over 0-65535; a CT over the HU interval of its header) and reduced to fit
+:data:`THUMB_SIDE` pixels.
+
+The contact sheet shows the first :data:`PER_CLASS` readable files of each class after the
+config's pipeline as validation runs it (random stages left out): decoded as above, converted
+to ``batches.color_mode``, resized to ``batches.target_size`` (nearest neighbour), then every
+stage up to the first featurewise one (whose statistics only ``flow`` fits); each image is shown
+over the pipeline's inferred output interval.
 """
 
 from __future__ import annotations
@@ -12,16 +21,34 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["THUMB_SIDE", "image_sections", "thumbnail_uri"]
+from ..types import Array
+from .collect import Collector
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from ..dataset.dicom_tally import DicomOptions
+    from ..dataset.records import FileRecord
+    from ..findings import Finding
+    from ..stages.pipeline import Pipeline
+    from .html import _Plotter
+    from .report import AuditReport
+    from .screen import Screen
+
+__all__ = ["PER_CLASS", "THUMB_SIDE", "contact_sheets", "image_sections", "thumbnail_uri"]
 
 #: Longer side of a thumbnail, pixels.
 THUMB_SIDE = 112
 #: Thumbnails per finding.
 PER_FINDING = 8
+#: Files per class on the contact sheet.
+PER_CLASS = 4
 
 _CSS = (".thumbs{display:flex;flex-wrap:wrap;gap:8px;margin:.4em 0 1em}"
         ".thumbs figure{margin:0;width:124px;font-size:11px;word-break:break-all}"
@@ -32,31 +59,161 @@ _CSS = (".thumbs{display:flex;flex-wrap:wrap;gap:8px;margin:.4em 0 1em}"
         ".validation{color:#b42318;font-weight:600}")
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def thumbnail_uri(root: str, rec) -> str | None:
-    """``data:image/png;base64,...`` of one file's thumbnail, or ``None`` if it cannot be read."""
-    from PIL import Image
+def thumbnail_uri(root: str, rec: FileRecord, dicom: DicomOptions | None = None) -> str | None:
+    """``data:image/png;base64,...`` of one file's thumbnail, or ``None`` if it cannot be read.
 
-    from ..io import decode
-
-    try:
-        pixels, _ = decode(os.path.join(root, rec.path))
-    except Exception:  # noqa: BLE001 - the report shows the error instead of the image
+    ``dicom``: the config's ``source.dicom`` options, so a DICOM file is shown in the units
+    its record was measured in.
+    """
+    pixels = _decoded(os.path.join(root, rec.path), dicom)
+    if pixels is None:
         return None
     lo = rec.level_lo if rec.level_lo is not None else float(np.nanmin(pixels))
     hi = rec.level_hi if rec.level_hi is not None else float(np.nanmax(pixels))
+    return _png_uri(pixels, lo, hi)
+
+
+def _decoded(path: str, dicom: DicomOptions | None) -> Array | None:
+    """The file's first frame as the audit decoded it, or ``None`` when it cannot be read."""
+    from ..io import decode
+
+    try:
+        pixels, _ = decode(path, dicom=dicom) if dicom is not None else decode(path)
+    except Exception:  # noqa: BLE001 - the report shows the error instead of the image
+        return None
+    out: Array = pixels
+    return out
+
+
+def _png_uri(pixels: Array, lo: float, hi: float) -> str:
+    """``pixels`` mapped from ``[lo, hi]`` to 8 bits, reduced, as a PNG ``data:`` URI."""
+    from PIL import Image
+
     arr = pixels[0] if pixels.ndim == 4 else pixels
     arr = arr[..., :3] if arr.ndim == 3 and arr.shape[2] >= 3 else arr[..., 0] if arr.ndim == 3 \
         else arr
     scaled = (np.nan_to_num(arr.astype(np.float32)) - lo) * (255.0 / (hi - lo if hi > lo else 1))
     image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
-    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.BOX)
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def contact_sheets(report: AuditReport) -> str:
+    """HTML of the per-class contact sheet (see the module notes), or ``''`` without files."""
+    collector = _collector_of(report)
+    picked = _first_per_class(report, collector.classes)
+    if not picked:
+        return ""
+    dicom = collector.dicom.options.decoding()
+    view = _ModelView.of(collector.config)
+    out = ["<h2>What the model sees</h2>", f"<p class='muted'>{_e(view.caption)}</p>"]
+    for cls in sorted(picked, key=lambda c: (c is not None, c or "")):
+        figs = [_figure(view.uri(report.dataset, rec, dicom), [_e(rec.path)])
+                for rec in picked[cls]]
+        label = "(root)" if cls is None else cls
+        out.append(f"<h3>class {_e(label)}</h3><div class='thumbs'>{''.join(figs)}</div>")
+    return "\n".join(out)
+
+
+def _collector_of(report: AuditReport) -> Collector:
+    collector = report._collector
+    assert isinstance(collector, Collector), "an audit report holds its collector"
+    return collector
+
+
+def _first_per_class(report: AuditReport,
+                     classes: Sequence[str | None]) -> dict[str | None, list[FileRecord]]:
+    """The first :data:`PER_CLASS` readable records of each class, in file order."""
+    picked: dict[str | None, list[FileRecord]] = {}
+    wanted = len(classes) if classes else None
+    for rec in report.records():
+        if not rec.ok or rec.min is None:
+            continue
+        row = picked.setdefault(rec.cls, [])
+        if len(row) < PER_CLASS:
+            row.append(rec)
+        full = [c for c, r in picked.items() if len(r) >= PER_CLASS]
+        if wanted is not None and len(full) >= wanted:
+            break
+    return picked
+
+
+class _ModelView:
+    """The config's pipeline as validation runs it, on one decoded file at a time."""
+
+    def __init__(self, cfg: Config | None, pipeline: Pipeline | None, caption: str) -> None:
+        self.cfg, self.pipeline, self.caption = cfg, pipeline, caption
+
+    @classmethod
+    def of(cls, cfg: Config | None) -> _ModelView:
+        if cfg is None:
+            return cls(None, None, "No config: each file as decoded, over its own value range.")
+        from ..dataset.sampling import resolve_source
+        from ..stages.pipeline import Pipeline
+
+        try:
+            src, _ = resolve_source(cfg)
+            pipe = Pipeline.from_config(cfg, source=src, subset="validation")
+        except Exception as exc:  # noqa: BLE001 - the check reports config problems
+            return cls(cfg, None, f"The pipeline could not be built ({exc}); files as decoded.")
+        fitted = next((k for k, s in enumerate(pipe.stages) if getattr(s, "needs_fit", False)),
+                      None)
+        caption = ("Decoded with source.dicom, converted to batches.color_mode, resized to "
+                   "batches.target_size (nearest), then the pipeline's stages as validation "
+                   "runs them; shown over the pipeline's output interval.")
+        if fitted is not None:
+            caption += (f" Stages from {pipe.stages[fitted].describe()} on are left out: their "
+                        "featurewise statistics are fitted by flow.")
+            pipe = Pipeline(pipe.stages[:fitted], pipe.source_spec, pipe.entry_spec,
+                            subset="validation", seed=pipe.seed)
+        return cls(cfg, pipe, caption)
+
+    def uri(self, root: str, rec: FileRecord, dicom: DicomOptions | None) -> str | None:
+        pixels = _decoded(os.path.join(root, rec.path), dicom)
+        if pixels is None:
+            return None
+        if pixels.ndim == 4:
+            pixels = pixels[0]
+        if self.pipeline is None or self.cfg is None:
+            return _png_uri(pixels, float(np.nanmin(pixels)), float(np.nanmax(pixels)))
+        batches = self.cfg.batches
+        height, width = batches.target_size
+        x = _entry(pixels, batches.color_mode, (int(height), int(width)))
+        try:
+            x = self.pipeline.apply(x, file=rec.path, index=0)
+        except Exception:  # noqa: BLE001 - flow names the failing stage; the sheet shows none
+            return None
+        iv = self.pipeline.output_spec.interval if self.pipeline.output_spec.known else None
+        lo, hi = (iv.lo, iv.hi) if iv is not None and math.isfinite(iv.lo) and \
+            math.isfinite(iv.hi) and iv.hi > iv.lo else (float(np.nanmin(x)), float(np.nanmax(x)))
+        return _png_uri(x, lo, hi)
+
+
+def _entry(x: Array, color_mode: str, target: tuple[int, int]) -> Array:
+    """``color_mode`` channels (gray replicated, colour averaged, alpha opaque at the top of the
+    dtype's range) and a nearest-neighbour resize to ``target``: what enters stage 0."""
+    from .. import dtypes
+
+    want = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
+    c = x.shape[2]
+    if want == 1 and c > 1:
+        x = x[..., :3].mean(axis=2, keepdims=True).astype(x.dtype)
+    elif want >= 3 and c < 3:
+        x = np.repeat(x[..., :1], 3, axis=2)
+    elif want == 3 and c == 4:
+        x = x[..., :3]
+    if want == 4 and x.shape[2] == 3:
+        top = dtypes.dtype_range(x.dtype)[1] if x.dtype.kind in "ui" else 1.0
+        x = np.concatenate([x, np.full(x.shape[:2] + (1,), top, x.dtype)], axis=2)
+    rows = (np.arange(target[0]) * x.shape[0] // target[0]).clip(0, x.shape[0] - 1)
+    cols = (np.arange(target[1]) * x.shape[1] // target[1]).clip(0, x.shape[1] - 1)
+    return np.ascontiguousarray(x[rows][:, cols])
 
 
 def _figure(uri: str | None, lines: list[str]) -> str:
@@ -68,7 +225,7 @@ def _figure(uri: str | None, lines: list[str]) -> str:
            f"<figcaption>{caption}</figcaption></figure>"
 
 
-def image_sections(report, plots) -> str:
+def image_sections(report: AuditReport, plots: _Plotter | None) -> str:
     """HTML of every image section, or ``''`` for a quick audit or without a screening."""
     screen = getattr(report._collector, "screen", None)
     if screen is None:
@@ -79,7 +236,8 @@ def image_sections(report, plots) -> str:
         for group in (f.data.get("examples") or []) if "clusters" in f.data else []:
             wanted.update(m["path"] for m in group)
     records = {rec.path: rec for rec in report.records() if rec.path in wanted}
-    uris = {p: thumbnail_uri(report.dataset, rec) for p, rec in records.items()}
+    dicom = _collector_of(report).dicom.options.decoding()
+    uris = {p: thumbnail_uri(report.dataset, rec, dicom) for p, rec in records.items()}
     out = [f"<style>{_CSS}</style>", "<h2>Image findings</h2>"]
     if not shown:
         out.append("<p>No near-duplicates, leakage or quality outliers.</p>")
@@ -98,6 +256,7 @@ def image_sections(report, plots) -> str:
                 lines.append(f"{_e(f.data.get('measure'))} {values[p]:.4g}")
             figs.append(_figure(uris.get(p), lines))
         out.append("<div class='thumbs'>" + "".join(figs) + "</div>")
+    out.append(contact_sheets(report))
     out.append(_histograms(screen, plots))
     return "\n".join(out)
 
@@ -106,7 +265,7 @@ _CODES = ("near-duplicate", "split-leakage", "label-conflict", "blurry", "dark",
           "low-information", "odd-size", "odd-aspect-ratio", "grayscale-in-rgb")
 
 
-def _clusters(finding, uris) -> str:
+def _clusters(finding: Finding, uris: dict[str, str | None]) -> str:
     out = []
     for group in finding.data.get("examples") or []:
         figs = []
@@ -124,7 +283,7 @@ def _clusters(finding, uris) -> str:
     return "".join(out)
 
 
-def _histograms(screen, plots) -> str:
+def _histograms(screen: Screen, plots: _Plotter | None) -> str:
     if plots is None or screen.class_index is None or not screen.n:
         return ""
     out = ["<h2>Image measures per class</h2>"]
@@ -138,7 +297,8 @@ def _histograms(screen, plots) -> str:
     return "\n".join(out)
 
 
-def _measure_histogram(plots, name, values, class_index, classes, log: bool) -> str:
+def _measure_histogram(plots: _Plotter, name: str, values: Array, class_index: Array,
+                       classes: list[str | None], log: bool) -> str:
     """One figure: the measure's distribution per class (step lines, shared bins)."""
     finite = np.isfinite(values) & ((values > 0) if log else True)
     x = np.log10(values[finite]) if log else values[finite]

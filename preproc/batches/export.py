@@ -24,16 +24,22 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..io.atomic import TMP_PREFIX, write_bytes
+from ..types import Array
+
+if TYPE_CHECKING:
+    from .flow import BatchIterator
 
 __all__ = ["export_epoch"]
 
 
-def _npy_bytes(x: np.ndarray) -> bytes:
+def _npy_bytes(x: Array) -> bytes:
     buf = io.BytesIO()
     np.save(buf, x, allow_pickle=False)
     return buf.getvalue()
@@ -47,7 +53,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
+def export_epoch(it: BatchIterator, out_dir: str | Path, *,
+                 progress: Callable[[int, int, bool], object] | None = None) -> dict[str, Any]:
     """Write the current epoch of ``it`` (a :class:`~preproc.flow.BatchIterator`) to ``out_dir``.
 
     Args:
@@ -91,7 +98,7 @@ def _shard_name(i: int) -> str:
     return f"batch-{i:05d}"
 
 
-def _recipe(it) -> str:
+def _recipe(it: BatchIterator) -> str:
     """What shapes the pixels besides the files: the config, the output dtype and shape."""
     doc = {"config": it.config.model_dump(mode="json"), "dtype": str(np.dtype(it.dtype)),
            "shape": list(it.image_shape)}
@@ -110,7 +117,7 @@ def _stamp(recipe: str, paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
+def _write_shard(it: BatchIterator, out: Path, i: int, planned: list[str], stamp: str) -> dict[str, Any]:
     x, _, idx = it.batch_with_indices(i)
     name = _shard_name(i)
     data = _npy_bytes(x)
@@ -128,7 +135,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
     return entry
 
 
-def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict | None:
+def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict[str, Any] | None:
     """The sidecar of shard ``i`` if the shard is complete and was made the same way from the
     same, unchanged files."""
     name = _shard_name(i)
@@ -167,7 +174,7 @@ def _remove_stale_temporaries(out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _index(it, shards: list[dict]) -> dict:
+def _index(it: BatchIterator, shards: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": "preproc-npy-shards/1",
         "epoch": it.epoch,
@@ -181,7 +188,7 @@ def _index(it, shards: list[dict]) -> dict:
     }
 
 
-def _csv(shards: list[dict], names: dict[int, str]) -> str:
+def _csv(shards: list[dict[str, Any]], names: dict[int, str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["shard", "row", "filename", "class", "label"])

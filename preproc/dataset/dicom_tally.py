@@ -28,8 +28,15 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..findings import Finding, Location, Severity
+from .records import FileRecord
+
+#: A property's contingency table: value -> class -> files.
+Table = dict[str, Counter[str | None]]
+#: Where a patient's files fall: ``(class, position in class[, path])``.
+Spot = tuple[Any, ...]
 
 __all__ = ["CONFOUND_PROPERTIES", "CONFOUND_V", "DicomOptions", "DicomTally", "PatientIds"]
 
@@ -54,9 +61,13 @@ class DicomOptions:
     frames: str = "first"
     validation_split: float = 0.0
     split_by: object = None
+    modality_lut: bool = True
+    voi: str = "none"
 
     @classmethod
-    def from_config(cls, cfg) -> DicomOptions:
+    def from_config(cls, cfg: Any) -> DicomOptions:
+        """The options of ``cfg``; a bare directory (``None``) gets the config defaults, so it
+        is audited in the units a default config's pipeline receives."""
         if cfg is None:
             return cls()
         dicom = getattr(cfg.source, "dicom", None)
@@ -64,7 +75,15 @@ class DicomOptions:
         return cls(str(getattr(dicom, "monochrome1", "invert") or "invert"),
                    str(getattr(dicom, "frames", "first") or "first"),
                    float(getattr(batches, "validation_split", 0.0) or 0.0),
-                   getattr(batches, "split_by", None))
+                   getattr(batches, "split_by", None),
+                   bool(getattr(dicom, "modality_lut", True)),
+                   str(getattr(dicom, "voi", "none") or "none"))
+
+    def decoding(self) -> DicomOptions:
+        """Only what decoding needs (``modality_lut``, ``voi``, ``monochrome1``, ``frames``):
+        small and picklable, for the audit's worker processes."""
+        return DicomOptions(self.monochrome1, self.frames, modality_lut=self.modality_lut,
+                            voi=self.voi)
 
 
 class PatientIds:
@@ -89,10 +108,10 @@ class PatientIds:
 @dataclass
 class _Count:
     count: int = 0
-    examples: list = field(default_factory=list)
-    found: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    found: Counter[str] = field(default_factory=Counter)
 
-    def add(self, path: str, found=None, n: int = 1) -> None:
+    def add(self, path: str, found: str | None = None, n: int = 1) -> None:
         self.count += 1
         if len(self.examples) < _EXAMPLES:
             self.examples.append(path)
@@ -100,7 +119,7 @@ class _Count:
             self.found[found] += n
 
 
-def property_value(rec, key: str):
+def property_value(rec: FileRecord, key: str) -> str | None:
     """The value of confound property ``key`` for a record, as a hashable label, or ``None``."""
     if key == "size":
         return None if rec.height is None else f"{rec.height}x{rec.width}"
@@ -144,17 +163,17 @@ class DicomTally:
                  patients: PatientIds | None = None) -> None:
         self.options, self.where, self.scope = options, where, scope
         self.patients = patients or PatientIds()
-        self.tables: dict[str, dict] = {key: {} for key, _ in CONFOUND_PROPERTIES}
-        self.examples: dict[tuple, list] = {}
+        self.tables: dict[str, Table | None] = {key: {} for key, _ in CONFOUND_PROPERTIES}
+        self.examples: dict[tuple[str, str], list[str]] = {}
         self.lossy, self.frames = _Count(), _Count()
-        self.photometric: dict = {}
-        self.patient_files: dict[str, list] = {}  # patient -> [(class, position in class)]
-        self.class_files: Counter = Counter()
-        self.formats: set = set()
+        self.photometric: dict[str | None, dict[str, _Count]] = {}
+        self.patient_files: dict[str, list[Spot]] = {}  # patient -> [(class, position in class)]
+        self.class_files: Counter[str | None] = Counter()
+        self.formats: set[str | None] = set()
         # patients are only remembered when a per-file split could put them on both sides
         self._watch_patients = options.validation_split > 0 and options.split_by is None
 
-    def add(self, rec) -> None:
+    def add(self, rec: FileRecord) -> None:
         """Account for one record, in listing order (folder entries end with ``/``)."""
         if rec.path.endswith("/"):
             return
@@ -172,7 +191,7 @@ class DicomTally:
             self.lossy.add(rec.path, _syntax_name(rec.transfer_syntax) if lossy_syntax
                            else "LossyImageCompression 01")
         if rec.format == "dicom" and (rec.frames or 1) > 1:
-            self.frames.add(rec.path, "frames", rec.frames - 1)
+            self.frames.add(rec.path, "frames", (rec.frames or 1) - 1)
         if rec.format == "dicom" and rec.photometric in ("MONOCHROME1", "MONOCHROME2"):
             self.photometric.setdefault(rec.cls, {}).setdefault(rec.photometric, _Count()).add(
                 rec.path)
@@ -180,7 +199,7 @@ class DicomTally:
             spots = self.patient_files.setdefault(rec.patient_id, [])
             spots.append((rec.cls, position, rec.path) if len(spots) < 4 else (rec.cls, position))
 
-    def _add_properties(self, rec) -> None:
+    def _add_properties(self, rec: FileRecord) -> None:
         for key, _ in CONFOUND_PROPERTIES:
             table = self.tables.get(key)
             value = property_value(rec, key)
@@ -194,7 +213,7 @@ class DicomTally:
             if len(examples) < 3:
                 examples.append(rec.path)
 
-    def breakdown(self) -> dict:
+    def breakdown(self) -> dict[str, dict[str, dict[str, int]]]:
         """Per property, value and class, the file counts of the DICOM files (for the report).
 
         ``{property: {value: {class: files}}}``; empty when no DICOM file was read.
@@ -208,28 +227,31 @@ class DicomTally:
 
     def findings(self) -> list[Finding]:
         """Every finding the records support, in a stable order."""
-        out = []
+        out: list[Finding] = []
         if not self.scope:
             out += self._confound_findings()
         out += self._lossy_finding() + self._frames_finding() + self._photometric_findings()
         return out + self._leakage_finding()
 
-    def _finding(self, code, count, examples, message, hint, key="", severity=None, data=None):
+    def _finding(self, code: str, count: int, examples: list[str], message: str, hint: str,
+                 key: str = "", severity: Severity | None = None,
+                 data: dict[str, Any] | None = None) -> Finding:
         return Finding(code, message + self.scope, hint, severity=severity,
                        location=Location(self.where, path=key), files=tuple(examples),
                        count=count, data=data or {})
 
     def _confound_findings(self) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         for key, label in CONFOUND_PROPERTIES:
             table = self.tables.get(key)
             verdict = judge_confound(table) if table else None
-            if verdict is not None:
+            if verdict is not None and table:
                 out.append(self._confound(key, label, table, *verdict))
         return out
 
-    def _confound(self, key, label, table, v: float, separates: bool) -> Finding:
-        classes = sorted({c for counts in table.values() for c in counts})
+    def _confound(self, key: str, label: str, table: Table, v: float,
+                  separates: bool) -> Finding:
+        classes = sorted({c for counts in table.values() for c in counts}, key=str)
         totals = {c: sum(counts[c] for counts in table.values()) for c in classes}
         values = sorted(table, key=lambda val: (-sum(table[val].values()), val))
         text = "; ".join(contingency_row(val, table[val], classes, totals) for val in values)
@@ -273,7 +295,7 @@ class DicomTally:
     def _photometric_findings(self) -> list[Finding]:
         if self.options.monochrome1 != "keep":
             return []
-        out = []
+        out: list[Finding] = []
         for cls in sorted(self.photometric, key=str):
             kinds = self.photometric[cls]
             if len(kinds) < 2:
@@ -310,12 +332,12 @@ class DicomTally:
             "files in one subset", "batches.validation_split",
             severity=Severity.WARNING if self.scope else None,
             data={"patients": len(leaked), "files": files,
-                  "examples": sorted(self.patients(p) for p in leaked)[:_EXAMPLES]})]
+                  "examples": sorted(self.patients(p) or "" for p in leaked)[:_EXAMPLES]})]
 
-    def _leaked_patients(self) -> dict:
+    def _leaked_patients(self) -> dict[str, list[Spot]]:
         """Patients whose files fall on both sides of the Keras per-class split."""
         cut = {c: int(self.options.validation_split * n) for c, n in self.class_files.items()}
-        out = {}
+        out: dict[str, list[Spot]] = {}
         for patient, spots in self.patient_files.items():
             sides = {s[1] < cut[s[0]] for s in spots}
             if len(sides) > 1:
@@ -323,13 +345,14 @@ class DicomTally:
         return out
 
 
-def contingency_row(value, counts, classes, totals) -> str:
+def contingency_row(value: str, counts: Counter[str | None], classes: list[str | None],
+                    totals: dict[str | None, int]) -> str:
     """``'MONOCHROME1: class a 3/3, class b 0/4'``."""
     cells = ", ".join(f"class {c} {counts.get(c, 0)}/{totals[c]}" for c in classes)
     return f"{value}: {cells}"
 
 
-def judge_confound(table: dict) -> tuple[float, bool] | None:
+def judge_confound(table: Table) -> tuple[float, bool] | None:
     """``(Cramér's V, separates completely)`` of a value-by-class table, or ``None`` if clean.
 
     Needs two classes and two values; a property with more values than half its files is not

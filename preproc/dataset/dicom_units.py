@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .. import dtypes
 from ..findings import Finding, Location, Severity
@@ -34,7 +36,23 @@ from ..io.dicom_lut import (
 )
 from ..spec import Interval, ValueSpec
 
-__all__ = ["DicomSample", "adjust_source", "sample_findings", "stored_units_findings"]
+if TYPE_CHECKING:
+    from ..io.dicom import DicomDecoding
+    from ..io.info import ImageInfo
+
+#: One sampled file: ``(display path, facts, info)``.
+Row = tuple[str, PixelFacts, "ImageInfo"]
+#: A pipeline and its stages, taken duck-typed: this module sits below ``stages``.
+Pipeline = Any
+
+__all__ = [
+    "DicomSample",
+    "adjust_source",
+    "header_units",
+    "inverted_twice_findings",
+    "sample_findings",
+    "stored_units_findings",
+]
 
 _MONO = ("MONOCHROME1", "MONOCHROME2")
 
@@ -43,10 +61,11 @@ _MONO = ("MONOCHROME1", "MONOCHROME2")
 class DicomSample:
     """Sampled grayscale DICOM headers: ``(display path, facts, info)`` per file."""
 
-    files: tuple
+    files: tuple[Row, ...]
 
     @classmethod
-    def from_infos(cls, infos, root=None) -> DicomSample:
+    def from_infos(cls, infos: Iterable[ImageInfo], root: str | os.PathLike[str] | None = None
+                   ) -> DicomSample:
         rows = []
         for info in infos:
             if info.format != "dicom" or info.photometric not in _MONO:
@@ -61,14 +80,52 @@ class DicomSample:
         return bool(self.files)
 
     @property
-    def non_identity(self) -> list:
+    def non_identity(self) -> list[tuple[str, PixelFacts]]:
         return [(p, f) for p, f, _ in self.files if not f.identity]
 
     def modalities(self) -> set[str]:
         return {i.extra.get("modality") or "?" for _, _, i in self.files}
 
 
-def _display(path, root) -> str:
+def header_units(info: ImageInfo, options: DicomDecoding | None,
+                 effective_bits: int | None = None) -> tuple[str | None, list[float] | None]:
+    """``(units, [lo, hi])``: what one file's grayscale values are in once decoded with
+    ``options`` (``source.dicom``), and the interval its header allows them (no pixels).
+
+    The interval is the stored range of BitsStored through the modality LUT (the source
+    interval ``check`` derives), ``[0, 1]`` under ``voi: header``, the stored range with
+    ``modality_lut: false``. When BitsStored fills the container and ``effective_bits`` (the
+    bits the stored values use, counted in the container's signedness) is known, those bits
+    replace it, as for any integer file whose header does not narrow its container; not for
+    inverted files, whose inversion spans the whole stored range.
+
+    Returns:
+        ``(None, None)`` for other formats, colour DICOM files, or without ``options``.
+    """
+    extra = info.extra or {}
+    photometric = extra.get("stored_photometric") or info.photometric
+    if info.format != "dicom" or options is None or photometric not in _MONO:
+        return None, None
+    from ..io.dicom import units_of
+
+    units = units_of(options, extra.get("modality"))
+    if units == "voi":
+        return units, [0.0, 1.0]
+    bits = info.stored_bits or 8
+    if (effective_bits is not None and bits >= dtypes.container_bits(extra.get("stored_dtype")
+                                                                       or info.dtype)
+            and not (photometric == "MONOCHROME1" and options.monochrome1 == "invert")):
+        bits = min(bits, effective_bits)
+    facts = facts_from_extra(extra, bits_stored=bits, signed=bool(info.signed),
+                             photometric=photometric, dtype=extra.get("stored_dtype") or info.dtype)
+    if units == "stored":
+        lo, hi = dtypes.levels_range(bits, bool(info.signed))
+        return units, [float(lo), float(hi)]
+    lo, hi = modality_range(facts)
+    return units, [float(lo), float(hi)]
+
+
+def _display(path: str, root: str | os.PathLike[str] | None) -> str:
     if root is None:
         return str(path)
     try:
@@ -83,7 +140,8 @@ def _lut_text(facts: PixelFacts) -> str:
     return f"RescaleSlope {facts.slope:g}, RescaleIntercept {facts.intercept:g}"
 
 
-def adjust_source(src: ValueSpec, sample: DicomSample, options, *, declared: bool) -> ValueSpec:
+def adjust_source(src: ValueSpec, sample: DicomSample, options: DicomDecoding | None, *,
+                  declared: bool) -> ValueSpec:
     """The source spec once the sampled DICOM headers and ``options`` are known.
 
     Args:
@@ -118,7 +176,8 @@ def adjust_source(src: ValueSpec, sample: DicomSample, options, *, declared: boo
     return ValueSpec(dtype, Interval(lo, hi), channels=src.channels, bits=None, units=units)
 
 
-def sample_findings(sample: DicomSample, options, header_findings: list[Finding],
+def sample_findings(sample: DicomSample, options: DicomDecoding | None,
+                    header_findings: list[Finding],
                     *, scope: str = "") -> list[Finding]:
     """Header findings adjusted and added for DICOM units (no policy applied).
 
@@ -134,7 +193,7 @@ def sample_findings(sample: DicomSample, options, header_findings: list[Finding]
     return out
 
 
-def _demote_bit_depth(f: Finding, sample: DicomSample, options) -> Finding:
+def _demote_bit_depth(f: Finding, sample: DicomSample, options: DicomDecoding) -> Finding:
     if f.code != "mixed-bit-depth" or not options.modality_lut:
         return f
     infos = [i for _, _, i in sample.files]
@@ -150,7 +209,7 @@ def _demote_bit_depth(f: Finding, sample: DicomSample, options) -> Finding:
     )
 
 
-def _mixed_rescale(sample: DicomSample, options, scope: str) -> list[Finding]:
+def _mixed_rescale(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Finding]:
     if options.modality_lut:
         return []
     kinds = Counter(_lut_text(f) for _, f, _ in sample.files)
@@ -171,7 +230,7 @@ def _mixed_rescale(sample: DicomSample, options, scope: str) -> list[Finding]:
     )]
 
 
-def _refused(sample: DicomSample, options, scope: str) -> list[Finding]:
+def _refused(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Finding]:
     out = []
     if options.voi == "header":
         bare = [p for p, f, _ in sample.files if f.window is None and not f.has_voi_lut]
@@ -200,7 +259,7 @@ def _refused(sample: DicomSample, options, scope: str) -> list[Finding]:
     return out
 
 
-def _absolute(stage) -> str | None:
+def _absolute(stage: Any) -> str | None:
     """What makes a stage's parameters absolute values, or ``None`` when they are relative."""
     p = stage.params
     if stage.name == "window":
@@ -216,7 +275,8 @@ def _absolute(stage) -> str | None:
     return None
 
 
-def stored_units_findings(pipeline, sample: DicomSample, options,
+def stored_units_findings(pipeline: Pipeline, sample: DicomSample,
+                          options: DicomDecoding | None,
                           file: str | None = None) -> list[Finding]:
     """``dicom-stored-units`` for stages with absolute parameters that receive stored values.
 
@@ -253,3 +313,35 @@ def stored_units_findings(pipeline, sample: DicomSample, options,
             data={"rescale": dict(kinds)},
         ))
     return out
+
+
+def inverted_twice_findings(pipeline: Pipeline, sample: DicomSample,
+                            options: DicomDecoding | None,
+                            file: str | None = None) -> list[Finding]:
+    """``inverted-twice`` for an ``invert`` stage receiving DICOM data inverted at decode.
+
+    With ``source.dicom.monochrome1: invert`` (the default), MONOCHROME1 files already reach
+    the pipeline as MONOCHROME2 (high is bright); a pipeline ``invert`` written for the
+    original white-is-low files flips them back. Only the first ``invert`` is named: a second
+    one undoes the first.
+    """
+    if not sample or options is None or options.monochrome1 != "invert":
+        return []
+    inverted = [p for p, f, _ in sample.files if f.photometric == "MONOCHROME1"]
+    stage = next((s for s in pipeline.stages if s.name == "invert"), None)
+    if not inverted or stage is None:
+        return []
+    return [Finding(
+        "inverted-twice",
+        f"{stage.describe()} inverts {len(inverted)} of {len(sample.files)} sampled DICOM "
+        "file(s) that are MONOCHROME1 and already inverted at decode "
+        "(source.dicom.monochrome1: invert): they reach the model white-is-low again",
+        hint="remove the `invert` stage, or set source.dicom.monochrome1: keep to invert in "
+        "the pipeline instead (one inversion, in one place)",
+        stage=stage.index, stage_name=stage.name,
+        location=Location(file=file, line=stage.line, column=stage.column,
+                          path=f"stages[{stage.index}].{stage.name}"),
+        files=tuple(inverted[:10]), count=len(inverted),
+        data={"monochrome1": len(inverted), "sampled": len(sample.files)},
+    )]
+

@@ -9,11 +9,20 @@ header sample.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..io.info import os_error_reason
+from ..io.info import ImageInfo, os_error_reason
 
-__all__ = ["FileRecord", "fill_header", "guarded", "read_header", "stored_bits_declared"]
+if TYPE_CHECKING:
+    from ..io.dicom import DicomDecoding
+
+T = TypeVar("T")
+
+__all__ = [
+    "FileRecord", "fill_header", "fill_units", "guarded", "read_header", "stored_bits_declared",
+]
 
 #: Formats whose stored-bits value is always a header field (not just the container size).
 _DECLARING_FORMATS = ("dicom", "tiff", "ppm")
@@ -48,6 +57,15 @@ class FileRecord:
         modality ... patient_id: DICOM header facts (``None`` for other formats); ``lossy``
             is LossyImageCompression 01 or a lossy transfer syntax; ``photometric`` is the
             header's value. ``patient_id`` is the raw PatientID: reports hash it.
+        units: what the value fields (``min`` ... ``frac_max``, the histogram) of a grayscale
+            DICOM file are in, decoded with the config's ``source.dicom`` as the pipeline
+            receives them: ``'HU'``, ``'modality'``, ``'voi'`` or ``'stored'``; ``None`` for
+            other files, whose values are the stored ones. ``dtype``, ``stored_bits``,
+            ``signed`` and ``effective_bits`` stay facts of the stored values.
+        value_dtype: dtype of the decoded values when it differs from ``dtype`` (``int16``
+            HU of ``uint16`` stored values), else ``None``.
+        units_range: the interval the header allows the values in ``units`` (see
+            :func:`preproc.dataset.dicom_units.header_units`).
         hist: transport-only histogram payload consumed by the aggregator; never stored.
     """
 
@@ -73,6 +91,9 @@ class FileRecord:
     window_width: float | None = None
     pixel_spacing: list[float] | None = None
     patient_id: str | None = None
+    units: str | None = None
+    value_dtype: str | None = None
+    units_range: list[float] | None = None
     effective_bits: int | None = None
     pixels: int | None = None
     min: list[float] | None = None
@@ -106,30 +127,34 @@ class FileRecord:
         return not self.error
 
     @property
-    def signature(self) -> tuple:
+    def signature(self) -> tuple[str | None, int | None, int | None]:
         """``(dtype, stored_bits, channels)``: what must agree across a dataset."""
         return (self.dtype, self.stored_bits, self.channels)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict of every field except the transport histogram."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
         out["class"] = out.pop("cls")
         return out
 
 
-def read_header(root: str, rel: str, cls: str | None):
-    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files."""
+def read_header(root: str, rel: str, cls: str | None,
+                options: DicomDecoding | None = None) -> tuple[FileRecord, ImageInfo | None]:
+    """Probe one file's header: ``(record, ImageInfo or None)``; never raises for bad files.
+
+    ``options`` (``source.dicom``) name the units a DICOM file's values would be in.
+    """
     from ..io import read
 
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
     info = guarded(rec, lambda: read(path, "header"))
     if info is not None:
-        fill_header(rec, info)
+        fill_header(rec, info, options)
     return rec, info
 
 
-def guarded(rec: FileRecord, work, path: str | None = None):
+def guarded(rec: FileRecord, work: Callable[[], T], path: str | None = None) -> T | None:
     """Run ``work()``; turn any failure into ``rec.error`` and return ``None``.
 
     With ``path``, a file whose pixels need a decoder that is not installed still gets its
@@ -167,16 +192,31 @@ def _fail(rec: FileRecord, code: str, reason: str, detail: str) -> None:
     rec.error_code, rec.error, rec.detail = code, reason or "unreadable", detail
 
 
-def fill_header(rec: FileRecord, info) -> None:
+def fill_header(rec: FileRecord, info: ImageInfo,
+                options: DicomDecoding | None = None) -> None:
+    """Header fields of ``rec`` from ``info`` (probed, or decoded with ``options``)."""
     rec.format, rec.dtype, rec.channels = info.format, info.dtype, info.channels
     rec.height, rec.width, rec.frames = info.height, info.width, info.frames
     rec.stored_bits, rec.photometric, rec.signed = info.stored_bits, info.photometric, info.signed
     rec.stored_bits_declared = stored_bits_declared(info)
     if info.format == "dicom":
         _fill_dicom(rec, info.extra or {})
+        fill_units(rec, info, options)
 
 
-def _fill_dicom(rec: FileRecord, extra: dict) -> None:
+def fill_units(rec: FileRecord, info: ImageInfo, options: DicomDecoding | None,
+               effective_bits: int | None = None) -> None:
+    """``units``, ``value_dtype``, ``units_range`` of a DICOM record (see :class:`FileRecord`);
+    ``dtype`` becomes the stored container dtype again after a decode that changed it."""
+    from .dicom_units import header_units
+
+    stored = (info.extra or {}).get("stored_dtype") or info.dtype
+    rec.dtype = stored
+    rec.value_dtype = info.dtype if info.dtype != stored else None
+    rec.units, rec.units_range = header_units(info, options, effective_bits)
+
+
+def _fill_dicom(rec: FileRecord, extra: dict[str, Any]) -> None:
     """DICOM header columns; ``photometric`` stays the header's value after a colour decode."""
     rec.photometric = extra.get("stored_photometric") or rec.photometric
     rec.modality, rec.manufacturer = extra.get("modality"), extra.get("manufacturer")
@@ -186,7 +226,7 @@ def _fill_dicom(rec: FileRecord, extra: dict) -> None:
     rec.pixel_spacing, rec.patient_id = extra.get("pixel_spacing"), extra.get("patient_id")
 
 
-def stored_bits_declared(info) -> bool:
+def stored_bits_declared(info: ImageInfo) -> bool:
     """Whether ``info.stored_bits`` is a header's claim rather than the container size.
 
     PNG declares meaningful bits only through sBIT (``extra['sbit']``); JPEG, BMP and GIF have

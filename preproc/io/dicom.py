@@ -21,23 +21,49 @@ Decisions:
 from __future__ import annotations
 
 import io
+import math
+import os
 import struct
 import warnings
-from typing import BinaryIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias
 
 import numpy as np
 
 from ..errors import DecodeError, MissingDependencyError
+from ..types import Array
 from ._files import check_info_budget, check_pixel_limit
 from .info import ImageInfo
 
-__all__ = ["LOSSY_SYNTAXES", "decode_dicom", "install_hint", "lossy_source", "probe_dicom"]
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+#: A file name as the readers take it.
+Source: TypeAlias = "str | os.PathLike[str]"
+
+
+class DicomDecoding(Protocol):
+    """What decoding reads of the config's ``source.dicom`` (any object with these)."""
+
+    @property
+    def modality_lut(self) -> bool: ...
+
+    @property
+    def voi(self) -> str: ...
+
+    @property
+    def monochrome1(self) -> str: ...
+
+
+__all__ = [
+    "LOSSY_SYNTAXES", "decode_dicom", "install_hint", "lossy_source", "probe_dicom", "units_of",
+]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-def _pydicom():
+def _pydicom() -> ModuleType:
     try:
         import pydicom
         import pydicom.pixels
@@ -46,24 +72,68 @@ def _pydicom():
     return pydicom
 
 
-def _read_error(path, exc: Exception) -> DecodeError:
+def _read_error(path: Source, exc: Exception) -> DecodeError:
     text = f"{type(exc).__name__}: {exc}"
     lowered = str(exc).lower()
     short = ("end of file", "truncat", "less than expected")
     if isinstance(exc, EOFError) or any(word in lowered for word in short):
-        return DecodeError(path, "truncated", text)
-    return DecodeError(path, "corrupt", text)
+        return DecodeError(os.fspath(path), "truncated", text)
+    return DecodeError(os.fspath(path), "corrupt", text)
 
 
-def _number(value):
+#: Text elements only the header facts use, read from their raw bytes (see :func:`_texts`).
+_TEXT_TAGS = {
+    "Modality": 0x00080060, "Manufacturer": 0x00080070, "PatientID": 0x00100020,
+    "ImagerPixelSpacing": 0x00181164, "PixelSpacing": 0x00280030,
+    "WindowCenter": 0x00281050, "WindowWidth": 0x00281051, "RescaleIntercept": 0x00281052,
+    "RescaleSlope": 0x00281053, "VOILUTFunction": 0x00281056,
+    "LossyImageCompression": 0x00282110,
+}
+_TEXT_VRS = frozenset({"AE", "CS", "DS", "IS", "LO", "SH", None})
+
+
+def _texts(ds: Dataset, keyword: str) -> list[str]:
+    """The values of a short text element (CS, DS, IS, LO, SH) as stripped strings.
+
+    Read from the element's raw bytes when pydicom has not converted it yet: pydicom's
+    conversion of a value costs about as much as decoding a small image's pixels, and these
+    elements are only ever read here. Values that are not plain ASCII (a PatientID in another
+    character set), or other VRs, go through pydicom's conversion.
+    """
+    elem = ds.get_item(_TEXT_TAGS[keyword])
+    if elem is None:
+        return []
+    if getattr(elem, "is_raw", False) and elem.VR in _TEXT_VRS and isinstance(elem.value, bytes):
+        try:
+            text = elem.value.decode("ascii")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return [v.strip(" \x00") for v in text.split("\\") if v.strip(" \x00")]
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return [str(value).strip()]
+    return [str(v).strip() for v in value]
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    """The first value of a short text element, or ``None``."""
+    values = _texts(ds, keyword)
+    return values[0] if values else None
+
+
+def _number(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if hasattr(value, "__len__") and not isinstance(value, str):  # multi-valued: first value
         value = value[0] if len(value) else None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 #: Transfer syntaxes whose encoding may discard information: JPEG baseline and extended, JPEG-LS
@@ -102,10 +172,10 @@ def install_hint(transfer_syntax: str | None) -> str:
     return "pip install python-gdcm"
 
 
-def _spacing(ds) -> list[float] | None:
+def _spacing(ds: Dataset) -> list[float] | None:
     """PixelSpacing (or ImagerPixelSpacing for projection images) in mm, row then column."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
+        value = _texts(ds, keyword)
         if value:
             try:
                 return [float(v) for v in value][:2]
@@ -114,7 +184,7 @@ def _spacing(ds) -> list[float] | None:
     return None
 
 
-def _dtype(path, ds, bits_allocated: int, signed: bool) -> str:
+def _dtype(path: Source, ds: Dataset, bits_allocated: int, signed: bool) -> str:
     if "FloatPixelData" in ds:
         return "float32"
     if "DoubleFloatPixelData" in ds:
@@ -123,11 +193,11 @@ def _dtype(path, ds, bits_allocated: int, signed: bool) -> str:
         return "int8" if signed and bits_allocated == 8 else "uint8"
     size = {16: 16, 32: 32, 64: 64}.get(bits_allocated)
     if size is None:
-        raise DecodeError(path, "unsupported", f"BitsAllocated {bits_allocated}")
+        raise DecodeError(os.fspath(path), "unsupported", f"BitsAllocated {bits_allocated}")
     return f"{'int' if signed else 'uint'}{size}"
 
 
-def _transfer_syntax(ds):
+def _transfer_syntax(ds: Dataset) -> Any:
     """The dataset's Transfer Syntax UID; for files without one, the encoding pydicom read."""
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -143,9 +213,9 @@ def _transfer_syntax(ds):
     return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
+def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
     if "Rows" not in ds or "Columns" not in ds or not has_pixels:
-        raise DecodeError(path, "no-pixel-data", "the dataset holds no image (no PixelData)")
+        raise DecodeError(os.fspath(path), "no-pixel-data", "the dataset holds no image (no PixelData)")
     rows, columns = int(ds.Rows), int(ds.Columns)
     check_pixel_limit(path, rows, columns)
     allocated = int(ds.get("BitsAllocated") or 8)
@@ -155,29 +225,31 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
     samples = int(ds.get("SamplesPerPixel") or 1)
     dtype = _dtype(path, ds, allocated, signed)
     syntax = _transfer_syntax(ds)
-    extra = {
+    extra: dict[str, Any] = {
         "transfer_syntax": str(syntax) if syntax else None,
         "transfer_syntax_name": getattr(syntax, "name", None),
         "bits_allocated": allocated,
         "stored_photometric": photometric,
-        "modality": str(ds.get("Modality") or "") or None,
-        "rescale_slope": _number(ds.get("RescaleSlope")),
-        "rescale_intercept": _number(ds.get("RescaleIntercept")),
-        "window_center": _number(ds.get("WindowCenter")),
-        "window_width": _number(ds.get("WindowWidth")),
-        "voi_function": str(ds.get("VOILUTFunction") or "LINEAR").strip().upper(),
-        "voi_lut": bool(ds.get("VOILUTSequence")),
-        "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")),
-        "manufacturer": str(ds.get("Manufacturer") or "") or None,
-        "lossy_compression": str(ds.get("LossyImageCompression") or "") or None,
+        "modality": _text(ds, "Modality"),
+        "rescale_slope": _number(_text(ds, "RescaleSlope")),
+        "rescale_intercept": _number(_text(ds, "RescaleIntercept")),
+        "window_center": _number(_text(ds, "WindowCenter")),
+        "window_width": _number(_text(ds, "WindowWidth")),
+        "voi_function": (_text(ds, "VOILUTFunction") or "LINEAR").upper(),
+        "voi_lut": "VOILUTSequence" in ds and bool(ds.get("VOILUTSequence")),
+        "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")
+                                       if "ModalityLUTSequence" in ds else None),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "lossy_compression": _text(ds, "LossyImageCompression"),
         "pixel_spacing": _spacing(ds),
-        "patient_id": str(ds.get("PatientID") or "") or None,
+        "patient_id": _text(ds, "PatientID"),
     }
     extra["lossy"] = lossy_source(extra["transfer_syntax"], extra["lossy_compression"])
     if photometric == "PALETTE COLOR":
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
         lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else 16
         samples, dtype, stored, signed = 3, "uint8" if lut_bits <= 8 else "uint16", lut_bits, False
+    extra["stored_dtype"] = dtype
     info = ImageInfo(
         path=str(path),
         format="dicom",
@@ -195,7 +267,7 @@ def _info(path, ds, *, has_pixels: bool) -> ImageInfo:
     return info
 
 
-def _lut_bits(sequence) -> int | None:
+def _lut_bits(sequence: Any) -> int | None:
     """Bits per entry of a Modality LUT Sequence's first item (LUTDescriptor[2])."""
     if not sequence:
         return None
@@ -203,13 +275,13 @@ def _lut_bits(sequence) -> int | None:
     return int(descriptor[2]) if descriptor is not None and len(descriptor) > 2 else None
 
 
-def _check_plausible(path, ds, has_marker: bool) -> None:
+def _check_plausible(path: Source, ds: Dataset, has_marker: bool) -> None:
     """Without the ``DICM`` marker, ``force=True`` parses any bytes; demand real DICOM groups."""
     if has_marker:
         return
     groups = {tag.group for tag in ds.keys()}  # noqa: SIM118 - iterating yields elements
     if not groups & {0x0008, 0x0028}:
-        raise DecodeError(path, "unsupported", "no DICM marker and no DICOM identifying elements")
+        raise DecodeError(os.fspath(path), "unsupported", "no DICM marker and no DICOM identifying elements")
 
 
 def _pixel_tag_follows(handle: BinaryIO) -> bool:
@@ -222,7 +294,7 @@ def _pixel_tag_follows(handle: BinaryIO) -> bool:
     return any((g << 16 | e) in _PIXEL_TAGS for g, e in (little, big))
 
 
-def probe_dicom(path, handle: BinaryIO) -> ImageInfo:
+def probe_dicom(path: Source, handle: BinaryIO) -> ImageInfo:
     """Header facts of a DICOM file; reads the header only (``stop_before_pixels``).
 
     Raises:
@@ -246,12 +318,13 @@ def probe_dicom(path, handle: BinaryIO) -> ImageInfo:
         raise _read_error(path, exc) from exc
 
 
-def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray, dict]:
+def _decode_frame(path: Source, ds: Dataset, info: ImageInfo,
+                  index: int | None = 0) -> tuple[Array, dict[str, Any]]:
     from pydicom.pixels.decoders.base import get_decoder
 
     syntax = _transfer_syntax(ds)
     if syntax is None:
-        raise DecodeError(path, "unsupported", "no Transfer Syntax UID in the file meta")
+        raise DecodeError(os.fspath(path), "unsupported", "no Transfer Syntax UID in the file meta")
     name = getattr(syntax, "name", str(syntax))
     if getattr(ds, "file_meta", None) is None:  # files without a file meta group
         from pydicom.dataset import FileMetaDataset
@@ -262,12 +335,12 @@ def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as exc:
-        raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): no decoder; "
+        raise DecodeError(os.fspath(path), "compressed-unsupported", f"{name} ({syntax}): no decoder; "
                           f"install one with: {install_hint(syntax)}") from exc
     if not decoder.is_available:
         missing = "; ".join(decoder.missing_dependencies)
         raise DecodeError(
-            path, "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}; "
+            os.fspath(path), "compressed-unsupported", f"{name} ({syntax}) needs one of: {missing}; "
             f"install one with: {install_hint(syntax)}"
         )
     try:
@@ -275,16 +348,17 @@ def _decode_frame(path, ds, info: ImageInfo, index: int = 0) -> tuple[np.ndarray
     except Exception as exc:
         text = str(exc)
         if "decompression bomb" in text:
-            raise DecodeError(path, "decompression-bomb", f"{name} ({syntax}): {text}") from exc
+            raise DecodeError(os.fspath(path), "decompression-bomb", f"{name} ({syntax}): {text}") from exc
         if "does not support" in text or "Unable to decode" in text or "plugin" in text:
             # the installed codecs could not decode it; another codec (gdcm, pylibjpeg) may succeed
-            raise DecodeError(path, "compressed-unsupported", f"{name} ({syntax}): {text}; "
+            raise DecodeError(os.fspath(path), "compressed-unsupported", f"{name} ({syntax}): {text}; "
                               f"install another decoder with: {install_hint(syntax)}") from exc
         raise _read_error(path, exc) from exc
 
 
-def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
-                 frame: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+def decode_dicom(path: Source, data: bytes, *, modality_lut: bool = False,
+                 options: DicomDecoding | None = None,
+                 frame: int | str | None = None) -> tuple[Array, ImageInfo]:
     """Decode one frame of a DICOM file held in ``data``.
 
     Args:
@@ -296,11 +370,14 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
             ``source.dicom`` (``modality_lut``, ``voi``, ``monochrome1``): the arithmetic of
             :mod:`preproc.io.dicom_lut` (modality units in float32 or the smallest exact
             integer dtype; VOI to float32 [0, 1]; MONOCHROME1 inverted or refused).
-        frame: 0-based frame index (default: the first frame).
+        frame: 0-based frame index (default: the first frame), or ``'all'`` for every frame
+            at once as ``(F, H, W, C)`` (``extra['all_frames']`` is then true).
 
     Returns:
         ``(H, W, C)`` array in pydicom's dtype for the file (see the module notes), or what
-        ``options`` ask for, and its info.
+        ``options`` ask for, and its info. With ``options``, grayscale files also give
+        ``extra['units']`` (:func:`units_of`) and ``extra['stored_range']``, the smallest and
+        largest stored value (the bits the file uses, measured before any LUT).
 
     Raises:
         DecodeError: ``no-pixel-data``, ``compressed-unsupported``, ``corrupt``, ``truncated``,
@@ -309,25 +386,28 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
         MissingDependencyError: pydicom is not installed.
     """
     pydicom = _pydicom()
-    from pydicom.pixels import apply_color_lut, apply_modality_lut
+    from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
-    index = frame or 0
+    every = frame == "all"
+    index = 0 if every or frame is None else int(frame)
     with warnings.catch_warnings(record=True) as caught:
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
             _check_plausible(path, ds, data[128:132] == b"DICM")
             info = _info(path, ds, has_pixels=any(k in ds for k in _PIXEL_KEYWORDS))
             if not 0 <= index < info.frames:
-                raise DecodeError(path, "no-frame",
+                raise DecodeError(os.fspath(path), "no-frame",
                                   f"frame {index} asked for; the file has {info.frames}")
-            array, meta = _decode_frame(path, ds, info, index)
+            array, meta = _decode_frame(path, ds, info, None if every else index)
+            extra = dict(info.extra)
+            if every:
+                array, extra["all_frames"] = _frames_first(array, info), True
             photometric = str(meta.get("photometric_interpretation", info.photometric))
             if info.photometric == "PALETTE COLOR":
                 array, photometric = apply_color_lut(array, ds), "RGB"
-            extra = dict(info.extra)
             grayscale = photometric in ("MONOCHROME1", "MONOCHROME2")
             if options is not None and grayscale:
-                array, photometric = _render(path, ds, array, options, extra)
+                array, photometric = _render(path, ds, array, options, extra, info)
             elif modality_lut and grayscale:
                 array = apply_modality_lut(array, ds)
                 extra["modality_lut_applied"] = True
@@ -336,33 +416,63 @@ def decode_dicom(path, data: bytes, *, modality_lut: bool = False, options=None,
         except Exception as exc:
             raise _read_error(path, exc) from exc
     if frame is not None:
-        extra["frame"] = index
+        extra["frame"] = "all" if every else index
     if caught:
         extra["warnings"] = sorted({str(w.message) for w in caught})
+    return _finish(path, array, info, photometric, extra)
+
+
+def _frames_first(array: Array, info: ImageInfo) -> Array:
+    """Every frame as ``(F, H, W, C)``; pydicom drops the frame axis of single-frame files."""
+    if info.frames == 1:
+        array = array[None]
+    return array[..., None] if array.ndim == 3 else array
+
+
+def _finish(path: Source, array: Array, info: ImageInfo, photometric: str,
+            extra: dict[str, Any]) -> tuple[Array, ImageInfo]:
+    """Native byte order, a channel axis and the shape checked against Rows/Columns."""
     if array.ndim == 2:
         array = array[:, :, None]
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    if array.shape[:2] != (info.height, info.width):
+    frame_shape = array.shape[1:3] if extra.get("all_frames") else array.shape[:2]
+    if frame_shape != (info.height, info.width):
         raise DecodeError(
-            path, "corrupt", f"decoded shape {array.shape} does not match Rows/Columns"
+            os.fspath(path), "corrupt", f"decoded shape {array.shape} does not match Rows/Columns"
         )
     info = info.with_changes(
-        dtype=array.dtype.name, channels=array.shape[2], photometric=photometric, extra=extra
+        dtype=array.dtype.name, channels=array.shape[-1], photometric=photometric, extra=extra
     )
     return np.ascontiguousarray(array), info
 
 
-def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarray, str]:
+def units_of(options: DicomDecoding, modality: str | None) -> str:
+    """What grayscale values decoded with ``options`` (``source.dicom``) are in: ``'voi'``
+    (the window's [0, 1]), ``'stored'``, ``'HU'`` (CT modality values) or ``'modality'``."""
+    if options.voi == "header":
+        return "voi"
+    if not options.modality_lut:
+        return "stored"
+    return "HU" if (modality or "").strip().upper() == "CT" else "modality"
+
+
+def _render(path: Source, ds: Dataset, array: Array, options: DicomDecoding,
+            extra: dict[str, Any], info: ImageInfo) -> tuple[Array, str]:
     """Grayscale stored values to what ``options`` ask for; ``(array, photometric)``."""
     from . import dicom_lut
 
-    meta = getattr(ds, "file_meta", None)
-    little = getattr(meta, "_tsyntax_encoding", (None, True))[1] if meta is not None else True
-    facts = dicom_lut.facts_from_dataset(ds, little_endian=little)
+    if extra.get("voi_lut") or extra.get("modality_lut_bits") is not None:
+        meta = getattr(ds, "file_meta", None)
+        little = getattr(meta, "_tsyntax_encoding", (None, True))[1] if meta is not None else True
+        facts = dicom_lut.facts_from_dataset(ds, little_endian=little)  # the tables are needed
+    else:  # the header facts were just read: no second conversion of the same elements
+        facts = dicom_lut.facts_from_extra(
+            extra, bits_stored=info.stored_bits or 8, signed=bool(info.signed),
+            photometric=extra["stored_photometric"], dtype=extra["stored_dtype"])
     photometric = facts.photometric
     if photometric == "MONOCHROME1" and options.monochrome1 == "error":
-        raise DecodeError(path, "monochrome1-refused",
+        raise DecodeError(os.fspath(path), "monochrome1-refused",
                           "MONOCHROME1 (white is low) and source.dicom.monochrome1 is `error`; "
                           "set it to `invert` or `keep`")
     invert = photometric == "MONOCHROME1" and options.monochrome1 == "invert"
@@ -372,10 +482,13 @@ def _render(path, ds, array: np.ndarray, options, extra: dict) -> tuple[np.ndarr
         out = dicom_lut.render(array, facts, modality_lut=bool(options.modality_lut),
                                voi=options.voi, invert=invert)
     except dicom_lut.NoWindowError as exc:
-        raise DecodeError(path, "no-voi-window",
+        raise DecodeError(os.fspath(path), "no-voi-window",
                           f"{exc}; source.dicom.voi is `header` (use `voi: none` and a "
                           "`window` stage instead)") from None
     extra["modality_lut_applied"] = bool(options.modality_lut) and not facts.identity
     extra["voi_applied"] = options.voi == "header"
     extra["inverted"] = invert
+    extra["units"] = units_of(options, extra.get("modality"))
+    if array.size and array.dtype.kind in "ui":  # the stored extremes: bits the file uses
+        extra["stored_range"] = [int(array.min()), int(array.max())]
     return out, "MONOCHROME2" if invert else photometric

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,8 @@ def lut_lookup(x: np.ndarray, first: int, table: np.ndarray) -> np.ndarray:
     table = np.asarray(table)
     offset = np.floor(np.asarray(x, dtype=np.float64)) - first
     index = np.clip(offset, 0, len(table) - 1).astype(np.intp)
-    return table[index]
+    out: np.ndarray = table[index]
+    return out
 
 
 def apply_modality(stored: np.ndarray, facts: PixelFacts, container: str | None = None) -> np.ndarray:
@@ -205,14 +207,41 @@ def apply_modality(stored: np.ndarray, facts: PixelFacts, container: str | None 
         return lut_lookup(stored, lut.first, lut.table).astype(out_dtype)
     if facts.lut_bits is not None:
         raise ValueError("the Modality LUT Sequence's table is needed to apply it")
+    if facts.integral and np.dtype(out_dtype).kind in "ui" and stored.dtype.kind in "ui":
+        return _affine_integer(stored, int(facts.slope), int(facts.intercept), out_dtype)
     y = stored.astype(np.float64) * facts.slope + facts.intercept
     return y.astype(out_dtype)
+
+
+def _affine_integer(stored: np.ndarray, slope: int, intercept: int, out_dtype: str) -> np.ndarray:
+    """``stored * slope + intercept`` in ``out_dtype`` without a float round trip.
+
+    Computed modulo ``2**bits`` of the output (unsigned wrap-around): modular arithmetic
+    respects products and sums, so whenever the true result fits ``out_dtype`` (which
+    :func:`modality_dtype` guarantees for every stored value) the wrapped result is exact,
+    even where ``stored * slope`` alone would not fit.
+    """
+    out = np.dtype(out_dtype)
+    unsigned = np.dtype(f"u{out.itemsize}")
+    modulus = 1 << (8 * out.itemsize)
+    y = stored.astype(unsigned)  # two's complement wrap of negative stored values
+    if slope != 1:
+        y *= unsigned.type(slope % modulus)
+    if intercept:
+        y += unsigned.type(intercept % modulus)
+    return y.view(out)
 
 
 def invert_stored(stored: np.ndarray, facts: PixelFacts) -> np.ndarray:
     """``smin + smax - s`` over the stored range, in ``stored``'s dtype (exact)."""
     lo, hi = stored_range(facts.bits_stored, facts.signed)
-    return (lo + hi - stored.astype(np.int64)).astype(stored.dtype)
+    if stored.dtype.kind not in "ui":
+        return (lo + hi - stored.astype(np.int64)).astype(stored.dtype)
+    # modulo 2**bits of the container, as the widening subtraction and the cast back would be
+    unsigned = np.dtype(f"u{stored.dtype.itemsize}")
+    top = unsigned.type((lo + hi) % (1 << (8 * stored.dtype.itemsize)))
+    out: np.ndarray = (top - stored.view(unsigned)).view(stored.dtype)
+    return out
 
 
 def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -300,13 +329,14 @@ def render(stored: np.ndarray, facts: PixelFacts, *, modality_lut: bool = True,
         flipped = invert_stored(stored, facts)
         return apply_modality(flipped, facts) if modality_lut else flipped
     y = apply_modality(stored, facts)
+    assert facts.modality_lut is not None  # lut_bits is set only with a table here
     return (facts.modality_lut.top - y.astype(np.int64)).astype(y.dtype)
 
 
 # ---------------------------------------------------------------------- header reading
 
 
-def _first(value):
+def _first(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if hasattr(value, "__len__") and not isinstance(value, str | bytes):
@@ -318,7 +348,7 @@ def _first(value):
     return out if math.isfinite(out) else None
 
 
-def _lut(item, little_endian: bool | None) -> Lut | None:
+def _lut(item: Any, little_endian: bool | None) -> Lut | None:
     """A LUT from a Modality/VOI LUT Sequence item (LUTDescriptor and LUTData)."""
     descriptor = item.get("LUTDescriptor")
     data = item.get("LUTData")
@@ -334,7 +364,7 @@ def _lut(item, little_endian: bool | None) -> Lut | None:
     return Lut(first, table[:entries].astype(np.int64), bits)
 
 
-def facts_from_dataset(ds, *, little_endian: bool | None = True) -> PixelFacts:
+def facts_from_dataset(ds: Any, *, little_endian: bool | None = True) -> PixelFacts:
     """:class:`PixelFacts` of a pydicom dataset (or any object with ``get`` and ``in``).
 
     Args:
@@ -367,7 +397,7 @@ def facts_from_dataset(ds, *, little_endian: bool | None = True) -> PixelFacts:
     )
 
 
-def facts_from_extra(extra: dict, *, bits_stored: int, signed: bool, photometric: str,
+def facts_from_extra(extra: dict[str, Any], *, bits_stored: int, signed: bool, photometric: str,
                      dtype: str) -> PixelFacts:
     """:class:`PixelFacts` (without tables) from the ``extra`` of a probed ``ImageInfo``."""
     slope, intercept = extra.get("rescale_slope"), extra.get("rescale_intercept")
