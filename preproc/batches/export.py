@@ -36,7 +36,7 @@ from ..types import Array
 if TYPE_CHECKING:
     from .flow import BatchIterator
 
-__all__ = ["export_epoch"]
+__all__ = ["export_epoch", "source_stamp"]
 
 
 def _npy_bytes(x: Array) -> bytes:
@@ -76,7 +76,7 @@ def export_epoch(it: BatchIterator, out_dir: str | Path, *,
     for i in range(len(it)):
         idx = it.batch_indices(i)
         planned = [it.filename_of(int(j)) for j in idx]
-        stamp = _stamp(recipe, [it.filepath_of(int(j)) for j in idx])
+        stamp = source_stamp(recipe, [it.filepath_of(int(j)) for j in idx])
         entry = _reusable(out, i, planned, stamp)
         was_reused = entry is not None
         if entry is None:
@@ -105,15 +105,16 @@ def _recipe(it: BatchIterator) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _stamp(recipe: str, paths: list[str]) -> str:
-    """Recipe plus each source file's size and modification time: a changed file is redone."""
+def source_stamp(recipe: str, paths: list[str]) -> str:
+    """Recipe plus each source file's size and modification time, so the output of a changed
+    (or vanished) file is redone on the next run instead of being kept."""
     digest = hashlib.sha256(recipe.encode())
     for path in paths:
         try:
             st = os.stat(path)
             digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode("utf-8", "surrogateescape"))
         except OSError:
-            digest.update(f"{path}:missing;".encode())
+            digest.update(f"{path}:missing;".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import PreprocError
 from ..io.atomic import TMP_PREFIX, atomic_write, write_bytes
 from ..types import Array
+from .export import source_stamp
 
 if TYPE_CHECKING:
     from .flow import BatchIterator
@@ -114,7 +115,7 @@ def export_webdataset(it: BatchIterator, out_dir: str | Path, *, samples_per_sha
     for k, start in enumerate(range(0, max(len(order), 1), samples_per_shard)):
         planned = order[start:start + samples_per_shard]
         names = [it.filename_of(j) for j in planned]
-        stamp = _stamp(recipe["hash"], [it.filepath_of(j) for j in planned])
+        stamp = source_stamp(recipe["hash"], [it.filepath_of(j) for j in planned])
         entry = _reusable(out, k, names, stamp)
         if entry is None:
             entry = _write_shard(it, out, k, rows.take(start, len(planned)), planned, stamp)
@@ -181,18 +182,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def _stamp(recipe: str, paths: list[str]) -> str:
-    """Recipe plus each source file's size and mtime: a shard of a changed file is redone."""
-    digest = hashlib.sha256(recipe.encode())
-    for path in paths:
-        try:
-            st = os.stat(path)
-            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode("utf-8", "surrogateescape"))
-        except OSError:
-            digest.update(f"{path}:missing;".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
 
 
 def _reusable(out: Path, k: int, names: list[str], stamp: str) -> dict[str, Any] | None:
