@@ -15,15 +15,17 @@ cleanvision installed). cleanvision has no notion of a validation split or of cl
 ``split-leakage`` and ``label-conflict`` have no peer column.
 
 Then throughput: files per second of the full audit (all findings) against cleanvision on the
-same 8-bit set, both on ``--workers`` processes (page cache warm; best of two rounds for
-preproc), and the peak memory of the full audit (parent tracemalloc, summed PSS of the parent
-and its workers) on distinct small images from 1,000 to 20,000 files.
+same set, both on ``--workers`` processes, page cache warm, in ``--rounds`` rounds that run one
+after the other (preproc, cleanvision, preproc, cleanvision, ...) so a change of the machine's
+load reaches both; every round is printed, and the ratio is best against best. Then the peak
+memory of the full audit (parent tracemalloc, summed PSS of the parent and its workers) on
+distinct small images from 1,000 to 20,000 files.
 
 Goals: P and R >= 0.9 for every finding at both bit depths; >= 5x cleanvision's files/s;
 memory flat from 1k to 20k files.
 
-Usage: ``python bench/quality_bench.py [--n 1000] [--side 256] [--workers 2] [--mem 1000,20000]
-[--cleanvision-python /work/sidevenv-audit2/bin/python] [--data DIR]``
+Usage: ``python bench/quality_bench.py [--n 1000] [--side 256] [--workers 2] [--rounds 2]
+[--mem 1000,20000] [--cleanvision-python /work/sidevenv-audit2/bin/python] [--data DIR]``
 """
 
 from __future__ import annotations
@@ -165,14 +167,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="files per labelled dataset")
     parser.add_argument("--side", type=int, default=256, help="side of a clean image, pixels")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="timed runs of each tool")
     parser.add_argument("--mem", default="1000,20000", help="file counts of the memory runs")
     parser.add_argument("--cleanvision-python", default="/work/sidevenv-audit2/bin/python")
     parser.add_argument("--data", type=Path, default=None, help="where to build (reused)")
+    parser.add_argument("--sets", default="rgb8,gray16", help="labelled sets to run")
     parser.add_argument("--memory-only", action="store_true", help="skip the labelled sets")
     args = parser.parse_args()
     base = args.data or Path(tempfile.mkdtemp(prefix="quality-bench-"))
     results: dict = {"n": args.n, "workers": args.workers}
-    for name, bits16 in () if args.memory_only else (("rgb8", False), ("gray16", True)):
+    sets = [(name, name == "gray16") for name in args.sets.split(",") if name]
+    for name, bits16 in () if args.memory_only else sets:
         root = base / name / "data"
         truth_file = base / name / "truth.json"
         if truth_file.exists():
@@ -181,13 +186,18 @@ def main() -> None:
             truth = labelled_dataset(root, n=args.n, bits16=bits16, seed=42, side=args.side)
             truth_file.write_text(json.dumps({k: sorted(v) for k, v in truth.items()}))
         preproc_flags(root, args.workers)  # warm the page cache
-        ours, seconds, files = min((preproc_flags(root, args.workers) for _ in range(2)),
-                                   key=lambda r: r[1])
-        peer, note = cleanvision_flags(root, args.cleanvision_python, args.workers)
+        ours_runs, peer_runs, note = [], [], "not run"
+        for _ in range(args.rounds):
+            ours_runs.append(preproc_flags(root, args.workers))
+            peer, note = cleanvision_flags(root, args.cleanvision_python, args.workers)
+            if peer is not None:
+                peer_runs.append(peer)
+        ours = ours_runs[-1][0]
+        peer = peer_runs[-1] if peer_runs else None
         results[name] = {"rows": pr_table(truth, ours, peer, bits16),
-                         "preproc_files_per_s": files / seconds,
-                         "cleanvision_files_per_s": peer["files"] / peer["seconds"]
-                         if peer else None, "cleanvision_note": note}
+                         "preproc_files_per_s": [files / sec for _, sec, files in ours_runs],
+                         "cleanvision_files_per_s": [p["files"] / p["seconds"] for p in peer_runs],
+                         "cleanvision_note": note, "load": os.getloadavg()[0]}
     sizes = [int(s) for s in args.mem.split(",") if s]
     results["memory"] = {}
     if sizes:
@@ -218,10 +228,11 @@ def print_table(results: dict) -> None:
             print(f"{row['code']:20}{row['truth']:>7}{_fmt(row['preproc_p']):>11}"
                   f"{_fmt(row['preproc_r']):>7}{_fmt(row.get('cleanvision_p')):>15}"
                   f"{_fmt(row.get('cleanvision_r')):>7}")
-        cv = r["cleanvision_files_per_s"]
-        ratio = f", {r['preproc_files_per_s'] / cv:.1f}x cleanvision" if cv else ""
-        print(f"files/s: preproc {r['preproc_files_per_s']:.0f}, cleanvision "
-              f"{cv and round(cv) or '-'} ({r['cleanvision_note']}){ratio}")
+        ours, cv = r["preproc_files_per_s"], r["cleanvision_files_per_s"]
+        rounds = "  ".join(f"{a:.0f}/{b:.0f} ({a / b:.1f}x)" for a, b in zip(ours, cv))
+        best = f", best {max(ours) / max(cv):.1f}x cleanvision" if cv else ""
+        print(f"files/s preproc/cleanvision per round: {rounds or ' '.join(f'{a:.0f}' for a in ours)}"
+              f" ({r['cleanvision_note']}; load {r['load']:.1f}){best}")
     mem = results["memory"]
     if mem:
         print(f"\n{'files':>8}{'parent tracemalloc MiB':>24}{'PSS parent+workers MiB':>24}")

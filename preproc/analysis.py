@@ -32,37 +32,71 @@ _REPAIRED = {"range-overflow", "compounded-scaling", "unbounded-input", "range-u
 _TO_EXPECTED = {"compounded-scaling", "range-underuse", "degenerate-output"}
 
 
-def check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64) -> Report:
+def check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64,
+          mode: str | None = None) -> Report:
     """Check a config statically and apply its ``checks:`` policy.
+
+    Every pipeline the config runs is checked: the training one (random stages included) in
+    ``batches.mode: training``, the evaluation one (deterministic stages alone) with a
+    ``validation_split`` or in ``batches.mode: evaluation``. A finding of one pipeline only
+    says which.
 
     Args:
         config: a :class:`~preproc.config.Config`, the path of a YAML file, or a mapping.
         sample: file headers to read when ``source.directory`` exists (no pixels are decoded),
             to confirm the declared source or, where nothing is declared, to build it.
+        mode: a pipeline to check besides those (``'training'`` or ``'evaluation'``), e.g.
+            the one a run asks for.
     """
     from .config.model import as_config
 
-    return _checked(as_config(config), sample)[0]
+    return _checked(as_config(config), sample, mode)[0]
 
 
-def _checked(config: Config, sample: int) -> tuple[Report, ValueSpec]:
+def _checked(config: Config, sample: int,
+             mode: str | None = None) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
     from .dataset.dicom_units import inverted_twice_findings, stored_units_findings
     from .dataset.sampling import resolve_source_sample
 
     src, findings, dicom = resolve_source_sample(config, sample)
-    pipeline = Pipeline.from_config(config, source=src)
+    pipelines = {m: Pipeline.from_config(config, source=src, mode=m)
+                 for m in _modes_run(config, mode)}
+    pipeline = pipelines.get("training") or pipelines["evaluation"]
     file = display_path(config.path)
     findings += stored_units_findings(pipeline, dicom, config.source.dicom, file)
     findings += inverted_twice_findings(pipeline, dicom, config.source.dicom, file)
-    findings += check_pipeline(pipeline, file=file)
+    findings += _pipelines_findings(pipelines, config.batches.target_size, file)
     findings += _decode_findings(config)
     return Report.with_policy(findings, config.checks, pipeline.trace()), src
 
 
-def require_check(config: Config | StrPath | Mapping[str, Any], *,
-                  sample: int = 64) -> tuple[Report, ValueSpec]:
+def _modes_run(config: Config, extra: str | None) -> list[str]:
+    """The pipelines a config runs: its mode's, the evaluation one of a validation split."""
+    b = config.batches
+    modes: set[str] = {b.mode}
+    if extra is not None:
+        modes.add(extra)
+    if b.validation_split:
+        modes.add("evaluation")
+    return [m for m in ("training", "evaluation") if m in modes]
+
+
+def _pipelines_findings(pipelines: dict[str, Pipeline], target_size: tuple[int, int],
+                        file: str | None) -> list[Finding]:
+    from .stages.augment_check import merge_findings, mismatch_findings, pipelines_differ
+
+    training, evaluation = pipelines.get("training"), pipelines.get("evaluation")
+    if training is None or evaluation is None or not pipelines_differ(training, evaluation):
+        return check_pipeline(next(iter(pipelines.values())), file=file)
+    return (merge_findings(check_pipeline(training, file=file),
+                           check_pipeline(evaluation, file=file))
+            + mismatch_findings(training, evaluation, target_size, file))
+
+
+def require_check(config: Config | StrPath | Mapping[str, Any], *, sample: int = 64,
+                  mode: str | None = None) -> tuple[Report, ValueSpec]:
     """Run :func:`check` and raise :class:`~preproc.errors.CheckFailed` when it fails.
 
     Findings below ``checks.fail_on`` do not stop anything: they are issued once, together, as
@@ -77,7 +111,7 @@ def require_check(config: Config | StrPath | Mapping[str, Any], *,
     from .errors import CheckFailed
 
     config = as_config(config)
-    report, src = _checked(config, sample)
+    report, src = _checked(config, sample, mode)
     if config.batches.on_error == "skip":  # the config asks for unreadable files to be dropped
         tolerated = [f if f.code not in _SKIPPED_CODES else replace(f, severity=Severity.WARNING)
                      for f in report.findings]

@@ -100,6 +100,8 @@ CODES: dict[str, CodeInfo] = _codes(
     ("non-finite-values", E, "a float file, or a batch, holds NaN or infinite values"),
     ("fill-out-of-range", E, "a geometric augmentation fills with a constant outside the interval "
      "it receives"),
+    ("pipeline-mismatch", E, "the training and evaluation pipelines end in different image "
+     "sizes or channel counts (a warning for different dtypes)"),
     ("augment-units", W, "an augmentation amount (channel shift, clip) is in other units than "
      "the values it receives"),
     ("cache-stale", E, "batches.cache was made from another config, preproc version or "

@@ -72,8 +72,8 @@ def test_measures_use_the_files_own_range_not_255():
     assert m12["entropy"] == pytest.approx(m8["entropy"], abs=0.3)
     assert popcount(np.uint64(int(m8["phash"], 16) ^ int(m12["phash"], 16))) <= 2
     # declared stored bits win over the effective bits
-    assert level_range(None, "uint16", 14, True, 12, False, 0, 4095) == (0.0, 16383.0)
-    assert level_range(None, "float32", 32, False, None, False, 0.0, 1.0) == (0.0, 1.0)
+    assert level_range("uint16", 14, True, 12, False, 0, 4095) == (0.0, 16383.0)
+    assert level_range("float32", 32, False, None, False, 0.0, 1.0) == (0.0, 1.0)
 
 
 def test_grayscale_in_rgb_is_exact():

@@ -23,6 +23,12 @@ def test_demo_keep(tmp_path, capsys):
     if importlib.util.find_spec("pydicom") is not None:  # the DICOM step: stored values vs HU
         assert "error[dicom-stored-units]" in out
         assert "87.0% white" in out and "8.8% white" in out
+    # the augmentation step: the fill and the brightness are caught at their lines, the fixed
+    # config passes, and the contact sheet is drawn
+    assert "augment-wrong.yaml:9:5: error[fill-out-of-range]" in out
+    assert "augment-wrong.yaml:11:5: error[range-overflow]" in out
+    assert "from stage 2 `brightness` (line 10)" in out
+    assert (target / "augment-preview.png").is_file()
 
 
 def test_demo_refuses_non_empty_keep_dir(tmp_path, capsys):

@@ -171,3 +171,21 @@ def test_stage_failure_names_the_stage_and_file():
     s = stage("clahe")
     with pytest.raises(StageError, match="stage 0 `clahe`.*x.png"):
         s(np.linspace(0, 50, 64, dtype=np.float32).reshape(8, 8, 1), RunContext(file="x.png"))
+
+
+def test_a_clipping_stage_mapping_to_one_value_is_left_to_the_range_rules():
+    """A window far outside its input collapses every value by design (the clip was asked for):
+    the check's range rules report that, with the stage's own bounds; the arithmetic guard of
+    inference must not add an "underflow" finding of its own, so a flow built without the check
+    does not blame the stage's parameters either."""
+    from preproc.spec import Interval
+    from preproc.stages.pipeline import infer_checked
+
+    window = stage("window", center=5, width=2)
+    unit = ValueSpec.for_dtype("float32").with_(interval=Interval(0.0, 1.0))
+    out, finding = infer_checked(window, unit)
+    assert out.interval.width == 0 and finding is None
+    # a stage that does not clip and collapses its input is the arithmetic's fault
+    tiny = stage("rescale", factor=1e-300)
+    _, finding = infer_checked(tiny, unit)
+    assert finding is not None and finding.code == "degenerate-output"

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,21 +36,32 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                  "tests/test_check.py"]),
     "check": ("preproc/analysis.py", ["tests/test_check.py", "tests/test_check_messages.py",
                                       "tests/test_edge_cases.py", "tests/test_joints.py"]),
-    "builtin": ("preproc/stages/builtin.py", ["tests/test_stages.py", "tests/test_check.py",
+    "builtin": ("preproc/stages/builtin.py", ["tests/test_mutation_builtin.py",
+                                              "tests/test_stages.py", "tests/test_check.py",
                                               "tests/test_edge_cases.py"]),
-    "scaling": ("preproc/stages/scaling.py", ["tests/test_stages.py", "tests/test_check.py",
+    "scaling": ("preproc/stages/scaling.py", ["tests/test_mutation_scaling.py",
+                                              "tests/test_stages.py", "tests/test_check.py",
                                               "tests/test_edge_cases.py"]),
-    "functional": ("preproc/stages/functional.py", ["tests/test_stages.py",
+    "functional": ("preproc/stages/functional.py", ["tests/test_mutation_functional.py",
+                                                    "tests/test_stages.py",
                                                     "tests/test_edge_cases.py"]),
     "dtypes": ("preproc/dtypes.py", ["tests/test_dtypes.py", "tests/test_check.py",
                                      "tests/test_stages.py"]),
-    "png": ("preproc/io/png.py", ["tests/test_io_png.py", "tests/test_io_formats.py"]),
-    "tiff": ("preproc/io/tiff.py", ["tests/test_io_tiff.py", "tests/test_io_formats.py"]),
+    "png": ("preproc/io/png.py", ["tests/test_mutation_png.py", "tests/test_io_png.py",
+                                  "tests/test_io_formats.py", "tests/test_io_read.py",
+                                  "tests/test_io_errors.py", "tests/test_io_inflate.py"]),
+    "pngfilter": ("preproc/io/pngfilter.py", ["tests/test_mutation_pngfilter.py",
+                                              "tests/test_io_png.py", "tests/test_io_formats.py",
+                                              "tests/test_io_read.py"]),
+    "tiff": ("preproc/io/tiff.py", ["tests/test_mutation_tiff.py", "tests/test_io_tiff.py",
+                                    "tests/test_io_formats.py", "tests/test_io_read.py",
+                                    "tests/test_io_errors.py"]),
     "discovery": ("preproc/dataset/discovery.py", ["tests/test_discovery.py",
                                                    "tests/test_sampling.py"]),
     "guard": ("preproc/batches/guard.py", ["tests/test_guard.py", "tests/test_flow.py"]),
-    "rules": ("preproc/dataset/tally.py", ["tests/test_audit.py", "tests/test_audit_rules.py",
-                                         "tests/test_audit_bad_input.py"]),
+    "tally": ("preproc/dataset/tally.py", ["tests/test_mutation_tally.py", "tests/test_audit.py",
+                                           "tests/test_audit_rules.py",
+                                           "tests/test_audit_bad_input.py"]),
 }
 
 
@@ -63,7 +75,7 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run_module(name: str, jobs: int, keep: bool) -> dict:
+def run_module(name: str, jobs: int, keep: bool) -> dict[str, Any]:
     target, tests = MODULES[name]
     tests = [t for t in tests if (ROOT / t).exists()]
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
@@ -76,8 +88,10 @@ def run_module(name: str, jobs: int, keep: bool) -> dict:
         + "pytest_add_cli_args = -p no:cacheprovider -q\n", encoding="utf-8")
     # mutmut reads pyproject.toml first when it has a [tool.mutmut] table; it has none.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
-                   cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
+    print(f"{target}: mutating in {work} (progress in {work / 'mutmut-run.log'})", flush=True)
+    with open(work / "mutmut-run.log", "w", encoding="utf-8") as log:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+                       cwd=work, env=env, check=False, stdout=log, stderr=subprocess.STDOUT)
     subprocess.run([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env,
                    check=False, capture_output=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())

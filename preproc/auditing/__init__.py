@@ -92,13 +92,12 @@ def audit(
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
-    if not quick:
-        from .screen import screen
+    from .screen import screen
 
-        screened = screen(collector.spool, cfg, where, expect)
-        # the reports read it back with getattr: the Collector class does not declare it
-        setattr(collector, "screen", screened)
-        findings += screened.findings
+    screened = screen(collector.spool, cfg, where, expect, quick=quick)  # quick: sizes only
+    # the reports read it back with getattr: the Collector class does not declare it
+    setattr(collector, "screen", screened)
+    findings += screened.findings
     return AuditReport(
         dataset=listing.root, where=where,
         config=str(cfg.path) if cfg is not None and cfg.path is not None else None,

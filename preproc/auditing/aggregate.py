@@ -22,10 +22,14 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import dtypes
+
+if TYPE_CHECKING:
+    from ..dataset.records import FileRecord
 
 __all__ = ["FLOAT_BINS", "FloatHistogram", "GroupStats", "RecordSpool", "float_payload"]
 
@@ -46,7 +50,8 @@ def _floor_scaled(x: float, k: int) -> int:
 def _floor_scaled_array(values: np.ndarray, k: int) -> np.ndarray:
     q = np.floor(np.ldexp(values, -k))
     q[(q == 0) & (values < 0)] = -1
-    return q.astype(np.int64)
+    index: np.ndarray = q.astype(np.int64)
+    return index
 
 
 def _covering_exp(lo: float, hi: float, start: int | None = None) -> int:
@@ -118,7 +123,8 @@ class FloatHistogram:
                         max_bins)
 
 
-def _compact(counts: np.ndarray, lo: float, width: float, max_bins: int):
+def _compact(counts: np.ndarray, lo: float, width: float,
+             max_bins: int) -> tuple[list[float], list[list[int]]]:
     group = max(1, math.ceil(counts.shape[1] / max_bins))
     bins = math.ceil(counts.shape[1] / group)
     padded = np.zeros((counts.shape[0], bins * group), dtype=np.int64)
@@ -128,7 +134,7 @@ def _compact(counts: np.ndarray, lo: float, width: float, max_bins: int):
     return edges, merged.tolist()
 
 
-def float_payload(flat: np.ndarray):
+def float_payload(flat: np.ndarray) -> tuple[str, str, FloatHistogram | None]:
     """Transport payload for a wide-integer or float ``(pixels, C)`` image (finite values only)."""
     values = flat.astype(np.float64, copy=False)
     if flat.dtype.kind == "f":
@@ -156,20 +162,22 @@ class GroupStats:
     def key(self) -> str:
         return f"{self.dtype}/{self.channels}ch"
 
-    def add(self, rec, payload) -> None:
+    def add(self, rec: FileRecord, payload: Any) -> None:
         """Merge one readable record and its transport histogram ``payload`` into the group."""
+        assert rec.min is not None and rec.max is not None, "a readable record has values"
         self._merge_moments(rec)
         self.files += 1
         self.min = [min(a, b) for a, b in zip(self.min, rec.min)] if self.min else list(rec.min)
         self.max = [max(a, b) for a, b in zip(self.max, rec.max)] if self.max else list(rec.max)
         self._merge_hist(payload)
 
-    def _merge_moments(self, rec) -> None:
+    def _merge_moments(self, rec: FileRecord) -> None:
         """Chan et al.'s pairwise update, on plain floats: a few channels do not pay NumPy's
         per-call cost, and this runs once per file in the parent, beside the workers."""
         n_b = rec.pixels or 0
         if n_b == 0:
             return
+        assert rec.mean is not None and rec.std is not None, "a measured record has moments"
         m2_b = [s * s * n_b for s in rec.std]
         if self._mean is None:
             self._mean, self._m2, self.pixels = [float(m) for m in rec.mean], m2_b, n_b
@@ -178,10 +186,10 @@ class GroupStats:
         share, cross = n_b / n, n_a * n_b / n
         deltas = [b - a for a, b in zip(self._mean, rec.mean)]
         self._mean = [a + d * share for a, d in zip(self._mean, deltas)]
-        self._m2 = [a + b + d * d * cross for a, b, d in zip(self._m2, m2_b, deltas)]
+        self._m2 = [a + b + d * d * cross for a, b, d in zip(self._m2 or [], m2_b, deltas)]
         self.pixels = n
 
-    def _merge_hist(self, payload) -> None:
+    def _merge_hist(self, payload: Any) -> None:
         if payload is None:
             return
         if payload[0] == "exact":
@@ -208,7 +216,7 @@ class GroupStats:
             return []
         return [math.sqrt(m2 / self.pixels) for m2 in self._m2]
 
-    def histogram(self, max_bins: int = 256) -> dict | None:
+    def histogram(self, max_bins: int = 256) -> dict[str, Any] | None:
         """Compact histogram: ``{"edges": [...], "counts": [[...] per channel]}``."""
         if self.exact is not None:
             nz = np.flatnonzero(self.exact.any(axis=0))
@@ -223,7 +231,7 @@ class GroupStats:
             return None
         return {"edges": edges, "counts": counts}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dtype": self.dtype, "channels": self.channels, "files": self.files,
             "pixels_per_channel": self.pixels, "min": self.min, "max": self.max,
@@ -243,17 +251,17 @@ class RecordSpool:
         self.count = 0
         self._lists = 0
 
-    def append(self, rec) -> None:
+    def append(self, rec: FileRecord) -> None:
         self.extend([rec])
 
-    def extend(self, records: list) -> None:
+    def extend(self, records: list[FileRecord]) -> None:
         if records:
             self._file.seek(0, 2)  # after an unfinished iteration, too
             pickle.dump(records, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self.count += len(records)
             self._lists += 1
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[FileRecord]:
         self._file.flush()
         position = 0
         for _ in range(self._lists):

@@ -12,6 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from ..dataset.records import FileRecord
 from .measure import Task, process_chunk
@@ -19,6 +20,9 @@ from .measure import Task, process_chunk
 __all__ = ["ENGINES", "default_workers", "plan_chunks", "run"]
 
 ENGINES = ("local", "dask")
+
+#: One file of a chunk: ``(path relative to the root, class or None)``.
+Item = tuple[str, "str | None"]
 
 
 def default_workers() -> int:
@@ -29,7 +33,8 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def plan_chunks(root: str, items: list, quick: bool, workers: int, dicom=None) -> list[Task]:
+def plan_chunks(root: str, items: list[Item], quick: bool, workers: int,
+                dicom: Any = None) -> list[Task]:
     """Split ``items`` into tasks: about four per worker, capped so progress stays lively.
     ``dicom``: the DICOM decoding options every task carries (see :data:`Task`)."""
     cap = 512 if quick else 32
@@ -38,7 +43,7 @@ def plan_chunks(root: str, items: list, quick: bool, workers: int, dicom=None) -
 
 
 def run(tasks: list[Task], *, engine: str = "local", workers: int | None = None,
-        scheduler=None) -> Iterator[list[FileRecord]]:
+        scheduler: Any = None) -> Iterator[list[FileRecord]]:
     """Yield each task's records, in task order.
 
     Args:
@@ -98,14 +103,14 @@ def _isolate(task: Task) -> list[FileRecord]:
     return out
 
 
-def crashed(item) -> FileRecord:
+def crashed(item: Item) -> FileRecord:
     """Record of a file whose decoder killed its worker process."""
     rel, cls = item
     return FileRecord(path=rel, cls=cls, error="decoder-crash", error_code="unreadable-file",
                       detail="the decoder crashed the worker process reading this file")
 
 
-def _dask(tasks: list[Task], workers: int | None, scheduler) -> Iterator[list[FileRecord]]:
+def _dask(tasks: list[Task], workers: int | None, scheduler: Any) -> Iterator[list[FileRecord]]:
     client, owned = _dask_client(workers, scheduler)
     try:
         from distributed import KilledWorker
@@ -124,7 +129,7 @@ def _dask(tasks: list[Task], workers: int | None, scheduler) -> Iterator[list[Fi
             thing.close()
 
 
-def _dask_client(workers: int | None, scheduler):
+def _dask_client(workers: int | None, scheduler: Any) -> tuple[Any, list[Any]]:
     """A ``distributed.Client`` for ``scheduler``, and what this audit must close afterwards."""
     try:
         from distributed import Client, LocalCluster
@@ -134,10 +139,12 @@ def _dask_client(workers: int | None, scheduler):
         raise MissingDependencyError("dask", "dask", "the Dask engine (--engine dask)") from exc
     if isinstance(scheduler, Client):
         return scheduler, []
+    # distributed ships no type information for these constructors
     if scheduler is not None:  # an address or a cluster object
-        client = Client(scheduler)
+        client = Client(scheduler)  # type: ignore[no-untyped-call]
         return client, [client]
-    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                           processes=True, dashboard_address=None)
-    client = Client(cluster)
+    cluster = LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+        dashboard_address=None)
+    client = Client(cluster)  # type: ignore[no-untyped-call]
     return client, [cluster, client]

@@ -91,8 +91,14 @@ def _header(report: AuditReport) -> str:
 
 
 def _findings(report: AuditReport) -> str:
+    skipped = ""
+    if report.not_computed:  # a quick audit: an absent finding is not a pass
+        items = "".join(f"<li><code>{_e(code)}</code>: {_e(what)}</li>"
+                        for code, what in report.not_computed.items())
+        skipped = ("<p class='notice'><b>Not computed:</b> a quick audit reads headers only, "
+                   f"so it did not look for these findings; run a full audit.</p><ul>{items}</ul>")
     if not report.findings:
-        return "<h2>Findings</h2><p>No findings.</p>"
+        return "<h2>Findings</h2>" + skipped + "<p>No findings.</p>"
     rows: list[list[object]] = []
     for f in report.findings:
         files = ", ".join(f"<code>{_e(p)}</code>" for p in f.files)
@@ -100,7 +106,7 @@ def _findings(report: AuditReport) -> str:
         files += f" and {more} more" if more > 0 else ""
         rows.append([f"<span class='{f.severity}'>{f.severity}</span>", f"<code>{f.code}</code>",
                      _e(f.message), f.count if f.count is not None else "", files, _e(f.hint)])
-    return "<h2>Findings</h2>" + _table(
+    return "<h2>Findings</h2>" + skipped + _table(
         ["severity", "code", "message", "files", "examples", "hint"], rows, numeric=(3,))
 
 

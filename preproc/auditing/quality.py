@@ -1,61 +1,84 @@
 """Image-quality measures of one decoded image, in units of the image's own value range.
 
 Runs in the audit's worker processes, on the pixels the audit already decoded (no second
-decode). Every measure is taken on a *working image*: the luminance of the file, normalised to
-``[0, 1]`` by the file's declared or effective range (never by 255 unless the file is 8-bit) and
-reduced so its longer side is at most :data:`WORK_SIDE` pixels. A 12-bit X-ray whose values
-reach 4095 is as bright as an 8-bit photograph reaching 255; a 16-bit file and its 8-bit export
-give the same working image, so the same perceptual hash.
+decode). Every measure is taken on one *working image* made once per file: the luminance of
+the file, area-averaged so its longer side is at most :data:`WORK_SIDE` pixels and normalised
+to ``[0, 1]`` by the file's declared or effective range (never by 255 unless the file is 8-bit).
+The reduction is a separable box filter run on the stored integers (gathered rows times
+weights), so no full-resolution float copy is made; the luminance of a colour image is taken
+after the reduction (it is linear). A 12-bit X-ray whose values reach 4095 is as bright as an
+8-bit photograph reaching 255; a 16-bit file and its 8-bit export give the same working image,
+so the same perceptual hash.
 
 Measures (see :func:`image_measures`):
 
 * ``phash``: 64-bit DCT perceptual hash (16 hex digits) of the working image at 32x32, and
-  ``phash_center`` the same of its central 90% (so a copy cropped by up to 10% is compared at
-  the same scale); ``None`` for a flat image, whose hash would carry no information;
-* ``blur``: sharpness, the variance of the Laplacian divided by the variance of the image,
-  both on the working image reduced to a longer side of :data:`BLUR_SIDE`; independent of
-  brightness, contrast and (mostly) size, low means blurry;
+  ``phash_center`` the same of its central 90% (a copy cropped by up to 10% around the centre
+  is compared at the same scale); ``None`` for a flat image, whose hash would carry no
+  information. ``crops`` holds the hashes of the four corner and four edge windows of 90%
+  (a copy cropped from a corner or a side matches one of them); transport only;
+* ``blur``: sharpness, the variance of the Laplacian divided by the variance of the working
+  image; independent of brightness, contrast and (mostly) size, low means blurry;
 * ``brightness``: mean of the working image (0 black, 1 white), relative to the file's range;
 * ``entropy``: Shannon entropy in bits of the working image quantised to 256 levels (0 to 8);
 * ``grayscale``: a 3- or 4-channel file whose colour channels are identical everywhere.
 
 The range is recorded as ``level_lo``/``level_hi`` so the parent can re-express brightness
 against the dataset's range (a darkened 12-bit image reaching only 1200 keeps its darkness).
+
+Every hash is two small matrix products with cached matrices (resampling to 32x32 and the low
+8x8 DCT folded into one ``8 x n`` matrix per side length), not a resize and a DCT per call.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-__all__ = ["HASH_BITS", "WORK_SIDE", "image_measures", "level_range", "phash_of", "working_image"]
+from .. import dtypes
+from ..types import Array
 
-#: Longer side of the working image the measures are taken on.
-WORK_SIDE = 128
-#: Longer side of the image sharpness is measured on: coarse enough that a copy enlarged by
-#: interpolation is not "blurry", fine enough that a real blur of a few pixels still shows.
-BLUR_SIDE = 64
+__all__ = ["CROP_KEEP", "HASH_BITS", "WORK_SIDE", "crop_windows", "image_measures",
+           "level_range", "phash_of", "thumbnails", "window_hashes", "working_image"]
+
+#: Longer side of the working image the measures are taken on: coarse enough that a copy
+#: enlarged by interpolation is not "blurry", fine enough that a real blur of a few pixels
+#: still shows, and large enough for 256 entropy levels.
+WORK_SIDE = 64
 #: Bits of the perceptual hash.
 HASH_BITS = 64
+#: Fraction of each side the crop windows keep.
+CROP_KEEP = 0.9
 _HASH_SIDE = 32
 _LOW = 8
 _TINY = 8
+#: Blocks of :func:`_projections`: three window offsets along a side, then the whole side.
+_BLOCKS, _WHOLE = 4, 3
+#: Of the 16 blocks of :func:`_blocks`, flattened: the whole image, then the 9 windows.
+_ORDER = np.array([15, 0, 1, 2, 4, 5, 6, 8, 9, 10])
+#: Position of the centre window among the 9.
+_CENTRE = 4
+#: ITU-R 601 luminance weights (what Pillow's ``convert('L')`` uses).
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def _dct_matrix(n: int) -> np.ndarray:
+def _dct_matrix(n: int) -> Array:
     k = np.arange(n)[:, None]
     x = np.arange(n)[None, :]
     m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
     m[0] /= math.sqrt(2.0)
-    return m.astype(np.float64)
+    return m
 
 
-_DCT = _dct_matrix(_HASH_SIDE)[:_LOW]  # only the low frequencies are kept
+_DCT_LOW = _dct_matrix(_HASH_SIDE)[:_LOW]  # only the low frequencies are kept
 
 
-def level_range(pixels, dtype: str, stored_bits: int | None, declared: bool,
-                effective_bits: int | None, signed: bool | None, lo: float, hi: float):
+def level_range(dtype: str | None, stored_bits: int | None, declared: bool,
+                effective_bits: int | None, signed: bool | None, lo: float,
+                hi: float) -> tuple[float, float]:
     """``(lo, hi)``: the value range an image is normalised by.
 
     Declared stored bits win (PNG sBIT, TIFF BitsPerSample, DICOM BitsStored); 8-bit files use
@@ -63,13 +86,9 @@ def level_range(pixels, dtype: str, stored_bits: int | None, declared: bool,
     PNG holding 12-bit content is normalised by 4095); floats use ``[0, 1]`` when their values
     fit it, else their own minimum and maximum.
     """
-    from .. import dtypes
-
-    if dtype is None:
+    if dtype is None or dtype == "bool":
         return 0.0, 1.0
-    kind = np.dtype(dtype).kind if dtype != "bool" else "b"
-    if kind == "b":
-        return 0.0, 1.0
+    kind = np.dtype(dtype).kind
     if kind in "ui":
         if declared and stored_bits:
             bits = stored_bits
@@ -84,116 +103,243 @@ def level_range(pixels, dtype: str, stored_bits: int | None, declared: bool,
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def working_image(pixels, lo: float, hi: float) -> np.ndarray:
+# --- resampling ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def _box_weights(n_in: int, n_out: int) -> Array:
+    """``(n_out, n_in)`` area weights: output ``i`` is the exact mean of input ``[i*r, (i+1)*r)``,
+    ``r = n_in / n_out``, partial samples weighted by their overlap. Enlarging degrades to
+    nearest-neighbour picks."""
+    weights = _area(np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out), n_in)
+    weights.flags.writeable = False
+    return weights
+
+
+def _area(edges: Array, n_in: int) -> Array:
+    """Overlap of each interval ``[edges[i], edges[i + 1]]`` with unit cells ``0 .. n_in - 1``,
+    normalised to sum 1 per interval."""
+    cells = np.arange(n_in, dtype=np.float64)
+    overlap = (np.minimum(cells[None, :] + 1, edges[1:, None])
+               - np.maximum(cells[None, :], edges[:-1, None]))
+    weights: Array = np.clip(overlap, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights
+
+
+@lru_cache(maxsize=1024)
+def _taps(n_in: int, n_out: int) -> tuple[Array, Array]:
+    """:func:`_box_weights` as taps: ``(index, weight)``, each ``(taps, n_out)``; output ``i``
+    is ``sum_t weight[t, i] * x[index[t, i]]``. Taps with zero weight everywhere are dropped."""
+    weights = _box_weights(n_in, n_out)
+    first = np.argmax(weights > 0, axis=1)
+    width = int((weights > 0).sum(axis=1).max())
+    cols = first[None, :] + np.arange(width)[:, None]
+    valid = cols < n_in
+    index = np.minimum(cols, n_in - 1)
+    picked = (weights[np.arange(n_out)[None, :], index] * valid).astype(np.float32)
+    keep = picked.any(axis=1)
+    index, picked = index[keep], picked[keep]
+    index.flags.writeable = picked.flags.writeable = False
+    return index, picked
+
+
+def _reduce_axis(x: Array, n_out: int, axis: int) -> Array:
+    """Area-average axis 0 or 1 of ``x`` (at most twice ``n_out`` long) to ``n_out`` samples."""
+    index, weight = _taps(x.shape[axis], n_out)
+    shape = (-1,) + (1,) * (x.ndim - 1) if axis == 0 else (1, -1) + (1,) * (x.ndim - 2)
+    out: Array = np.take(x, index[0], axis=axis) * weight[0].reshape(shape)
+    for idx, w in zip(index[1:], weight[1:]):
+        out += np.take(x, idx, axis=axis) * w.reshape(shape)
+    return out
+
+
+def _bin(x: Array, f: int) -> Array:
+    """Means of ``f x f`` blocks of ``x`` (``HxW`` or ``HxWxC``), in ``float32``: ``f`` strided
+    row slices summed, then ``f`` column slices. Rows and columns past a multiple of ``f`` are
+    dropped (fewer than ``f``, under 1/64 of the longer side)."""
+    h, w = (x.shape[0] // f) * f, (x.shape[1] // f) * f
+    rows = x[0:h:f].astype(np.float32)
+    for k in range(1, f):
+        rows += x[k:h:f]
+    out: Array = rows[:, 0:w:f].copy()
+    for k in range(1, f):
+        out += rows[:, k:w:f]
+    out *= np.float32(1.0 / (f * f))
+    return out
+
+
+def _shrink(x: Array, side: int) -> Array:
+    """``x`` (``HxW`` or ``HxWxC``) area-averaged so its longer side is at most ``side``, in
+    ``float32``: whole blocks first (:func:`_bin`, no copy in a wider type at full size), then
+    a fractional step on the small result when the side is not a multiple of ``side``."""
+    f = max(x.shape[:2]) // side
+    small = _bin(x, f) if f >= 2 else x.astype(np.float32)
+    h, w = small.shape[:2]
+    if max(h, w) <= side:
+        return small
+    scale = side / max(h, w)
+    oh, ow = max(1, round(h * scale)), max(1, round(w * scale))
+    rows = _reduce_axis(small, oh, 0) if oh < h else small
+    return _reduce_axis(rows, ow, 1) if ow < w else rows
+
+
+def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) -> Array:
     """Luminance of ``pixels`` normalised by ``[lo, hi]``, longer side at most :data:`WORK_SIDE`.
 
-    ``pixels`` is an ``HxW``/``HxWxC`` array (a leading frame axis: the first frame) or an 8-bit
-    ``PIL.Image``. Returns ``float32`` values, nominally in ``[0, 1]``.
+    Args:
+        pixels: an ``HxW``/``HxWxC`` array (with a leading frame axis: the first frame) in its
+            stored dtype, or an 8-bit ``PIL.Image`` (mode ``L``, ``LA``, ``RGB`` or ``RGBA``).
+        lo, hi: the range that maps to 0 and 1 (:func:`level_range`).
+        nonfinite: the float image holds NaN or infinities (replaced by ``lo``/``hi`` first).
+
+    Returns:
+        A ``float32`` ``h x w`` array, nominally in ``[0, 1]``.
     """
-    image, scale = _working(pixels, lo, hi)
-    return np.asarray(image, dtype=np.float32) * np.float32(scale)
-
-
-def _working(pixels, lo: float, hi: float):
-    """``(PIL 'F' image, scale)``: the reduced luminance; times ``scale`` it is in ``[0, 1]``.
-
-    8-bit images stay in Pillow (luminance and reduction in C, values 0-255); arrays are
-    normalised in NumPy first. Hashes, thumbnails and sharpness do not depend on the scale.
-    """
-    from PIL import Image
-
-    if not isinstance(pixels, np.ndarray):
-        image = pixels if pixels.mode == "L" else pixels.convert("L")
-        return _reduce(image).convert("F"), 1.0 / 255.0
-    arr = pixels
+    arr = pixels if isinstance(pixels, np.ndarray) else _pillow_array(pixels)
     if arr.ndim == 4:
         arr = arr[0]
-    if arr.ndim == 3:
-        if arr.shape[2] >= 3:
-            arr = (arr[..., 0].astype(np.float32) * 0.299 + arr[..., 1].astype(np.float32) * 0.587
-                   + arr[..., 2].astype(np.float32) * 0.114)
-        else:
-            arr = arr[..., 0]
-    gray = arr.astype(np.float32)
-    if gray.dtype.kind == "f":
-        gray = np.nan_to_num(gray, nan=lo, posinf=hi, neginf=lo)
-    gray = (gray - np.float32(lo)) * np.float32(1.0 / (hi - lo))
-    return _reduce(Image.fromarray(np.ascontiguousarray(gray), mode="F")), 1.0
+    if arr.ndim == 3 and arr.shape[2] < 3:
+        arr = arr[..., 0]
+    if arr.dtype.kind == "b":
+        arr = arr.view(np.uint8)
+    if nonfinite and arr.dtype.kind == "f":
+        arr = np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo)
+    small = _shrink(arr, WORK_SIDE)
+    if small.ndim == 3:  # luminance is linear: take it on the reduced channels
+        small = small[..., :3] @ _LUMA
+    work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    return work
 
 
-def _reduce(image, limit: int = WORK_SIDE):
-    from PIL import Image
-
-    w, h = image.size
-    side = max(w, h)
-    if side <= limit:
-        return image
-    scale = limit / side
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return image.resize(size, Image.BOX, reducing_gap=2.0 if image.mode == "L" else None)
+def _pillow_array(image: Any) -> Array:
+    """An 8-bit Pillow image as a ``uint8`` array: luminance (Pillow's C conversion) for
+    colour, the first band for ``LA``."""
+    if image.mode in ("RGB", "RGBA"):
+        image = image.convert("L")
+    elif image.mode != "L":
+        image = image.getchannel(0)
+    return np.asarray(image)
 
 
-def phash_of(work) -> int:
-    """64-bit DCT hash: the low 8x8 frequencies of the 32x32 image, above their median.
+# --- hashes -------------------------------------------------------------------------------
 
-    ``work`` is a 2-D array or a Pillow ``F`` image (any scale: the hash compares coefficients
-    with their median, so brightness and contrast do not change it).
+
+@lru_cache(maxsize=1024)
+def _projections(n: int, keep: float = CROP_KEEP) -> tuple[Array, Array]:
+    """``(32, n)`` ``float32`` hash and thumbnail projections of a side of ``n`` samples.
+
+    Each is four blocks of 8 rows: the windows at offsets 0, half and all of the margin
+    (:func:`crop_windows`), then the whole side. A hash block resamples its span to 32 by area
+    and keeps the 8 lowest DCT terms; a thumbnail block takes the 8 area means of its span.
+    Applied to both sides of an image, one product gives the coefficients (or thumbnails) of
+    every window and of the whole image at once.
     """
-    from PIL import Image
-
-    image = work if isinstance(work, Image.Image) else Image.fromarray(
-        np.ascontiguousarray(work, dtype=np.float32), mode="F")
-    small = np.asarray(image.resize((_HASH_SIDE, _HASH_SIDE), Image.BILINEAR), dtype=np.float64)
-    coeffs = _DCT @ small @ _DCT.T
-    flat = coeffs.ravel()
-    bits = flat > np.median(flat[1:])
-    bits[0] = False  # the DC term carries brightness only
-    return int(np.packbits(bits).view(">u8")[0])
-
-
-def tiny_of(image) -> str:
-    """The working image (Pillow ``F``) at 8x8, stretched to 0-255, as 128 hex digits: the
-    near-duplicate check compares these by correlation after the hashes proposed a pair."""
-    from PIL import Image
-
-    small = np.asarray(image.resize((_TINY, _TINY), Image.BOX), dtype=np.float64)
-    lo, hi = small.min(), small.max()
-    scaled = (small - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(small)
-    return np.round(scaled).astype(np.uint8).tobytes().hex()
+    margin = round(n * (1 - keep)) if n > 4 else 0
+    spans = [(offset, n - margin) for offset in (0, margin // 2, margin)] + [(0, n)]
+    hashes, thumbs = np.zeros((_BLOCKS * _LOW, n)), np.zeros((_BLOCKS * _TINY, n))
+    for i, (offset, length) in enumerate(spans):
+        hashes[i * _LOW:(i + 1) * _LOW, offset:offset + length] = (
+            _DCT_LOW @ _box_weights(length, _HASH_SIDE))
+        thumbs[i * _TINY:(i + 1) * _TINY, offset:offset + length] = _box_weights(length, _TINY)
+    out = hashes.astype(np.float32), thumbs.astype(np.float32)
+    for m in out:
+        m.flags.writeable = False
+    return out
 
 
-def center(image, keep: float = 0.9):
-    """The central ``keep`` fraction of each side of a Pillow image."""
-    w, h = image.size
-    dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
-    return image.crop((dx, dy, w - dx, h - dy)) if h > 4 and w > 4 else image
+def _blocks(work: Array, which: int) -> Array:
+    """``(4, 4, 8, 8)``: block ``[i, j]`` is projection ``which`` (0 hashes, 1 thumbnails) block
+    ``i`` of the rows times block ``j`` of the columns: ``[:3, :3]`` the windows in
+    :func:`crop_windows` order, ``[3, 3]`` the whole image."""
+    h, w = work.shape
+    rows, cols = _projections(h)[which], _projections(w)[which]
+    product = rows @ np.asarray(work, dtype=np.float32) @ cols.T
+    blocks: Array = product.reshape(_BLOCKS, _LOW, _BLOCKS, _LOW).transpose(0, 2, 1, 3)
+    return blocks
 
 
-def _coarse(image) -> np.ndarray:
-    return np.asarray(_reduce(image, BLUR_SIDE), dtype=np.float32)
+def _bits(coeffs: Array) -> Array:
+    """``(..., 8, 8)`` DCT coefficients to ``uint64`` hashes: each term above the median of the
+    63 non-DC terms (the DC term carries brightness only and is always 0)."""
+    flat = coeffs.reshape(-1, _LOW * _LOW)
+    median = np.sort(flat[:, 1:], axis=1)[:, (_LOW * _LOW - 1) // 2]
+    bits = flat > median[:, None]
+    bits[:, 0] = False
+    hashes: Array = np.packbits(bits, axis=1).view(">u8").astype(np.uint64).ravel()
+    return hashes
 
 
-def sharpness(work: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian over the variance of the image (NaN for flat)."""
+def phash_of(work: Array) -> int:
+    """64-bit DCT hash of a 2-D image (any scale: the hash compares coefficients with their
+    median, so brightness and contrast do not change it)."""
+    return int(_bits(_blocks(work, 0)[_WHOLE, _WHOLE])[0])
+
+
+def crop_windows(h: int, w: int, keep: float = CROP_KEEP) -> list[tuple[int, int]]:
+    """Top-left corners of the 3x3 grid of windows keeping ``keep`` of each side: row and
+    column offsets 0, half and all of the margin. The middle one is the centre window."""
+    dy, dx = round(h * (1 - keep)), round(w * (1 - keep))
+    return [(oy, ox) for oy in (0, dy // 2, dy) for ox in (0, dx // 2, dx)]
+
+
+def window_hashes(work: Array) -> Array:
+    """``uint64`` hashes of the 9 windows of :func:`crop_windows`, in that order (a side of 4
+    pixels or fewer is not cropped)."""
+    return _bits(_blocks(work, 0)[:3, :3])
+
+
+def thumbnails(work: Array) -> Array:
+    """``(10, 64)`` ``uint8``: the 8x8 area thumbnails of the whole image, then of the 9 windows
+    of :func:`crop_windows`, each stretched to 0-255. The near-duplicate check compares these
+    by correlation after the hashes proposed a pair: a copy cropped to a window is compared
+    with that window of its original, not with the shifted, larger whole."""
+    flat = _blocks(work, 1).reshape(_BLOCKS * _BLOCKS, _TINY * _TINY)[_ORDER]
+    lo = flat.min(axis=1, keepdims=True)
+    flat -= lo
+    top = flat.max(axis=1, keepdims=True)
+    flat *= np.float32(255.0) / np.where(top > 0, top, np.float32(1.0))
+    quantised: Array = np.rint(flat).astype(np.uint8)
+    return quantised
+
+
+# --- measures -----------------------------------------------------------------------------
+
+
+def sharpness(work: Array, var: float | None = None) -> float:
+    """Variance of the 4-neighbour Laplacian over the variance of the image (NaN for flat).
+
+    ``var``: the image's variance when the caller already has it.
+    """
     if work.shape[0] < 3 or work.shape[1] < 3:
         return float("nan")
-    var = float(work.var())
+    var = _variance(work) if var is None else var
     if var < 1e-10:
         return float("nan")
-    c = work[1:-1, 1:-1]
-    lap = work[:-2, 1:-1] + work[2:, 1:-1] + work[1:-1, :-2] + work[1:-1, 2:] - 4.0 * c
-    return float(lap.var()) / var
+    lap = work[:-2, 1:-1] + work[2:, 1:-1]
+    lap += work[1:-1, :-2]
+    lap += work[1:-1, 2:]
+    lap -= 4.0 * work[1:-1, 1:-1]
+    return _variance(lap) / var
 
 
-def entropy(work: np.ndarray) -> float:
+def _variance(x: Array) -> float:
+    """Population variance of a small ``float32`` array: one centred dot product."""
+    centred: Array = (x - np.float32(x.mean())).ravel()
+    return float(np.dot(centred, centred)) / float(centred.size)
+
+
+def entropy(work: Array) -> float:
     """Shannon entropy (bits) of the image quantised to 256 levels over ``[0, 1]``."""
-    q = np.clip(work * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    counts = np.bincount(q.ravel(), minlength=256)
-    p = counts[counts > 0] / q.size
-    return float(-(p * np.log2(p)).sum())
+    levels = work * np.float32(255.0)
+    levels += np.float32(0.5)
+    np.clip(levels, 0, 255, out=levels)
+    counts = np.bincount(levels.astype(np.uint8).ravel(), minlength=256)
+    p = counts[counts > 0] / levels.size
+    return float(-np.dot(p, np.log2(p)))
 
 
-def grayscale_in_rgb(pixels) -> bool:
+def grayscale_in_rgb(pixels: Any) -> bool:
     """A 3- or 4-channel image whose first three channels are equal everywhere."""
     if not isinstance(pixels, np.ndarray):
         if pixels.mode not in ("RGB", "RGBA"):
@@ -209,35 +355,36 @@ def grayscale_in_rgb(pixels) -> bool:
                 and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
-def _maybe_gray(rec) -> bool:
+def _maybe_gray(rec: Any) -> bool:
     """Equal colour channels have equal means and deviations: a free test that rejects almost
     every colour image before the pixel-by-pixel comparison."""
     mean, std = rec.mean or [], rec.std or []
     return len(mean) >= 3 and mean[0] == mean[1] == mean[2] and std[0] == std[1] == std[2]
 
 
-def image_measures(pixels, rec) -> dict:
-    """Measures of one image for its :class:`~preproc.auditing.records.FileRecord` ``rec``.
+def image_measures(pixels: Any, rec: Any) -> dict[str, Any]:
+    """Measures of one image for its :class:`~preproc.dataset.records.FileRecord` ``rec``.
 
     ``rec`` must already hold the header and value fields (dtype, stored bits, effective bits,
-    min, max). Returns field values: ``phash``, ``blur``, ``brightness``, ``entropy``,
-    ``phash_center``, ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``.
+    min, max). Returns field values: ``phash``, ``phash_center``, ``crops``, ``blur``,
+    ``brightness``, ``entropy``, ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``.
     """
     if rec.min is None or not rec.pixels:
         return {}
-    lo, hi = level_range(pixels, rec.dtype, rec.stored_bits, rec.stored_bits_declared,
+    lo, hi = level_range(rec.dtype, rec.stored_bits, rec.stored_bits_declared,
                          rec.effective_bits, rec.signed, min(rec.min), max(rec.max))
-    image, scale = _working(pixels, lo, hi)
-    work = np.asarray(image, dtype=np.float32) * np.float32(scale)
-    flat = float(work.std()) < 1e-4
-    return {
-        "phash": None if flat else f"{phash_of(image):016x}",
-        "phash_center": None if flat else f"{phash_of(center(image)):016x}",
-        "blur": sharpness(_coarse(image)),
-        "brightness": float(work.mean()),
-        "entropy": entropy(work),
-        "tiny": None if flat else tiny_of(image),
+    work = working_image(pixels, lo, hi, bool(rec.nonfinite))
+    var = _variance(work)
+    out: dict[str, Any] = {
+        "phash": None, "phash_center": None, "crops": None, "tiny": None,
+        "blur": sharpness(work, var), "brightness": float(work.mean()), "entropy": entropy(work),
         "grayscale": _maybe_gray(rec) and grayscale_in_rgb(pixels),
-        "level_lo": lo,
-        "level_hi": hi,
+        "level_lo": lo, "level_hi": hi,
     }
+    if var >= 1e-8:  # a flat image's hash would carry no information
+        hashes = _bits(_blocks(work, 0).reshape(_BLOCKS * _BLOCKS, _LOW, _LOW)[_ORDER])
+        out["phash"] = f"{int(hashes[0]):016x}"
+        out["phash_center"] = f"{int(hashes[1 + _CENTRE]):016x}"
+        out["crops"] = np.delete(hashes[1:], _CENTRE).astype(">u8").tobytes().hex()
+        out["tiny"] = thumbnails(work).tobytes().hex()
+    return out

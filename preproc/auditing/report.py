@@ -24,6 +24,7 @@ version, anything else bumps it)::
       "failed": bool, "fail_on": "error" | "warning" | "info",
       "suggested_source": {"expect": {...}, "notes": {...}, "others": int} | null,
       "stats": {see preproc.auditing.suggest} | null,
+      "not_computed": {code: what it looks for},  # a quick audit: findings that need pixels
       "files": [FileRecord.to_json(), ...]   # omitted by ``to_json(files=False)``
     }
 
@@ -114,6 +115,13 @@ class AuditReport:
         return self.report.findings
 
     @property
+    def not_computed(self) -> dict[str, str]:
+        """Findings this audit did not look for (a quick audit reads headers only)."""
+        from .screen import QUICK_SKIPS
+
+        return dict(QUICK_SKIPS) if self.quick else {}
+
+    @property
     def codes(self) -> set[str]:
         return self.report.codes
 
@@ -146,6 +154,7 @@ class AuditReport:
             "groups": [g.to_json() for g in self.groups],
             **{k: v for k, v in self.report.to_json().items() if k != "trace"},
             "suggested_source": self.suggestion, "stats": self.stats,
+            "not_computed": self.not_computed,
         }
         if files:
             out["files"] = [self._file_json(r) for r in self.records()]

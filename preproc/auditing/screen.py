@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 
+from ..dataset.records import FileRecord
 from ..dataset.tally import MAX_EXAMPLES
 from ..findings import Finding, Location
+from ..types import Array
 from .similarity import HashIndex, clusters
 
 __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
@@ -41,8 +45,36 @@ __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
 QUALITY_CODES = ("blurry", "dark", "light", "low-information", "odd-size", "odd-aspect-ratio",
                  "grayscale-in-rgb")
 SIMILARITY_CODES = ("near-duplicate", "split-leakage", "label-conflict")
+#: Codes a quick audit computes from the image sizes in the headers.
+GEOMETRY_CODES = ("odd-size", "odd-aspect-ratio")
+#: What a quick audit (headers only) does not compute, ``code: what it would look for``: these
+#: findings need the pixels. Every other finding comes from the headers as in a full audit.
+QUICK_SKIPS = {
+    "duplicate-image": "identical pixel content",
+    "constant-image": "single-valued images",
+    "effective-bit-depth": "content using fewer bits than its container",
+    "out-of-declared-range": "values outside source.expect.range",
+    "non-finite-values": "NaN or infinite values",
+    "near-duplicate": "resized, re-encoded, cropped or re-toned copies",
+    "split-leakage": "copies of one picture in both subsets (DICOM patients are checked)",
+    "label-conflict": "copies of one picture under two classes",
+    "blurry": "out-of-focus images",
+    "dark": "under-exposed images",
+    "light": "over-exposed images",
+    "low-information": "blank or near-constant images",
+    "grayscale-in-rgb": "grayscale pictures stored as colour",
+}
+
+#: Found files per code: ``(spool indices, extra data)``.
+Named: TypeAlias = "dict[str, tuple[list[int], dict[str, Any]]]"
+#: Spool index -> ``(path, class)`` of the files findings name.
+Paths: TypeAlias = "dict[int, tuple[str, str | None]]"
+#: A quality threshold per class: ``(low or None, high or None, median)``.
+Bounds: TypeAlias = "tuple[float | None, float | None, float]"
 
 _TRAIN, _VAL = 0, 1
+#: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
+_WINDOWS, _CENTRE = 9, 4
 _SUBSETS = ("training", "validation")
 _MAD_SCALE = 1.4826
 #: Clusters (and members per cluster) kept in a finding's data for the reports.
@@ -65,7 +97,7 @@ class Thresholds:
     aspect_factor: float = 1.5
 
     @classmethod
-    def from_config(cls, cfg) -> Thresholds:
+    def from_config(cls, cfg: Any) -> Thresholds:
         model = getattr(getattr(cfg, "checks", None), "audit", None)
         if model is None:
             return cls()
@@ -102,20 +134,20 @@ class Screen:
         thresholds: per quality code, ``{class: (low, high)}`` in the measure's units.
     """
 
-    findings: list = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     n: int = 0
-    subset: np.ndarray | None = None
-    brightness: np.ndarray | None = None
-    entropy: np.ndarray | None = None
-    cluster: np.ndarray | None = None
-    flags: dict = field(default_factory=dict)
-    clusters: list = field(default_factory=list)
-    thresholds: dict = field(default_factory=dict)
-    measures: dict = field(default_factory=dict)
-    classes: list = field(default_factory=list)
-    class_index: np.ndarray | None = None
+    subset: Array | None = None
+    brightness: Array | None = None
+    entropy: Array | None = None
+    cluster: Array | None = None
+    flags: dict[int, list[str]] = field(default_factory=dict)
+    clusters: list[list[int]] = field(default_factory=list)
+    thresholds: dict[str, dict[str | None, Bounds]] = field(default_factory=dict)
+    measures: dict[str, Array | None] = field(default_factory=dict)
+    classes: list[str | None] = field(default_factory=list)
+    class_index: Array | None = None
 
-    def csv_fields(self, i: int, rec) -> dict:
+    def csv_fields(self, i: int, rec: FileRecord) -> dict[str, str]:
         """``files.csv`` columns of spooled record ``i``."""
         aspect = (rec.width / rec.height) if rec.width and rec.height else None
         subset = "" if self.subset is None or self.subset[i] < 0 else _SUBSETS[self.subset[i]]
@@ -131,14 +163,18 @@ class Screen:
         }
 
 
-def _fmt(x) -> str:
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+def _fmt(x: Any) -> str:
     if x is None:
         return ""
     x = float(x)
     return "" if math.isnan(x) else f"{x:.6g}"
 
 
-def validation_paths(cfg) -> set[str] | None:
+def validation_paths(cfg: Any) -> set[str] | None:
     """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``."""
     batches = getattr(cfg, "batches", None)
     if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
@@ -158,18 +194,24 @@ def validation_paths(cfg) -> set[str] | None:
     return {f.replace(os.sep, "/") for f in found.filenames}
 
 
-def screen(spool, cfg, where: str, expect=None) -> Screen:
-    """Screen every spooled record; ``cfg`` may be ``None`` (bare directory)."""
+def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None,
+           quick: bool = False) -> Screen:
+    """Screen every spooled record; ``cfg`` may be ``None`` (bare directory).
+
+    ``quick``: the records hold headers only; only the findings of the image geometry
+    (``odd-size``, ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
+    """
     limits = Thresholds.from_config(cfg)
-    validation = validation_paths(cfg)
-    cols = _Columns.collect(spool, validation)
+    validation = None if quick else validation_paths(cfg)
+    cols = _Columns.collect(spool, validation, quick)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)
     out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
-    named: dict[str, tuple[list[int], dict]] = {}
-    _similarity(cols, limits, out, named)
-    _quality(cols, limits, out, named)
+    named: Named = {}
+    if not quick:
+        _similarity(spool, cols, limits, out, named)
+    _quality(cols, limits, out, named, GEOMETRY_CODES if quick else QUALITY_CODES)
     _name_files(spool, named, out, where, cols)
     return out
 
@@ -177,44 +219,63 @@ def screen(spool, cfg, where: str, expect=None) -> Screen:
 class _Columns:
     """One number per spooled record."""
 
+    n: int
+    hashed: Array
+    gray: Array
+    phash: Array
+    content: Array
+    windows: Array
+    cls: Array
+    dtype: Array
+    subset: Array
+    blur: Array
+    bright: Array
+    entropy: Array
+    lo: Array
+    hi: Array
+    height: Array
+    width: Array
+    class_names: list[str | None]
+    dtype_names: list[str | None]
+
     @classmethod
-    def collect(cls, spool, validation) -> _Columns:
+    def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
+                quick: bool = False) -> _Columns:
         self = cls()
         # typed arrays, not lists of Python objects: a few bytes per file while collecting
-        ph, pc, ch = array("Q"), array("Q"), array("Q")
+        ph, win, ch = array("Q"), array("Q"), array("Q")
         cl, dt, sub, flags = array("q"), array("q"), array("b"), array("b")
         blur, bright, ent, lo, hi, hgt, wid = (array("d") for _ in range(7))
-        tiny = bytearray()
-        blank = bytes(64)
-        names: dict = {}
-        dtypes: dict = {}
+        no_windows = [0] * _WINDOWS
+        names: dict[str | None, int] = {}
+        dtypes: dict[str | None, int] = {}
         nan = float("nan")
         for rec in spool:
             ph.append(int(rec.phash, 16) if rec.phash else 0)
-            pc.append(int(rec.phash_center, 16) if rec.phash_center else 0)
-            tiny += bytes.fromhex(rec.tiny) if rec.tiny else blank
+            win.extend(_windows(rec) if rec.phash else no_windows)
             ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
             cl.append(names.setdefault(rec.cls, len(names)))
             sub.append(-1 if validation is None else int(rec.path in validation))
             dt.append(dtypes.setdefault(rec.dtype, len(dtypes)))
             measured = rec.ok and rec.brightness is not None
-            blur.append(rec.blur if measured and rec.blur is not None else nan)
-            bright.append(rec.brightness if measured else nan)
-            ent.append(rec.entropy if measured else nan)
-            lo.append(rec.level_lo if measured else nan)
-            hi.append(rec.level_hi if measured else nan)
-            hgt.append(rec.height if rec.ok and rec.height else 0)
-            wid.append(rec.width if rec.ok and rec.width else 0)
-            flags.append((1 if measured and rec.grayscale else 0)
-                         | (2 if rec.phash or rec.phash_center else 0))
+            blur.append(_or_nan(rec.blur) if measured else nan)
+            bright.append(_or_nan(rec.brightness) if measured else nan)
+            ent.append(_or_nan(rec.entropy) if measured else nan)
+            lo.append(_or_nan(rec.level_lo) if measured else nan)
+            hi.append(_or_nan(rec.level_hi) if measured else nan)
+            sized = rec.ok and (quick or measured)  # a full audit sizes what it measured
+            hgt.append(rec.height if sized and rec.height else 0)
+            wid.append(rec.width if sized and rec.width else 0)
+            flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
         self.n = len(ph)
         flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
         self.hashed = (flags_np & 2) > 0
         self.gray = (flags_np & 1) > 0
-        self.phash, self.phash_center, self.content = (
+        self.phash, self.content = (
             np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
-            for a in (ph, pc, ch))
-        self.tiny = np.frombuffer(bytes(tiny), dtype=np.uint8).reshape(-1, 64)
+            for a in (ph, ch))
+        self.windows = (np.frombuffer(win, dtype=np.uint64).reshape(-1, _WINDOWS).copy()
+                        if len(win) else np.zeros((0, _WINDOWS), np.uint64))
         self.cls, self.dtype = (np.asarray(a, dtype=np.int64) for a in (cl, dt))
         self.class_names = list(names)
         self.subset = np.asarray(sub, dtype=np.int8)
@@ -224,7 +285,7 @@ class _Columns:
         return self
 
 
-def _dataset_units(cols: _Columns, expect) -> tuple[np.ndarray, np.ndarray]:
+def _dataset_units(cols: _Columns, expect: Any) -> tuple[Array, Array]:
     """Brightness and entropy re-expressed against the range of the file's dtype over the
     dataset (the declared ``source.expect`` range, else the widest file range).
 
@@ -251,12 +312,9 @@ def _dataset_units(cols: _Columns, expect) -> tuple[np.ndarray, np.ndarray]:
     return bright, entropy
 
 
-def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
-    idx = np.flatnonzero(cols.hashed)
-    hashes = np.concatenate([cols.phash[idx], cols.phash_center[idx]])
-    owners = np.concatenate([idx, idx])
-    pairs = HashIndex(hashes, owners).pairs(limits.near_duplicate_distance)
-    pairs = pairs[_correlation(cols.tiny, pairs) >= limits.near_duplicate_correlation]
+def _similarity(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds, out: Screen,
+                named: Named) -> None:
+    pairs = _near_pairs(spool, cols, limits)
     exact = _exact_pairs(cols)
     if len(exact):
         pairs = np.concatenate([pairs, exact]) if len(pairs) else exact
@@ -280,16 +338,71 @@ def _similarity(cols: _Columns, limits: Thresholds, out: Screen, named: dict) ->
             named[code] = ([i for g in found for i in g], {"clusters": found})
 
 
-def _correlation(tiny: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the 8x8 thumbnails of each pair (1 for identical pictures)."""
-    if not len(pairs):
-        return np.empty(0)
-    a = tiny[pairs[:, 0]].astype(np.float64)
-    b = tiny[pairs[:, 1]].astype(np.float64)
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+def _near_pairs(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds) -> Array:
+    """``(k, 2)`` spool-index pairs ``a < b`` of near-duplicates.
+
+    The index holds every image's whole-image hash and its window hashes; each whole-image hash
+    is the query. A match of ``a``'s whole image with window ``k`` of ``b`` is confirmed by the
+    correlation of ``a``'s thumbnail with the thumbnail of that window of ``b`` (at least
+    ``(1 + near_duplicate_correlation) / 2``; whole-image matches need
+    ``near_duplicate_correlation``). Thumbnails are read back from the spool for the
+    candidates only.
+    """
+    idx = np.flatnonzero(cols.hashed)
+    entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
+    owners = np.concatenate([idx, np.repeat(idx, _WINDOWS)])
+    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(_WINDOWS), len(idx))])
+    q, e = HashIndex(entries, owners).query(cols.phash[idx], limits.near_duplicate_distance)
+    a, b, k = idx[q], owners[e], kinds[e]
+    keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
+    a, b, k = a[keep], b[keep], k[keep]
+    if not len(a):
+        return np.empty((0, 2), dtype=np.int64)
+    corr = limits.near_duplicate_correlation
+    # nine windows per image are nine chances of a chance match: a window match must be
+    # closer, its thumbnail at most half as decorrelated as a whole-image match may be
+    need = np.where(k >= 0, 1.0 - (1.0 - corr) / 2, corr)
+    good = _correlation(_thumbnails(spool, np.union1d(a, b)), a, b, k) >= need
+    lo, hi = np.minimum(a, b)[good], np.maximum(a, b)[good]
+    return np.unique(np.stack([lo, hi], axis=1), axis=0)
+
+
+def _thumbnails(spool: Iterable[FileRecord], wanted: Array) -> tuple[Array, Array]:
+    """``(rows, thumbs)``: the spool index of each wanted record, sorted, and its ``(10, 64)``
+    thumbnails (:func:`~.quality.thumbnails`), in one pass over the spool."""
+    thumbs = np.zeros((len(wanted), 1 + _WINDOWS, 64), dtype=np.uint8)
+    want = set(wanted.tolist())
+    j = 0
+    for i, rec in enumerate(spool):
+        if i in want:
+            if rec.tiny:
+                thumbs[j] = np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
+            j += 1
+    return wanted, thumbs
+
+
+def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray,
+                 kind: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the whole thumbnail of each ``a`` with the thumbnail of window
+    ``kind`` of ``b`` (the whole of ``b`` where ``kind`` is -1); 1 for the same picture."""
+    rows, thumbs = found
+    x = thumbs[np.searchsorted(rows, a), 0].astype(np.float64)
+    y = thumbs[np.searchsorted(rows, b), kind + 1].astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    return np.where(norm > 0, (x * y).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+
+
+def _windows(rec: FileRecord) -> list[int]:
+    """The record's window hashes in :func:`~.quality.crop_windows` order (centre in the
+    middle); the centre hash stands in for windows a record does not carry."""
+    centre = int(rec.phash_center or rec.phash or "0", 16)
+    crops = rec.crops or ""
+    others = [int(crops[i:i + 16], 16) for i in range(0, len(crops), 16)]
+    if len(others) != _WINDOWS - 1:
+        others = [centre] * (_WINDOWS - 1)
+    return others[:_CENTRE] + [centre] + others[_CENTRE:]
 
 
 def _exact_pairs(cols: _Columns) -> np.ndarray:
@@ -328,28 +441,30 @@ def _measures(limits: Thresholds) -> list[_Measure]:
 
 
 #: Measure scales: (transform of an array, inverse of one value).
-_SCALES = {
+_SCALES: dict[str, tuple[Callable[[Array], Array], Callable[[float], float]]] = {
     "linear": (lambda a: a, lambda v: v),
     "log": (lambda a: np.log(np.maximum(a, 1e-9)), math.exp),
     "log-complement": (lambda a: -np.log(np.maximum(1.0 - a, 1e-9)), lambda v: 1.0 - math.exp(-v)),
 }
 
 
-def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> None:
-    measured = np.isfinite(cols.bright)
+def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: Named,
+             codes: tuple[str, ...]) -> None:
+    sized = (cols.height > 0) & (cols.width > 0)
+    assert out.brightness is not None and out.entropy is not None, "screen() sets them first"
     values = {
         "blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy,
-        "side": np.where(measured, np.sqrt(cols.height * cols.width), np.nan),
-        "aspect": np.where(measured & (cols.height > 0),
-                           cols.width / np.where(cols.height > 0, cols.height, 1), np.nan),
+        "side": np.where(sized, np.sqrt(cols.height * cols.width), np.nan),
+        "aspect": np.where(sized, cols.width / np.where(sized, cols.height, 1), np.nan),
     }
-    blank = np.zeros(cols.n, dtype=bool)  # low-information files: their other measures are moot
-    for m in sorted(_measures(limits), key=lambda m: m.code != "low-information"):
+    blank: Array = np.zeros(cols.n, dtype=np.bool_)  # low-information files: other measures moot
+    chosen = [m for m in _measures(limits) if m.code in codes]
+    for m in sorted(chosen, key=lambda m: m.code != "low-information"):
         raw = values[m.column]
         x = _SCALES[m.scale][0](raw)
         if m.code in ("blurry", "dark", "light"):
             x = np.where(blank, np.nan, x)
-        flagged = np.zeros(cols.n, dtype=bool)
+        flagged: Array = np.zeros(cols.n, dtype=np.bool_)
         score = np.zeros(cols.n)
         bounds = {}
         for c, name in enumerate(cols.class_names):
@@ -363,7 +478,7 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> No
             spread = max(limits.k * _MAD_SCALE * float(np.median(np.abs(x[ref] - med))),
                          m.margin)
             low, high = med - spread, med + spread
-            hit = np.zeros(cols.n, dtype=bool)
+            hit: Array = np.zeros(cols.n, dtype=np.bool_)
             if m.side <= 0:
                 hit |= rows & (x < low)
             if m.side >= 0:
@@ -381,11 +496,12 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: dict) -> No
             order = order[np.argsort(-score[order], kind="stable")]
             named[m.code] = (order.tolist(), {"measure": m, "values": raw})
     gray = np.flatnonzero(cols.gray)
-    if len(gray):
+    if len(gray) and "grayscale-in-rgb" in codes:
         named["grayscale-in-rgb"] = (gray.tolist(), {})
 
 
-def _name_files(spool, named: dict, out: Screen, where: str, cols: _Columns) -> None:
+def _name_files(spool: Iterable[FileRecord], named: Named, out: Screen, where: str,
+                cols: _Columns) -> None:
     """Fetch the paths findings need (one pass) and build the findings."""
     wanted: set[int] = set()
     for code, (members, extra) in named.items():
@@ -400,7 +516,7 @@ def _name_files(spool, named: dict, out: Screen, where: str, cols: _Columns) -> 
         for i, rec in enumerate(spool):
             if i in wanted:
                 paths[i] = (rec.path, rec.cls)
-    total = int(np.isfinite(cols.bright).sum())
+    total = int(np.isfinite(cols.bright).sum()) or int((cols.height > 0).sum())
     for code in SIMILARITY_CODES + QUALITY_CODES:
         if code not in named:
             continue
@@ -408,23 +524,24 @@ def _name_files(spool, named: dict, out: Screen, where: str, cols: _Columns) -> 
         out.findings.append(_finding(code, members, extra, paths, where, total, cols, out))
 
 
-def _member(i: int, paths: dict, cols: _Columns) -> dict:
+def _member(i: int, paths: Paths, cols: _Columns) -> dict[str, Any]:
     path, cls = paths[i]
     sub = int(cols.subset[i])
     return {"path": path, "class": cls, "subset": _SUBSETS[sub] if sub >= 0 else None}
 
 
-def _finding(code, members, extra, paths, where, total, cols, out) -> Finding:
+def _finding(code: str, members: list[int], extra: dict[str, Any], paths: Paths, where: str,
+             total: int, cols: _Columns, out: Screen) -> Finding:
     examples = tuple(paths[i][0] for i in members[:MAX_EXAMPLES])
     location = Location(where, path="checks.audit" if code in QUALITY_CODES else "")
     if "clusters" in extra:
         groups = extra["clusters"]
-        data = {"clusters": len(groups), "distance": None,
-                "examples": [[_member(i, paths, cols) for i in g[:MAX_MEMBERS]]
-                             for g in groups[:MAX_CLUSTERS]]}
+        clustered = {"clusters": len(groups), "distance": None,
+                     "examples": [[_member(i, paths, cols) for i in g[:MAX_MEMBERS]]
+                                  for g in groups[:MAX_CLUSTERS]]}
         message, hint = _cluster_text(code, groups, cols)
         return Finding(code, message, hint, location=location, files=examples,
-                       count=len(members), data=data)
+                       count=len(members), data=clustered)
     if code == "grayscale-in-rgb":
         return Finding(code, f"{len(members)} of {total} image(s) store a grayscale picture in "
                        "3 or 4 identical colour channels", "convert them to one channel, or "
@@ -442,13 +559,14 @@ def _finding(code, members, extra, paths, where, total, cols, out) -> Finding:
     message = (f"{len(members)} of {total} image(s) are {code.replace('-', ' ')} outliers of "
                f"their class by {m.what}: thresholds{m.unit and ' in' + m.unit} "
                + "; ".join(parts))
-    data = {"measure": m.column, "thresholds": {str(k): list(v) for k, v in bounds.items()},
+    data: dict[str, Any] = {
+        "measure": m.column, "thresholds": {str(k): list(v) for k, v in bounds.items()},
             "values": {paths[i][0]: _round(values[i]) for i in members[:MAX_EXAMPLES]}}
     return Finding(code, message, m.hint + "; tune checks.audit if the class is meant to vary",
                    location=location, files=examples, count=len(members), data=data)
 
 
-def _cluster_text(code, groups, cols) -> tuple[str, str]:
+def _cluster_text(code: str, groups: list[list[int]], cols: _Columns) -> tuple[str, str]:
     files = sum(len(g) for g in groups)
     if code == "near-duplicate":
         message = (f"{files} files form {len(groups)} cluster(s) of the same picture (resized, "
@@ -465,10 +583,10 @@ def _cluster_text(code, groups, cols) -> tuple[str, str]:
             "decide the right class for each picture and remove the other copies")
 
 
-def _short(x) -> str:
+def _short(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _round(x) -> float | None:
+def _round(x: Any) -> float | None:
     x = float(x)
     return None if math.isnan(x) else float(f"{x:.4g}")

@@ -1,13 +1,18 @@
 """Near-duplicate search over 64-bit perceptual hashes, without comparing all pairs.
 
-Every image contributes two hashes (:mod:`preproc.auditing.quality`: the whole working image and
-its central 90%). Two images are near-duplicates when any pair of their hashes differs in at most
-``distance`` bits. :class:`HashIndex` finds those pairs by *multi-index hashing*: each hash is
+Every image contributes its whole-image hash and the hashes of nine windows keeping 90% of each
+side (:mod:`preproc.auditing.quality`: the centre, the four corners and the four edge
+midpoints). The index holds all of them; each image's whole-image hash is the query. A copy
+cropped by up to 10% from any side or corner is then a whole picture that looks like one window
+of its original, at the same scale, whichever of the two is found first.
+
+:class:`HashIndex` finds hashes within ``distance`` bits by *multi-index hashing*: each hash is
 cut into :data:`CHUNKS` 16-bit chunks; by the pigeonhole principle two hashes within
 ``distance`` bits agree on some chunk within ``distance // CHUNKS`` bits, so only entries whose
 chunk lies in that small Hamming ball are candidates. Each probe of the ball is one vectorised
-lookup in a table of 65,536 buckets per chunk, and each candidate is verified on all 64 bits. Memory is a few
-arrays of one word per hash; no pair list larger than the verified matches is kept.
+lookup in a table of 65,536 buckets per chunk, and each candidate is verified on all 64 bits.
+Memory is a few arrays of one word per hash; no pair list larger than the verified matches is
+kept.
 
 Matches are merged into clusters (single linkage, union-find) over image numbers.
 """
@@ -18,27 +23,37 @@ from itertools import combinations
 
 import numpy as np
 
+from ..types import Array
+
 __all__ = ["CHUNKS", "HashIndex", "clusters", "popcount", "probe_masks"]
 
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
 _CHUNK_BITS = 16
+_CHUNK_MASK = np.uint64((1 << _CHUNK_BITS) - 1)
 
 
-def probe_masks(radius: int, bits: int = _CHUNK_BITS) -> np.ndarray:
+def probe_masks(radius: int, bits: int = _CHUNK_BITS) -> Array:
     """Every ``bits``-bit mask with at most ``radius`` bits set (the Hamming ball around 0)."""
     masks = [0]
     for r in range(1, radius + 1):
         masks += [sum(1 << b for b in combo) for combo in combinations(range(bits), r)]
-    return np.asarray(masks, dtype=np.uint64)
+    return np.asarray(masks, dtype=np.intp)
 
 
-def popcount(words: np.ndarray) -> np.ndarray:
+def popcount(words: Array) -> Array:
     """Set bits of each ``uint64`` (``np.bitwise_count`` where numpy has it)."""
     if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(words)
-    as_bytes = words.view(np.uint8).reshape(-1, 8)
-    return np.unpackbits(as_bytes, axis=1).sum(axis=1)
+        counted: Array = np.bitwise_count(words)
+        return counted
+    as_bytes = np.asarray(words, dtype=np.uint64).reshape(-1).view(np.uint8).reshape(-1, 8)
+    bits: Array = np.unpackbits(as_bytes, axis=1).sum(axis=1).reshape(np.shape(words))
+    return bits
+
+
+def _chunk(hashes: Array, c: int) -> Array:
+    chunk: Array = ((hashes >> np.uint64(c * _CHUNK_BITS)) & _CHUNK_MASK).astype(np.intp)
+    return chunk
 
 
 class HashIndex:
@@ -49,45 +64,68 @@ class HashIndex:
         owners: image number of each hash (several hashes may share an owner).
     """
 
-    def __init__(self, hashes: np.ndarray, owners: np.ndarray) -> None:
+    def __init__(self, hashes: Array, owners: Array) -> None:
         self.hashes = np.asarray(hashes, dtype=np.uint64)
         self.owners = np.asarray(owners, dtype=np.int64)
-        self._tables = []
+        self._tables: list[tuple[Array, Array, Array]] = []
         for c in range(CHUNKS):
-            chunk = ((self.hashes >> np.uint64(c * _CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.intp)
-            order = np.argsort(chunk, kind="stable")
-            counts = np.bincount(chunk, minlength=1 << _CHUNK_BITS)
-            starts = np.cumsum(counts) - counts  # bucket of value v: order[starts[v]:+counts[v]]
-            self._tables.append((chunk, counts, starts, order))
+            chunk = _chunk(self.hashes, c)
+            # 32-bit tables: the index is a few words per hash, whatever the dataset size
+            order = np.argsort(chunk, kind="stable").astype(np.int32)
+            counts = np.bincount(chunk, minlength=1 << _CHUNK_BITS).astype(np.int32)
+            starts = np.cumsum(counts, dtype=np.int64) - counts  # bucket v: order[starts[v]:+counts[v]]
+            self._tables.append((counts, starts.astype(np.int32), order))
 
-    def pairs(self, distance: int) -> np.ndarray:
+    def query(self, hashes: Array, distance: int) -> tuple[Array, Array]:
+        """Every ``(query, entry)`` index pair whose hashes differ in at most ``distance`` bits.
+
+        Returns:
+            Two ``int64`` arrays of equal length: positions in ``hashes`` and in the index,
+            each pair once, sorted by query then entry.
+        """
+        queries = np.asarray(hashes, dtype=np.uint64)
+        found: list[Array] = []
+        if len(queries) and len(self.hashes):
+            masks = probe_masks(distance // CHUNKS)
+            for c, (bucket_counts, bucket_starts, order) in enumerate(self._tables):
+                chunk = _chunk(queries, c)
+                for mask in masks:
+                    found += self._probe(queries, chunk ^ mask, bucket_counts, bucket_starts,
+                                         order, distance)
+        if not found:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        keys = np.unique(np.concatenate(found))  # query * entries + entry, one per pair
+        return keys // len(self.hashes), keys % len(self.hashes)
+
+    def _probe(self, queries: Array, keys: Array, bucket_counts: Array, bucket_starts: Array,
+               order: Array, distance: int) -> list[Array]:
+        """Matches of one probe: each query against the bucket of its probed chunk value."""
+        counts = bucket_counts[keys]
+        total = int(counts.sum())
+        if not total:
+            return []
+        left = np.repeat(np.arange(len(keys)), counts)
+        offsets = np.repeat(bucket_starts[keys] - np.cumsum(counts) + counts, counts)
+        right = order[np.arange(total) + offsets]
+        near = popcount(queries[left] ^ self.hashes[right]) <= distance
+        if not near.any():
+            return []
+        return [left[near].astype(np.int64) * len(self.hashes) + right[near]]
+
+    def pairs(self, distance: int) -> Array:
         """``(k, 2)`` owner pairs ``a < b`` with some hashes within ``distance`` bits, unique."""
         if len(self.hashes) < 2:
             return np.empty((0, 2), dtype=np.int64)
-        masks = probe_masks(distance // CHUNKS).astype(np.intp)
-        found = []
-        for chunk, bucket_counts, bucket_starts, order in self._tables:
-            for mask in masks:
-                keys = chunk ^ mask
-                lo = bucket_starts[keys]
-                counts = bucket_counts[keys]
-                if not counts.any():
-                    continue
-                left = np.repeat(np.arange(len(keys)), counts)
-                starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-                right = order[np.arange(len(left)) + starts]
-                a, b = self.owners[left], self.owners[right]
-                keep = a < b
-                left, right, a, b = left[keep], right[keep], a[keep], b[keep]
-                near = popcount(self.hashes[left] ^ self.hashes[right]) <= distance
-                if near.any():
-                    found.append(np.stack([a[near], b[near]], axis=1))
-        if not found:
+        q, e = self.query(self.hashes, distance)
+        a, b = self.owners[q], self.owners[e]
+        keep = a < b
+        if not keep.any():
             return np.empty((0, 2), dtype=np.int64)
-        return np.unique(np.concatenate(found), axis=0)
+        return np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)
 
 
-def clusters(n: int, pairs: np.ndarray) -> list[list[int]]:
+def clusters(n: int, pairs: Array) -> list[list[int]]:
     """Connected components of size at least 2 of the graph on ``range(n)`` with edges ``pairs``.
 
     Members are sorted; clusters are ordered by their first member.
@@ -97,9 +135,9 @@ def clusters(n: int, pairs: np.ndarray) -> list[list[int]]:
     def find(x: int) -> int:
         root = x
         while parent[root] != root:
-            root = parent[root]
+            root = int(parent[root])
         while parent[x] != root:
-            parent[x], x = root, parent[x]
+            parent[x], x = root, int(parent[x])
         return root
 
     for a, b in pairs.tolist():

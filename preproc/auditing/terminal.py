@@ -109,7 +109,15 @@ def print_report(report: AuditReport, console: Console | None = None) -> None:
     if text:
         print("\nsuggested source block (matches the data):", file=out)
         print(text.rstrip("\n"), file=out)
+    if report.not_computed:
+        print(not_computed_note(report), file=out)
     print(verdict(report), file=out)
+
+
+def not_computed_note(report: AuditReport) -> str:
+    """The findings a quick audit did not look for, so their absence is not read as a pass."""
+    return ("not computed (--quick reads headers only; run a full audit for these): "
+            + ", ".join(report.not_computed))
 
 
 def verdict(report: AuditReport) -> str:

@@ -96,22 +96,31 @@ def _part(pipeline: Pipeline, start: int, stop: int | None = None) -> Pipeline:
 
     entry = pipeline.inputs[start] if start < len(pipeline.stages) else pipeline.output_spec
     return Pipeline(list(pipeline.stages[start:stop]), pipeline.source_spec, entry,
-                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0))
+                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0),
+                    mode=getattr(pipeline, "mode", None))
 
 
 def config_cut(config: Config, pipeline: Pipeline) -> int:
-    """The cut of ``config``, the same for every subset.
+    """The cut of ``config``, the same for every subset and mode.
 
-    Random stages run on training only (elsewhere they are dropped or become their evaluation
-    twin), so the cut is taken on the training pipeline; the stages before it are the same in
-    every subset's pipeline.
+    Random stages run in the training pipeline only (the evaluation pipeline drops them or runs
+    their evaluation twin), and ``apply_to`` may keep any stage out of one pipeline; so the cut
+    is taken on the stages both pipelines run alike, in order, before the first random one.
     """
     from ..stages.pipeline import Pipeline
 
-    if getattr(pipeline, "subset", None) in (None, "training"):
-        return cut_index(pipeline.stages)
-    train = Pipeline.from_config(config, source=pipeline.source_spec, subset="training")
-    return cut_index(train.stages)
+    def build(mode: str) -> Pipeline:
+        if getattr(pipeline, "mode", "training") == mode:
+            return pipeline
+        return Pipeline.from_config(config, source=pipeline.source_spec, mode=mode)
+
+    train, evaluation = build("training").stages, build("evaluation").stages
+    common = 0
+    while (common < min(len(train), len(evaluation))
+           and (train[common].index, train[common].name)
+           == (evaluation[common].index, evaluation[common].name)):
+        common += 1
+    return cut_index(train[:common])
 
 
 def recipe_hash(config: Config, pipeline: Pipeline, cut: int) -> str:
@@ -306,10 +315,13 @@ def open_cache(folder: StrPath, config: Config, pipeline: Pipeline, listing: Dis
         how = "content" if verify else "size or modification time"
         raise _stale(folder, config, f"{len(changed)} source file(s) changed ({how}) since it "
                      f"was made, e.g. {changed[0]}", files=changed)
-    for k, (mean, std) in index.get("fitted", {}).items():
-        stage = pipeline.stages[int(k)]
-        if isinstance(stage, _Fittable) and stage.needs_fit:
-            pipeline.stages[int(k)] = stage.fitted(mean, std)
+    # keyed by the stage's config index: the evaluation pipeline may leave random stages out
+    position = {stage.index: k for k, stage in enumerate(pipeline.stages)}
+    for key, (mean, std) in index.get("fitted", {}).items():
+        k = position.get(int(key))
+        stage = pipeline.stages[k] if k is not None else None
+        if k is not None and isinstance(stage, _Fittable) and stage.needs_fit:
+            pipeline.stages[k] = stage.fitted(mean, std)
     pipeline._bind()
     return Cache(folder, index, cut, row_of)
 

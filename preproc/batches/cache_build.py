@@ -22,7 +22,7 @@ from ..errors import DecodeError, PreprocError
 from ..findings import Finding
 from ..io.atomic import TMP_PREFIX, write_bytes
 from . import cache as _cache
-from .cache import FORMAT, CacheError, _file_sha256, _part, cut_index, open_cache, recipe_hash
+from .cache import FORMAT, CacheError, _file_sha256, _part, config_cut, open_cache, recipe_hash
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -161,9 +161,10 @@ def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = No
     if getattr(b, "cache", None) is not None:  # the cache being built is not read meanwhile
         config = config.model_copy(update={"batches": b.model_copy(update={"cache": None})})
     fit_subset = "training" if b.validation_split else None
-    probe = flow(config, fit_subset, workers=0, guard="record")  # fits on the training files
+    # fits on the training files; the cut is the training pipeline's, whatever batches.mode
+    probe = flow(config, fit_subset, workers=0, guard="record", mode="training")
     pipeline = probe.pipeline
-    cut = cut_index(pipeline.stages)
+    cut = config_cut(config, pipeline)
     listing = _list(config, None)
     job = _make_job(config, listing.filepaths, _part(pipeline, 0, cut), run_stages=True)
     dtype, shape = _probe_cut(job, pipeline, cut, b.on_error == "skip")
@@ -274,8 +275,8 @@ def _run(tasks: list[ShardTask], engine: str, scheduler: str | Client | None,
 def _index(config: Config, plan: Plan, entries: list[Sidecar]) -> dict[str, Any]:
     spec = plan.pipeline.specs[plan.cut - 1] if plan.cut else plan.pipeline.entry_spec
     # mean and std belong to the featurewise stage (normalize), not to every Stage
-    fitted = {str(k): [list(getattr(s, "mean")), list(getattr(s, "std"))]
-              for k, s in enumerate(plan.pipeline.stages)
+    fitted = {str(s.index): [list(getattr(s, "mean")), list(getattr(s, "std"))]
+              for s in plan.pipeline.stages
               if getattr(s, "params", None) is not None
               and getattr(s.params, "mode", None) == "featurewise" and getattr(s, "mean", None)}
     listing = plan.listing

@@ -24,16 +24,22 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..io.atomic import TMP_PREFIX, write_bytes
+from ..types import Array
 
-__all__ = ["export_epoch"]
+if TYPE_CHECKING:
+    from .flow import BatchIterator
+
+__all__ = ["export_epoch", "source_stamp"]
 
 
-def _npy_bytes(x: np.ndarray) -> bytes:
+def _npy_bytes(x: Array) -> bytes:
     buf = io.BytesIO()
     np.save(buf, x, allow_pickle=False)
     return buf.getvalue()
@@ -47,7 +53,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
+def export_epoch(it: BatchIterator, out_dir: str | Path, *,
+                 progress: Callable[[int, int, bool], object] | None = None) -> dict[str, Any]:
     """Write the current epoch of ``it`` (a :class:`~preproc.flow.BatchIterator`) to ``out_dir``.
 
     Args:
@@ -69,7 +76,7 @@ def export_epoch(it, out_dir: str | Path, *, progress=None) -> dict:
     for i in range(len(it)):
         idx = it.batch_indices(i)
         planned = [it.filename_of(int(j)) for j in idx]
-        stamp = _stamp(recipe, [it.filepath_of(int(j)) for j in idx])
+        stamp = source_stamp(recipe, [it.filepath_of(int(j)) for j in idx])
         entry = _reusable(out, i, planned, stamp)
         was_reused = entry is not None
         if entry is None:
@@ -91,26 +98,27 @@ def _shard_name(i: int) -> str:
     return f"batch-{i:05d}"
 
 
-def _recipe(it) -> str:
+def _recipe(it: BatchIterator) -> str:
     """What shapes the pixels besides the files: the config, the output dtype and shape."""
     doc = {"config": it.config.model_dump(mode="json"), "dtype": str(np.dtype(it.dtype)),
            "shape": list(it.image_shape)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _stamp(recipe: str, paths: list[str]) -> str:
-    """Recipe plus each source file's size and modification time: a changed file is redone."""
+def source_stamp(recipe: str, paths: list[str]) -> str:
+    """Recipe plus each source file's size and modification time, so the output of a changed
+    (or vanished) file is redone on the next run instead of being kept."""
     digest = hashlib.sha256(recipe.encode())
     for path in paths:
         try:
             st = os.stat(path)
             digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode("utf-8", "surrogateescape"))
         except OSError:
-            digest.update(f"{path}:missing;".encode())
+            digest.update(f"{path}:missing;".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
-def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
+def _write_shard(it: BatchIterator, out: Path, i: int, planned: list[str], stamp: str) -> dict[str, Any]:
     x, _, idx = it.batch_with_indices(i)
     name = _shard_name(i)
     data = _npy_bytes(x)
@@ -128,7 +136,7 @@ def _write_shard(it, out: Path, i: int, planned: list[str], stamp: str) -> dict:
     return entry
 
 
-def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict | None:
+def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict[str, Any] | None:
     """The sidecar of shard ``i`` if the shard is complete and was made the same way from the
     same, unchanged files."""
     name = _shard_name(i)
@@ -167,7 +175,7 @@ def _remove_stale_temporaries(out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _index(it, shards: list[dict]) -> dict:
+def _index(it: BatchIterator, shards: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": "preproc-npy-shards/1",
         "epoch": it.epoch,
@@ -181,7 +189,7 @@ def _index(it, shards: list[dict]) -> dict:
     }
 
 
-def _csv(shards: list[dict], names: dict[int, str]) -> str:
+def _csv(shards: list[dict[str, Any]], names: dict[int, str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["shard", "row", "filename", "class", "label"])

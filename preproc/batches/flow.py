@@ -30,19 +30,35 @@ import functools
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import batching
 from ..dataset import discovery
 from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
 from ..stages.augment_draw import draw_seed
+from . import batching
 
 if TYPE_CHECKING:
-    from .workers import Result
+    from typing_extensions import Self
+
+    from ..config.model import Config
+    from ..spec import ValueSpec
+    from ..stages.pipeline import Pipeline
+    from ..types import Array
+    from .batching import ImageStats
+    from .cache import Cache, CachedJob
+    from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
+
+    #: what ``flow`` accepts as a config: a loaded one, a YAML path, or a mapping
+    ConfigLike = Config | str | os.PathLike[str] | Mapping[str, Any]
+    #: one batch as a Sequence yields it: ``x``, or ``(x, y)``
+    Batch = Array | tuple[Array, Array]
+    #: per-image guard statistics of one batch (``None`` for an image not measured)
+    Stats = list[ImageStats | None]
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -57,7 +73,8 @@ class DecodeSkipWarning(UserWarning):
     """``on_error: skip`` dropped an unreadable file from a batch."""
 
 
-def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> BatchIterator:
+def flow(config: ConfigLike, subset: str | None = None, *, check: bool = True,
+         mode: str | None = None, **kwargs: Any) -> BatchIterator:
     """Batches of a config, as Keras' ``flow_from_directory`` would yield them.
 
     The config is checked first, as ``preproc check`` checks it: a config whose findings reach
@@ -67,6 +84,9 @@ def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> 
         config: a :class:`~preproc.config.Config`, the path of a YAML file, or a mapping.
         subset: ``None``, ``'training'`` or ``'validation'`` (with ``batches.validation_split``).
         check: ``False`` skips the static check (to run a failing config on purpose).
+        mode: ``'training'`` (random stages run) or ``'evaluation'`` (the deterministic stages
+            alone, as on the validation subset); default ``batches.mode``. The validation
+            subset always evaluates.
         **kwargs: see :class:`BatchIterator` (``shard``, ``workers``, ``prefetch``, ``guard``).
 
     Returns:
@@ -83,8 +103,12 @@ def flow(config, subset: str | None = None, *, check: bool = True, **kwargs) -> 
         from ..analysis import require_check
 
         # the check has sampled the headers already: its source spec builds the pipeline
-        kwargs.setdefault("source", require_check(config)[1])
-    return BatchIterator(config, subset, **kwargs)
+        from ..stages.pipeline import pipeline_mode
+
+        _check_mode(subset, mode)
+        wanted = pipeline_mode(subset, mode or config.batches.mode)
+        kwargs.setdefault("source", require_check(config, mode=wanted)[1])
+    return BatchIterator(config, subset, mode=mode, **kwargs)
 
 
 class BatchIterator:
@@ -93,6 +117,7 @@ class BatchIterator:
     Args:
         config: a loaded config.
         subset: ``None``, ``'training'`` or ``'validation'``.
+        mode: ``'training'`` or ``'evaluation'`` (default ``batches.mode``); see :func:`flow`.
         shard: ``(rank, world_size)`` for data-parallel training, or ``None``. Shards are
             disjoint and together cover every epoch, reshuffled per epoch alike on all ranks;
             so ranks may differ by one sample, hence by one batch: with DDP, stop every rank
@@ -115,11 +140,15 @@ class BatchIterator:
         skipped: ``{path: reason}`` of files dropped with ``on_error: skip``.
     """
 
-    def __init__(self, config, subset=None, *, shard=None, workers=None, prefetch=None,
-                 guard: str = "warn", pipeline=None, cache=None, source=None) -> None:
+    def __init__(self, config: Config, subset: str | None = None, *,
+                 shard: tuple[int, int] | None = None, workers: int | None = None,
+                 prefetch: int | None = None, guard: str = "warn",
+                 pipeline: Pipeline | None = None, cache: str | Path | None = None,
+                 source: ValueSpec | None = None, mode: str | None = None) -> None:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
+        _check_mode(subset, mode)
         b = config.batches
         from ..io._files import set_max_image_bytes
 
@@ -128,7 +157,9 @@ class BatchIterator:
         # an unseeded run draws its seed once, so every worker count still sees one order and
         # one set of augmentations; `seed` reports it so the run can be replayed
         self._seed = b.seed if b.seed is not None else draw_seed()
-        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source)
+        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source, mode)
+        #: ``training`` (random stages run) or ``evaluation`` (deterministic stages alone)
+        self.mode: str = self.pipeline.mode
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
         self._shard = _check_shard(shard, b)
@@ -142,7 +173,8 @@ class BatchIterator:
         self.findings: list[Finding] = []
         self.skipped: dict[str, str] = {}
         self.epoch = 0
-        self._engine = self._window = None
+        self._engine: InlineEngine | ProcessEngine | None = None
+        self._window: Window | None = None
         self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
@@ -150,6 +182,7 @@ class BatchIterator:
         self._run = self.pipeline if self._cache is None else self._cache.tail(self.pipeline)
         self._stages = self._run.stages
         self._batched = batching.batchable(self._stages)
+        self._job: ImageJob | CachedJob
         if self._cache is not None:
             self._job = self._cache.job(self._listing, self._run, run_stages=not self._batched)
         else:
@@ -186,15 +219,16 @@ class BatchIterator:
         return [self._job.paths[i] for i in self._members]
 
     @property
-    def classes(self) -> np.ndarray:
-        return self._listing.classes[self._members]
+    def classes(self) -> Array:
+        classes: Array = self._listing.classes[self._members]
+        return classes
 
     @property
     def samples(self) -> int:
         return len(self._members)
 
     @property
-    def index_array(self) -> np.ndarray:
+    def index_array(self) -> Array:
         """Listing indices of the current epoch, in batch order."""
         return self._order
 
@@ -203,7 +237,7 @@ class BatchIterator:
 
     # ---------------------------------------------------------------------------- ordering
     @property
-    def _members(self) -> np.ndarray:
+    def _members(self) -> Array:
         """Listing indices this iterator yields in the current epoch, in listing order.
 
         A shard's members change with each epoch's shuffle (as with ``DistributedSampler``).
@@ -213,7 +247,7 @@ class BatchIterator:
             return np.arange(n)
         return np.sort(self.epoch_order(self.epoch))
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
+    def epoch_order(self, epoch: int) -> Array:
         """Listing indices of ``epoch`` for this shard, in batch order (Keras' permutation)."""
         n = self._listing.samples
         if self.shuffle:
@@ -238,13 +272,13 @@ class BatchIterator:
         self.epoch = int(epoch)
         self._set_order()
 
-    def batch_indices(self, i: int, epoch: int | None = None) -> np.ndarray:
+    def batch_indices(self, i: int, epoch: int | None = None) -> Array:
         """Listing indices of batch ``i`` of ``epoch`` (default: the current one)."""
         order = self._order if epoch is None or epoch == self.epoch else self.epoch_order(epoch)
         return order[i * self.batch_size : (i + 1) * self.batch_size]
 
     # ----------------------------------------------------------------------------- batches
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> Batch:
         n = len(self)
         if i < 0:
             i += n
@@ -252,16 +286,16 @@ class BatchIterator:
             raise IndexError(f"batch {i} out of range: the iterator has {n} batches")
         return self._batch(i)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Batch]:
         for i in range(len(self)):
             yield self._batch(i)
         self.on_epoch_end()
 
-    def _batch(self, i: int):
+    def _batch(self, i: int) -> Batch:
         x, y, _ = self.batch_with_indices(i)
         return x if y is None else (x, y)
 
-    def batch_with_indices(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def batch_with_indices(self, i: int) -> tuple[Array, Array | None, Array]:
         """Batch ``i`` of the current epoch as ``(x, y or None, listing indices of its rows)``.
 
         The indices exclude files dropped with ``on_error: skip``.
@@ -271,7 +305,7 @@ class BatchIterator:
         x, stats, keep = self._compute(i, idx, guard)
         if keep is not None:
             idx = idx[keep]
-        if guard:
+        if guard and stats is not None:
             self._check_ranges(i, idx, stats)
         self._check_finite(i, idx, x)
         y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
@@ -289,21 +323,25 @@ class BatchIterator:
         """Full path of listing entry ``index``."""
         return self._job.paths[index]
 
-    def _compute(self, i, idx, guard):
+    def _compute(self, i: int, idx: Array, guard: bool) -> tuple[Array, Stats | None, list[int] | None]:
         """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
         finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
-        if self._window is None:
+        if self._window is None:  # no window: the engine runs in this process
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
-            return finish(raw, engine.run_batch(idx, guard, raw, self.epoch))
+            inline = cast("InlineEngine", engine)
+            return finish(raw, inline.run_batch(idx, guard, raw, self.epoch))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
         try:
-            return self._window.fetch((self.epoch, i), ahead, self._task, finish)
+            fetched: tuple[Array, Stats | None, list[int] | None] = self._window.fetch(
+                (self.epoch, i), ahead, self._task, finish)
+            return fetched
         except WorkerError:
             self.close()  # a dead or stuck pool is killed; the next batch starts a new one
             raise
 
-    def _finish(self, i: int, guard: bool, view: np.ndarray, results: list[Result]):
+    def _finish(self, i: int, guard: bool, view: Array,
+                results: list[Result]) -> tuple[Array, Stats | None, list[int] | None]:
         """Turn a filled slot into the batch; must not keep a reference to ``view``."""
         keep = self._handle_errors(i, results)
         if keep is None and not any(r.array is not None for r in results):
@@ -311,13 +349,13 @@ class BatchIterator:
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            x, stats = batching.apply_stages(self._run, rows, guard, self.dtype)
-            return x, stats, keep
+            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype)
+            return x, cast("Stats | None", measured), keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
                                f"is {self.dtype}; declare source.expect.dtype or add to_dtype")
         x = rows.astype(self.dtype, copy=rows is view or rows.dtype != self.dtype)
-        stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
+        stats: Stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
         return x, stats, keep
 
     def _key_after(self, i: int, k: int) -> tuple[int, int]:
@@ -326,17 +364,17 @@ class BatchIterator:
             epoch, j = epoch + 1, j - len(self)
         return (epoch, j)
 
-    def _task(self, key):
+    def _task(self, key: tuple[int, int]) -> tuple[Array, bool, int]:
         epoch, i = key
         return self.batch_indices(i, epoch), i < self._sample_batches, epoch
 
     # ------------------------------------------------------------------ errors and guard
-    def _handle_errors(self, i, results) -> list[int] | None:
+    def _handle_errors(self, i: int, results: list[Result]) -> list[int] | None:
         bad = [k for k, r in enumerate(results) if r.status != "ok"]
         if not bad:
             return None
         for k in bad:
-            err = results[k].error
+            err = cast(BaseException, results[k].error)  # status != "ok" carries its error
             if not (isinstance(err, DecodeError) and self._on_error == "skip"):
                 _locate(err, i, self.epoch)
                 raise err
@@ -347,7 +385,7 @@ class BatchIterator:
             self.skipped.setdefault(err.path, err.reason)
         return [k for k in range(len(results)) if k not in bad]
 
-    def _check_ranges(self, i, idx, stats) -> None:
+    def _check_ranges(self, i: int, idx: Array, stats: Stats) -> None:
         from .guard import check_batch
 
         if self._cache is not None:  # stages before the cut were measured when the cache was made
@@ -362,7 +400,7 @@ class BatchIterator:
             if self.guard == "warn":
                 warnings.warn(finding.message, RuntimeRangeWarning, stacklevel=4)
 
-    def _check_finite(self, i, idx, x) -> None:
+    def _check_finite(self, i: int, idx: Array, x: Array) -> None:
         from ..errors import printable
         from .guard import check_finite
 
@@ -383,7 +421,7 @@ class BatchIterator:
         paths = training.filepaths
         job = _make_job(self.config, paths, self.pipeline, run_stages=False)
 
-        def images():
+        def images() -> Iterator[Array]:
             for k in range(len(paths)):
                 try:
                     yield job.load(k)
@@ -424,7 +462,7 @@ class BatchIterator:
         self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
         self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
 
-    def preview(self, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def preview(self, n: int = 8) -> tuple[Array, Array]:
         """``(augmented, plain)`` arrays of the first ``n`` images of the current epoch.
 
         The augmented images are exactly those the batches hold; the plain ones went through
@@ -439,7 +477,7 @@ class BatchIterator:
         self._get_engine()
         return self
 
-    def _get_engine(self):
+    def _get_engine(self) -> InlineEngine | ProcessEngine:
         from .workers import InlineEngine, ProcessEngine, Window
 
         if self._engine is None:
@@ -448,11 +486,12 @@ class BatchIterator:
             slots = 1 if self._workers <= 0 or inline or not _can_fork() else self._prefetch + 1
             _check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
                                 self.dtype, slots)
+            job = cast("ImageJob", self._job)  # a CachedJob offers ImageJob's interface
             if self._workers <= 0 or inline or not _can_fork():
-                self._engine = InlineEngine(self._job)
+                self._engine = InlineEngine(job)
             else:
                 slots = self._prefetch + 1
-                self._engine = ProcessEngine(self._job, self._workers, slots,
+                self._engine = ProcessEngine(job, self._workers, slots,
                                              (self.batch_size,) + self._slot_shape,
                                              self._slot_dtype,
                                              timeout=self.config.batches.worker_timeout)
@@ -463,12 +502,13 @@ class BatchIterator:
         """Stop the worker processes (a later batch restarts them)."""
         if self._engine is not None:
             self._engine.close()
-        self._engine = self._window = None
+        self._engine = None
+        self._window = None
 
-    def __enter__(self) -> BatchIterator:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -480,9 +520,11 @@ class BatchIterator:
 _PASS = (math.inf, -math.inf, False)
 
 
-def _open_cache(config, cache, it):
-    if cache is None and getattr(config.batches, "cache", None) is not None:
-        cache = Path(config.base_dir) / config.batches.cache  # a config's paths are its own
+def _open_cache(config: Config, cache: str | Path | None,
+                it: BatchIterator) -> Cache | None:
+    cached = getattr(config.batches, "cache", None)
+    if cache is None and cached is not None:
+        cache = Path(config.base_dir) / cached  # a config's paths are its own
     if cache is None:
         return None
     from .cache import open_cache
@@ -490,7 +532,7 @@ def _open_cache(config, cache, it):
     return open_cache(cache, config, it.pipeline, it._listing)
 
 
-def _list(config, subset) -> discovery.Discovered:
+def _list(config: Config, subset: str | None) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
@@ -507,11 +549,23 @@ def _list(config, subset) -> discovery.Discovered:
     if config.source.dicom.frames == "all":
         from ..dataset.frames import expand_frames
 
-        listing = expand_frames(listing)
+        expand: Callable[[discovery.Discovered], discovery.Discovered] = expand_frames
+        listing = expand(listing)
     return listing
 
 
-def _pipeline_for(config, subset=None, seed: int = 0, source=None):
+def _check_mode(subset: str | None, mode: str | None) -> None:
+    from ..stages.pipeline import MODES
+
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if subset == "validation" and mode == "training":
+        raise PreprocError("the validation subset runs the evaluation pipeline; to augment "
+                           "it, give the random stages `apply_to: [training, validation]`")
+
+
+def _pipeline_for(config: Config, subset: str | None = None, seed: int = 0,
+                  source: ValueSpec | None = None, mode: str | None = None) -> Pipeline:
     """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
     headers (as ``preproc check`` does) so the runtime guard has intervals to check against.
     ``source``: a source spec already resolved (by the check), used as it is."""
@@ -519,7 +573,7 @@ def _pipeline_for(config, subset=None, seed: int = 0, source=None):
     from ..stages.pipeline import Pipeline
 
     if source is not None:
-        return Pipeline.from_config(config, source=source, subset=subset, seed=seed)
+        return Pipeline.from_config(config, source=source, subset=subset, seed=seed, mode=mode)
     src = source_spec(config)
     # header findings are check's business; flow only needs the spec (with `voi: header` the
     # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
@@ -527,22 +581,24 @@ def _pipeline_for(config, subset=None, seed: int = 0, source=None):
         from ..dataset.sampling import resolve_source
 
         src, _ = resolve_source(config)
-    return Pipeline.from_config(config, source=src, subset=subset, seed=seed)
+    return Pipeline.from_config(config, source=src, subset=subset, seed=seed, mode=mode)
 
 
-def _make_job(config, paths: list[str], pipeline, *, run_stages: bool):
+def _make_job(config: Config, paths: list[str], pipeline: Pipeline, *,
+              run_stages: bool) -> ImageJob:
     from .workers import ImageJob
 
     b, expect = config.batches, config.source.expect
     draft = getattr(getattr(b, "decode", None), "jpeg_draft", False)
-    return ImageJob(paths, b.color_mode, tuple(b.target_size), b.interpolation,
+    h, w = b.target_size
+    return ImageJob(paths, b.color_mode, (h, w), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
                     bit_depth=expect.bit_depth if expect is not None else None,
                     run_stages=run_stages, dicom=config.source.dicom, seed=pipeline.seed,
                     subset=pipeline.subset, jpeg_draft=draft)
 
 
-def _check_shard(shard, b):
+def _check_shard(shard: Sequence[int] | None, b: Any) -> tuple[int, int] | None:
     if shard is None:
         return None
     rank, world = (int(v) for v in shard)
@@ -553,12 +609,12 @@ def _check_shard(shard, b):
     return (rank, world)
 
 
-def _exact_in_float32(dtype) -> bool:
+def _exact_in_float32(dtype: np.dtype[Any]) -> bool:
     dt = np.dtype(dtype)
     return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float16, np.float32)
 
 
-def _batch_dtype(pipeline, probed) -> np.dtype:
+def _batch_dtype(pipeline: Pipeline, probed: np.dtype[Any]) -> np.dtype[Any]:
     """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
     if pipeline.stages:
         declared = pipeline.out_dtype
@@ -569,7 +625,8 @@ def _batch_dtype(pipeline, probed) -> np.dtype:
 def _locate(err: BaseException, batch: int, epoch: int) -> None:
     """Add the batch to an error's message (kept as attributes too)."""
     if isinstance(err, PreprocError) and getattr(err, "batch", None) is None:
-        err.batch, err.epoch = batch, epoch
+        located: Any = err  # PreprocError declares no batch attributes: added where it is known
+        located.batch, located.epoch = batch, epoch
         err.message = f"{err.message} [batch {batch} of epoch {epoch}]"
 
 
@@ -587,7 +644,8 @@ def available_memory() -> int | None:
     return physical_memory()
 
 
-def _check_batch_memory(shape, slot_dtype, batch_dtype, slots: int) -> None:
+def _check_batch_memory(shape: tuple[int, ...], slot_dtype: np.dtype[Any],
+                        batch_dtype: np.dtype[Any], slots: int) -> None:
     """Refuse, as a config error naming the keys, batches that cannot fit in memory."""
     from ..errors import ConfigError
 

@@ -15,11 +15,15 @@ Two paths, one semantics:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
 import numpy as np
 from PIL import Image
 
 from .. import dtypes
 from ..io.info import CHANNELS_BY_COLOR_MODE, PILLOW_MODE_BY_CHANNELS
+from ..types import Array
 
 __all__ = ["INTERPOLATIONS", "alpha_value", "convert_color", "prepare", "resize"]
 
@@ -27,15 +31,21 @@ __all__ = ["INTERPOLATIONS", "alpha_value", "convert_color", "prepare", "resize"
 _LUMA = (19595, 38470, 7471)
 
 
-def _filter_box(x):
+#: a resampling filter: weight of each tap at distance ``x`` (in input pixels, scaled)
+Filter: TypeAlias = Callable[[Array], Array]
+#: ``(left, top, right, bottom)`` of the region resized
+Box: TypeAlias = tuple[float, float, float, float]
+
+
+def _filter_box(x: Array) -> Array:
     return ((x > -0.5) & (x <= 0.5)).astype(np.float64)
 
 
-def _filter_bilinear(x):
+def _filter_bilinear(x: Array) -> Array:
     return np.clip(1.0 - np.abs(x), 0.0, None)
 
 
-def _filter_hamming(x):
+def _filter_hamming(x: Array) -> Array:
     ax = np.abs(x)
     px = np.pi * x
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -43,19 +53,19 @@ def _filter_hamming(x):
     return np.where(ax == 0, 1.0, np.where(ax >= 1, 0.0, val))
 
 
-def _filter_bicubic(x, a=-0.5):
+def _filter_bicubic(x: Array, a: float = -0.5) -> Array:
     ax = np.abs(x)
     near = ((a + 2.0) * ax - (a + 3.0)) * ax * ax + 1.0
     far = (((ax - 5.0) * ax + 8.0) * ax - 4.0) * a
     return np.where(ax < 1.0, near, np.where(ax < 2.0, far, 0.0))
 
 
-def _filter_lanczos(x):
+def _filter_lanczos(x: Array) -> Array:
     return np.where(np.abs(x) < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
 
 
 #: interpolation name -> (Pillow resample, NumPy filter, filter support)
-INTERPOLATIONS = {
+INTERPOLATIONS: dict[str, tuple[Image.Resampling, Filter | None, float]] = {
     "nearest": (Image.Resampling.NEAREST, None, 0.0),
     "box": (Image.Resampling.BOX, _filter_box, 0.5),
     "bilinear": (Image.Resampling.BILINEAR, _filter_bilinear, 1.0),
@@ -65,7 +75,7 @@ INTERPOLATIONS = {
 }
 
 
-def alpha_value(dtype, bit_depth: int | None = None) -> float:
+def alpha_value(dtype: Any, bit_depth: int | None = None) -> float:
     """Opaque alpha for an image without one: the top of its declared range.
 
     Args:
@@ -175,7 +185,8 @@ def resize(
     if interpolation == "nearest":
         rows = _nearest_index(h, target[0], box[1], box[3])
         cols = _nearest_index(w, target[1], box[0], box[2])
-        return x[rows][:, cols]
+        picked: Array = x[rows][:, cols]
+        return picked
     if is_exact_in_float32(x.dtype):
         res = _resize_pillow_f(x, target, interpolation, box)
     else:
@@ -191,13 +202,15 @@ def _back_to(res: np.ndarray, like: np.ndarray) -> np.ndarray:
     return res.astype(like.dtype)
 
 
-def _resize_pillow_uint8(x, target, interpolation, box) -> np.ndarray:
+def _resize_pillow_uint8(x: Array, target: tuple[int, int], interpolation: str,
+                         box: Box) -> Array:
     img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, PILLOW_MODE_BY_CHANNELS[x.shape[2]])
     out = np.asarray(img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box))
     return out[..., None] if out.ndim == 2 else out
 
 
-def _resize_pillow_f(x, target, interpolation, box) -> np.ndarray:
+def _resize_pillow_f(x: Array, target: tuple[int, int], interpolation: str,
+                     box: Box) -> Array:
     resample = INTERPOLATIONS[interpolation][0]
     out = np.empty((target[0], target[1], x.shape[2]), dtype=np.float32)
     for c in range(x.shape[2]):
@@ -217,6 +230,8 @@ def _nearest_index(n_in: int, n_out: int, start: float, stop: float) -> np.ndarr
 def _coefficients(n_in: int, n_out: int, start: float, stop: float, interpolation: str) -> np.ndarray:
     """Dense ``(n_out, n_in)`` resampling matrix with Pillow's antialiasing filter weights."""
     _, fn, support = INTERPOLATIONS[interpolation]
+    if fn is None:
+        raise ValueError(f"{interpolation!r} samples pixels; it has no filter weights")
     scale = (stop - start) / n_out
     filterscale = max(scale, 1.0)
     support = support * filterscale
@@ -232,12 +247,13 @@ def _coefficients(n_in: int, n_out: int, start: float, stop: float, interpolatio
     return k
 
 
-def _resize_numpy(x, target, interpolation, box) -> np.ndarray:
+def _resize_numpy(x: Array, target: tuple[int, int], interpolation: str, box: Box) -> Array:
     """Float64 separable resampling for dtypes float32 cannot hold exactly (float64, int32...)."""
     kh = _coefficients(x.shape[0], target[0], box[1], box[3], interpolation)
     kw = _coefficients(x.shape[1], target[1], box[0], box[2], interpolation)
     wide = x.astype(np.float64)
-    return np.einsum("oh,hwc->owc", kh, np.einsum("pw,hwc->hpc", kw, wide), optimize=True)
+    out: Array = np.einsum("oh,hwc->owc", kh, np.einsum("pw,hwc->hpc", kw, wide), optimize=True)
+    return out
 
 
 def prepare(
@@ -269,13 +285,20 @@ def prepare(
     return x if target is None else resize(x, target, interpolation, keep_aspect_ratio)
 
 
-def _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_ratio) -> np.ndarray:
+def _prepare_pillow_uint8(x: Array, color_mode: str, target: tuple[int, int] | None,
+                          interpolation: str, keep_aspect_ratio: bool) -> Array:
     img = Image.fromarray(x[..., 0] if x.shape[2] == 1 else x, PILLOW_MODE_BY_CHANNELS[x.shape[2]])
     return prepare_pil(img, color_mode, target, interpolation, keep_aspect_ratio)
 
 
-def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ratio=False):
+def prepare_pil(img: Image.Image, color_mode: str, target: tuple[int, int] | None,
+                interpolation: str = "nearest", keep_aspect_ratio: bool = False,
+                reducing_gap: float | None = None) -> Array:
     """:func:`prepare` for an 8-bit ``PIL.Image`` (mode L, LA, RGB or RGBA): Keras' own steps.
+
+    Args:
+        reducing_gap: Pillow's ``resize(reducing_gap=...)``: reduce by whole factors first
+            (faster, no longer Keras-identical); ``None`` (Keras) resamples in one step.
 
     Returns:
         ``(th, tw, 1|3|4)`` uint8 array.
@@ -286,12 +309,13 @@ def prepare_pil(img, color_mode, target, interpolation="nearest", keep_aspect_ra
     if target is not None and img.size != (target[1], target[0]):
         w, h = img.size
         box = crop_box(w, h, target) if keep_aspect_ratio else None
-        img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box)
+        img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box,
+                         reducing_gap=reducing_gap)
     out = np.asarray(img)
     return out[..., None] if out.ndim == 2 else out
 
 
-def is_exact_in_float32(dtype) -> bool:
+def is_exact_in_float32(dtype: Any) -> bool:
     """Whether float32 holds every value of ``dtype`` exactly (up to 16-bit ints, float32)."""
     dt = np.dtype(dtype)
     return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float32, np.float16)

@@ -35,7 +35,7 @@ def samples(it: BatchIterator, n: int = 8) -> tuple[Array, Array]:
     apply_to = {e.index: getattr(e, "apply_to", None) for e in it.config.stages}
     kept = (for_subset(s, apply_to.get(s.index), "validation") for s in pipe.stages)
     plain_pipe = Pipeline([s for s in kept if s is not None], pipe.source_spec, pipe.entry_spec,
-                          subset="validation", seed=pipe.seed)
+                          subset=pipe.subset, seed=pipe.seed, mode="evaluation")
     aug: list[Array] = []
     plain: list[Array] = []
     for k in it.index_array:

@@ -18,14 +18,18 @@ from __future__ import annotations
 import mmap
 import multiprocessing as mp
 import os
+import selectors
 import signal
 import sys
 import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection
+from multiprocessing.queues import SimpleQueue
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -33,8 +37,29 @@ from . import imaging
 from ..errors import PreprocError, WorkerError
 from ..stages.augment_draw import stage_rng
 from ..stages.base import RunContext
+from ..types import Array
 
-__all__ = ["ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
+if TYPE_CHECKING:
+    from ..spec import ValueSpec
+    from ..stages.base import Stage
+
+__all__ = ["DRAFT_REDUCING_GAP", "ImageJob", "InlineEngine", "ProcessEngine", "Result", "WorkerError"]
+
+#: With ``jpeg_draft``, the resize after the DCT-domain downscale first reduces by whole factors
+#: (Pillow's ``reducing_gap``): e.g. a 500 px wide draft becomes 250 px by averaging pixel pairs,
+#: then 224 px by the chosen filter. 1.0 is Pillow's fastest setting; it keeps the result within
+#: about 40 dB PSNR of the exact decode-and-resize on photos.
+DRAFT_REDUCING_GAP = 1.0
+
+#: ``(min, max, has_nan)`` of an image after one stage
+Stat: TypeAlias = tuple[float, float, bool]
+#: what a worker pulls: ``(ticket, slot, position, file index, guard, epoch)``
+Task: TypeAlias = tuple[int, int, int, int, bool, int]
+#: file indices of one batch, in batch order
+Indices: TypeAlias = "Sequence[int] | Array"
+#: a batch as the window knows it: ``(epoch, batch index)``
+BatchKey: TypeAlias = tuple[int, int]
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,9 +67,9 @@ class Result:
     """What one image produced: ``status`` is ``'ok'`` or ``'error'`` (then ``error`` is set)."""
 
     status: str
-    stats: list | None = None
+    stats: list[Stat] | None = None
     error: BaseException | None = None
-    array: np.ndarray | None = None
+    array: Array | None = None
 
 
 @dataclass
@@ -68,7 +93,8 @@ class ImageJob:
             random draw, whichever worker runs the file.
         subset: the subset being produced (for the run context).
         jpeg_draft: let the JPEG decoder downscale by 1/2, 1/4 or 1/8 to the smallest size
-            still at least the target before the resize (faster, not Keras-identical).
+            still at least the target, then resize with :data:`DRAFT_REDUCING_GAP` (faster, not
+            Keras-identical).
     """
 
     paths: list[str]
@@ -76,8 +102,8 @@ class ImageJob:
     target: tuple[int, int]
     interpolation: str
     keep_aspect_ratio: bool
-    stages: list
-    specs: list = field(default_factory=list)
+    stages: list[Stage]
+    specs: list[ValueSpec] = field(default_factory=list)
     bit_depth: int | None = None
     run_stages: bool = True
     dicom: object | None = None
@@ -98,14 +124,15 @@ class ImageJob:
         draft = (self.target[1], self.target[0]) if self.jpeg_draft else None
         pixels, info = read(path, "pillow-or-array", dicom=self.dicom, frame=frame, draft=draft)
         if isinstance(pixels, Image.Image):  # 8-bit pixels Pillow holds as is: no NumPy trip
+            gap = DRAFT_REDUCING_GAP if draft is not None and info.format == "jpeg" else None
             return imaging.prepare_pil(pixels, self.color_mode, self.target, self.interpolation,
-                                       self.keep_aspect_ratio)
+                                       self.keep_aspect_ratio, reducing_gap=gap)
         bits = self.bit_depth or info.stored_bits
         alpha = imaging.alpha_value(pixels.dtype, bits) if self.color_mode == "rgba" else None
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
 
-    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[np.ndarray, list | None]:
+    def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[Array, list[Stat] | None]:
         """Load file ``i`` and apply every stage (unless ``run_stages`` is off) for ``epoch``.
 
         Returns:
@@ -115,13 +142,13 @@ class ImageJob:
         x = self.load(i)
         if not self.run_stages:
             return x, None
-        stats = [] if guard else None
+        stats: list[Stat] | None = [] if guard else None
         for k, stage in enumerate(self.stages):
             spec = self.specs[k] if self.specs else None
             rng = stage_rng(self.seed, epoch, i, stage.index) if stage.traits().random else None
             x = stage(x, RunContext(spec=spec, subset=self.subset, epoch=epoch, index=i,
                                     file=self.paths[i], rng=rng))
-            if guard:
+            if stats is not None:
                 stats.append(_minmax(x))
         return x, stats
 
@@ -151,7 +178,7 @@ class InlineEngine:
     def __init__(self, job: ImageJob) -> None:
         self.job = job
 
-    def run_batch(self, indices, guard: bool, out: np.ndarray, epoch: int = 0) -> list[Result]:
+    def run_batch(self, indices: Indices, guard: bool, out: Array, epoch: int = 0) -> list[Result]:
         """Fill ``out[k]`` with image ``indices[k]``; return one :class:`Result` per position."""
         results = []
         for pos, idx in enumerate(indices):
@@ -165,13 +192,15 @@ class InlineEngine:
         pass
 
 
-def _store(out: np.ndarray, pos: int, res: Result, path: str) -> Result:
+def _store(out: Array, pos: int, res: Result, path: str) -> Result:
     """Write ``res.array`` into ``out[pos]`` when its dtype fits without loss.
 
     An array of another dtype (a 16-bit file in an 8-bit dataset) stays in the result and
     travels back whole; the parent widens the batch for it. A shape that differs is an error.
     """
     arr = res.array
+    if arr is None:
+        return res
     if arr.shape != out.shape[1:]:
         msg = f"produced an image of shape {arr.shape}, the batch holds {out.shape[1:]}"
         return Result("error", error=PreprocError(f"{path}: {msg}"))
@@ -198,8 +227,8 @@ class ProcessEngine:
         timeout: seconds a worker may spend on one image (or the pool without any result).
     """
 
-    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape, dtype,
-                 timeout: float = 60.0) -> None:
+    def __init__(self, job: ImageJob, workers: int, n_slots: int, batch_shape: tuple[int, ...],
+                 dtype: np.typing.DTypeLike, timeout: float = 60.0) -> None:
         self.job = job
         self.n_slots = n_slots
         self.dtype = np.dtype(dtype)
@@ -214,7 +243,8 @@ class ProcessEngine:
         self.progress[:, 0] = -1
         ctx = mp.get_context("fork")
         self._tasks = ctx.SimpleQueue()
-        self._conns, self._procs = [], []
+        self._conns: list[Connection] = []
+        self._procs: list[mp.process.BaseProcess] = []
         main = threading.current_thread() is threading.main_thread()
         parent = os.getpid()
         for k in range(workers):
@@ -229,15 +259,16 @@ class ProcessEngine:
             self._procs.append(proc)
         self._pending: dict[int, dict[int, Result]] = {}
         self._expected: dict[int, int] = {}
-        self._labels: dict[int, object] = {}
+        self._labels: dict[int, BatchKey | None] = {}
         self._broken: WorkerError | None = None
         self._last_result = time.monotonic()
         self._waiting = -1
         self._state = {"broken": False}
+        self._sel: selectors.BaseSelector | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._tasks, self._state)
 
-    def submit(self, ticket: int, slot: int, indices, guard: bool, epoch: int = 0,
-               label=None) -> None:
+    def submit(self, ticket: int, slot: int, indices: Indices, guard: bool, epoch: int = 0,
+               label: BatchKey | None = None) -> None:
         """Queue the images ``indices`` of ``epoch`` for slot ``slot`` under ``ticket``
         (``label``: the batch, for messages)."""
         if self._broken is not None:
@@ -271,17 +302,31 @@ class ProcessEngine:
         self._labels.pop(ticket, None)
         return [results[pos] for pos in range(len(results))]
 
+    def _selector(self) -> selectors.BaseSelector:
+        """Result pipes and process sentinels, registered once: a wait per result stays cheap."""
+        if self._sel is None:
+            self._sel = selectors.DefaultSelector()
+            for k, (conn, proc) in enumerate(zip(self._conns, self._procs)):
+                self._sel.register(conn.fileno(), selectors.EVENT_READ, ("conn", k))
+                self._sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", k))
+        return self._sel
+
     def _receive(self) -> None:
         ticket = self._waiting
-        sentinels = {p.sentinel: k for k, p in enumerate(self._procs)}
-        conns = {c: k for k, c in enumerate(self._conns) if not c.closed}
-        ready = wait(list(conns) + list(sentinels), timeout=min(1.0, self.timeout))
+        sel = self._selector()
+        ready = sel.select(timeout=min(1.0, self.timeout))
         dead = []
-        for obj in ready:
-            if obj in sentinels:
-                dead.append(sentinels[obj])
-            elif self._read(obj):
+        for key, _ in ready:
+            what, k = key.data
+            conn = self._conns[k]
+            if what == "dead":
+                dead.append(k)
+            elif self._read(conn):
+                while not conn.closed and conn.poll() and self._read(conn):
+                    pass  # every message already there, without another wait
                 self._last_result = time.monotonic()
+            if conn.closed and what == "conn":
+                sel.unregister(key.fd)  # EOF: the worker is gone; its sentinel says how
         if dead:
             for k in dead:  # results it sent before dying still count
                 self._drain(k)
@@ -289,7 +334,7 @@ class ProcessEngine:
         if not ready:
             self._check_stall(ticket)
 
-    def _read(self, conn) -> bool:
+    def _read(self, conn: Connection) -> bool:
         try:
             ticket, pos, res = conn.recv()
         except (EOFError, OSError):
@@ -304,10 +349,10 @@ class ProcessEngine:
         while not conn.closed and conn.poll():
             self._read(conn)
 
-    def _batch_of(self, k: int | None, ticket: int):
+    def _batch_of(self, k: int | None, ticket: int) -> int | None:
         busy = int(self.progress[k, 0]) if k is not None else -1
         label = self._labels.get(busy, self._labels.get(ticket))
-        return label[-1] if isinstance(label, tuple) else label
+        return label[-1] if label is not None else None
 
     def _died(self, k: int, ticket: int) -> WorkerError:
         proc = self._procs[k]
@@ -342,6 +387,9 @@ class ProcessEngine:
     def close(self) -> None:
         """Stop the workers; idempotent. A broken pool is killed, not asked to stop."""
         self._finalizer()
+        if self._sel is not None:
+            self._sel.close()
+            self._sel = None
 
 
 def _signal_name(num: int) -> str:
@@ -351,7 +399,8 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def _shutdown(procs, tasks, state=None) -> None:
+def _shutdown(procs: list[mp.process.BaseProcess], tasks: SimpleQueue[Task | None],
+              state: dict[str, bool] | None = None) -> None:
     if not (state or {}).get("broken"):
         for proc in procs:
             if proc.is_alive():
@@ -392,8 +441,9 @@ def _watch_parent(parent: int, main_thread: bool) -> None:
     threading.Thread(target=watch, name="preproc-parent-watch", daemon=True).start()
 
 
-def _worker_main(job: ImageJob, tasks, conn, slots: np.ndarray, k: int = 0, progress=None,
-                 parent: int | None = None, main_thread: bool = True) -> None:
+def _worker_main(job: ImageJob, tasks: SimpleQueue[Task | None], conn: Connection, slots: Array,
+                 k: int = 0, progress: Array | None = None, parent: int | None = None,
+                 main_thread: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if parent is not None:
@@ -432,12 +482,14 @@ class Window:
     def __init__(self, engine: ProcessEngine, n_slots: int) -> None:
         self.engine = engine
         self.free = list(range(n_slots))
-        self.inflight: dict = {}
+        self.inflight: dict[BatchKey, tuple[int, int, int]] = {}
         #: slots whose wait was interrupted: workers may still write into them
         self.draining: dict[int, int] = {}
         self._ticket = 0
 
-    def fetch(self, key, ahead: list, task, finish):
+    def fetch(self, key: BatchKey, ahead: list[BatchKey],
+              task: Callable[[BatchKey], tuple[Any, ...]],
+              finish: Callable[[Array, list[Result]], T]) -> T:
         """Compute batch ``key`` and return ``finish(slot_view, results)``.
 
         ``task(key) -> (indices, guard[, epoch])`` describes a batch; ``finish`` must copy what it keeps
@@ -465,18 +517,20 @@ class Window:
             del self.draining[slot]
             self.free.append(slot)
 
-    def _submit(self, key, task, keep: set) -> None:
+    def _submit(self, key: BatchKey, task: Callable[[BatchKey], tuple[Any, ...]],
+                keep: set[BatchKey]) -> None:
         if self.draining:
             self._drain()
         if not self.free:
             self._evict(keep)
-        indices, guard, *epoch = task(key)
+        indices, guard, *rest = task(key)
+        epoch = int(rest[0]) if rest else 0
         slot = self.free.pop()
         self._ticket += 1
-        self.engine.submit(self._ticket, slot, indices, guard, *epoch, label=key)
+        self.engine.submit(self._ticket, slot, indices, guard, epoch, label=key)
         self.inflight[key] = (self._ticket, slot, len(indices))
 
-    def _evict(self, keep: set) -> None:
+    def _evict(self, keep: set[BatchKey]) -> None:
         stale = [k for k in self.inflight if k not in keep] or list(self.inflight)
         ticket, slot, _ = self.inflight.pop(stale[0])
         self.engine.collect(ticket)  # drain before the slot is reused

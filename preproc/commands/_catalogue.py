@@ -296,6 +296,15 @@ _ROWS = [
         "the stage before the rescale, where Keras applies it.",
     ),
     Explanation(
+        "pipeline-mismatch",
+        _cfg("{dtype: uint8}", "  - center_crop: {size: [200, 200], apply_to: [training]}\n"
+             "  - rescale: {factor: 1/255}\n",
+             "batches:\n  validation_split: 0.2     # validation images stay 256x256\n"),
+        "Give every random stage that changes the size or channels an evaluation twin "
+        "(`random_crop` has `center_crop`), drop `apply_to` from size-changing stages, or add "
+        "a `to_dtype` after the random stages so both pipelines hand the model one dtype.",
+    ),
+    Explanation(
         "cache-stale",
         "`batches.cache` names a folder written by `preproc cache` for another config (other "
         "target_size, colour mode, stages before the cut), another preproc version, or before "

@@ -39,7 +39,7 @@ def _white(config: Path) -> float:
     from ..batches.flow import flow
 
     with flow(config, check=False) as it:  # the wrong config too: show what it would produce
-        x = it[0]
+        x = it.batch_with_indices(0)[0]  # the x of batch 0 (class_mode: null yields x alone)
     return float((x >= 1).mean())
 
 

@@ -20,7 +20,10 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("target", metavar="CONFIG|DIRECTORY", help="pipeline YAML or dataset folder")
     p.add_argument("--quick", action="store_true",
-                   help="read headers only (dtype, channels, size, stored bits)")
+                   help="read headers only (dtype, channels, size, stored bits): every "
+                   "header finding plus odd-size and odd-aspect-ratio; the findings that need "
+                   "pixels (duplicates, near-duplicates, blur, exposure, ...) are listed as "
+                   "not computed")
     p.add_argument("--report", metavar="DIR",
                    help="write report.json, files.csv and report.html into DIR")
     p.add_argument("--stats", metavar="FILE",

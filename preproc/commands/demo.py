@@ -85,10 +85,17 @@ def _run(root: Path, keep: bool) -> int:
           "pydicom's CT_small stores HU + 1024; check names the mistake from the headers.")
     ok_dicom = dicom_step(root, cli)
 
+    from ._demo_augment import augment_step
+
+    _step(7, "Augmentation under range contracts",
+          "Random stages declare what they do to the value range; the check propagates it.")
+    ok_augment = augment_step(root, cli)
+
     elapsed = time.perf_counter() - started
     print(f"\n=== Done in {elapsed:.1f} s. check (wrong) exit {rc_check}, audit exit {rc_audit}, "
           f"check (fixed) exit {rc_fixed}, run exit {rc_run}.")
     if keep:
         print(f"    Everything is in {root}: open {html} in a browser.")
-    ok = rc_check == 1 and rc_fixed == 0 and rc_run == 0 and rc_audit in (0, 1) and ok_dicom
+    ok = (rc_check == 1 and rc_fixed == 0 and rc_run == 0 and rc_audit in (0, 1) and ok_dicom
+          and ok_augment)
     return 0 if ok else 1

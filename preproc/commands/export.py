@@ -17,13 +17,18 @@ def register(sub: Subparsers) -> None:
         description="Run the pipeline over one epoch and write it for training stacks that "
         "stream shards: --format webdataset writes standard WebDataset tars (KEY.npy holding the "
         "processed image, KEY.cls its class index); --format npy writes the batch shards of "
-        "`preproc run --out`. Each file is written atomically; index.json comes last.",
+        "`preproc run --out`. Each file is written atomically and index.json comes last; a "
+        "re-run into the same folder keeps the complete shards and writes the rest (a folder "
+        "holding a webdataset export of another config is refused).",
     )
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("dir", help="destination folder")
     p.add_argument("--format", choices=("webdataset", "npy"), default="webdataset")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                   help="training runs the random stages, evaluation the deterministic ones "
+                   "alone (default batches.mode; the validation subset always evaluates)")
     p.add_argument("--samples-per-shard", type=int, default=1000, metavar="N",
                    help="samples per tar (webdataset; default 1000)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -36,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     from ..config import load_config
 
     cfg = load_config(args.config)
-    with flow(cfg, args.subset, workers=args.workers, guard="record") as it:
+    with flow(cfg, args.subset, mode=args.mode, workers=args.workers, guard="record") as it:
         if args.format == "npy":
             from ..batches.export import export_epoch
 

@@ -22,6 +22,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-n", type=int, default=8, metavar="N", help="samples (default 8)")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                   help="training runs the random stages, evaluation the deterministic ones "
+                   "alone (default batches.mode; the validation subset always evaluates)")
     p.add_argument("--epoch", type=int, default=0, metavar="E", help="epoch to draw (default 0)")
     p.set_defaults(func=main)
 
@@ -35,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise PreprocError("-n must be at least 1")
     cfg = load_config(args.config)
-    with flow(cfg, args.subset, workers=0, guard="record") as it:
+    with flow(cfg, args.subset, mode=args.mode, workers=0, guard="record") as it:
         it.set_epoch(args.epoch)
         augmented, plain = it.preview(args.n)
         iv = it.pipeline.output_spec.interval

@@ -26,6 +26,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
+    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                   help="training runs the random stages, evaluation the deterministic ones "
+                   "alone (default batches.mode; the validation subset always evaluates)")
     p.add_argument("--epochs", type=int, default=1, metavar="N", help="epochs to run (default 1)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="write the processed arrays of one epoch to DIR")
@@ -52,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
         raise PreprocError("--out writes one epoch; drop --epochs or set it to 1")
     cfg = load_config(args.config)
     if not args.no_check:  # the check's lines, once, before any batch is made
-        report = check(cfg)
+        report = check(cfg, mode=args.mode)
         if report.findings:
             print(report.format_text(), file=sys.stdout if report.failed else sys.stderr)
         if report.failed:
@@ -60,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return report.exit_code()
     with warnings.catch_warnings(), \
-            flow(cfg, args.subset, check=False, workers=args.workers, guard="record") as it:
+            flow(cfg, args.subset, check=False, mode=args.mode, workers=args.workers,
+                 guard="record") as it:
         warnings.simplefilter("ignore", DecodeSkipWarning)  # listed once, below
         it.start()  # fork the workers before the progress display starts its thread
         start = time.perf_counter()

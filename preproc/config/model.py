@@ -208,6 +208,10 @@ class Batches(BaseModel):
     cache: str | None = Field(None, description="folder written by `preproc cache`: read the "
                               "deterministic part of the pipeline from its shards")
     decode: Decode = Field(default_factory=Decode)
+    mode: Literal["training", "evaluation"] = Field(
+        "training", description="pipeline of the training subset and of a run without subset: "
+        "training runs the random stages, evaluation the deterministic ones alone (as the "
+        "validation subset always does)")
 
     @field_validator("target_size")
     @classmethod

@@ -28,8 +28,9 @@ __all__ = [
 _DECLARING_FORMATS = ("dicom", "tiff", "ppm")
 
 
-#: Transport fields left out of reports (a histogram; a thumbnail the parent compares).
-_UNSHOWN = ("hist", "tiny")
+#: Transport fields left out of reports (a histogram; a thumbnail and crop-window hashes the
+#: parent compares).
+_UNSHOWN = ("hist", "tiny", "crops")
 
 
 @dataclass
@@ -50,8 +51,8 @@ class FileRecord:
         stored_bits_declared: ``stored_bits`` comes from a header field (PNG sBIT, TIFF
             BitsPerSample, DICOM BitsStored, netpbm maxval) rather than the container size.
         effective_bits: bits needed for the observed values (integers only).
-        phash, phash_center, tiny, blur, brightness, entropy, grayscale, level_lo, level_hi: image
-            measures of :mod:`preproc.auditing.quality`, on the image normalised by
+        phash, phash_center, tiny, crops, blur, brightness, entropy, grayscale, level_lo,
+            level_hi: image measures of :mod:`preproc.auditing.quality`, on the image normalised by
             ``[level_lo, level_hi]`` (its declared or effective range).
         modality ... patient_id: DICOM header facts (``None`` for other formats); ``lossy``
             is LossyImageCompression 01 or a lossy transfer syntax; ``photometric`` is the
@@ -108,6 +109,7 @@ class FileRecord:
     phash: str | None = None
     phash_center: str | None = None
     tiny: str | None = field(default=None, repr=False)
+    crops: str | None = field(default=None, repr=False)
     blur: float | None = None
     brightness: float | None = None
     entropy: float | None = None

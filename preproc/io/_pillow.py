@@ -13,16 +13,19 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from ..errors import DecodeError, LossyDecodeError
 from ._files import check_info_budget, check_pixel_limit
+from ..types import Array
 from .info import EIGHT_BIT_MODES, ImageInfo
 
 if TYPE_CHECKING:
-    from PIL.ImageFile import ImageFile
+    from PIL import Image as PILImage
+
+    from .readers import Source
 
 __all__ = [
     "EIGHT_BIT_MODES",
@@ -50,7 +53,7 @@ _PALETTE_MODES = ("P", "PA")
 
 
 @contextmanager
-def pillow_errors(path) -> Iterator[None]:
+def pillow_errors(path: Source) -> Iterator[None]:
     """Turn whatever Pillow raises or warns about into :class:`DecodeError`."""
     from PIL import Image, UnidentifiedImageError
 
@@ -61,17 +64,17 @@ def pillow_errors(path) -> Iterator[None]:
     except DecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecodeError(path, "decompression-bomb", str(exc)) from exc
+        raise DecodeError(str(path), "decompression-bomb", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        raise DecodeError(path, "corrupt", str(exc)) from exc
+        raise DecodeError(str(path), "corrupt", str(exc)) from exc
     except MemoryError as exc:
-        raise DecodeError(path, "decompression-bomb", f"out of memory: {exc}") from exc
+        raise DecodeError(str(path), "decompression-bomb", f"out of memory: {exc}") from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
         reason = "truncated" if "truncat" in str(exc).lower() else "corrupt"
-        raise DecodeError(path, reason, f"{type(exc).__name__}: {exc}") from exc
+        raise DecodeError(str(path), reason, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _mode_facts(path, image) -> tuple[int, str, str, int]:
+def _mode_facts(path: Source, image: PILImage.Image) -> tuple[int, str, str, int]:
     mode = image.mode
     if mode in _PALETTE_MODES:
         alpha = mode == "PA" or "transparency" in image.info
@@ -79,7 +82,7 @@ def _mode_facts(path, image) -> tuple[int, str, str, int]:
     if mode in _LOSSLESS_MODES:
         return _LOSSLESS_MODES[mode]
     raise LossyDecodeError(
-        path,
+        str(path),
         "lossy",
         f"Pillow opens this {image.format} file as mode {mode!r}, which can only be turned into "
         "gray or RGB by a lossy conversion",
@@ -108,24 +111,24 @@ def jpeg_precision(data: bytes) -> int | None:
     return None
 
 
-def _unsupported_precision(path, data: bytes) -> None:
+def _unsupported_precision(path: Source, data: bytes) -> None:
     bits = jpeg_precision(data)
     if bits is not None and bits > 8:
         raise DecodeError(
-            path,
+            str(path),
             "unsupported",
             f"{bits}-bit JPEG: Pillow reads only 8-bit JPEG, and no lossless reader is available",
         )
 
 
-def _jpeg_precision(path, image) -> int:
+def _jpeg_precision(path: Source, image: PILImage.Image) -> int:
     bits = getattr(image, "bits", 8)
     return int(bits) if bits else 8
 
 
-def _info_from_image(path, image, fmt: str) -> ImageInfo:
+def _info_from_image(path: Source, image: PILImage.Image, fmt: str) -> ImageInfo:
     channels, photometric, dtype, bits = _mode_facts(path, image)
-    extra: dict = {"pillow_mode": image.mode}
+    extra: dict[str, Any] = {"pillow_mode": image.mode}
     if fmt == "jpeg":
         bits = _jpeg_precision(path, image)
     if "transparency" in image.info and image.mode not in _PALETTE_MODES:
@@ -146,7 +149,7 @@ def _info_from_image(path, image, fmt: str) -> ImageInfo:
     )
 
 
-def open_image(handle: BinaryIO) -> ImageFile:
+def open_image(handle: BinaryIO) -> PILImage.Image:
     """``PIL.Image.open`` imported lazily (lazy: reads the header only)."""
     from PIL import Image
 
@@ -154,7 +157,7 @@ def open_image(handle: BinaryIO) -> ImageFile:
     return image
 
 
-def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
+def probe_pillow(path: Source, handle: BinaryIO, fmt: str) -> ImageInfo:
     """Header facts via ``PIL.Image.open`` (lazy: no pixel data is decoded)."""
     if fmt == "jpeg":
         _unsupported_precision(path, handle.read(1 << 16))
@@ -168,7 +171,7 @@ def probe_pillow(path, handle: BinaryIO, fmt: str) -> ImageInfo:
             return info
 
 
-def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
+def image_to_array(path: Source, image: PILImage.Image, info: ImageInfo) -> Array:
     """A loaded Pillow image as the ``(H, W, C)`` array that ``info`` describes."""
     if image.mode in _PALETTE_MODES:
         image = image.convert("RGBA" if info.channels == 4 else "RGB")
@@ -180,11 +183,14 @@ def image_to_array(path, image, info: ImageInfo) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.dtype.name != info.dtype or array.shape[2] != info.channels:
-        raise DecodeError(path, "unsupported", f"Pillow gave {array.dtype}x{array.shape[2]}")
+        raise DecodeError(str(path), "unsupported", f"Pillow gave {array.dtype}x{array.shape[2]}")
     return np.ascontiguousarray(array)
 
 
-def decode_pillow(path, data: bytes, fmt: str, *, as_image: bool = False, draft=None):
+def decode_pillow(
+    path: Source, data: bytes, fmt: str, *, as_image: bool = False,
+    draft: tuple[int, int] | None = None,
+) -> tuple[PILImage.Image | Array, ImageInfo]:
     """Decode the first frame of a JPEG, BMP, GIF or PBM file held in ``data``.
 
     With ``as_image``, pixels in one of :data:`EIGHT_BIT_MODES` come as the loaded image.

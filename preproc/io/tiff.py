@@ -167,6 +167,7 @@ def _pillow_fallback(path: StrPath, data: bytes, info: ImageInfo, cause: DecodeE
         array = np.asarray(image)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    array = array.astype(array.dtype.newbyteorder("="), copy=False)  # Pillow keeps I;16B big-endian
     array = array.reshape(info.height, info.width, -1)
     if array.dtype.name != info.dtype or array.shape[2] != info.channels:
         raise cause

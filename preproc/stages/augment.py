@@ -12,7 +12,7 @@ draw. Random stages act on the ``training`` subset only unless the config says
 from __future__ import annotations
 
 import math
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from .. import dtypes
 from ..findings import Finding
 from ..spec import Interval, ValueSpec
-from ..types import STRICT, Number, Range
+from ..types import STRICT, Array, Number, Range
 from . import augment_draw as D
 from . import augment_functional as A
 from .base import RunContext, Stage, StageTraits
@@ -30,7 +30,7 @@ __all__ = ["AUGMENT_STAGES", "Brightness", "CenterCrop", "ChannelShift", "Contra
            "RandomAffine", "RandomCrop", "RandomStage"]
 
 
-def _ordered(value):
+def _ordered(value: Any) -> Any:
     if isinstance(value, tuple) and value[0] > value[1]:
         raise ValueError(f"give [low, high] with low <= high, got [{value[0]}, {value[1]}]")
     return value
@@ -48,13 +48,13 @@ class RandomStage(Stage):
 
     TRAITS: ClassVar[StageTraits] = StageTraits(random=True)
 
-    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> dict:  # pragma: no cover
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:  # pragma: no cover
         raise NotImplementedError
 
-    def transform(self, x: np.ndarray, drawn: dict) -> np.ndarray:  # pragma: no cover
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:  # pragma: no cover
         raise NotImplementedError
 
-    def apply(self, x, ctx: RunContext):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         if ctx.rng is None:
             raise ValueError(f"{self.describe()} is random and needs RunContext.rng; "
                              "run it through a pipeline or flow, which seed it")
@@ -91,7 +91,7 @@ class RandomAffineParams(BaseModel):
     clip: bool = Field(True, description="order >= 2: clip the spline's overshoot to the image's range")
 
     @model_validator(mode="after")
-    def _zoom(self):
+    def _zoom(self) -> RandomAffineParams:
         lo, _ = D.symmetric(self.zoom, 1.0)
         if lo <= 0:
             raise ValueError(f"zoom must stay above 0, got a lowest zoom of {lo:g}")
@@ -106,11 +106,12 @@ class RandomAffine(RandomStage):
     unless ``clip: false``, which widens the interval by the spline's overshoot bound.
     """
 
+    params: RandomAffineParams
     name = "random_affine"
     Params = RandomAffineParams
     summary = "random rotation/shift/shear/zoom, one resampling (Keras semantics), dtype kept"
 
-    def ranges(self, shape) -> dict:
+    def ranges(self, shape: tuple[int, ...]) -> dict[str, D.Bounds]:
         p = self.params
         h, w = shape[:2]
         return {
@@ -121,16 +122,16 @@ class RandomAffine(RandomStage):
             "zoom": D.symmetric(p.zoom, 1.0),
         }
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         return D.draw_affine(rng, self.ranges(shape), shape)
 
-    def transform(self, x, drawn):
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
         p = self.params
         m = A.keras_matrix(drawn["theta"], drawn["tx"], drawn["ty"], drawn["shear"], drawn["zx"],
                            drawn["zy"], x.shape[0], x.shape[1])
         return A.affine(x, m, order=p.order, fill_mode=p.fill_mode, cval=p.cval, clip=p.clip)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         p = self.params
         iv = spec.interval
         if p.fill_mode == "constant":
@@ -146,7 +147,7 @@ class RandomAffine(RandomStage):
             iv = Interval(-math.inf, math.inf)
         return self.output_spec(spec, iv)
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         p = self.params
         if p.fill_mode != "constant" or spec.interval.lo <= p.cval <= spec.interval.hi:
             return []
@@ -173,18 +174,19 @@ class Flip(RandomStage):
     Input: anything. Output: same dtype, shape and interval.
     """
 
+    params: FlipParams
     name = "flip"
     Params = FlipParams
     summary = "random horizontal/vertical flip, dtype and range kept"
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         p = self.params
         return D.draw_flip(rng, p.horizontal, p.vertical, p.p)
 
-    def transform(self, x, drawn):
-        return A.flip(x, drawn["horizontal"], drawn["vertical"])
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
+        return A.flip(x, bool(drawn["horizontal"]), bool(drawn["vertical"]))
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, spec.interval)
 
 
@@ -194,11 +196,14 @@ OnInteger = Literal["float32", "saturate"]
 class _Photometric(RandomStage):
     """Shared by brightness and contrast: a factor range, integer policy, optional clip."""
 
-    def keeps_dtype(self, dtype) -> bool:
+    params: BrightnessParams | ContrastParams
+
+    def keeps_dtype(self, dtype: Any) -> bool:
         return self.params.integers == "saturate" and dtype is not None and dtypes.is_integer(dtype)
 
     def out_dtype(self, spec: ValueSpec) -> str:
-        return spec.dtype if self.keeps_dtype(spec.dtype) else "float32"
+        dtype = spec.dtype
+        return dtype if dtype is not None and self.keeps_dtype(dtype) else "float32"
 
     def finish(self, spec: ValueSpec, iv: Interval) -> ValueSpec:
         dtype = self.out_dtype(spec)
@@ -209,7 +214,7 @@ class _Photometric(RandomStage):
         bits = spec.bits if dtype == spec.dtype else (None if spec.bits is None else min(spec.bits, 24))
         return self.output_spec(spec, iv, dtype, bits=bits)
 
-    def clipped(self, out: np.ndarray) -> np.ndarray:
+    def clipped(self, out: Array) -> Array:
         c = self.params.clip
         if c is None:
             return out
@@ -220,7 +225,7 @@ class _Photometric(RandomStage):
         lo, hi = self.params.range
         return StageTraits(random=True, changes_scale=not (lo == hi == 1))
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         c = self.params.clip
         if c is None or not spec.interval.bounded or spec.interval.width == 0:
             return []
@@ -250,18 +255,19 @@ class Brightness(_Photometric):
     ``integers: saturate``); the interval scaled by both ends of ``range``, clipped to ``clip``.
     """
 
+    params: BrightnessParams
     name = "brightness"
     Params = BrightnessParams
     summary = "random multiplicative brightness in float32 (no 8-bit round trip)"
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         return {"factor": D.draw_factor(rng, self.params.range)}
 
-    def transform(self, x, drawn):
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
         out = A.brightness(x, drawn["factor"], keep_dtype=self.keeps_dtype(x.dtype))
         return self.clipped(out)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         keep = self.keeps_dtype(spec.dtype)
         lo, hi = self.params.range
         iv = endpoint_image(lambda e: A.brightness(e, lo, keep_dtype=keep), spec).hull(
@@ -283,18 +289,19 @@ class Contrast(_Photometric):
     keep the interval, larger ones widen it to ``[f*lo - (f-1)*hi, f*hi - (f-1)*lo]``.
     """
 
+    params: ContrastParams
     name = "contrast"
     Params = ContrastParams
     summary = "random contrast about the image mean, float32"
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         return {"factor": D.draw_factor(rng, self.params.range)}
 
-    def transform(self, x, drawn):
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
         out = A.contrast(x, drawn["factor"], keep_dtype=self.keeps_dtype(x.dtype))
         return self.clipped(out)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         iv = spec.interval
         f = self.params.range[1]
         if f > 1 and iv.bounded:
@@ -319,6 +326,7 @@ class ChannelShift(RandomStage):
     dtype kept. Without, float32 and the interval widens by ``intensity`` on each side.
     """
 
+    params: ChannelShiftParams
     name = "channel_shift"
     Params = ChannelShiftParams
     summary = "random uniform channel shift (Keras), clipped to the image's range"
@@ -326,14 +334,14 @@ class ChannelShift(RandomStage):
     def traits(self) -> StageTraits:
         return StageTraits(random=True, changes_scale=not self.params.clip)
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         i = self.params.intensity
         return {"intensity": D.draw_factor(rng, (-i, i))}
 
-    def transform(self, x, drawn):
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
         return A.channel_shift(x, drawn["intensity"], clip=self.params.clip)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         if self.params.clip:
             return self.output_spec(spec, spec.interval)
         i = self.params.intensity
@@ -341,7 +349,7 @@ class ChannelShift(RandomStage):
             endpoint_image(lambda e: A.channel_shift(e, i, clip=False), spec))
         return self.output_spec(spec, iv, "float32")
 
-    def extra_findings(self, spec):
+    def extra_findings(self, spec: ValueSpec) -> list[Finding]:
         iv, i = spec.interval, self.params.intensity
         if not iv.bounded or iv.width == 0 or (i <= iv.width and i * 100 >= iv.width):
             return []
@@ -367,24 +375,26 @@ class RandomCrop(RandomStage):
     Input: images at least ``size``. Output: same dtype and interval, shape ``size``.
     """
 
+    params: CropParams
     name = "random_crop"
     Params = CropParams
     summary = "random window of [height, width]; center_crop on evaluation"
 
-    def draw(self, rng, shape):
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> D.Drawn:
         return D.draw_crop(rng, shape, self.params.size)
 
-    def transform(self, x, drawn):
+    def transform(self, x: Array, drawn: D.Drawn) -> Array:
         h, w = self.params.size
-        return A.crop(x, drawn["top"], drawn["left"], h, w)
+        return A.crop(x, int(drawn["top"]), int(drawn["left"]), h, w)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, spec.interval)
 
-    def output_size(self, height, width):
-        return tuple(self.params.size)
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        h, w = self.params.size
+        return h, w
 
-    def evaluation_stage(self):
+    def evaluation_stage(self) -> Stage | None:
         return CenterCrop(self.params.model_dump(), expects=self.expects, index=self.index,
                           line=self.line, column=self.column, context=self.context)
 
@@ -395,18 +405,20 @@ class CenterCrop(Stage):
     Input: images at least ``size``. Output: same dtype and interval, shape ``size``.
     """
 
+    params: CropParams
     name = "center_crop"
     Params = CropParams
     summary = "centred window of [height, width]"
 
-    def apply(self, x, ctx: RunContext):
+    def apply(self, x: Array, ctx: RunContext) -> Array:
         return A.center_crop(x, *self.params.size)
 
-    def infer(self, spec):
+    def infer(self, spec: ValueSpec) -> ValueSpec:
         return self.output_spec(spec, spec.interval)
 
-    def output_size(self, height, width):
-        return tuple(self.params.size)
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        h, w = self.params.size
+        return h, w
 
 
 # --- examples for the stage contract test (preproc.testing.check_stage) -------------------------

@@ -9,7 +9,15 @@ only: never on worker count, shard layout or what else the process did.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import cast
+
 import numpy as np
+
+#: drawn values by name, as the functional kernels take them
+Drawn = dict[str, float | int | bool]
+#: a ``[low, high]`` pair
+Bounds = tuple[float, float]
 
 __all__ = [
     "draw_affine",
@@ -31,18 +39,19 @@ def stage_rng(seed: int, epoch: int, index: int, stage: int) -> np.random.Genera
 
 def draw_seed() -> int:
     """A fresh seed from the operating system's entropy (for ``seed: null``), reported by callers."""
-    return int(np.random.SeedSequence().entropy % 2**31)
+    # a SeedSequence built without entropy draws one int from the OS
+    return int(cast(int, np.random.SeedSequence().entropy) % 2**31)
 
 
-def symmetric(value, neutral: float = 0.0) -> tuple[float, float]:
+def symmetric(value: float | Sequence[float], neutral: float = 0.0) -> Bounds:
     """Keras' scalar form: ``v`` means ``[neutral - v, neutral + v]``; a pair is kept as given."""
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, Sequence):
         lo, hi = value
         return float(lo), float(hi)
     return neutral - float(value), neutral + float(value)
 
 
-def pixel_shift(bounds: tuple[float, float], size: int) -> tuple[float, float]:
+def pixel_shift(bounds: Bounds, size: int) -> Bounds:
     """A shift range in pixels: values below 1 in magnitude are fractions of ``size`` (Keras)."""
     lo, hi = bounds
     if max(abs(lo), abs(hi)) < 1:
@@ -50,11 +59,12 @@ def pixel_shift(bounds: tuple[float, float], size: int) -> tuple[float, float]:
     return lo, hi
 
 
-def _uniform(rng, lo: float, hi: float) -> float:
+def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return lo if lo == hi else float(rng.uniform(lo, hi))
 
 
-def draw_affine(rng, ranges: dict, shape) -> dict:
+def draw_affine(rng: np.random.Generator, ranges: Mapping[str, Bounds],
+                shape: tuple[int, ...]) -> Drawn:
     """Keras' transform parameters: ``theta``, ``tx`` (rows), ``ty`` (columns), ``shear``, ``zx``, ``zy``.
 
     Args:
@@ -74,18 +84,18 @@ def draw_affine(rng, ranges: dict, shape) -> dict:
     }
 
 
-def draw_flip(rng, horizontal: bool, vertical: bool, p: float) -> dict:
+def draw_flip(rng: np.random.Generator, horizontal: bool, vertical: bool, p: float) -> Drawn:
     """Each enabled axis flips with probability ``p`` (both draws always happen: stable streams)."""
     h, v = rng.random() < p, rng.random() < p
     return {"horizontal": bool(horizontal and h), "vertical": bool(vertical and v)}
 
 
-def draw_factor(rng, bounds: tuple[float, float]) -> float:
+def draw_factor(rng: np.random.Generator, bounds: Bounds) -> float:
     """One uniform value in ``bounds`` (brightness factor, contrast factor, channel shift)."""
     return _uniform(rng, *bounds)
 
 
-def draw_crop(rng, shape, size: tuple[int, int]) -> dict:
+def draw_crop(rng: np.random.Generator, shape: tuple[int, ...], size: tuple[int, int]) -> Drawn:
     """A window of ``size`` placed uniformly inside an image of ``shape``."""
     h, w = shape[:2]
     ch, cw = size

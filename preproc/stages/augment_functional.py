@@ -9,9 +9,9 @@ Decisions:
 * Geometry follows Keras' ``apply_affine_transform``: rotation, shift, shear and zoom compose
   into one matrix about the image centre, and the image is resampled once, with the
   ``scipy.ndimage`` spline conventions (``order``, ``mode`` ``constant``/``nearest``/``reflect``/
-  ``wrap``). Order 1, the default, runs a vectorized bilinear kernel over all channels at once
-  that reproduces ``scipy.ndimage.affine_transform`` (same coordinates, same edge rules); other
-  orders call SciPy channel by channel.
+  ``wrap``). Order 1, the default, runs one vectorized bilinear kernel over all channels at once
+  (:mod:`preproc.stages.augment_bilinear`) that reproduces ``scipy.ndimage.affine_transform``
+  (same coordinates, same edge rules); other orders call SciPy channel by channel.
 * Integer images stay integer: resampled values are rounded half up and saturated to the dtype,
   as SciPy does for integer outputs, so uint16 keeps its 16-bit levels.
 * Photometric functions compute in float32 and never round-trip through 8 bits.
@@ -20,8 +20,11 @@ Decisions:
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import dtypes
+from ..types import Array
+from .augment_bilinear import bilinear
 
 __all__ = [
     "FILL_MODES",
@@ -41,7 +44,7 @@ FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
 def keras_matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy: float,
-                 h: int, w: int) -> np.ndarray | None:
+                 h: int, w: int) -> Array | None:
     """The 3x3 matrix Keras' ``apply_affine_transform`` resamples with, in (row, col) order.
 
     ``theta`` and ``shear`` are degrees; ``tx`` is the shift along rows (height) and ``ty``
@@ -71,11 +74,11 @@ def keras_matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy
     m = np.dot(np.dot(offset, m), reset)
     m[:, [0, 1]] = m[:, [1, 0]]  # Keras builds (x, y); arrays index (row, col)
     m[[0, 1]] = m[[1, 0]]
-    return m
+    return np.asarray(m, dtype=np.float64)
 
 
-def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mode: str = "nearest",
-           cval: float = 0.0, clip: bool = True) -> np.ndarray:
+def affine(x: Array, matrix: Array | None, *, order: int = 1, fill_mode: str = "nearest",
+           cval: float = 0.0, clip: bool = True) -> Array:
     """Resample ``x`` with ``matrix`` (output coordinate -> input coordinate, rows first).
 
     Input: (H, W, C), any real dtype. Output: same shape and dtype; integers rounded half up and
@@ -83,22 +86,18 @@ def affine(x: np.ndarray, matrix: np.ndarray | None, *, order: int = 1, fill_mod
     image's own [min, max] (and ``cval`` with ``fill_mode: constant``).
     """
     if matrix is None:
-        return x.copy()
+        return np.array(x, copy=True)
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     if order == 1:
-        out = _bilinear(x, matrix, fill_mode, cval)
-        if x.dtype.kind == "f" and x.size:  # float weights may sum to 1 + ulp: stay convex
-            lo, hi = _span(x, fill_mode, cval)
-            np.clip(out, lo, hi, out=out)
-    else:
-        out = _spline(x, matrix, order, fill_mode, cval)
-        if clip and order >= 2 and x.size:
-            np.clip(out, *_span(x, fill_mode, cval), out=out)
+        return bilinear(x, matrix, fill_mode, cval)
+    out = _spline(x, matrix, order, fill_mode, cval)
+    if clip and order >= 2 and x.size:
+        np.clip(out, *_span(x, fill_mode, cval), out=out)
     return _to_dtype(out, x.dtype)
 
 
-def _span(x: np.ndarray, fill_mode: str, cval: float) -> tuple[float, float]:
+def _span(x: Array, fill_mode: str, cval: float) -> tuple[float, float]:
     lo, hi = float(x.min()), float(x.max())
     if fill_mode == "constant":
         c = float(x.dtype.type(cval)) if x.dtype.kind == "f" else cval
@@ -106,7 +105,7 @@ def _span(x: np.ndarray, fill_mode: str, cval: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
+def _to_dtype(values: Array, dtype: DTypeLike) -> Array:
     dt = np.dtype(dtype)
     if dt.kind == "f":
         return values.astype(dt, copy=False)
@@ -117,7 +116,7 @@ def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     return out.astype(dt)
 
 
-def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: float) -> np.ndarray:
+def _spline(x: Array, matrix: Array, order: int, mode: str, cval: float) -> Array:
     from scipy import ndimage  # heavy: loaded on first use only
 
     out = np.empty(x.shape, dtype=np.float64)
@@ -127,71 +126,7 @@ def _spline(x: np.ndarray, matrix: np.ndarray, order: int, mode: str, cval: floa
     return out
 
 
-def _bilinear(x: np.ndarray, m: np.ndarray, mode: str, cval: float) -> np.ndarray:
-    """SciPy's order-1 ``affine_transform`` on every channel at once, in plain NumPy."""
-    h, w, c = x.shape
-    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    si = (m[0, 0] * rows)[:, None] + (m[0, 1] * cols + m[0, 2])[None, :]
-    sj = (m[1, 0] * rows)[:, None] + (m[1, 1] * cols + m[1, 2])[None, :]
-    outside = None
-    if mode == "constant":
-        outside = (si < 0) | (si > h - 1) | (sj < 0) | (sj > w - 1)
-    si, sj = _map(si, h, mode), _map(sj, w, mode)
-    # float32 holds every 8- and 16-bit level exactly and is a float32 image's own precision
-    wide = F32 if x.dtype.itemsize <= 2 or x.dtype == F32 else np.float64
-    ri, rj = np.floor(si.ravel()), np.floor(sj.ravel())
-    fi, fj = (si.ravel() - ri).astype(wide), (sj.ravel() - rj).astype(wide)
-    down = (ri < h - 1) * w  # clamped at the last row/column: the far tap weighs 0
-    right = (rj < w - 1).view(np.int8)
-    k00 = ri.astype(np.intp)
-    k00 *= w
-    k00 += rj.astype(np.intp)
-    k01 = k00 + right
-    k10, k11 = k00 + down, k01 + down
-    w11 = fi * fj
-    w10, w01 = fi - w11, fj - w11
-    w00 = 1 - fi
-    w00 -= w01
-    taps = ((k00, w00), (k01, w01), (k10, w10), (k11, w11))
-    out = _blend_planes(x, taps, wide).reshape(h, w, c)
-    if outside is not None and outside.any():
-        out[outside] = cval
-    return out
-
-
-def _blend_planes(x: np.ndarray, taps, wide) -> np.ndarray:
-    """Σ weight · x[k] over the four taps, channel plane by channel plane -> (H*W, C)."""
-    h, w, c = x.shape
-    # channel planes keep every loop long and contiguous (an interleaved C=3 axis does not)
-    planes = np.moveaxis(x, 2, 0).reshape(c, h * w).astype(wide)
-    out = np.empty((h * w, c), dtype=wide)
-    acc, tmp, picked = (np.empty(h * w, dtype=wide) for _ in range(3))
-    for ch in range(c):
-        plane = planes[ch]
-        for n, (k, wt) in enumerate(taps):
-            np.take(plane, k, out=picked, mode="wrap")  # k is in range; "raise" would buffer
-            np.multiply(picked, wt, out=acc if n == 0 else tmp)
-            if n:
-                acc += tmp
-        out[:, ch] = acc
-    return out
-
-
-def _map(s: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """Map coordinates into [0, n - 1] as SciPy's modes do before interpolating."""
-    if n == 1:
-        return np.zeros_like(s)
-    if mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
-        period = 2 * n
-        s = np.mod(s + 0.0, period)
-        s = np.where(s >= n, period - 1 - s, s)
-    elif mode == "wrap":  # SciPy's wrap: first and last samples coincide, period n - 1
-        inside = (s >= 0) & (s <= n - 1)
-        s = np.where(inside, s, np.mod(s, n - 1))
-    return np.clip(s, 0, n - 1, out=s)
-
-
-def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+def flip(x: Array, horizontal: bool, vertical: bool) -> Array:
     """Mirror left-right and/or up-down. Output: a new array, same dtype."""
     if horizontal:
         x = x[:, ::-1]
@@ -200,7 +135,7 @@ def flip(x: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
     return np.array(x, copy=True)
 
 
-def brightness(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+def brightness(x: Array, factor: float, *, keep_dtype: bool = False) -> Array:
     """``x * factor`` in float32 (no 8-bit round trip).
 
     Output: float32; with ``keep_dtype`` integers are rounded and saturated to their dtype.
@@ -209,7 +144,7 @@ def brightness(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.
     return _saturate(out, x.dtype) if keep_dtype else out
 
 
-def contrast(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.ndarray:
+def contrast(x: Array, factor: float, *, keep_dtype: bool = False) -> Array:
     """``mean + (x - mean) * factor`` about the image mean (all pixels and channels), float32.
 
     With ``factor <= 1`` the result stays inside the image's own [min, max]. Output: float32;
@@ -224,13 +159,13 @@ def contrast(x: np.ndarray, factor: float, *, keep_dtype: bool = False) -> np.nd
     return _saturate(out, x.dtype) if keep_dtype else out
 
 
-def channel_shift(x: np.ndarray, intensity: float, *, clip: bool = True) -> np.ndarray:
+def channel_shift(x: Array, intensity: float, *, clip: bool = True) -> Array:
     """Add ``intensity`` to every channel, as Keras' ``apply_channel_shift``.
 
     With ``clip`` (Keras), the result is clipped to the image's own [min, max] and integers stay
     integer (rounded half to even); without, the output is float32 and widens by ``intensity``.
     """
-    out = np.add(x, F32(intensity), dtype=F32)
+    out: Array = np.add(x, F32(intensity), dtype=F32)
     if not clip:
         return out
     if x.size:
@@ -238,7 +173,7 @@ def channel_shift(x: np.ndarray, intensity: float, *, clip: bool = True) -> np.n
     return _saturate(out, x.dtype) if x.dtype.kind in "ui" else out.astype(x.dtype, copy=False)
 
 
-def _saturate(values: np.ndarray, dtype) -> np.ndarray:
+def _saturate(values: Array, dtype: DTypeLike) -> Array:
     dt = np.dtype(dtype)
     if dt.kind == "f":
         return values.astype(dt, copy=False)
@@ -248,7 +183,7 @@ def _saturate(values: np.ndarray, dtype) -> np.ndarray:
     return out.astype(dt)
 
 
-def crop(x: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+def crop(x: Array, top: int, left: int, height: int, width: int) -> Array:
     """The window ``[top:top+height, left:left+width]`` as a new array."""
     h, w = x.shape[:2]
     if height > h or width > w:
@@ -256,7 +191,7 @@ def crop(x: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndar
     return np.array(x[top:top + height, left:left + width], copy=True)
 
 
-def center_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
+def center_crop(x: Array, height: int, width: int) -> Array:
     """The centred ``height`` x ``width`` window (Keras/torchvision rounding: floor of half)."""
     h, w = x.shape[:2]
     return crop(x, max(0, (h - height) // 2), max(0, (w - width) // 2), height, width)

@@ -26,7 +26,7 @@ from .base import FitsStatistics, RunContext, Stage, StageContext
 if TYPE_CHECKING:
     from ..config.model import Batches, Config
 
-__all__ = ["Pipeline", "entry_spec", "for_subset", "infer_checked"]
+__all__ = ["MODES", "Pipeline", "entry_spec", "for_subset", "infer_checked", "pipeline_mode"]
 
 _OVERSHOOTING = {"bicubic", "lanczos"}
 
@@ -63,12 +63,14 @@ class Pipeline:
     """
 
     def __init__(self, stages: list[Stage], source: ValueSpec, entry: ValueSpec, *,
-                 subset: str | None = None, seed: int = 0) -> None:
+                 subset: str | None = None, seed: int = 0, mode: str | None = None) -> None:
         self.stages = stages
         self.source_spec = source
         self.entry_spec = entry
-        #: the subset the stages were chosen for (random stages run on ``training``/``None``)
+        #: the subset whose files the pipeline runs on (``None``: all files)
         self.subset = subset
+        #: ``training`` (random stages run) or ``evaluation`` (the deterministic stages alone)
+        self.mode = pipeline_mode(subset, mode)
         #: random stages draw from generators seeded by (seed, epoch, file index, stage index)
         self.seed = seed
         self.specs: list[ValueSpec] = []
@@ -76,13 +78,15 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, cfg: Config, source: ValueSpec | None = None, subset: str | None = None,
-                    seed: int = 0) -> Pipeline:
-        """The config's stages for ``subset`` (``None`` and ``'training'`` run every stage).
+                    seed: int = 0, mode: str | None = None) -> Pipeline:
+        """The config's stages for ``subset`` in ``mode`` (default ``batches.mode``).
 
-        Random stages run on ``training`` only, unless their ``apply_to`` says otherwise;
-        elsewhere a random stage is replaced by its evaluation twin (``random_crop`` ->
-        ``center_crop``) or left out.
+        The training pipeline runs every stage; the evaluation pipeline (the ``validation``
+        subset always, any subset in mode ``evaluation``) runs what validation runs: random
+        stages only where their ``apply_to`` names ``validation``, otherwise replaced by their
+        evaluation twin (``random_crop`` -> ``center_crop``) or left out.
         """
+        mode = pipeline_mode(subset, mode or cfg.batches.mode)
         src = source if source is not None else source_spec(cfg)
         context = StageContext(source=src, base_dir=str(cfg.base_dir),
                                file=str(cfg.path) if cfg.path else None)
@@ -91,10 +95,11 @@ class Pipeline:
             line, column = cfg.where(("stages", e.index))
             built = e.cls(e.params, expects=e.expects, index=e.index, line=line, column=column,
                           context=context)
-            stage = for_subset(built, getattr(e, "apply_to", None), subset or "training")
+            role = "training" if mode == "training" else "validation"
+            stage = for_subset(built, getattr(e, "apply_to", None), role)
             if stage is not None:
                 stages.append(stage)
-        return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed)
+        return cls(stages, src, entry_spec(src, cfg.batches), subset=subset, seed=seed, mode=mode)
 
     def _bind(self) -> None:
         """Infer the spec entering and leaving every stage (the stages themselves never change);
@@ -170,6 +175,17 @@ class Pipeline:
         return rows
 
 
+MODES = ("training", "evaluation")
+
+
+def pipeline_mode(subset: str | None, mode: str | None = None) -> str:
+    """``training`` or ``evaluation``: the validation subset always evaluates; other runs
+    follow ``mode`` (default ``training``)."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return "evaluation" if subset == "validation" else (mode or "training")
+
+
 def for_subset(stage: Stage, apply_to: Sequence[str] | None, subset: str) -> Stage | None:
     """``stage`` if it runs on ``subset``, else its evaluation twin or ``None``."""
     default = ("training",) if stage.traits().random else ("training", "validation")
@@ -227,7 +243,7 @@ def infer_checked(stage: Stage, spec: ValueSpec) -> tuple[ValueSpec, Finding | N
     iv = out.interval
     if not iv.bounded and not _unbounded_by_design(stage, spec, iv):
         return _unknown_after(stage, spec), _non_finite(stage, spec, str(iv))
-    if iv.width == 0 and spec.interval.width > 0 and not getattr(stage, "clips", False):
+    if iv.width == 0 and spec.interval.width > 0 and not stage.traits().clips:
         return out, Finding(
             "degenerate-output",
             f"{stage.describe()} maps every value of {spec.interval} to {iv.lo:g}: its "
