@@ -354,7 +354,8 @@ class BatchIterator:
             rows = batching.assemble(view, results, keep)
         if self._batched:
             self._finite_rows = self._proven_finite(rows.dtype)
-            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype)
+            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype,
+                                                finite=self._finite_rows)
             return x, cast("Stats | None", measured), keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
