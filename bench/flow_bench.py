@@ -523,9 +523,21 @@ def _best(rounds: int, *runs: tuple[str, Callable[[], Result]]) -> dict[str, Res
         for label, thunk in runs:
             r = thunk()
             if label not in best or r.get("img_s", 0) > best[label].get("img_s", 0):
+                old_cpu = best.get(label, {}).get("cpu_ms")
                 best[label] = dict(r, peak_mb=max(r.get("peak_mb", 0),
                                                   best.get(label, {}).get("peak_mb", 0)))
+                if old_cpu is not None:
+                    best[label]["cpu_ms"] = old_cpu
+            if "cpu_ms" in r:  # CPU per image is its own best: it hardly depends on the load
+                best[label]["cpu_ms"] = min(r["cpu_ms"], best[label].get("cpu_ms", r["cpu_ms"]))
     return best
+
+
+def _cpu_ratio(a: Result, b: Result) -> str:
+    """``b``'s CPU ms per image over ``a``'s, with both figures: the load-robust speed-up."""
+    if not a.get("cpu_ms") or not b.get("cpu_ms"):
+        return "CPU n/a"
+    return f"CPU ms/img {b['cpu_ms']:.2f} -> {a['cpu_ms']:.2f} = {b['cpu_ms'] / a['cpu_ms']:.2f}x"
 
 
 def _ratio(a: Result, b: Result) -> str:
@@ -541,7 +553,7 @@ def _print_jpeg_draft(data: Path, quick: bool, rounds: int) -> None:
                 ("draft", lambda: measure("preproc+draft", folder, "rgb", "1/255", "bilinear")))
     print(f"draft   jpeg 1000 px -> 224 bilinear: exact {res['exact'].get('img_s', 0):.0f} img/s, "
           f"jpeg_draft {res['draft'].get('img_s', 0):.0f} img/s = {_ratio(res['draft'], res['exact'])}"
-          " (not Keras-identical)", flush=True)
+          f" (not Keras-identical); {_cpu_ratio(res['draft'], res['exact'])}", flush=True)
 
 
 def _print_cache(data: Path, quick: bool, rounds: int) -> None:

@@ -54,8 +54,8 @@ def assemble(view: Array, results: Sequence[Result], keep: list[int] | None) -> 
     return out
 
 
-def apply_stages(pipeline: Pipeline, batch: Array, guard: bool,
-                 out_dtype: DTypeLike) -> tuple[Array, list[ImageStats] | None]:
+def apply_stages(pipeline: Pipeline, batch: Array, guard: bool, out_dtype: DTypeLike,
+                 finite: bool = False) -> tuple[Array, list[ImageStats] | None]:
     """Run a pipeline of elementwise stages on an ``(N, H, W, C)`` batch.
 
     Args:
@@ -63,6 +63,9 @@ def apply_stages(pipeline: Pipeline, batch: Array, guard: bool,
         batch: the images in their container dtype.
         guard: also return per-image ``[(min, max, has_nan), ...]`` after each stage.
         out_dtype: dtype of the result: the pipeline's output (float32 without stages, as Keras).
+        finite: every stage's output is proven finite (see
+            :func:`preproc.batches.guard.finite_by_construction`): the guard's statistics skip
+            the NaN search and take plain minima and maxima, the same figures for finite data.
 
     Returns:
         The processed batch and the per-image statistics (``None`` without ``guard``).
@@ -77,7 +80,7 @@ def apply_stages(pipeline: Pipeline, batch: Array, guard: bool,
     for k, stage in enumerate(stages):
         x = stage(x, pipeline.context(k))
         if guard:
-            per_stage.append(_image_stats(x.reshape((n, -1))))
+            per_stage.append(_image_stats(x.reshape((n, -1)), finite))
     x = x.reshape(batch.shape[:1] + batch.shape[1:3] + x.shape[2:])
     if np.may_share_memory(x, batch):  # a stage that returned its input: own the memory
         x = x.copy()
@@ -85,10 +88,10 @@ def apply_stages(pipeline: Pipeline, batch: Array, guard: bool,
     return x, stats
 
 
-def _image_stats(flat: Array) -> ImageStats:
+def _image_stats(flat: Array, finite: bool = False) -> ImageStats:
     if flat.shape[1] == 0:
         return [(0.0, 0.0, False)] * flat.shape[0]
-    if flat.dtype.kind == "f":
+    if flat.dtype.kind == "f" and not finite:
         # any() over axis 1 of a 2-D array is an array; numpy's stubs also allow a scalar
         nan = cast(Array, np.isnan(flat).any(axis=1))
         with np.errstate(invalid="ignore"), _quiet():

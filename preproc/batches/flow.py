@@ -174,6 +174,9 @@ class BatchIterator:
         self.skipped: dict[str, str] = {}
         self.epoch = 0
         self._engine: InlineEngine | ProcessEngine | None = None
+        #: whether the rows of the batch just finished were proven finite, and the proof per dtype
+        self._finite_rows = False
+        self._finite_by_dtype: dict[np.dtype[Any], bool] = {}
         self._window: Window | None = None
         self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
@@ -307,7 +310,8 @@ class BatchIterator:
             idx = idx[keep]
         if guard and stats is not None:
             self._check_ranges(i, idx, stats)
-        self._check_finite(i, idx, x)
+        if not self._finite_rows:  # rows the value model proves finite need no scan
+            self._check_finite(i, idx, x)
         y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
         return x, y, idx
 
@@ -349,14 +353,26 @@ class BatchIterator:
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype)
+            self._finite_rows = self._proven_finite(rows.dtype)
+            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype,
+                                                finite=self._finite_rows)
             return x, cast("Stats | None", measured), keep
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
                                f"is {self.dtype}; declare source.expect.dtype or add to_dtype")
+        self._finite_rows = False
         x = rows.astype(self.dtype, copy=rows is view or rows.dtype != self.dtype)
         stats: Stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
         return x, stats, keep
+
+    def _proven_finite(self, dtype: np.dtype[Any]) -> bool:
+        """Whether batch-wide stages on rows of ``dtype`` can only produce finite values
+        (decided once per dtype; see :func:`preproc.batches.guard.finite_by_construction`)."""
+        from .guard import finite_by_construction
+
+        if dtype not in self._finite_by_dtype:
+            self._finite_by_dtype[dtype] = finite_by_construction(self._run, dtype, self.dtype)
+        return self._finite_by_dtype[dtype]
 
     def _key_after(self, i: int, k: int) -> tuple[int, int]:
         epoch, j = self.epoch, i + k

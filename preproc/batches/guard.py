@@ -10,19 +10,21 @@ contract is wrong.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..findings import Finding, Location
 from ..spec import Interval
 from ..types import Array
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..config.model import Config
     from ..stages.base import Stage
     from ..stages.pipeline import Pipeline
     from .batching import ImageStats
 
-__all__ = ["check_batch", "check_finite"]
+__all__ = ["check_batch", "check_finite", "finite_by_construction"]
 
 
 def check_batch(pipeline: Pipeline, config: Config | None, batch: int, epoch: int,
@@ -84,6 +86,53 @@ def check_finite(x: Array, files: list[str], batch: int, epoch: int,
         location=Location(file=str(path) if path else None), files=tuple(bad[:10]),
         count=len(bad), data={"batch": batch, "epoch": epoch, "values": count},
     )
+
+
+def finite_by_construction(pipeline: Pipeline, dtype: np.dtype[Any],
+                           out_dtype: np.dtype[Any]) -> bool:
+    """Whether a batch held as integers of ``dtype`` can only come out of ``pipeline`` finite.
+
+    The proof runs the stages' own inference on the whole range of the container ``dtype`` (not
+    on what the config declares, which the data may not honour): integers hold no NaN or
+    infinity, and stages that map a bounded interval to a bounded interval, inside what
+    ``out_dtype`` can represent, cannot make one. Float containers, and any stage whose
+    inference is unknown, unbounded or fails, prove nothing, and the batch keeps its scan.
+
+    Args:
+        pipeline: the stages that run on the batch, with the spec bound to their input.
+        dtype: the dtype of the rows entering the first stage.
+        out_dtype: the dtype of the finished batch.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from .. import dtypes
+    from ..stages.pipeline import infer_checked
+
+    if np.dtype(dtype).kind not in "uib":
+        return False
+    entry = pipeline.inputs[0] if pipeline.stages else pipeline.entry_spec
+    spec = dataclasses.replace(entry, dtype=np.dtype(dtype).name, known=True,
+                               interval=Interval.of(dtypes.dtype_range(np.dtype(dtype).name)))
+    for stage in pipeline.stages:
+        spec, finding = infer_checked(stage, spec)
+        if finding is not None or not spec.known or not _representable(spec.interval, spec.dtype):
+            return False
+    return _representable(spec.interval, out_dtype)
+
+
+def _representable(interval: Interval, dtype: object) -> bool:
+    """``interval`` is bounded and, for a float ``dtype`` (float32 when unknown), inside its
+    finite range: an intermediate result that overflowed would be infinite."""
+    import numpy as np
+
+    if not interval.bounded:
+        return False
+    dt = np.dtype(dtype if dtype is not None else np.float32)  # type: ignore[call-overload]
+    if dt.kind != "f":
+        return True
+    return max(abs(interval.lo), abs(interval.hi)) < float(np.finfo(dt).max)
 
 
 def _finding(config: Config | None, stage: Stage, allowed: Interval, seen: Interval, batch: int,

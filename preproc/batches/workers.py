@@ -4,12 +4,12 @@
 conversion and resize (:mod:`preproc.batches.imaging`), then the stages one by one, measuring each
 stage's output min and max when the runtime guard asks for it.
 
-:class:`ProcessEngine` runs jobs in forked worker processes. Each worker pulls single-image
-tasks from one shared queue (so the load balances) and writes its result straight into a
-batch slot of an anonymous shared-memory ring mapped before the fork; only a small status
-message travels back through a pipe. The parent copies a finished slot out once, so the batch it
-hands over owns its memory. Results land at their position in the batch, so the order never
-depends on which worker did what. :class:`InlineEngine` does the same work in the caller's
+:class:`ProcessEngine` runs jobs in forked worker processes. Each worker pulls tasks (a few
+consecutive images of one batch) from one shared queue (so the load balances) and writes each
+image straight into a batch slot of an anonymous shared-memory ring mapped before the fork; only
+a small status message per task travels back through a pipe. The parent copies a finished slot
+out once, so the batch it hands over owns its memory. Results land at their position in the
+batch, so the order never depends on which worker did what. :class:`InlineEngine` does the same work in the caller's
 process (``workers: 0``).
 """
 
@@ -53,8 +53,12 @@ DRAFT_REDUCING_GAP = 1.0
 
 #: ``(min, max, has_nan)`` of an image after one stage
 Stat: TypeAlias = tuple[float, float, bool]
-#: what a worker pulls: ``(ticket, slot, position, file index, guard, epoch)``
-Task: TypeAlias = tuple[int, int, int, int, bool, int]
+#: what a worker pulls: ``(ticket, slot, first position, file indices, guard, epoch)``: a run of
+#: consecutive images of one batch, answered by one message
+Task: TypeAlias = tuple[int, int, int, "list[int]", bool, int]
+#: what a worker answers per task: ``(ticket, [(position, result or None), ...])``; ``None``
+#: stands for a plain success (stored in the slot, no statistics), the common case
+Reply: TypeAlias = tuple[int, "list[tuple[int, Result | None]]"]
 #: file indices of one batch, in batch order
 Indices: TypeAlias = "Sequence[int] | Array"
 #: a batch as the window knows it: ``(epoch, batch index)``
@@ -276,8 +280,10 @@ class ProcessEngine:
         self._pending[ticket] = {}
         self._expected[ticket] = len(indices)
         self._labels[ticket] = label
-        for pos, idx in enumerate(indices):
-            self._tasks.put((ticket, slot, pos, int(idx), guard, epoch))
+        flat = [int(idx) for idx in indices]
+        size = chunk_size(len(flat), len(self._procs))
+        for start in range(0, len(flat), size):
+            self._tasks.put((ticket, slot, start, flat[start:start + size], guard, epoch))
 
     def collect(self, ticket: int) -> list[Result]:
         """Block until every image of ``ticket`` is done; return its results by position.
@@ -336,12 +342,15 @@ class ProcessEngine:
 
     def _read(self, conn: Connection) -> bool:
         try:
-            ticket, pos, res = conn.recv()
+            reply: Reply = conn.recv()
         except (EOFError, OSError):
             conn.close()  # the worker is gone; its sentinel says how
             return False
-        if ticket in self._pending:
-            self._pending[ticket][pos] = res
+        ticket, done = reply
+        pending = self._pending.get(ticket)
+        if pending is not None:
+            for pos, res in done:
+                pending[pos] = res if res is not None else Result("ok")
         return True
 
     def _drain(self, k: int) -> None:
@@ -452,23 +461,39 @@ def _worker_main(job: ImageJob, tasks: SimpleQueue[Task | None], conn: Connectio
         task = tasks.get()
         if task is None:
             break
-        ticket, slot, pos, idx, guard, epoch = task
-        if progress is not None:
-            progress[k] = (ticket, pos, idx, time.monotonic())
+        ticket, slot, start, indices, guard, epoch = task
+        done = [(start + j, _run_task(job, slots[slot], k, progress, ticket, start + j, idx,
+                                      guard, epoch))
+                for j, idx in enumerate(indices)]
         try:
-            res = run_one(job, idx, guard, epoch)
-            if res.status == "ok":
-                res = _store(slots[slot], pos, res, job.paths[idx])
-        except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
-            res = Result("error", error=WorkerError(
-                f"{job.paths[idx]}: unexpected failure in a worker:\n{traceback.format_exc()}",
-                worker=k))
-        if progress is not None:
-            progress[k, 0] = -1
-        try:
-            conn.send((ticket, pos, res))
+            conn.send((ticket, done))
         except (BrokenPipeError, OSError):
             break
+
+
+def _run_task(job: ImageJob, out: Array, k: int, progress: Array | None, ticket: int, pos: int,
+              idx: int, guard: bool, epoch: int) -> Result | None:
+    """Image ``idx`` into ``out[pos]``; ``None`` for a plain success (nothing to send back)."""
+    if progress is not None:
+        progress[k] = (ticket, pos, idx, time.monotonic())
+    try:
+        res = run_one(job, idx, guard, epoch)
+        if res.status == "ok":
+            res = _store(out, pos, res, job.paths[idx])
+    except Exception:  # noqa: BLE001 - a bug: ship the traceback, the parent raises it
+        res = Result("error", error=WorkerError(
+            f"{job.paths[idx]}: unexpected failure in a worker:\n{traceback.format_exc()}",
+            worker=k))
+    if progress is not None:
+        progress[k, 0] = -1
+    plain = res.status == "ok" and res.stats is None and res.array is None
+    return None if plain else res
+
+
+def chunk_size(n: int, workers: int) -> int:
+    """Images per task for a batch of ``n``: about four tasks per worker, so the load still
+    balances while the queue and the result pipe carry a message per run, not per image."""
+    return max(1, -(-n // (4 * max(1, workers))))
 
 
 class Window:
