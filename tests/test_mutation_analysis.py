@@ -4,12 +4,14 @@ severity rewrite, the repair step after a range finding, and the range rules' ed
 
 from __future__ import annotations
 
+import dis
 import inspect
 from typing import Any, ClassVar
 
+import numpy as np
 import pytest
 import yaml
-from builders import rgb_dataset
+from builders import rgb_dataset, write_dicom
 from PIL import Image
 from pydantic import BaseModel
 
@@ -17,6 +19,7 @@ from preproc import analysis
 from preproc.analysis import CheckWarning, check, require_check, stage_findings
 from preproc.errors import CheckFailed
 from preproc.findings import Severity
+from preproc.io.paths import display_path
 from preproc.spec import Interval, ValueSpec
 from preproc.stages.base import Stage, StageTraits
 
@@ -61,11 +64,16 @@ def test_findings_below_fail_on_warn_once_at_the_line_that_started_the_flow():
     assert str(record.message) == report.format_text() == check(UNDERUSED, sample=0).format_text()
     assert report.codes == {"range-underuse"}
     assert src.dtype == "uint8"
-    # require_check runs inside a flow: the warning names the line that called the flow
-    if require_check.__code__.co_filename == analysis.__file__:
+    # require_check runs inside a flow (stacklevel=3): the warning names the line that called
+    # the flow, here the test's call of _start
+    code = require_check.__code__
+    if code.co_filename == analysis.__file__:
         assert (record.filename, record.lineno) == (__file__, line)
-    else:  # mutation testing wraps require_check in one more frame
-        assert (record.filename, record.lineno) == (__file__, inner)
+    else:  # mutation testing wraps require_check in two frames: the outer one is the caller's
+        # caller of the body, and `inner` (the line in _start) is one more frame up
+        assert record.filename == code.co_filename != __file__
+        assert record.lineno in {n for _, n in dis.findlinestarts(code)}
+        assert inner > line
 
 
 def test_a_passing_check_without_findings_warns_nothing(recwarn):
@@ -186,3 +194,111 @@ def test_a_stretching_stage_is_never_under_used():
     assert stage_findings(stage, _spec(0, 1)) == []
     plain = _Plugin(Interval(0, 1000), StageTraits())
     assert [f.code for f in stage_findings(plain, _spec(0, 1))] == ["range-underuse"]
+
+
+# --- every finding names the config file it came from ------------------------------------------
+
+
+def _write(tmp_path, doc, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc) if isinstance(doc, dict) else doc)
+    return path
+
+
+PIPELINES = """\
+version: 1
+source:
+  expect: {dtype: uint8, range: [0, 1]}
+stages:
+  - brightness: {range: [0.9, 1.0]}  # float32 in training only
+  - STAGE
+batches:
+  validation_split: 0.2
+"""
+
+
+@pytest.mark.parametrize(("stage", "code", "pipeline"), [
+    ("gamma: {gamma: 0.8}", "dtype-mismatch", "evaluation"),  # uint8 reaches it in evaluation
+    ("rescale: {factor: 1/65535}", "compounded-scaling", "training"),  # after brightness
+])
+def test_a_finding_of_one_pipeline_names_the_config_file(tmp_path, stage, code, pipeline):
+    path = _write(tmp_path, PIPELINES.replace("STAGE", stage))
+    found = [(f.code, f.data.get("pipeline"), f.location.file)
+             for f in check(path, sample=0).findings]
+    assert (code, pipeline, display_path(path)) in found
+    assert all(file == display_path(path) for _, _, file in found), found
+
+
+def test_a_pipeline_mismatch_names_the_config_file(tmp_path):
+    path = _write(tmp_path, """\
+version: 1
+source:
+  expect: {dtype: uint8}
+stages:
+  - center_crop: {size: [200, 200], apply_to: [training]}
+  - rescale: {factor: 1/255}
+batches:
+  validation_split: 0.2
+""")
+    (finding,) = check(path, sample=0).findings
+    assert finding.code == "pipeline-mismatch"
+    assert (finding.location.file, finding.location.line) == (display_path(path), 5)
+
+
+def test_an_arithmetic_finding_names_the_config_file_and_stage_line(tmp_path):
+    doc = {"version": 1, "source": {"expect": {"dtype": "uint16"}},
+           "stages": [{"rescale": {"factor": 1e308}}]}
+    path = _write(tmp_path, doc)
+    (finding,) = check(path, sample=0).findings
+    assert finding.code == "non-finite-output"
+    assert (finding.location.file, finding.location.line) == (display_path(path), 5)
+
+
+def test_jpeg_draft_is_a_finding_at_its_key(tmp_path):
+    doc = {"version": 1, "source": {"expect": {"dtype": "uint8"}},
+           "stages": [{"rescale": {"factor": "1/255"}}],
+           "batches": {"decode": {"jpeg_draft": True}}}
+    path = _write(tmp_path, doc)
+    (finding,) = check(path, sample=0).findings
+    assert finding.code == "jpeg-draft" and finding.severity == Severity.INFO
+    assert finding.message == (
+        "batches.decode.jpeg_draft: JPEGs are decoded at 1/2, 1/4 or 1/8 scale before the "
+        "resize, so batches differ slightly from Keras' (and from jpeg_draft: false)")
+    assert finding.hint == ("keep it for speed on large JPEGs; set it to false where batches "
+                            "must equal Keras'")
+    assert (finding.location.file, finding.location.path) == (
+        display_path(path), "batches.decode.jpeg_draft")
+    doc["batches"]["decode"]["jpeg_draft"] = False
+    assert check(doc, sample=0).findings == []
+
+
+def _dicom_data(tmp_path, photometric, **kw):
+    pytest.importorskip("pydicom")
+    folder = tmp_path / "data" / "c"
+    folder.mkdir(parents=True)
+    stored = np.random.default_rng(3).integers(0, 4096, (8, 8)).astype(np.uint16)
+    write_dicom(folder / "a.dcm", stored, bits_stored=12, photometric=photometric, **kw)
+
+
+def _dicom_config(tmp_path, dicom, stages):
+    return _write(tmp_path, "version: 1\nsource:\n  directory: data\n  extensions: [dcm]\n"
+                  + dicom + "stages:\n" + stages + "batches: {color_mode: grayscale, "
+                  "class_mode: binary, target_size: [8, 8]}\n")
+
+
+def test_dicom_stored_units_finding_names_the_config_file(tmp_path):
+    _dicom_data(tmp_path, "MONOCHROME2", rescale=(1, -1024), tags={"Modality": "CT"})
+    path = _dicom_config(tmp_path, "  dicom: {modality_lut: false}\n",
+                         "  - window: {center: 40, width: 400}\n")
+    (f,) = [f for f in check(path).findings if f.code == "dicom-stored-units"]
+    assert (f.stage, f.location.file, f.location.line) == (0, display_path(path), 7)
+    assert "RescaleIntercept -1024" in f.message
+
+
+def test_inverted_twice_finding_names_the_config_file(tmp_path):
+    _dicom_data(tmp_path, "MONOCHROME1", rescale=(0.684, 200), tags={"Modality": "CR"})
+    path = _dicom_config(tmp_path, "", "  - rescale_intensity: {in_range: source}\n"
+                                       "  - invert: {max: 1}\n")
+    (f,) = [f for f in check(path).findings if f.code == "inverted-twice"]
+    assert (f.stage, f.location.file, f.location.line) == (1, display_path(path), 7)
+    assert f.files == ("c/a.dcm",)

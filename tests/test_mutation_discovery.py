@@ -4,6 +4,7 @@ source directory that cannot be listed, and an entry whose type cannot be read."
 
 from __future__ import annotations
 
+import dis
 import errno
 import inspect
 import os
@@ -16,13 +17,18 @@ from preproc.errors import PreprocError
 
 
 def _assert_points_at_caller(record, public, line):
-    """The warning names the line that called ``public``. Mutation testing wraps ``public`` in
-    a function of its own (one more frame); the caller of the body is then that wrapper."""
-    wrapper = public.__code__.co_filename
-    if wrapper == discovery.__file__:
+    """The warning names the line that called ``public`` (``stacklevel=2``).
+
+    Mutation testing wraps ``public`` in two frames of its own (an outer wrapper, whose code is
+    ``public.__code__``, and an inner trampoline in the same file that calls the body); the
+    body's caller is then that trampoline: a line of the wrapper's file outside the wrapper.
+    """
+    code = public.__code__
+    if code.co_filename == discovery.__file__:
         assert (record.filename, record.lineno) == (__file__, line)
     else:
-        assert record.filename == wrapper
+        wrapper_lines = {n for _, n in dis.findlinestarts(code)}
+        assert record.filename == code.co_filename and record.lineno not in wrapper_lines
 
 
 def test_empty_classes_warning_names_each_class_and_extension_and_points_at_the_caller(tmp_path):
