@@ -126,6 +126,30 @@ def test_on_error_skip_keeps_other_errors_and_the_fail_on_level(tmp_path):
     assert "check FAILED" in str(info.value)
 
 
+def test_on_error_skip_keeps_errors_of_other_codes(tmp_path):
+    data = _unreadable_dataset(tmp_path / "d")
+    doc = {"version": 1, "source": {"directory": str(data)},
+           "stages": [{"rescale": {"factor": "1/15"}}],  # 8-bit data: range-overflow, an error
+           "batches": {"target_size": [8, 8], "on_error": "skip"}}
+    with pytest.raises(CheckFailed) as info:
+        require_check(doc)
+    assert [(f.code, f.severity) for f in info.value.findings] == [
+        ("unreadable-file", Severity.WARNING), ("lossy-decode", Severity.WARNING),
+        ("range-overflow", Severity.ERROR)]
+
+
+def test_require_check_reads_64_headers_by_default(tmp_path):
+    folder = tmp_path / "d" / "a"
+    folder.mkdir(parents=True)
+    for i in range(70):
+        (folder / f"{i:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\nbad")
+    with pytest.raises(CheckFailed) as info:
+        require_check({"version": 1, "source": {"directory": str(tmp_path / "d")}})
+    (finding,) = info.value.findings
+    assert finding.message == (
+        "64 of 64 files could not be read: truncated (64) (sample of 64 of 70 files)")
+
+
 def test_require_check_checks_the_pipeline_asked_for(tmp_path):
     doc = {"version": 1, "source": {"expect": {"dtype": "uint8", "range": [0, 1]}},
            "stages": [{"brightness": {"range": [0.9, 1.0]}}, {"gamma": {"gamma": 0.8}}]}
