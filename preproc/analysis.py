@@ -278,6 +278,8 @@ def _bits_fix(spec: ValueSpec) -> str | None:
         return None
     if spec.interval.lo < 0:
         return "use `rescale_intensity: {in_range: source}` (signed data needs an offset)"
+    if spec.interval.hi <= 1:  # 0/1 data (a mask, a binary image): any factor shrinks it
+        return "its values already lie in [0, 1], so drop the rescale"
     bits = dtypes.bits_needed(spec.interval.hi)
     top = int(dtypes.levels_range(bits)[1])
     return f"use `rescale: {{factor: 1/{top}}}` or `rescale_intensity: {{in_range: bit_depth}}`"

@@ -170,13 +170,12 @@ def test_a_repaired_stage_passes_on_what_it_expects_for_this_spec():
         "stage 0 `clahe` expects [0, 1] but receives [0, 2] from the source")
 
 
-def test_one_bit_integer_data_is_told_its_own_rescale_factor():
+def test_zero_one_integer_data_is_told_to_drop_the_rescale():
     doc = {"version": 1, "source": {"expect": {"dtype": "uint8", "range": [0, 1]}},
            "stages": [{"rescale": {"factor": "1/255"}}]}
     (finding,) = check(doc, sample=0).findings
     assert finding.code == "range-underuse"
-    assert finding.hint == ("the data is 8-bit: use `rescale: {factor: 1/1}` or "
-                            "`rescale_intensity: {in_range: bit_depth}`")
+    assert finding.hint == "the data is 8-bit: its values already lie in [0, 1], so drop the rescale"
 
 
 class _Params(BaseModel):
