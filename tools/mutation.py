@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module -> the test files that hold its promises
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "spec": ("preproc/spec.py", ["tests/test_mutation_spec.py", "tests/test_spec.py",
-                                 "tests/test_stages.py", "tests/test_check.py"]),
+    "spec": ("preproc/spec.py", ["tests/test_spec.py", "tests/test_stages.py",
+                                 "tests/test_check.py"]),
     "check": ("preproc/analysis.py", ["tests/test_mutation_analysis.py", "tests/test_check.py",
                                       "tests/test_check_messages.py", "tests/test_edge_cases.py",
                                       "tests/test_joints.py", "tests/test_augment_check.py"]),
@@ -60,8 +60,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "discovery": ("preproc/dataset/discovery.py", ["tests/test_mutation_discovery.py",
                                                    "tests/test_discovery.py",
                                                    "tests/test_sampling.py"]),
-    "guard": ("preproc/batches/guard.py", ["tests/test_guard.py", "tests/test_flow_fastpath.py",
-                                          "tests/test_flow.py"]),
+    "guard": ("preproc/batches/guard.py", ["tests/test_mutation_guard.py", "tests/test_guard.py",
+                                           "tests/test_flow_fastpath.py", "tests/test_flow.py"]),
     "tally": ("preproc/dataset/tally.py", ["tests/test_mutation_tally.py", "tests/test_audit.py",
                                            "tests/test_audit_rules.py",
                                            "tests/test_audit_bad_input.py"]),
