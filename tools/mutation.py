@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module -> the test files that hold its promises
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "spec": ("preproc/spec.py", ["tests/test_spec.py", "tests/test_stages.py",
-                                 "tests/test_check.py"]),
+    "spec": ("preproc/spec.py", ["tests/test_mutation_spec.py", "tests/test_spec.py",
+                                 "tests/test_stages.py", "tests/test_check.py"]),
     "check": ("preproc/analysis.py", ["tests/test_mutation_analysis.py", "tests/test_check.py",
                                       "tests/test_check_messages.py", "tests/test_edge_cases.py",
                                       "tests/test_joints.py", "tests/test_augment_check.py"]),
