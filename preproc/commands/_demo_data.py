@@ -67,20 +67,30 @@ checks:
 
 
 def radiograph(rng: np.random.Generator, size: int, bits: int, sick: bool) -> Array:
-    """A synthetic chest radiograph: body, two lungs, ribs, noise; ``bits`` of content."""
-    y, x = np.mgrid[0:size, 0:size] / size
-    body = np.exp(-(((x - 0.5) / 0.42) ** 2 + ((y - 0.55) / 0.5) ** 2) ** 2)
+    """A synthetic chest radiograph of one patient: body, two lungs, ribs, noise; ``bits`` of
+    content. Anatomy, position, exposure gradient and rib spacing vary per patient, so no two
+    patients are the same picture (the audit's near-duplicate check would rightly say so)."""
+    u = rng.uniform
+    y0, x0 = np.mgrid[0:size, 0:size] / size - 0.5
+    turn, zoom = np.deg2rad(u(-10, 10)), u(0.8, 1.2)  # how the patient stands in the field
+    x = (np.cos(turn) * x0 - np.sin(turn) * y0) * zoom + 0.5 + u(-0.08, 0.08)
+    y = (np.sin(turn) * x0 + np.cos(turn) * y0) * zoom + 0.5 + u(-0.08, 0.08)
+    bx, by, bw = u(0.42, 0.58), u(0.48, 0.62), u(0.34, 0.48)
+    body = np.exp(-(((x - bx) / bw) ** 2 + ((y - by) / u(0.42, 0.56)) ** 2) ** 2)
     lungs = sum(
-        np.exp(-(((x - cx) / 0.14) ** 2 + ((y - 0.5) / 0.27) ** 2) ** 2) for cx in (0.33, 0.67)
+        np.exp(-(((x - (bx + side * u(0.12, 0.2))) / u(0.09, 0.17)) ** 2
+                 + ((y - u(0.4, 0.58)) / u(0.18, 0.32)) ** 2) ** 2)
+        for side in (-1, 1)
     )
-    ribs = 0.08 * (np.sin(y * 60 + np.abs(x - 0.5) * 9) > 0.6)
-    img = 0.25 + 0.6 * body - 0.45 * lungs + ribs * lungs
+    ribs = 0.08 * (np.sin(y * u(40, 80) + np.abs(x - bx) * u(5, 14) + u(0, 6.3)) > 0.6)
+    tilt = u(-0.25, 0.25) * (x - 0.5) + u(-0.25, 0.25) * (y - 0.5)  # uneven exposure
+    img = 0.25 + 0.6 * body - 0.45 * lungs + ribs * lungs + tilt
     if sick:  # a patchy opacity in one lung
-        cx, cy = rng.uniform(0.28, 0.72), rng.uniform(0.4, 0.65)
+        cx, cy = u(0.28, 0.72), u(0.4, 0.65)
         img += 0.35 * np.exp(-(((x - cx) / 0.08) ** 2 + ((y - cy) / 0.1) ** 2))
     img += rng.normal(0, 0.02, img.shape)
     top = dtypes.levels_range(bits)[1]
-    pixels: Array = np.clip(img * top * rng.uniform(0.7, 1.0), 0, top).astype(np.uint16)
+    pixels: Array = np.clip(img * top * u(0.7, 1.0), 0, top).astype(np.uint16)
     return pixels
 
 
