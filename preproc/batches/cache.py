@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import DecodeError, PreprocError
 from ..findings import Finding, Location
+from ..io.atomic import file_sha256
 from ..types import Array, StrPath
 
 if TYPE_CHECKING:
@@ -335,16 +336,8 @@ def _changed(paths: list[str], recorded: list[list[Any]], verify: bool) -> list[
             changed.append(path)
             continue
         if verify:
-            if _file_sha256(path) != digest:
+            if file_sha256(path) != digest:
                 changed.append(path)
         elif st.st_size != size or st.st_mtime_ns != mtime:
             changed.append(path)
     return changed
-
-
-def _file_sha256(path: StrPath) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

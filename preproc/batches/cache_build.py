@@ -20,9 +20,9 @@ import numpy as np
 
 from ..errors import DecodeError, PreprocError
 from ..findings import Finding
-from ..io.atomic import TMP_PREFIX, write_bytes
+from ..io.atomic import TMP_PREFIX, file_sha256, write_bytes
 from . import cache as _cache
-from .cache import FORMAT, CacheError, _file_sha256, _part, config_cut, open_cache, recipe_hash
+from .cache import FORMAT, CacheError, _part, config_cut, open_cache, recipe_hash
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -92,7 +92,7 @@ def write_shard(task: ShardTask) -> Sidecar:
         else:
             x[k] = _fit_row(out, task, path)
         st = os.stat(path)
-        sources.append([st.st_size, st.st_mtime_ns, _file_sha256(path)])
+        sources.append([st.st_size, st.st_mtime_ns, file_sha256(path)])
     name = shard_name(task.shard)
     buf = io.BytesIO()
     np.save(buf, x, allow_pickle=False)
@@ -134,7 +134,7 @@ def _reusable(folder: Path, s: int, stamp: str) -> Sidecar | None:
     except (OSError, ValueError):
         return None
     npy = folder / f"{name}.npy"
-    if entry.get("stamp") != stamp or not npy.is_file() or entry.get("sha256") != _file_sha256(npy):
+    if entry.get("stamp") != stamp or not npy.is_file() or entry.get("sha256") != file_sha256(npy):
         return None
     return entry
 

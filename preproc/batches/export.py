@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..io.atomic import TMP_PREFIX, write_bytes
+from ..io.atomic import TMP_PREFIX, file_sha256, write_bytes
 from ..types import Array
 
 if TYPE_CHECKING:
@@ -43,14 +43,6 @@ def _npy_bytes(x: Array) -> bytes:
     buf = io.BytesIO()
     np.save(buf, x, allow_pickle=False)
     return buf.getvalue()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_epoch(it: BatchIterator, out_dir: str | Path, *,
@@ -152,7 +144,7 @@ def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict[str, An
     if not isinstance(entry, dict):
         return None
     if entry.get("planned") != planned or entry.get("stamp") != stamp \
-            or entry.get("sha256") != _sha256(npy):
+            or entry.get("sha256") != file_sha256(npy):
         return None
     return entry
 

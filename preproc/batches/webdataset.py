@@ -36,7 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import PreprocError
-from ..io.atomic import TMP_PREFIX, atomic_write, write_bytes
+from ..io.atomic import TMP_PREFIX, atomic_write, file_sha256, write_bytes
 from ..types import Array
 from .export import source_stamp
 
@@ -72,14 +72,6 @@ def _npy(x: Array) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
     return buf.getvalue()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _shard_name(k: int) -> str:
@@ -192,7 +184,7 @@ def _reusable(out: Path, k: int, names: list[str], stamp: str) -> dict[str, Any]
     entry = _read_json(side)
     if entry is None or entry.get("planned") != names or entry.get("stamp") != stamp:
         return None
-    return entry if entry.get("sha256") == _sha256(tar) else None
+    return entry if entry.get("sha256") == file_sha256(tar) else None
 
 
 class _Rows:
@@ -237,7 +229,7 @@ def _write_shard(it: BatchIterator, out: Path, k: int, rows: Iterator[tuple[int,
     atomic_write(path, write, "wb")
     entry = {"file": path.name, "samples": len(samples),
              "planned": [it.filename_of(j) for j in planned], "stamp": stamp,
-             "sha256": _sha256(path)}
+             "sha256": file_sha256(path)}
     write_bytes(out / f"{_shard_name(k)}.json", json.dumps(entry).encode())
     return entry
 

@@ -9,13 +9,14 @@ respected), not the 0600 of ``mkstemp``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO, overload
 
-__all__ = ["TMP_PREFIX", "atomic_write", "write_bytes"]
+__all__ = ["TMP_PREFIX", "atomic_write", "file_sha256", "write_bytes"]
 
 #: temporary files are ``.{name}.preproc-tmp-*``: recognisable, hidden, and never a final name
 TMP_PREFIX = ".preproc-tmp-"
@@ -79,3 +80,13 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks: how an output written earlier is
+    recognised as complete and unchanged before it is reused."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
