@@ -13,7 +13,9 @@ Usage (mutmut is not a project dependency; keep it in its own environment)::
     python tools/mutation.py --jobs 2 --keep  # parallel mutants; keep the scratch copies
 
 It prints, per module, the mutants killed, survived and timed out and the score. Survivors are
-listed by name; ``cd <scratch> && mutmut show NAME`` prints the diff of one.
+listed by name; ``cd <scratch> && mutmut show NAME`` prints the diff of one. The survivors known
+to be equivalent are listed with their reasons in ``tools/mutation-equivalents.md``; any other
+survivor is a promise without a test.
 """
 
 from __future__ import annotations
