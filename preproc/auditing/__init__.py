@@ -95,8 +95,7 @@ def audit(
     from .screen import screen
 
     screened = screen(collector.spool, cfg, where, expect, quick=quick)  # quick: sizes only
-    # the reports read it back with getattr: the Collector class does not declare it
-    setattr(collector, "screen", screened)
+    collector.screen = screened
     findings += screened.findings
     return AuditReport(
         dataset=listing.root, where=where,

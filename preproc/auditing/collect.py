@@ -23,6 +23,7 @@ from .aggregate import GroupStats, RecordSpool
 
 if TYPE_CHECKING:
     from ..config.model import Config
+    from .screen import Screen
 
 __all__ = ["Collector", "UnitsSeen"]
 
@@ -52,6 +53,8 @@ class Collector:
         self.spool = RecordSpool()
         #: the audited config (``None`` for a bare directory), for the report's contact sheet
         self.config: Config | None = None
+        #: the image screening of the spooled records, set once collection is over
+        self.screen: Screen | None = None
         self.tally = Tally(expect, classes, where)
         self.patients = PatientIds(show=show_patient_ids)
         self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)

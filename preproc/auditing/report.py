@@ -169,7 +169,7 @@ class AuditReport:
 
     def csv_rows(self) -> Iterator[dict[str, str]]:
         """One ``files.csv`` row per file."""
-        screen = getattr(self._collector, "screen", None)
+        screen = self._collector.screen
         for i, rec in enumerate(self.records()):
             row = _csv_row(rec, self._collector.duplicate_of(rec))
             row.update(screen.csv_fields(i, rec) if screen is not None else {})

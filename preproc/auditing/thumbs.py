@@ -227,7 +227,7 @@ def _figure(uri: str | None, lines: list[str]) -> str:
 
 def image_sections(report: AuditReport, plots: _Plotter | None) -> str:
     """HTML of every image section, or ``''`` for a quick audit or without a screening."""
-    screen = getattr(report._collector, "screen", None)
+    screen = report._collector.screen
     if screen is None:
         return ""  # unread files are listed with their reasons by the report's own section
     shown = [f for f in report.findings if f.code in _CODES]
