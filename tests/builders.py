@@ -357,3 +357,15 @@ def flow_config(tmp_path, root, *, stages=None, expect=None, runtime=1, name="cf
     if extensions:
         doc["source"]["extensions"] = extensions
     return load_config(write_config_file(tmp_path / name, doc))
+
+
+def pydicom_file(name: str) -> Path:
+    """A DICOM test file shipped inside pydicom (never downloaded); skips when pydicom or the
+    file is not installed."""
+    import pytest
+
+    data = pytest.importorskip("pydicom.data")
+    path = data.get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} is not installed")
+    return Path(path)

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import pydicom_file
 
 from preproc.auditing import audit
 from preproc.commands import main
@@ -23,15 +24,7 @@ from preproc.dataset.records import read_header
 from preproc.findings import Severity
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file
 
-
-def pydicom_file(name: str) -> Path:
-    """A pydicom test file shipped with the package (never downloaded)."""
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom test file {name} is not installed")
-    return Path(path)
 
 
 def copy_ct(path: Path, *, patient: str = "1CT1", **tags) -> Path:

@@ -9,23 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import write_dicom
+from builders import pydicom_file, write_dicom
 
 from preproc.auditing import audit
 from preproc.auditing.suggest import expect_yaml
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 
 RNG = np.random.default_rng(11)
 
-
-def pydicom_file(name: str) -> Path:
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom test file {name} is not installed")
-    return Path(path)
 
 
 def _config(tmp_path, source: str = "") -> Path:

@@ -14,24 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import write_dicom
+from builders import pydicom_file, write_dicom
 
 from preproc.auditing import audit
 from preproc.auditing.measure import SAMPLE_STEP, measure
 from preproc.io import read
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.pixels import apply_modality_lut  # noqa: E402
 
 RNG = np.random.default_rng(23)
 
-
-def pydicom_file(name: str) -> Path:
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom test file {name} is not installed")
-    return Path(path)
 
 
 def _native_used(path: Path, frame: int | str | None = None) -> bool:
