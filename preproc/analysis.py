@@ -264,7 +264,7 @@ def _range_rule(stage: Stage, spec: ValueSpec, expected: Interval) -> Finding | 
         "range-underuse",
         f"{stage.describe()} expects {expected} but the source only reaches {got}: the "
         f"data uses {both.width / expected.width:.1%} of the range",
-        hint=_underuse_hint(stage, spec),
+        hint=_underuse_hint(spec),
         data=data,
     )
 
@@ -297,7 +297,7 @@ def _overflow_hint(stage: Stage, spec: ValueSpec, expected: Interval) -> str:
         "or declare `expects:` on the stage if it really accepts this range"
 
 
-def _underuse_hint(stage: Stage, spec: ValueSpec) -> str:
+def _underuse_hint(spec: ValueSpec) -> str:
     fix = _bits_fix(spec)
     base = f"the data is {spec.bits}-bit" if spec.bits else "the data is narrower than assumed"
     return f"{base}: {fix}" if fix else f"{base}; rescale by its true range"

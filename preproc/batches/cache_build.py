@@ -243,7 +243,7 @@ def build_cache(config: Config, folder: StrPath, *, engine: str = "local",
             progress(task.shard, entry["rows"], False)
     for tmp in folder.glob(f".*{TMP_PREFIX}*"):  # left by a process that died mid-write
         tmp.unlink(missing_ok=True)
-    index = _index(config, plan, [entries[t.shard] for t in plan.tasks])
+    index = _index(plan, [entries[t.shard] for t in plan.tasks])
     write_bytes(folder / "index.json", json.dumps(index).encode())
     index["written"], index["reused"] = len(todo), len(plan.tasks) - len(todo)
     return index
@@ -272,7 +272,7 @@ def _run(tasks: list[ShardTask], engine: str, scheduler: str | Client | None,
         yield from zip(tasks, pool.imap(fn, tasks))
 
 
-def _index(config: Config, plan: Plan, entries: list[Sidecar]) -> dict[str, Any]:
+def _index(plan: Plan, entries: list[Sidecar]) -> dict[str, Any]:
     spec = plan.pipeline.specs[plan.cut - 1] if plan.cut else plan.pipeline.entry_spec
     # mean and std belong to the featurewise stage (normalize), not to every Stage
     fitted = {str(s.index): [list(getattr(s, "mean")), list(getattr(s, "std"))]

@@ -237,12 +237,12 @@ def infer_checked(stage: Stage, spec: ValueSpec) -> tuple[ValueSpec, Finding | N
         except (ArithmeticError, ValueError) as exc:
             if not _is_arithmetic(exc):
                 raise
-            return _unknown_after(stage, spec), _non_finite(stage, spec, "NaN")
+            return ValueSpec.unknown(spec.channels), _non_finite(stage, spec, "NaN")
     if not bounded or not out.known:
         return out, None
     iv = out.interval
     if not iv.bounded and not _unbounded_by_design(stage, spec, iv):
-        return _unknown_after(stage, spec), _non_finite(stage, spec, str(iv))
+        return ValueSpec.unknown(spec.channels), _non_finite(stage, spec, str(iv))
     if iv.width == 0 and spec.interval.width > 0 and not stage.traits().clips:
         return out, Finding(
             "degenerate-output",
@@ -272,10 +272,6 @@ def _unbounded_by_design(stage: Stage, spec: ValueSpec, iv: Interval) -> bool:
     except (ArithmeticError, ValueError):
         return False
     return not unit.interval.bounded and math.isinf(unit.interval.lo)
-
-
-def _unknown_after(stage: Stage, spec: ValueSpec) -> ValueSpec:
-    return ValueSpec.unknown(spec.channels)
 
 
 def _non_finite(stage: Stage, spec: ValueSpec, what: str) -> Finding:
