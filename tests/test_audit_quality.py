@@ -210,3 +210,20 @@ def test_html_report_in_headless_chromium(tmp_path):
     image = np.asarray(Image.open(shot).convert("RGB"))
     assert image.shape[0] == 3000
     assert image.std() > 10  # the page rendered content, not a blank canvas
+
+
+def test_the_validation_subset_from_the_audit_listing_is_the_batches_subset(tmp_path):
+    from preproc.auditing.screen import validation_paths
+    from preproc.dataset.listing import list_config
+
+    root = tmp_path / "data"
+    for cls, count in (("a", 7), ("b", 3), ("c", 11)):
+        (root / cls).mkdir(parents=True)
+        for i in range(count):
+            Image.new("L", (4, 4), i).save(root / cls / f"{i:02d}.png")
+    cfg_file = tmp_path / "audit.yaml"
+    cfg_file.write_text(config_text("data", 0.3), encoding="utf-8")
+    cfg = load_config(cfg_file)
+    from_listing = validation_paths(cfg, list_config(cfg).items)
+    assert from_listing == validation_paths(cfg)  # the batches' own listing with the split
+    assert from_listing == {"a/00.png", "a/01.png", "c/00.png", "c/01.png", "c/02.png"}

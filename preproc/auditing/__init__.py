@@ -94,7 +94,8 @@ def audit(
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
     from .screen import screen
 
-    screened = screen(collector.spool, cfg, where, expect, quick=quick)  # quick: sizes only
+    screened = screen(collector.spool, cfg, where, expect, quick=quick,  # quick: sizes only
+                      items=listing.items if cfg is not None else None)
     collector.screen = screened
     findings += screened.findings
     return AuditReport(

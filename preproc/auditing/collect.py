@@ -211,7 +211,11 @@ def _hull(pair: list[float] | None, lo: float, hi: float) -> list[float]:
 def _escape_strings(rec: FileRecord) -> None:
     """File names, class folders and header strings may hold any byte: keep only their
     printable, escaped form in the record, which every report shows."""
-    for name, value in vars(rec).items():
+    fields = vars(rec)
+    texts = "".join(value for value in fields.values() if isinstance(value, str))
+    if texts.isprintable() and texts.isascii():  # the common case: nothing to escape
+        return
+    for name, value in fields.items():
         if isinstance(value, str):
             safe = printable(value)
             if safe is not value:

@@ -28,8 +28,8 @@ Decisions:
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -147,15 +147,13 @@ def _fill_quality(rec: FileRecord, pixels: Pixels) -> None:
     from .quality import image_measures
 
     target: Pixels = pixels
-    view, levels = rec, None
+    units = None
     if rec.units not in (None, "stored") and rec.units_range and isinstance(pixels, np.ndarray):
-        levels = (float(rec.units_range[0]), float(rec.units_range[1]))
-        target = _unit_interval(pixels, *levels)
-        view = replace(rec, dtype="float32", stored_bits=None, stored_bits_declared=False,
-                       effective_bits=None, signed=None, min=[0.0], max=[1.0])
-    measures = image_measures(target, view)
-    if levels is not None and measures:
-        measures["level_lo"], measures["level_hi"] = levels
+        units = (float(rec.units_range[0]), float(rec.units_range[1]))
+        target = _unit_interval(pixels, *units)
+    measures = image_measures(target, rec, None if units is None else (0.0, 1.0))
+    if units is not None and measures:
+        measures["level_lo"], measures["level_hi"] = units
     for name, value in measures.items():
         setattr(rec, name, value)
 
@@ -325,6 +323,8 @@ def _measure_image(image: Image.Image) -> dict[str, Any]:
 def _integer_stats(counts: Array, offset: int, dtype_name: str) -> dict[str, Any]:
     out = stats_from_histogram(counts, offset)
     lo, hi = out.pop("span")
+    if not out["pixels"]:
+        return out
     kind = np.uint32 if out["pixels"] < 2**32 else np.uint64
     out["hist"] = ("exact", dtype_name, lo + offset, counts[:, lo:hi].astype(kind))
     out["effective_bits"] = effective_bits(min(out["min"]), max(out["max"]),
@@ -393,42 +393,52 @@ def _band_counts(image: Image.Image, bands: int) -> Array:
 def stats_from_histogram(counts: Array, offset: int) -> dict[str, Any]:
     """Statistics of ``(C, bins)`` exact value counts where bin ``i`` holds value ``i + offset``.
 
-    All channels at once, over the span of bins any channel uses (no per-channel Python loop:
-    this runs once per audited file). ``span`` in the result is that ``(first, end)`` bin range.
+    This runs once per audited file, so it is a handful of vector operations over the span of
+    bins any channel uses (``span`` in the result is that ``(first, end)`` bin range). The sums
+    are integer dot products, exact, and the variance is ``(n * sum(x**2) - sum(x)**2) / n**2``
+    in Python integers over values relative to the span's first bin: no rounding before the
+    last division, however far the values lie from zero.
     """
     n = int(counts[0].sum())
-    used = np.asarray(counts.any(axis=0))
-    lo_bin = int(np.argmax(used))
-    hi_bin = len(used) - int(np.argmax(used[::-1]))
-    span = counts[:, lo_bin:hi_bin]
-    values = np.arange(lo_bin, hi_bin, dtype=np.float64) + offset
-    nonzero = span > 0
-    first = np.argmax(nonzero, axis=1)
-    last = span.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
-    weights = span.astype(np.float64)
-    mean = weights @ values / n
-    var = np.einsum("cb,cb->c", weights, np.square(values[None, :] - mean[:, None])) / n
+    if not n:  # nothing to measure: no statistics rather than NaN ones
+        return {"pixels": 0, "span": (0, 0), **{k: None for k in _VALUE_KEYS}}
+    used = np.flatnonzero(counts[0] if len(counts) == 1 else counts.any(axis=0))
+    lo_bin, hi_bin = int(used[0]), int(used[-1]) + 1
+    span = counts[:, lo_bin:hi_bin].astype(np.int64, copy=False)
+    rel = np.arange(hi_bin - lo_bin, dtype=np.int64)
+    sums, squares = (span @ rel).tolist(), (span @ (rel * rel)).tolist()
     cum = np.cumsum(span, axis=1)
-    low, high = (_percentiles(cum, values, n, q) for q in PERCENTILES)
-    rows = np.arange(len(span))
-    return {
-        "pixels": n, "span": (lo_bin, hi_bin),
-        "min": values[first].tolist(), "max": values[last].tolist(),
-        "mean": mean.tolist(), "std": np.sqrt(var).tolist(),
-        "p_low": low.tolist(), "p_high": high.tolist(),
-        "frac_min": (span[rows, first] / n).tolist(), "frac_max": (span[rows, last] / n).tolist(),
-    }
+    ranks = [_ranks(q, n) for q in PERCENTILES]
+    positions = [r for pair in ranks for r in pair]
+    out: dict[str, list[float]] = {k: [] for k in _VALUE_KEYS}
+    base = lo_bin + offset
+    for c in range(len(span)):
+        row = cum[c]
+        first = int(np.searchsorted(row, 0, side="right"))
+        last = int(np.searchsorted(row, row[-1] - 1, side="right"))
+        at = (np.searchsorted(row, positions, side="right") + base).tolist()
+        for j, (key, q) in enumerate((("p_low", PERCENTILES[0]), ("p_high", PERCENTILES[1]))):
+            below, above = at[2 * j], at[2 * j + 1]
+            out[key].append(below + (above - below) * (q / 100.0 * (n - 1) - ranks[j][0]))
+        s1, s2 = sums[c], squares[c]
+        out["min"].append(float(first + base))
+        out["max"].append(float(last + base))
+        out["mean"].append(base + s1 / n)
+        out["std"].append(math.sqrt((n * s2 - s1 * s1) / (n * n)))
+        out["frac_min"].append(int(span[c, first]) / n)
+        out["frac_max"].append(int(span[c, last]) / n)
+    return {"pixels": n, "span": (lo_bin, hi_bin), **out}
 
 
-def _percentiles(cum: Array, values: Array, n: int, q: float) -> Array:
-    """numpy's default (linear) percentile per row, from cumulative counts of sorted values."""
-    rank = q / 100.0 * (n - 1)
-    below = int(np.floor(rank))
-    above = min(below + 1, n - 1)
-    v_below = values[np.argmax(cum > below, axis=1)]
-    v_above = values[np.argmax(cum > above, axis=1)]
-    out: Array = v_below + (v_above - v_below) * (rank - below)
-    return out
+#: The per-channel statistics :func:`stats_from_histogram` gives.
+_VALUE_KEYS = ("min", "max", "mean", "std", "p_low", "p_high", "frac_min", "frac_max")
+
+
+def _ranks(q: float, n: int) -> tuple[int, int]:
+    """The two sorted positions numpy's default (linear) percentile ``q`` of ``n`` values
+    interpolates between."""
+    below = int(math.floor(q / 100.0 * (n - 1)))
+    return below, min(below + 1, n - 1)
 
 
 def _direct_stats(flat: Array) -> dict[str, Any]:

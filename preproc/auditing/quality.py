@@ -196,6 +196,10 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     Returns:
         A ``float32`` ``h x w`` array, nominally in ``[0, 1]``.
     """
+    if not isinstance(pixels, np.ndarray):
+        reduced = _pillow_reduced(pixels)
+        if reduced is not None:
+            return _normalised(reduced, lo, hi)
     arr = pixels if isinstance(pixels, np.ndarray) else _pillow_array(pixels)
     if arr.ndim == 4:
         arr = arr[0]
@@ -208,8 +212,27 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     small = _shrink(arr, WORK_SIDE)
     if small.ndim == 3:  # luminance is linear: take it on the reduced channels
         small = small[..., :3] @ _LUMA
+    return _normalised(small, lo, hi)
+
+
+def _normalised(small: Array, lo: float, hi: float) -> Array:
     work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
     return work
+
+
+def _pillow_reduced(image: Any) -> Array | None:
+    """The reduced luminance of an ``L`` or ``RGB`` Pillow image whose sides are multiples of
+    the block size :func:`_shrink` would use, in Pillow's C code: float luminance
+    (``convert('F')``, the ITU-R 601 weights without rounding, as the array path computes it),
+    then exact block means (``reduce``). ``None`` for other images (the array path)."""
+    if image.mode not in ("L", "RGB"):
+        return None
+    w, h = image.size
+    f = max(h, w) // WORK_SIDE
+    if f < 2 or h % f or w % f or max(h, w) // f > WORK_SIDE:
+        return None
+    reduced: Array = np.asarray(image.convert("F").reduce(f))
+    return reduced
 
 
 def _pillow_array(image: Any) -> Array:
@@ -248,15 +271,35 @@ def _projections(n: int, keep: float = CROP_KEEP) -> tuple[Array, Array]:
     return out
 
 
+@lru_cache(maxsize=1024)
+def _both(n: int) -> Array:
+    """``(64, n)``: the hash projection of :func:`_projections` above its thumbnail projection,
+    so one pair of products gives both."""
+    out = np.vstack(_projections(n))
+    out.flags.writeable = False
+    return out
+
+
+def _products(work: Array) -> tuple[Array, Array]:
+    """``(hash blocks, thumbnail blocks)`` of :func:`_blocks` from one pair of products."""
+    h, w = work.shape
+    product = _both(h) @ np.asarray(work, dtype=np.float32) @ _both(w).T
+    half = _BLOCKS * _LOW
+    return (_split(product[:half, :half]), _split(product[half:, half:]))
+
+
+def _split(product: Array) -> Array:
+    blocks: Array = product.reshape(_BLOCKS, _LOW, _BLOCKS, _LOW).transpose(0, 2, 1, 3)
+    return blocks
+
+
 def _blocks(work: Array, which: int) -> Array:
     """``(4, 4, 8, 8)``: block ``[i, j]`` is projection ``which`` (0 hashes, 1 thumbnails) block
     ``i`` of the rows times block ``j`` of the columns: ``[:3, :3]`` the windows in
     :func:`crop_windows` order, ``[3, 3]`` the whole image."""
     h, w = work.shape
     rows, cols = _projections(h)[which], _projections(w)[which]
-    product = rows @ np.asarray(work, dtype=np.float32) @ cols.T
-    blocks: Array = product.reshape(_BLOCKS, _LOW, _BLOCKS, _LOW).transpose(0, 2, 1, 3)
-    return blocks
+    return _split(rows @ np.asarray(work, dtype=np.float32) @ cols.T)
 
 
 def _bits(coeffs: Array) -> Array:
@@ -294,7 +337,12 @@ def thumbnails(work: Array) -> Array:
     of :func:`crop_windows`, each stretched to 0-255. The near-duplicate check compares these
     by correlation after the hashes proposed a pair: a copy cropped to a window is compared
     with that window of its original, not with the shifted, larger whole."""
-    flat = _blocks(work, 1).reshape(_BLOCKS * _BLOCKS, _TINY * _TINY)[_ORDER]
+    return _stretched(_blocks(work, 1))
+
+
+def _stretched(blocks: Array) -> Array:
+    """Thumbnail blocks (:func:`_blocks`) in :data:`_ORDER`, each stretched to ``uint8`` 0-255."""
+    flat = blocks.reshape(_BLOCKS * _BLOCKS, _TINY * _TINY)[_ORDER]
     lo = flat.min(axis=1, keepdims=True)
     flat -= lo
     top = flat.max(axis=1, keepdims=True)
@@ -362,17 +410,21 @@ def _maybe_gray(rec: Any) -> bool:
     return len(mean) >= 3 and mean[0] == mean[1] == mean[2] and std[0] == std[1] == std[2]
 
 
-def image_measures(pixels: Any, rec: Any) -> dict[str, Any]:
+def image_measures(pixels: Any, rec: Any,
+                   levels: tuple[float, float] | None = None) -> dict[str, Any]:
     """Measures of one image for its :class:`~preproc.dataset.records.FileRecord` ``rec``.
 
     ``rec`` must already hold the header and value fields (dtype, stored bits, effective bits,
-    min, max). Returns field values: ``phash``, ``phash_center``, ``crops``, ``blur``,
-    ``brightness``, ``entropy``, ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``.
+    min, max). ``levels``: the range that maps to ``[0, 1]`` when the caller knows it (pixels
+    already normalised: ``(0, 1)``), instead of :func:`level_range` of the record. Returns field
+    values: ``phash``, ``phash_center``, ``crops``, ``blur``, ``brightness``, ``entropy``,
+    ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``.
     """
     if rec.min is None or not rec.pixels:
         return {}
-    lo, hi = level_range(rec.dtype, rec.stored_bits, rec.stored_bits_declared,
-                         rec.effective_bits, rec.signed, min(rec.min), max(rec.max))
+    lo, hi = levels if levels is not None else level_range(
+        rec.dtype, rec.stored_bits, rec.stored_bits_declared, rec.effective_bits, rec.signed,
+        min(rec.min), max(rec.max))
     work = working_image(pixels, lo, hi, bool(rec.nonfinite))
     var = _variance(work)
     out: dict[str, Any] = {
@@ -382,9 +434,14 @@ def image_measures(pixels: Any, rec: Any) -> dict[str, Any]:
         "level_lo": lo, "level_hi": hi,
     }
     if var >= 1e-8:  # a flat image's hash would carry no information
-        hashes = _bits(_blocks(work, 0).reshape(_BLOCKS * _BLOCKS, _LOW, _LOW)[_ORDER])
+        coeffs, tiny = _products(work)
+        hashes = _bits(coeffs.reshape(_BLOCKS * _BLOCKS, _LOW, _LOW)[_ORDER])
         out["phash"] = f"{int(hashes[0]):016x}"
         out["phash_center"] = f"{int(hashes[1 + _CENTRE]):016x}"
-        out["crops"] = np.delete(hashes[1:], _CENTRE).astype(">u8").tobytes().hex()
-        out["tiny"] = thumbnails(work).tobytes().hex()
+        out["crops"] = hashes[_CROPS].astype(">u8").tobytes().hex()
+        out["tiny"] = _stretched(tiny).tobytes().hex()
     return out
+
+
+#: Positions of the 8 crop windows among the 10 hashes (whole image and centre left out).
+_CROPS = np.array([1 + i for i in range(9) if i != _CENTRE])

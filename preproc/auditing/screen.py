@@ -174,13 +174,21 @@ def _fmt(x: Any) -> str:
     return "" if math.isnan(x) else f"{x:.6g}"
 
 
-def validation_paths(cfg: Any) -> set[str] | None:
-    """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``."""
+def validation_paths(cfg: Any, items: list[tuple[str, str | None]] | None = None
+                     ) -> set[str] | None:
+    """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``.
+
+    ``items``: the audit's listing of the config's files (``(path, class)``, each class's files
+    together and in listing order); the subset is then taken from it rather than from listing
+    the folders again.
+    """
     batches = getattr(cfg, "batches", None)
     if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
         return None
     if getattr(batches, "split_by", None) is not None:
         return None  # a group split is assigned elsewhere; per-file subsets would be wrong
+    if items is not None:
+        return first_of_each_class(items, batches.validation_split)
     import os
     import warnings
 
@@ -194,15 +202,25 @@ def validation_paths(cfg: Any) -> set[str] | None:
     return {f.replace(os.sep, "/") for f in found.filenames}
 
 
+def first_of_each_class(items: list[tuple[str, str | None]], split: float) -> set[str]:
+    """The validation subset of a per-file split: each class's first ``int(split * n)`` files
+    of its ``n``, in listing order (the rule the batches follow)."""
+    per_class: dict[str | None, list[str]] = {}
+    for rel, cls in items:
+        per_class.setdefault(cls, []).append(rel)
+    return {rel for files in per_class.values() for rel in files[:int(split * len(files))]}
+
+
 def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None,
-           quick: bool = False) -> Screen:
+           quick: bool = False, items: list[tuple[str, str | None]] | None = None) -> Screen:
     """Screen every spooled record; ``cfg`` may be ``None`` (bare directory).
 
     ``quick``: the records hold headers only; only the findings of the image geometry
     (``odd-size``, ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
+    ``items``: the config's listing, when the caller has it (:func:`validation_paths`).
     """
     limits = Thresholds.from_config(cfg)
-    validation = None if quick else validation_paths(cfg)
+    validation = None if quick else validation_paths(cfg, items)
     cols = _Columns.collect(spool, validation, quick)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)

@@ -28,6 +28,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..findings import Finding, Location, Severity
@@ -136,7 +137,10 @@ def property_value(rec: FileRecord, key: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+@lru_cache(maxsize=256)
 def _syntax_name(uid: str | None) -> str | None:
+    """A transfer syntax's name (pydicom's table), for each file of a dataset: cached, as a
+    dataset holds a handful of syntaxes."""
     if not uid:
         return None
     try:
@@ -193,8 +197,11 @@ class DicomTally:
         if rec.format == "dicom" and (rec.frames or 1) > 1:
             self.frames.add(rec.path, "frames", (rec.frames or 1) - 1)
         if rec.format == "dicom" and rec.photometric in ("MONOCHROME1", "MONOCHROME2"):
-            self.photometric.setdefault(rec.cls, {}).setdefault(rec.photometric, _Count()).add(
-                rec.path)
+            by_value = self.photometric.setdefault(rec.cls, {})
+            count = by_value.get(rec.photometric)
+            if count is None:
+                count = by_value[rec.photometric] = _Count()
+            count.add(rec.path)
         if rec.patient_id and self._watch_patients:
             spots = self.patient_files.setdefault(rec.patient_id, [])
             spots.append((rec.cls, position, rec.path) if len(spots) < 4 else (rec.cls, position))
@@ -208,7 +215,10 @@ class DicomTally:
             if value not in table and len(table) >= _MAX_VALUES:
                 self.tables[key] = None  # as many values as files: nothing to learn
                 continue
-            table.setdefault(value, Counter())[rec.cls] += 1
+            counts = table.get(value)
+            if counts is None:
+                counts = table[value] = Counter()
+            counts[rec.cls] += 1
             examples = self.examples.setdefault((key, value), [])
             if len(examples) < 3:
                 examples.append(rec.path)

@@ -87,7 +87,14 @@ _TEXT_TAGS = {
     "ImagerPixelSpacing": 0x00181164, "PixelSpacing": 0x00280030,
     "WindowCenter": 0x00281050, "WindowWidth": 0x00281051, "RescaleIntercept": 0x00281052,
     "RescaleSlope": 0x00281053, "VOILUTFunction": 0x00281056,
-    "LossyImageCompression": 0x00282110,
+    "LossyImageCompression": 0x00282110, "PhotometricInterpretation": 0x00280004,
+    "NumberOfFrames": 0x00280008,
+}
+#: Unsigned short (US) elements of the image pixel module, read from their raw bytes (see
+#: :func:`_ushort`).
+_USHORT_TAGS = {
+    "Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100,
+    "BitsStored": 0x00280101, "PixelRepresentation": 0x00280103, "SamplesPerPixel": 0x00280002,
 }
 _TEXT_VRS = frozenset({"AE", "CS", "DS", "IS", "LO", "SH", None})
 
@@ -116,6 +123,29 @@ def _texts(ds: Dataset, keyword: str) -> list[str]:
     if isinstance(value, str) or not hasattr(value, "__len__"):
         return [str(value).strip()]
     return [str(v).strip() for v in value]
+
+
+def _ushort(ds: Dataset, keyword: str) -> int | None:
+    """The value of a US element of :data:`_USHORT_TAGS`, or ``None`` when absent or empty.
+
+    Read from the element's two raw bytes when pydicom has not converted it yet (a conversion
+    costs several microseconds, and a header read asks for six of these); anything unusual
+    (another length, a converted or multi-valued element) goes through pydicom.
+    """
+    elem = ds.get_item(_USHORT_TAGS[keyword])
+    if elem is None:
+        return None
+    value = elem.value
+    if (getattr(elem, "is_raw", False) and elem.VR in ("US", None)
+            and isinstance(value, bytes) and len(value) == 2):
+        little = getattr(elem, "is_little_endian", True)  # a RawDataElement field
+        return int.from_bytes(value, "little" if little else "big")
+    converted = ds.get(keyword)
+    if converted is None or converted == "":
+        return None
+    if hasattr(converted, "__len__"):  # multi-valued: first value
+        converted = converted[0] if len(converted) else None
+    return None if converted is None else int(converted)
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -185,9 +215,9 @@ def _spacing(ds: Dataset) -> list[float] | None:
 
 
 def _dtype(path: Source, ds: Dataset, bits_allocated: int, signed: bool) -> str:
-    if "FloatPixelData" in ds:
+    if 0x7FE00008 in ds:  # FloatPixelData
         return "float32"
-    if "DoubleFloatPixelData" in ds:
+    if 0x7FE00009 in ds:  # DoubleFloatPixelData
         return "float64"
     if bits_allocated <= 8:
         return "int8" if signed and bits_allocated == 8 else "uint8"
@@ -214,15 +244,15 @@ def _transfer_syntax(ds: Dataset) -> Any:
 
 
 def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
-    if "Rows" not in ds or "Columns" not in ds or not has_pixels:
+    rows, columns = _ushort(ds, "Rows"), _ushort(ds, "Columns")
+    if rows is None or columns is None or not has_pixels:
         raise DecodeError(os.fspath(path), "no-pixel-data", "the dataset holds no image (no PixelData)")
-    rows, columns = int(ds.Rows), int(ds.Columns)
     check_pixel_limit(path, rows, columns)
-    allocated = int(ds.get("BitsAllocated") or 8)
-    stored = int(ds.get("BitsStored") or allocated)
-    signed = int(ds.get("PixelRepresentation") or 0) == 1
-    photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip()
-    samples = int(ds.get("SamplesPerPixel") or 1)
+    allocated = _ushort(ds, "BitsAllocated") or 8
+    stored = _ushort(ds, "BitsStored") or allocated
+    signed = (_ushort(ds, "PixelRepresentation") or 0) == 1
+    photometric = _text(ds, "PhotometricInterpretation") or "MONOCHROME2"
+    samples = _ushort(ds, "SamplesPerPixel") or 1
     dtype = _dtype(path, ds, allocated, signed)
     syntax = _transfer_syntax(ds)
     extra: dict[str, Any] = {
@@ -236,9 +266,9 @@ def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
         "window_center": _number(_text(ds, "WindowCenter")),
         "window_width": _number(_text(ds, "WindowWidth")),
         "voi_function": (_text(ds, "VOILUTFunction") or "LINEAR").upper(),
-        "voi_lut": "VOILUTSequence" in ds and bool(ds.get("VOILUTSequence")),
+        "voi_lut": 0x00283010 in ds and bool(ds.get("VOILUTSequence")),
         "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")
-                                       if "ModalityLUTSequence" in ds else None),
+                                       if 0x00283000 in ds else None),
         "manufacturer": _text(ds, "Manufacturer"),
         "lossy_compression": _text(ds, "LossyImageCompression"),
         "pixel_spacing": _spacing(ds),
@@ -260,7 +290,7 @@ def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
         stored_bits=stored,
         photometric=photometric,
         signed=signed,
-        frames=max(1, int(_number(ds.get("NumberOfFrames")) or 1)),
+        frames=max(1, int(_number(_text(ds, "NumberOfFrames")) or 1)),
         extra=extra,
     )
     check_info_budget(info)
