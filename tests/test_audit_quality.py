@@ -227,3 +227,37 @@ def test_the_validation_subset_from_the_audit_listing_is_the_batches_subset(tmp_
     from_listing = validation_paths(cfg, list_config(cfg).items)
     assert from_listing == validation_paths(cfg)  # the batches' own listing with the split
     assert from_listing == {"a/00.png", "a/01.png", "c/00.png", "c/01.png", "c/02.png"}
+
+
+def test_look_alike_radiographs_of_different_patients_are_not_near_duplicates(tmp_path):
+    """Chest radiographs share their coarse layout whoever the patient is; only real copies
+    (resized, 8-bit exports, JPEG, re-toned, cropped) may form near-duplicate clusters."""
+    from preproc.commands._demo_data import radiograph
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(11)
+    originals = []
+    for i in range(48):
+        cls = "sick" if i % 2 else "well"
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        img = radiograph(rng, 128, 12, sick=cls == "sick")
+        Image.fromarray(img).save(root / cls / f"p{i:02d}.png")
+        originals.append((cls, img))
+    eight = [(np.asarray(img) >> 4).astype(np.uint8) for _, img in originals[:5]]
+    copies = {  # copy -> its original
+        "well/p00_small.png": (Image.fromarray(originals[0][1]).resize((96, 96)), "well/p00.png"),
+        "well/p02_8bit.png": (Image.fromarray(eight[2]), "well/p02.png"),
+        "sick/p01_q70.jpg": (Image.fromarray(eight[1]), "sick/p01.png"),
+        "sick/p03_bright.png": (Image.fromarray(np.clip(eight[3] * 0.7 + 60, 0, 255)
+                                                .astype(np.uint8)), "sick/p03.png"),
+        "well/p04_crop.png": (Image.fromarray(eight[4][6:122, 5:121]), "well/p04.png"),
+    }
+    for name, (image, _) in copies.items():
+        image.save(root / name, **({"quality": 70} if name.endswith(".jpg") else {}))
+    report = _audit(root, workers=1)
+    clusters = {}
+    for row in report.csv_rows():
+        if row["cluster"] != "":
+            clusters.setdefault(row["cluster"], set()).add(row["path"])
+    assert sorted(map(sorted, clusters.values())) == sorted(
+        sorted([copy, original]) for copy, (_, original) in copies.items())

@@ -239,6 +239,9 @@ class _Columns:
 
     n: int
     hashed: Array
+    #: sum of every thumbnail slot (whole image, 9 windows) over the ``template_n`` hashed images
+    template: Array
+    template_n: int
     gray: Array
     phash: Array
     content: Array
@@ -268,7 +271,12 @@ class _Columns:
         names: dict[str | None, int] = {}
         dtypes: dict[str | None, int] = {}
         nan = float("nan")
+        self.template = np.zeros((1 + _WINDOWS, 64), dtype=np.float64)
+        self.template_n = 0
         for rec in spool:
+            if rec.tiny and not quick:
+                self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
+                self.template_n += 1
             ph.append(int(rec.phash, 16) if rec.phash else 0)
             win.extend(_windows(rec) if rec.phash else no_windows)
             ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
@@ -380,7 +388,8 @@ def _near_pairs(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds)
     # nine windows per image are nine chances of a chance match: a window match must be
     # closer, its thumbnail at most half as decorrelated as a whole-image match may be
     need = np.where(k >= 0, 1.0 - (1.0 - corr) / 2, corr)
-    good = _correlation(_thumbnails(spool, np.union1d(a, b)), a, b, k) >= need
+    template = (cols.template, cols.template_n)
+    good = _correlation(_thumbnails(spool, np.union1d(a, b)), a, b, k, template) >= need
     lo, hi = np.minimum(a, b)[good], np.maximum(a, b)[good]
     return np.unique(np.stack([lo, hi], axis=1), axis=0)
 
@@ -400,16 +409,39 @@ def _thumbnails(spool: Iterable[FileRecord], wanted: Array) -> tuple[Array, Arra
 
 
 def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray,
-                 kind: np.ndarray) -> np.ndarray:
+                 kind: np.ndarray, template: tuple[Array, int] | None = None) -> np.ndarray:
     """Pearson correlation of the whole thumbnail of each ``a`` with the thumbnail of window
-    ``kind`` of ``b`` (the whole of ``b`` where ``kind`` is -1); 1 for the same picture."""
+    ``kind`` of ``b`` (the whole of ``b`` where ``kind`` is -1); 1 for the same picture.
+
+    ``template``: ``(sum of every record's thumbnails, records)``. With at least
+    :data:`TEMPLATE_MIN` records, both thumbnails are first taken relative to the dataset's mean
+    thumbnail of that slot, leaving the pair itself out of the mean. Images of one kind (chest
+    radiographs, all framed alike) share most of their coarse layout, so their raw thumbnails
+    correlate whoever the patient is; what the same picture shares, and two patients do not,
+    is its departure from that common layout. Data without a common layout (photographs) has
+    a nearly flat mean, and the correlation is what it was.
+    """
     rows, thumbs = found
-    x = thumbs[np.searchsorted(rows, a), 0].astype(np.float64)
-    y = thumbs[np.searchsorted(rows, b), kind + 1].astype(np.float64)
+    slot = kind + 1
+    at_a, at_b = thumbs[np.searchsorted(rows, a)], thumbs[np.searchsorted(rows, b)]
+    pick = np.arange(len(a))
+    x = at_a[:, 0].astype(np.float64)
+    y = at_b[pick, slot].astype(np.float64)
+    if template is not None and template[1] >= TEMPLATE_MIN:
+        total, n = template
+        # the crop of a window is compared with that window: both against the window's mean
+        mean = (total[slot] - at_a[pick, slot] - at_b[pick, slot]) / (n - 2)
+        x -= mean
+        y -= mean
     x -= x.mean(axis=1, keepdims=True)
     y -= y.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
     return np.where(norm > 0, (x * y).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+
+
+#: Hashed images from which near-duplicate thumbnails are compared against the dataset's mean
+#: thumbnail (:func:`_correlation`): fewer make too noisy a mean.
+TEMPLATE_MIN = 16
 
 
 def _windows(rec: FileRecord) -> list[int]:

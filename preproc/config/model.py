@@ -262,7 +262,7 @@ class AuditChecks(BaseModel):
 
     model_config = STRICT
     near_duplicate_distance: int = Field(10, ge=0, le=16, description="max differing bits of 64 perceptual-hash bits")
-    near_duplicate_correlation: float = Field(0.85, ge=-1, le=1, description="min correlation of the 8x8 thumbnails of a near-duplicate pair")
+    near_duplicate_correlation: float = Field(0.85, ge=-1, le=1, description="min correlation of the 8x8 thumbnails of a near-duplicate pair, each taken relative to the dataset's mean thumbnail (from 16 images on)")
     k: float = Field(3.5, gt=0, description="robust deviations from the median that make an outlier")
     min_class_files: int = Field(20, ge=3, description="files a class needs for its own thresholds")
     blur_factor: float = Field(6.0, gt=1, description="blurry: sharpness at least this factor below the median")
