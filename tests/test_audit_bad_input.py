@@ -158,14 +158,14 @@ def test_sources_are_never_opened_for_writing(dataset, tmp_path, monkeypatch):
 
 
 def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
-    real = records.process_file
+    real = records._read_and_measure
 
-    def crashing(root, rel, cls, quick, *options):
+    def crashing(root, rel, cls, *options):
         if rel.endswith("001.png"):
             os._exit(3)  # what a segfault in a native decoder looks like to the pool
-        return real(root, rel, cls, quick, *options)
+        return real(root, rel, cls, *options)
 
-    monkeypatch.setattr(records, "process_file", crashing)  # inherited by forked workers
+    monkeypatch.setattr(records, "_read_and_measure", crashing)  # inherited by forked workers
     report = audit(dataset, workers=2)
     bad = {r.path: r.error for r in report.records() if r.error}
     assert bad == {"normal/001.png": "decoder-crash", "pneumonia/001.png": "decoder-crash"}

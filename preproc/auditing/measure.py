@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -63,11 +64,19 @@ Task = tuple[Any, ...]
 
 
 def process_chunk(task: Task) -> list[FileRecord]:
-    """Process every file of a chunk, in order. Runs in a worker; never raises for bad files."""
+    """Process every file of a chunk, in order. Runs in a worker; never raises for bad files.
+
+    Each file is decoded and measured alone, down to its small working image; the image
+    measures of the whole chunk are then taken together (:func:`_measure_together`).
+    """
     _keep_freed_memory()
     root, items, quick = task[:3]
     dicom = task[3] if len(task) > 3 else None
-    return [process_file(root, rel, cls, quick, dicom) for rel, cls in items]
+    if quick:
+        return [read_header(root, rel, cls, dicom)[0] for rel, cls in items]
+    done = [_read_and_measure(root, rel, cls, dicom) for rel, cls in items]
+    _measure_together(done)
+    return [rec for rec, _ in done]
 
 
 #: Freed memory a worker's allocator keeps for the next file (see :func:`_keep_freed_memory`).
@@ -112,19 +121,51 @@ def process_file(root: str, rel: str, cls: str | None, quick: bool,
     receives them (modality LUT, VOI, MONOCHROME1 inversion, every frame with ``frames: all``):
     their values, histograms and image measures are in those units (``rec.units``).
     """
-    if quick:
-        return read_header(root, rel, cls, dicom)[0]
+    return process_chunk((root, [(rel, cls)], quick, dicom))[0]
+
+
+def _read_and_measure(root: str, rel: str, cls: str | None,
+                      dicom: DicomOptions | None) -> tuple[FileRecord, Array | None]:
+    """``(record, working image or None)``: the file decoded, its header and value fields
+    filled, and the working image its image measures are taken on (:func:`_prepare`)."""
     rec = FileRecord(path=rel, cls=cls)
     path = os.path.join(root, rel)
 
-    def full() -> None:
+    def full() -> Array | None:
         pixels, info = _decode(path, dicom)
         fill_header(rec, info, dicom)
         _fill_values(rec, pixels, info, dicom)
-        _fill_quality(rec, pixels)
+        return _prepare(rec, pixels)
 
-    guarded(rec, full, path)
-    return rec
+    return rec, guarded(rec, full, path)
+
+
+def _measure_together(done: list[tuple[FileRecord, Array | None]]) -> None:
+    """Fill the image measures of every record that has a working image, all at once
+    (:func:`~preproc.auditing.quality.measures_of`); should that fail, image by image, so a
+    failure costs only the record it belongs to."""
+    from .quality import measures_of
+
+    have = [(rec, work) for rec, work in done if work is not None]
+    try:
+        found = measures_of([work for _, work in have])
+    except Exception:  # noqa: BLE001 - retried one by one below, each guarded
+        for rec, work in have:
+            guarded(rec, partial(_measure_alone, rec, work))
+        return
+    for (rec, _), measures in zip(have, found):
+        _set(rec, measures)
+
+
+def _measure_alone(rec: FileRecord, work: Array) -> None:
+    from .quality import measures_of
+
+    _set(rec, measures_of([work])[0])
+
+
+def _set(rec: FileRecord, fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        setattr(rec, name, value)
 
 
 def _decode(path: str, dicom: DicomOptions | None) -> tuple[Pixels, ImageInfo]:
@@ -138,24 +179,37 @@ def _decode(path: str, dicom: DicomOptions | None) -> tuple[Pixels, ImageInfo]:
     return pixels, info
 
 
-def _fill_quality(rec: FileRecord, pixels: Pixels) -> None:
-    """Perceptual hash and quality measures (:mod:`preproc.auditing.quality`), same pixels.
+def _prepare(rec: FileRecord, pixels: Pixels) -> Array | None:
+    """Set the image measures that need the pixels (:func:`~preproc.auditing.quality.prepare`)
+    and return the working image the others are taken on, or ``None``.
 
     Values in DICOM units are shown to the measures as ``[0, 1]`` over the interval the header
     allows them (``units_range``), as a stored integer image is over its declared levels.
     """
-    from .quality import image_measures
+    from .quality import prepare
 
     target: Pixels = pixels
     units = None
     if rec.units not in (None, "stored") and rec.units_range and isinstance(pixels, np.ndarray):
         units = (float(rec.units_range[0]), float(rec.units_range[1]))
         target = _unit_interval(pixels, *units)
-    measures = image_measures(target, rec, None if units is None else (0.0, 1.0))
-    if units is not None and measures:
-        measures["level_lo"], measures["level_hi"] = units
-    for name, value in measures.items():
-        setattr(rec, name, value)
+    prepared = prepare(target, rec, None if units is None else (0.0, 1.0))
+    if prepared is None:
+        return None
+    work, fields = prepared
+    if units is not None:
+        fields["level_lo"], fields["level_hi"] = units
+    _set(rec, fields)
+    return work
+
+
+def _fill_quality(rec: FileRecord, pixels: Pixels) -> None:
+    """All image measures of one decoded image (:mod:`preproc.auditing.quality`)."""
+    from .quality import measures_of
+
+    work = _prepare(rec, pixels)
+    if work is not None:
+        _set(rec, measures_of([work])[0])
 
 
 def _unit_interval(pixels: Array, lo: float, hi: float) -> Array:

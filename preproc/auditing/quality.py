@@ -196,10 +196,6 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     Returns:
         A ``float32`` ``h x w`` array, nominally in ``[0, 1]``.
     """
-    if not isinstance(pixels, np.ndarray):
-        reduced = _pillow_reduced(pixels)
-        if reduced is not None:
-            return _normalised(reduced, lo, hi)
     arr = pixels if isinstance(pixels, np.ndarray) else _pillow_array(pixels)
     if arr.ndim == 4:
         arr = arr[0]
@@ -212,27 +208,8 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     small = _shrink(arr, WORK_SIDE)
     if small.ndim == 3:  # luminance is linear: take it on the reduced channels
         small = small[..., :3] @ _LUMA
-    return _normalised(small, lo, hi)
-
-
-def _normalised(small: Array, lo: float, hi: float) -> Array:
     work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
     return work
-
-
-def _pillow_reduced(image: Any) -> Array | None:
-    """The reduced luminance of an ``L`` or ``RGB`` Pillow image whose sides are multiples of
-    the block size :func:`_shrink` would use, in Pillow's C code: float luminance
-    (``convert('F')``, the ITU-R 601 weights without rounding, as the array path computes it),
-    then exact block means (``reduce``). ``None`` for other images (the array path)."""
-    if image.mode not in ("L", "RGB"):
-        return None
-    w, h = image.size
-    f = max(h, w) // WORK_SIDE
-    if f < 2 or h % f or w % f or max(h, w) // f > WORK_SIDE:
-        return None
-    reduced: Array = np.asarray(image.convert("F").reduce(f))
-    return reduced
 
 
 def _pillow_array(image: Any) -> Array:
@@ -280,17 +257,11 @@ def _both(n: int) -> Array:
     return out
 
 
-def _products(work: Array) -> tuple[Array, Array]:
-    """``(hash blocks, thumbnail blocks)`` of :func:`_blocks` from one pair of products."""
-    h, w = work.shape
-    product = _both(h) @ np.asarray(work, dtype=np.float32) @ _both(w).T
-    half = _BLOCKS * _LOW
-    return (_split(product[:half, :half]), _split(product[half:, half:]))
-
-
 def _split(product: Array) -> Array:
-    blocks: Array = product.reshape(_BLOCKS, _LOW, _BLOCKS, _LOW).transpose(0, 2, 1, 3)
-    return blocks
+    """``(..., 32, 32)`` products of the projections as ``(..., 4, 4, 8, 8)`` blocks."""
+    blocks = product.reshape(*product.shape[:-2], _BLOCKS, _LOW, _BLOCKS, _LOW)
+    out: Array = np.swapaxes(blocks, -3, -2)
+    return out
 
 
 def _blocks(work: Array, which: int) -> Array:
@@ -341,11 +312,13 @@ def thumbnails(work: Array) -> Array:
 
 
 def _stretched(blocks: Array) -> Array:
-    """Thumbnail blocks (:func:`_blocks`) in :data:`_ORDER`, each stretched to ``uint8`` 0-255."""
-    flat = blocks.reshape(_BLOCKS * _BLOCKS, _TINY * _TINY)[_ORDER]
-    lo = flat.min(axis=1, keepdims=True)
+    """Thumbnail blocks (:func:`_blocks`, or a stack of them) in :data:`_ORDER`, each stretched
+    to ``uint8`` 0-255: ``(10, 64)``, or ``(B, 10, 64)`` for a stack."""
+    lead = blocks.shape[:-4]
+    flat = blocks.reshape(*lead, _BLOCKS * _BLOCKS, _TINY * _TINY)[..., _ORDER, :]
+    lo = flat.min(axis=-1, keepdims=True)
     flat -= lo
-    top = flat.max(axis=1, keepdims=True)
+    top = flat.max(axis=-1, keepdims=True)
     flat *= np.float32(255.0) / np.where(top > 0, top, np.float32(1.0))
     quantised: Array = np.rint(flat).astype(np.uint8)
     return quantised
@@ -354,37 +327,87 @@ def _stretched(blocks: Array) -> Array:
 # --- measures -----------------------------------------------------------------------------
 
 
-def sharpness(work: Array, var: float | None = None) -> float:
-    """Variance of the 4-neighbour Laplacian over the variance of the image (NaN for flat).
+def _stack_measures(stack: Array) -> list[dict[str, Any]]:
+    """``blur``, ``brightness``, ``entropy`` and the hashes (:func:`image_measures`) of every
+    image of a ``(B, h, w)`` ``float32`` stack of working images of one shape.
 
-    ``var``: the image's variance when the caller already has it.
+    The whole stack goes through each step at once (one Laplacian, one histogram, one pair of
+    products for every hash and thumbnail): per image, each step is only a few thousand
+    operations, so running them image by image would cost more in calls than in arithmetic.
     """
-    if work.shape[0] < 3 or work.shape[1] < 3:
-        return float("nan")
-    var = _variance(work) if var is None else var
-    if var < 1e-10:
-        return float("nan")
-    lap = work[:-2, 1:-1] + work[2:, 1:-1]
-    lap += work[1:-1, :-2]
-    lap += work[1:-1, 2:]
-    lap -= 4.0 * work[1:-1, 1:-1]
-    return _variance(lap) / var
+    b, h, w = stack.shape
+    mean = stack.mean(axis=(1, 2), dtype=np.float64)
+    var = _variances(stack, mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blur = _sharpness(stack, var)
+    entropy = _entropies(stack)
+    hashed = np.flatnonzero(var >= 1e-8)  # a flat image's hash would carry no information
+    hashes = tiny = None
+    if len(hashed):
+        coeffs, thumbs = _stack_products(stack[hashed])
+        hashes = _bits(coeffs.reshape(-1, _BLOCKS * _BLOCKS, _LOW, _LOW)[:, _ORDER]).reshape(
+            len(hashed), len(_ORDER))
+        tiny = _stretched(thumbs)
+    out = []
+    row = {int(i): j for j, i in enumerate(hashed)}
+    for i in range(b):
+        m: dict[str, Any] = {"blur": float(blur[i]), "brightness": float(mean[i]),
+                             "entropy": float(entropy[i]), "phash": None,
+                             "phash_center": None, "crops": None, "tiny": None}
+        j = row.get(i)
+        if j is not None and hashes is not None and tiny is not None:
+            m["phash"] = f"{int(hashes[j, 0]):016x}"
+            m["phash_center"] = f"{int(hashes[j, 1 + _CENTRE]):016x}"
+            m["crops"] = hashes[j, _CROPS].astype(">u8").tobytes().hex()
+            m["tiny"] = tiny[j].tobytes().hex()
+        out.append(m)
+    return out
 
 
-def _variance(x: Array) -> float:
-    """Population variance of a small ``float32`` array: one centred dot product."""
-    centred: Array = (x - np.float32(x.mean())).ravel()
-    return float(np.dot(centred, centred)) / float(centred.size)
+def _variances(stack: Array, mean: Array) -> Array:
+    """Population variance of each image of a stack: one centred dot product each."""
+    centred = stack - mean.astype(np.float32)[:, None, None]
+    flat = centred.reshape(len(stack), -1)
+    out: Array = np.einsum("bi,bi->b", flat, flat, dtype=np.float64) / flat.shape[1]
+    return out
 
 
-def entropy(work: Array) -> float:
-    """Shannon entropy (bits) of the image quantised to 256 levels over ``[0, 1]``."""
-    levels = work * np.float32(255.0)
+def _sharpness(stack: Array, var: Array) -> Array:
+    """Variance of the 4-neighbour Laplacian over the variance of each image; NaN for a flat
+    image or one narrower than 3 pixels."""
+    if stack.shape[1] < 3 or stack.shape[2] < 3:
+        return np.full(len(stack), np.nan)
+    lap = stack[:, :-2, 1:-1] + stack[:, 2:, 1:-1]
+    lap += stack[:, 1:-1, :-2]
+    lap += stack[:, 1:-1, 2:]
+    lap -= 4.0 * stack[:, 1:-1, 1:-1]
+    lap_var = _variances(lap, lap.mean(axis=(1, 2), dtype=np.float64))
+    out: Array = np.where(var < 1e-10, np.nan, lap_var / np.where(var < 1e-10, 1.0, var))
+    return out
+
+
+def _entropies(stack: Array) -> Array:
+    """Shannon entropy (bits) of each image quantised to 256 levels over ``[0, 1]``."""
+    levels = stack * np.float32(255.0)
     levels += np.float32(0.5)
     np.clip(levels, 0, 255, out=levels)
-    counts = np.bincount(levels.astype(np.uint8).ravel(), minlength=256)
-    p = counts[counts > 0] / levels.size
-    return float(-np.dot(p, np.log2(p)))
+    index = levels.astype(np.intp).reshape(len(stack), -1)
+    index += (np.arange(len(stack)) * 256)[:, None]  # one histogram of 256 bins per image
+    counts = np.bincount(index.ravel(), minlength=256 * len(stack)).reshape(len(stack), 256)
+    p = counts / index.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(counts > 0, p * np.log2(np.where(counts > 0, p, 1.0)), 0.0)
+    out: Array = -terms.sum(axis=1)
+    return out
+
+
+def _stack_products(stack: Array) -> tuple[Array, Array]:
+    """Hash and thumbnail blocks (:func:`_blocks`) of every image of a stack, from one pair of
+    products: ``(B, 4, 4, 8, 8)`` each."""
+    b, h, w = stack.shape
+    product = _both(h) @ stack @ _both(w).T
+    half = _BLOCKS * _LOW
+    return _split(product[:, :half, :half]), _split(product[:, half:, half:])
 
 
 def grayscale_in_rgb(pixels: Any) -> bool:
@@ -410,6 +433,37 @@ def _maybe_gray(rec: Any) -> bool:
     return len(mean) >= 3 and mean[0] == mean[1] == mean[2] and std[0] == std[1] == std[2]
 
 
+def prepare(pixels: Any, rec: Any, levels: tuple[float, float] | None = None
+            ) -> tuple[Array, dict[str, Any]] | None:
+    """The part of :func:`image_measures` that needs the pixels: ``(working image, fields)``
+    with ``grayscale``, ``level_lo`` and ``level_hi``; ``None`` when ``rec`` has no values.
+    :func:`measures_of` computes the rest from the working images."""
+    if rec.min is None or not rec.pixels:
+        return None
+    lo, hi = levels if levels is not None else level_range(
+        rec.dtype, rec.stored_bits, rec.stored_bits_declared, rec.effective_bits, rec.signed,
+        min(rec.min), max(rec.max))
+    work = working_image(pixels, lo, hi, bool(rec.nonfinite))
+    fields = {"grayscale": _maybe_gray(rec) and grayscale_in_rgb(pixels),
+              "level_lo": lo, "level_hi": hi}
+    return work, fields
+
+
+def measures_of(works: list[Array]) -> list[dict[str, Any]]:
+    """``blur``, ``brightness``, ``entropy``, ``phash``, ``phash_center``, ``crops`` and
+    ``tiny`` of each working image (:func:`prepare`), in order; images of one shape are
+    measured together (:func:`_stack_measures`)."""
+    out: list[dict[str, Any]] = [{} for _ in works]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, work in enumerate(works):
+        by_shape.setdefault(work.shape, []).append(i)
+    for positions in by_shape.values():
+        stack = np.stack([works[i] for i in positions]).astype(np.float32, copy=False)
+        for i, measures in zip(positions, _stack_measures(stack)):
+            out[i] = measures
+    return out
+
+
 def image_measures(pixels: Any, rec: Any,
                    levels: tuple[float, float] | None = None) -> dict[str, Any]:
     """Measures of one image for its :class:`~preproc.dataset.records.FileRecord` ``rec``.
@@ -418,29 +472,14 @@ def image_measures(pixels: Any, rec: Any,
     min, max). ``levels``: the range that maps to ``[0, 1]`` when the caller knows it (pixels
     already normalised: ``(0, 1)``), instead of :func:`level_range` of the record. Returns field
     values: ``phash``, ``phash_center``, ``crops``, ``blur``, ``brightness``, ``entropy``,
-    ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``.
+    ``tiny``, ``grayscale``, ``level_lo``, ``level_hi``. An audit measures a chunk of images at
+    once with :func:`prepare` and :func:`measures_of`; this is the same for one image.
     """
-    if rec.min is None or not rec.pixels:
+    prepared = prepare(pixels, rec, levels)
+    if prepared is None:
         return {}
-    lo, hi = levels if levels is not None else level_range(
-        rec.dtype, rec.stored_bits, rec.stored_bits_declared, rec.effective_bits, rec.signed,
-        min(rec.min), max(rec.max))
-    work = working_image(pixels, lo, hi, bool(rec.nonfinite))
-    var = _variance(work)
-    out: dict[str, Any] = {
-        "phash": None, "phash_center": None, "crops": None, "tiny": None,
-        "blur": sharpness(work, var), "brightness": float(work.mean()), "entropy": entropy(work),
-        "grayscale": _maybe_gray(rec) and grayscale_in_rgb(pixels),
-        "level_lo": lo, "level_hi": hi,
-    }
-    if var >= 1e-8:  # a flat image's hash would carry no information
-        coeffs, tiny = _products(work)
-        hashes = _bits(coeffs.reshape(_BLOCKS * _BLOCKS, _LOW, _LOW)[_ORDER])
-        out["phash"] = f"{int(hashes[0]):016x}"
-        out["phash_center"] = f"{int(hashes[1 + _CENTRE]):016x}"
-        out["crops"] = hashes[_CROPS].astype(">u8").tobytes().hex()
-        out["tiny"] = _stretched(tiny).tobytes().hex()
-    return out
+    work, fields = prepared
+    return {**measures_of([work])[0], **fields}
 
 
 #: Positions of the 8 crop windows among the 10 hashes (whole image and centre left out).
