@@ -157,7 +157,8 @@ def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]
     """
     import pydicom
 
-    from preproc.auditing.measure import SAMPLE_STEP, _fill_quality, measure, process_file
+    from preproc.auditing.measure import SAMPLE_STEP, _prepare, measure, process_chunk
+    from preproc.auditing.quality import measures_of
     from preproc.dataset.dicom_tally import DicomOptions
     from preproc.dataset.records import FileRecord, fill_header
     from preproc.io import read
@@ -181,12 +182,24 @@ def dicom_cpu(data: Path, files: int = 100, rounds: int = 5) -> dict[str, float]
         return (time.process_time() - start) / len(paths) * 1e3
 
     rel = [os.path.relpath(p, root) for p in paths]
+    # the audit's workers take files in chunks of 32 and measure each chunk's images together
+    chunks = [[(r, None) for r in rel[i:i + 32]] for i in range(0, len(rel), 32)]
+
+    def audit_chunk(i: int) -> object:
+        return process_chunk((str(root), chunks[i // 32], False, options)) if i % 32 == 0 else None
+
+    def quality_chunk(i: int) -> object:
+        if i % 32:
+            return None
+        works = (_prepare(rec, decoded[j][0]) for j, rec in enumerate(records[i:i + 32], start=i))
+        return measures_of([work for work in works if work is not None])
+
     parts: dict[str, Callable[[int], object]] = {
         "bare": lambda i: pydicom.dcmread(paths[i]).pixel_array,
-        "audit": lambda i: process_file(str(root), rel[i], None, False, options),
+        "audit": audit_chunk,
         "decode": lambda i: read(paths[i], "pillow-or-array", dicom=options),
         "stats+hash": lambda i: measure(decoded[i][0], sample=SAMPLE_STEP),
-        "quality": lambda i: _fill_quality(records[i], decoded[i][0]),
+        "quality": quality_chunk,
     }
     times: dict[str, list[float]] = {name: [] for name in parts}
     for _ in range(rounds):  # the parts alternate, so a change in load touches them all
