@@ -236,11 +236,9 @@ def box_reduced(x: Array) -> Array:
     k = max(h, w) // WORK_SIDE
     if max(h, w) % WORK_SIDE or k < 2 or h % k or w % k:
         return x.astype(np.float32)  # always a fresh array: callers scale it in place
-    # strided adds straight from the stored integers: every k-th row (then column) slice is
-    # converted while it is added, so no full-size float copy is made
-    rows = x[0::k].astype(np.float32)
-    for i in range(1, k):  # each value rounded to float32 first, as a float32 copy would be
-        np.add(rows, x[i::k], out=rows, dtype=np.float32)
+    # rows summed straight from the stored integers, each converted while it is added (one
+    # reduction over the k rows of every block), so no full-size float copy is made
+    rows = np.add.reduce(x.reshape(h // k, k, *x.shape[1:]), axis=1, dtype=np.float32)
     out: Array = rows[:, 0::k].copy()
     for i in range(1, k):
         out += rows[:, i::k]
