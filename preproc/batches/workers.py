@@ -32,9 +32,12 @@ from multiprocessing.queues import SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from . import imaging
 from ..errors import PreprocError, WorkerError
+from ..io import read
+from ..io.frames import split_frame
 from ..stages.augment_draw import stage_rng
 from ..stages.base import RunContext
 from ..types import Array
@@ -117,24 +120,31 @@ class ImageJob:
 
     def load(self, i: int) -> np.ndarray:
         """Decode file ``i``, convert its colour mode and resize it; container dtype kept."""
-        from PIL import Image
-
-        from ..io import read
-        from ..io.frames import split_frame
-
-        path, frame = self.paths[i], None
+        path, options = self.paths[i], self._read_options()
         if getattr(self.dicom, "frames", None) == "all":
-            path, frame = split_frame(path)
-        draft = (self.target[1], self.target[0]) if self.jpeg_draft else None
-        pixels, info = read(path, "pillow-or-array", dicom=self.dicom, frame=frame, draft=draft)
+            path, options["frame"] = split_frame(path)
+        pixels, info = read(path, "pillow-or-array", **options)
         if isinstance(pixels, Image.Image):  # 8-bit pixels Pillow holds as is: no NumPy trip
-            gap = DRAFT_REDUCING_GAP if draft is not None and info.format == "jpeg" else None
+            if self.jpeg_draft and info.format == "jpeg":
+                return imaging.prepare_pil(pixels, self.color_mode, self.target,
+                                           self.interpolation, self.keep_aspect_ratio,
+                                           reducing_gap=DRAFT_REDUCING_GAP,
+                                           source_size=(info.width, info.height))
             return imaging.prepare_pil(pixels, self.color_mode, self.target, self.interpolation,
-                                       self.keep_aspect_ratio, reducing_gap=gap)
+                                       self.keep_aspect_ratio)
         bits = self.bit_depth or info.stored_bits
         alpha = imaging.alpha_value(pixels.dtype, bits) if self.color_mode == "rgba" else None
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, alpha)
+
+    def _read_options(self) -> dict[str, Any]:
+        """The reader options this job sets (``read`` checks the names of those it is given)."""
+        options: dict[str, Any] = {}
+        if self.dicom is not None:
+            options["dicom"] = self.dicom
+        if self.jpeg_draft:
+            options["draft"] = (self.target[1], self.target[0])
+        return options
 
     def run(self, i: int, guard: bool = False, epoch: int = 0) -> tuple[Array, list[Stat] | None]:
         """Load file ``i`` and apply every stage (unless ``run_stages`` is off) for ``epoch``.
