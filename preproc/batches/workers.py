@@ -50,8 +50,9 @@ __all__ = ["DRAFT_REDUCING_GAP", "ImageJob", "InlineEngine", "ProcessEngine", "R
 
 #: With ``jpeg_draft``, the resize after the DCT-domain downscale first reduces by whole factors
 #: (Pillow's ``reducing_gap``): e.g. a 500 px wide draft becomes 250 px by averaging pixel pairs,
-#: then 224 px by the chosen filter. 1.0 is Pillow's fastest setting; it keeps the result within
-#: about 40 dB PSNR of the exact decode-and-resize on photos.
+#: then 224 px by the chosen filter, over the region of the source's pixels
+#: (:func:`preproc.batches.imaging.draft_box`). 1.0 is Pillow's fastest setting; on 1,000 px
+#: photos resized to 224 (bilinear) the result is 40-50 dB PSNR from the exact decode-and-resize.
 DRAFT_REDUCING_GAP = 1.0
 
 #: ``(min, max, has_nan)`` of an image after one stage
