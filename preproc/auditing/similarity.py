@@ -29,6 +29,8 @@ __all__ = ["CHUNKS", "HashIndex", "clusters", "popcount", "probe_masks"]
 
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
+#: (query, probed chunk value) keys looked up at once (:meth:`HashIndex.query`).
+PROBE_KEYS = 1 << 18
 _CHUNK_BITS = 16
 _CHUNK_MASK = np.uint64((1 << _CHUNK_BITS) - 1)
 
@@ -87,10 +89,16 @@ class HashIndex:
         found: list[Array] = []
         if len(queries) and len(self.hashes):
             masks = probe_masks(distance // CHUNKS)
+            # every probe of a block of queries in one vectorised lookup: the block bounds the
+            # memory of the (query, probe) keys whatever the dataset size
+            block = max(1, PROBE_KEYS // len(masks))
             for c, (bucket_counts, bucket_starts, order) in enumerate(self._tables):
                 chunk = _chunk(queries, c)
-                for mask in masks:
-                    found += self._probe(queries, chunk ^ mask, bucket_counts, bucket_starts,
+                for start in range(0, len(queries), block):
+                    part = chunk[start:start + block]
+                    keys = (part[:, None] ^ masks[None, :]).ravel()
+                    asked = np.repeat(np.arange(start, start + len(part)), len(masks))
+                    found += self._probe(queries, asked, keys, bucket_counts, bucket_starts,
                                          order, distance)
         if not found:
             empty = np.empty(0, dtype=np.int64)
@@ -98,14 +106,16 @@ class HashIndex:
         keys = np.unique(np.concatenate(found))  # query * entries + entry, one per pair
         return keys // len(self.hashes), keys % len(self.hashes)
 
-    def _probe(self, queries: Array, keys: Array, bucket_counts: Array, bucket_starts: Array,
-               order: Array, distance: int) -> list[Array]:
-        """Matches of one probe: each query against the bucket of its probed chunk value."""
+    def _probe(self, queries: Array, asked: Array, keys: Array, bucket_counts: Array,
+               bucket_starts: Array, order: Array, distance: int) -> list[Array]:
+        """Matches of probed chunk values: query ``asked[i]`` against the bucket of ``keys[i]``."""
         counts = bucket_counts[keys]
-        total = int(counts.sum())
-        if not total:
+        hit = np.flatnonzero(counts)
+        if not len(hit):
             return []
-        left = np.repeat(np.arange(len(keys)), counts)
+        asked, keys, counts = asked[hit], keys[hit], counts[hit]
+        total = int(counts.sum())
+        left = np.repeat(asked, counts)
         offsets = np.repeat(bucket_starts[keys] - np.cumsum(counts) + counts, counts)
         right = order[np.arange(total) + offsets]
         near = popcount(queries[left] ^ self.hashes[right]) <= distance
