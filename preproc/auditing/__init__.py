@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ..errors import printable
 from ..io.paths import display_path
 from .report import AuditReport
 
@@ -89,13 +90,17 @@ def audit(
                           show_patient_ids)
     collector.tally.ignored = listing.ignored
     collector.config = cfg  # the report's contact sheet runs the config's pipeline
+    from .screen import ColumnBuilder, screen, validation_paths
+
+    validation = None if quick else validation_paths(cfg, listing.items)
+    # the records in the spool hold printable paths (see Collector.add_chunk)
+    collector.columns = ColumnBuilder(
+        None if validation is None else {printable(p) for p in validation}, quick)
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
-    from .screen import screen
-
     screened = screen(collector.spool, cfg, where, expect, quick=quick,  # quick: sizes only
-                      items=listing.items if cfg is not None else None)
+                      columns=collector.columns)
     collector.screen = screened
     findings += screened.findings
     return AuditReport(

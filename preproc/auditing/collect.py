@@ -23,7 +23,7 @@ from .aggregate import GroupStats, RecordSpool
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from .screen import Screen
+    from .screen import ColumnBuilder, Screen
 
 __all__ = ["Collector", "UnitsSeen"]
 
@@ -55,6 +55,8 @@ class Collector:
         self.config: Config | None = None
         #: the image screening of the spooled records, set once collection is over
         self.screen: Screen | None = None
+        #: the screening's columns, built as the records arrive (when the audit asks for them)
+        self.columns: ColumnBuilder | None = None
         self.tally = Tally(expect, classes, where)
         self.patients = PatientIds(show=show_patient_ids)
         self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)
@@ -93,6 +95,8 @@ class Collector:
         self.spool.extend(records)
         for rec, payload in zip(records, payloads):
             self._account(rec, payload)
+            if self.columns is not None:
+                self.columns.add(rec)
 
     def _account(self, rec: FileRecord, payload: Any) -> None:
         self.tally.add(rec)

@@ -212,16 +212,19 @@ def first_of_each_class(items: list[tuple[str, str | None]], split: float) -> se
 
 
 def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None,
-           quick: bool = False, items: list[tuple[str, str | None]] | None = None) -> Screen:
+           quick: bool = False, columns: ColumnBuilder | None = None) -> Screen:
     """Screen every spooled record; ``cfg`` may be ``None`` (bare directory).
 
     ``quick``: the records hold headers only; only the findings of the image geometry
     (``odd-size``, ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
-    ``items``: the config's listing, when the caller has it (:func:`validation_paths`).
+    ``columns``: the records' columns, when the caller built them as the records arrived;
+    else they are collected from the spool.
     """
     limits = Thresholds.from_config(cfg)
-    validation = None if quick else validation_paths(cfg, items)
-    cols = _Columns.collect(spool, validation, quick)
+    if columns is not None:
+        cols = columns.build()
+    else:
+        cols = _Columns.collect(spool, None if quick else validation_paths(cfg), quick)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)
@@ -262,53 +265,77 @@ class _Columns:
     @classmethod
     def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
                 quick: bool = False) -> _Columns:
-        self = cls()
+        builder = ColumnBuilder(validation, quick)
+        for rec in spool:
+            builder.add(rec)
+        return builder.build()
+
+
+class ColumnBuilder:
+    """Builds :class:`_Columns` one record at a time, in spool order: an audit feeds it while
+    the records arrive, so screening need not read the spool back for them.
+
+    Args:
+        validation: the relative paths of the validation subset (:func:`validation_paths`).
+        quick: the records hold headers only.
+    """
+
+    def __init__(self, validation: set[str] | None, quick: bool = False) -> None:
+        self.validation, self.quick = validation, quick
         # typed arrays, not lists of Python objects: a few bytes per file while collecting
-        ph, win, ch = array("Q"), array("Q"), array("Q")
-        cl, dt, sub, flags = array("q"), array("q"), array("b"), array("b")
-        blur, bright, ent, lo, hi, hgt, wid = (array("d") for _ in range(7))
-        no_windows = [0] * _WINDOWS
-        names: dict[str | None, int] = {}
-        dtypes: dict[str | None, int] = {}
-        nan = float("nan")
+        self.ph, self.win, self.ch = array("Q"), array("Q"), array("Q")
+        self.cl, self.dt, self.sub, self.flags = array("q"), array("q"), array("b"), array("b")
+        self.measures = tuple(array("d") for _ in range(7))
+        self.names: dict[str | None, int] = {}
+        self.dtypes: dict[str | None, int] = {}
         self.template = np.zeros((1 + _WINDOWS, 64), dtype=np.float64)
         self.template_n = 0
-        for rec in spool:
-            if rec.tiny and not quick:
-                self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
-                self.template_n += 1
-            ph.append(int(rec.phash, 16) if rec.phash else 0)
-            win.extend(_windows(rec) if rec.phash else no_windows)
-            ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
-            cl.append(names.setdefault(rec.cls, len(names)))
-            sub.append(-1 if validation is None else int(rec.path in validation))
-            dt.append(dtypes.setdefault(rec.dtype, len(dtypes)))
-            measured = rec.ok and rec.brightness is not None
-            blur.append(_or_nan(rec.blur) if measured else nan)
-            bright.append(_or_nan(rec.brightness) if measured else nan)
-            ent.append(_or_nan(rec.entropy) if measured else nan)
-            lo.append(_or_nan(rec.level_lo) if measured else nan)
-            hi.append(_or_nan(rec.level_hi) if measured else nan)
-            sized = rec.ok and (quick or measured)  # a full audit sizes what it measured
-            hgt.append(rec.height if sized and rec.height else 0)
-            wid.append(rec.width if sized and rec.width else 0)
-            flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
-        self.n = len(ph)
-        flags_np = np.frombuffer(flags, dtype=np.int8) if self.n else np.zeros(0, np.int8)
-        self.hashed = (flags_np & 2) > 0
-        self.gray = (flags_np & 1) > 0
-        self.phash, self.content = (
+
+    def add(self, rec: FileRecord) -> None:
+        """Account for the next record of the spool."""
+        if rec.tiny and not self.quick:
+            self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
+            self.template_n += 1
+        self.ph.append(int(rec.phash, 16) if rec.phash else 0)
+        self.win.extend(_windows(rec) if rec.phash else _NO_WINDOWS)
+        self.ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
+        self.cl.append(self.names.setdefault(rec.cls, len(self.names)))
+        self.sub.append(-1 if self.validation is None else int(rec.path in self.validation))
+        self.dt.append(self.dtypes.setdefault(rec.dtype, len(self.dtypes)))
+        measured = rec.ok and rec.brightness is not None
+        sized = rec.ok and (self.quick or measured)  # a full audit sizes what it measured
+        values = ((rec.blur, rec.brightness, rec.entropy, rec.level_lo, rec.level_hi)
+                  if measured else _NO_MEASURES)
+        for column, value in zip(self.measures, values):
+            column.append(_or_nan(value))
+        self.measures[5].append(rec.height if sized and rec.height else 0)
+        self.measures[6].append(rec.width if sized and rec.width else 0)
+        self.flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
+
+    def build(self) -> _Columns:
+        """The columns of every record added."""
+        out = _Columns()
+        out.template, out.template_n = self.template, self.template_n
+        out.n = len(self.ph)
+        flags = np.frombuffer(self.flags, dtype=np.int8) if out.n else np.zeros(0, np.int8)
+        out.hashed = (flags & 2) > 0
+        out.gray = (flags & 1) > 0
+        out.phash, out.content = (
             np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
-            for a in (ph, ch))
-        self.windows = (np.frombuffer(win, dtype=np.uint64).reshape(-1, _WINDOWS).copy()
-                        if len(win) else np.zeros((0, _WINDOWS), np.uint64))
-        self.cls, self.dtype = (np.asarray(a, dtype=np.int64) for a in (cl, dt))
-        self.class_names = list(names)
-        self.subset = np.asarray(sub, dtype=np.int8)
-        self.dtype_names = list(dtypes)
-        self.blur, self.bright, self.entropy, self.lo, self.hi, self.height, self.width = (
-            np.asarray(a, dtype=np.float64) for a in (blur, bright, ent, lo, hi, hgt, wid))
-        return self
+            for a in (self.ph, self.ch))
+        out.windows = (np.frombuffer(self.win, dtype=np.uint64).reshape(-1, _WINDOWS).copy()
+                       if len(self.win) else np.zeros((0, _WINDOWS), np.uint64))
+        out.cls, out.dtype = (np.asarray(a, dtype=np.int64) for a in (self.cl, self.dt))
+        out.class_names = list(self.names)
+        out.subset = np.asarray(self.sub, dtype=np.int8)
+        out.dtype_names = list(self.dtypes)
+        out.blur, out.bright, out.entropy, out.lo, out.hi, out.height, out.width = (
+            np.asarray(a, dtype=np.float64) for a in self.measures)
+        return out
+
+
+_NO_WINDOWS = [0] * _WINDOWS
+_NO_MEASURES = (None,) * 5
 
 
 def _dataset_units(cols: _Columns, expect: Any) -> tuple[Array, Array]:
