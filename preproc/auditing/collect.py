@@ -115,11 +115,15 @@ class Collector:
         if rec.stored_bits_declared and rec.dtype is not None:
             self.declared.add(rec.dtype)
         if rec.units is not None and rec.dtype is not None:
-            self.units.setdefault((rec.dtype, rec.channels), UnitsSeen()).add(rec)
+            seen = self.units.get((rec.dtype, rec.channels))
+            if seen is None:
+                seen = self.units[(rec.dtype, rec.channels)] = UnitsSeen()
+            seen.add(rec)
         if rec.ok and rec.min is not None:
             dtype = rec.value_dtype or rec.dtype or ""  # a measured record has its dtype
-            group = self.groups.setdefault((dtype, rec.channels),
-                                           GroupStats(dtype, rec.channels or 0))
+            group = self.groups.get((dtype, rec.channels))
+            if group is None:
+                group = self.groups[(dtype, rec.channels)] = GroupStats(dtype, rec.channels or 0)
             group.add(rec, payload)
         if rec.hash is not None:
             self._hashes.append(int(rec.hash[:16], 16))

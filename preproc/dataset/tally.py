@@ -127,7 +127,10 @@ class Tally:
             if "install" in rec.detail and "with: pip install" in rec.detail:
                 self.installs[rec.detail.rsplit("with: ", 1)[1]] += 1
         if rec.dtype is not None:
-            self.kinds.setdefault(rec.signature, _Bucket()).add(rec.path)
+            kind = self.kinds.get(rec.signature)
+            if kind is None:  # created on first sight only: this runs once per file
+                kind = self.kinds[rec.signature] = _Bucket()
+            kind.add(rec.path)
             self._check_header(rec)
         if rec.ok:
             self.usable[rec.cls] += 1
@@ -160,7 +163,10 @@ class Tally:
             self.observed = [min(self.observed[0], lo), max(self.observed[1], hi)] \
                 if self.observed else [lo, hi]
         if rec.effective_bits is not None:
-            self.effective.setdefault(rec.dtype, Counter())[rec.effective_bits] += 1
+            counts = self.effective.get(rec.dtype)
+            if counts is None:
+                counts = self.effective[rec.dtype] = Counter()
+            counts[rec.effective_bits] += 1
             examples = self.effective_examples.setdefault(rec.dtype, [])
             reference = self._reference_bits(rec.dtype)[0]
             if rec.effective_bits < reference and len(examples) < MAX_EXAMPLES:
