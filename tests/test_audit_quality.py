@@ -261,3 +261,23 @@ def test_look_alike_radiographs_of_different_patients_are_not_near_duplicates(tm
             clusters.setdefault(row["cluster"], set()).add(row["path"])
     assert sorted(map(sorted, clusters.values())) == sorted(
         sorted([copy, original]) for copy, (_, original) in copies.items())
+
+
+def test_the_hash_index_finds_every_pair_whatever_its_working_batch_size(monkeypatch):
+    """Look-alike images fill buckets: the index verifies candidates in bounded batches, and
+    the batches must not lose or repeat a pair."""
+    from preproc.auditing import similarity
+
+    rng = np.random.default_rng(9)
+    base = np.uint64(0x0123456789ABCDEF)
+    flips = rng.integers(0, 64, (300, 3))
+    hashes = np.array([base ^ np.uint64(sum(1 << int(b) for b in set(f))) for f in flips]
+                      + list(rng.integers(0, 2**63, 100, dtype=np.uint64)), dtype=np.uint64)
+    owners = np.arange(len(hashes))
+    distance = popcount(hashes[:, None] ^ hashes[None, :])
+    expected = sorted(zip(*np.nonzero(np.triu(distance <= 6, k=1))))
+    for keys, candidates in ((1 << 16, 1 << 17), (7, 5), (1, 1)):
+        monkeypatch.setattr(similarity, "PROBE_KEYS", keys)
+        monkeypatch.setattr(similarity, "CANDIDATES", candidates)
+        pairs = HashIndex(hashes, owners).pairs(6)
+        assert [tuple(p) for p in pairs.tolist()] == [(int(a), int(b)) for a, b in expected]

@@ -30,7 +30,9 @@ __all__ = ["CHUNKS", "HashIndex", "clusters", "popcount", "probe_masks"]
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
 #: (query, probed chunk value) keys looked up at once (:meth:`HashIndex.query`).
-PROBE_KEYS = 1 << 18
+PROBE_KEYS = 1 << 16
+#: Candidate (query, entry) pairs verified at once: bounds the index's working memory.
+CANDIDATES = 1 << 17
 _CHUNK_BITS = 16
 _CHUNK_MASK = np.uint64((1 << _CHUNK_BITS) - 1)
 
@@ -108,15 +110,32 @@ class HashIndex:
 
     def _probe(self, queries: Array, asked: Array, keys: Array, bucket_counts: Array,
                bucket_starts: Array, order: Array, distance: int) -> list[Array]:
-        """Matches of probed chunk values: query ``asked[i]`` against the bucket of ``keys[i]``."""
+        """Matches of probed chunk values: query ``asked[i]`` against the bucket of ``keys[i]``,
+        verified :data:`CANDIDATES` candidates at a time (look-alike images fill buckets)."""
         counts = bucket_counts[keys]
         hit = np.flatnonzero(counts)
         if not len(hit):
             return []
         asked, keys, counts = asked[hit], keys[hit], counts[hit]
+        ends = np.cumsum(counts, dtype=np.int64)
+        found: list[Array] = []
+        start = 0
+        while start < len(keys):
+            before = int(ends[start - 1]) if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, before + CANDIDATES, side="right")))
+            part = slice(start, stop)
+            found += self._verify(queries, asked[part], counts[part],
+                                  bucket_starts[keys[part]], order, distance)
+            start = stop
+        return found
+
+    def _verify(self, queries: Array, asked: Array, counts: Array, starts: Array, order: Array,
+                distance: int) -> list[Array]:
+        """Each query ``asked[i]`` against the ``counts[i]`` entries from ``starts[i]`` in
+        ``order``, on all 64 bits."""
         total = int(counts.sum())
         left = np.repeat(asked, counts)
-        offsets = np.repeat(bucket_starts[keys] - np.cumsum(counts) + counts, counts)
+        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
         right = order[np.arange(total) + offsets]
         near = popcount(queries[left] ^ self.hashes[right]) <= distance
         if not near.any():
