@@ -459,27 +459,44 @@ def stats_from_histogram(counts: Array, offset: int) -> dict[str, Any]:
     span = counts[:, lo_bin:hi_bin].astype(np.int64, copy=False)
     rel = np.arange(hi_bin - lo_bin, dtype=np.int64)
     sums, squares = (span @ rel).tolist(), (span @ (rel * rel)).tolist()
-    cum = np.cumsum(span, axis=1)
     ranks = [_ranks(q, n) for q in PERCENTILES]
-    positions = [r for pair in ranks for r in pair]
-    out: dict[str, list[float]] = {k: [] for k in _VALUE_KEYS}
+    # sorted positions: the first pixel (min), the last (max), then each percentile's two
+    at = _bins_at(span, n, [0, n - 1, *(r for pair in ranks for r in pair)])
+    first, last = at[:, 0], at[:, 1]
     base = lo_bin + offset
-    for c in range(len(span)):
-        row = cum[c]
-        first = int(np.searchsorted(row, 0, side="right"))
-        last = int(np.searchsorted(row, row[-1] - 1, side="right"))
-        at = (np.searchsorted(row, positions, side="right") + base).tolist()
-        for j, (key, q) in enumerate((("p_low", PERCENTILES[0]), ("p_high", PERCENTILES[1]))):
-            below, above = at[2 * j], at[2 * j + 1]
-            out[key].append(below + (above - below) * (q / 100.0 * (n - 1) - ranks[j][0]))
+    values = (at[:, 2:] + base).tolist()
+    channels = len(span)
+    out: dict[str, list[float]] = {k: [] for k in _VALUE_KEYS}
+    out["min"] = (first + base).astype(np.float64).tolist()
+    out["max"] = (last + base).astype(np.float64).tolist()
+    rows = np.arange(channels)
+    out["frac_min"] = (span[rows, first] / n).tolist()
+    out["frac_max"] = (span[rows, last] / n).tolist()
+    for c in range(channels):
+        for j, key in enumerate(("p_low", "p_high")):
+            below, above = values[c][2 * j], values[c][2 * j + 1]
+            fraction = PERCENTILES[j] / 100.0 * (n - 1) - ranks[j][0]
+            out[key].append(below + (above - below) * fraction)
         s1, s2 = sums[c], squares[c]
-        out["min"].append(float(first + base))
-        out["max"].append(float(last + base))
         out["mean"].append(base + s1 / n)
         out["std"].append(math.sqrt((n * s2 - s1 * s1) / (n * n)))
-        out["frac_min"].append(int(span[c, first]) / n)
-        out["frac_max"].append(int(span[c, last]) / n)
     return {"pixels": n, "span": (lo_bin, hi_bin), **out}
+
+
+def _bins_at(span: Array, n: int, positions: list[int]) -> Array:
+    """``(C, len(positions))``: per channel, the bin holding each 0-based position of the
+    channel's ``n`` values in sorted order.
+
+    One search serves every channel: each channel's cumulative counts (0..n) are lifted by
+    ``n + 1`` per channel, so the rows follow one another in one sorted array.
+    """
+    channels, bins = span.shape
+    lift = np.arange(channels, dtype=np.int64) * (n + 1)
+    cum = (np.cumsum(span, axis=1) + lift[:, None]).ravel()
+    wanted = np.asarray(positions, dtype=np.int64)[None, :] + lift[:, None]
+    found = np.searchsorted(cum, wanted.ravel(), side="right").reshape(channels, -1)
+    at: Array = found - (np.arange(channels) * bins)[:, None]
+    return at
 
 
 #: The per-channel statistics :func:`stats_from_histogram` gives.
