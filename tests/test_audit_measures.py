@@ -45,8 +45,8 @@ def test_single_image_measures_are_the_chunk_measures(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(1)
-    for i in range(5):
-        Image.fromarray((rng.random((40 + 8 * i, 64)) * 4095).astype(np.uint16)).save(
+    for i, rows in enumerate((64, 64, 48, 64, 40)):  # three of one shape: measured as a stack
+        Image.fromarray((rng.random((rows, 64)) * 4095).astype(np.uint16)).save(
             tmp_path / f"{i}.png")
     items = [(f"{i}.png", None) for i in range(5)]
     chunk = measure.process_chunk((str(tmp_path), items, False, None))
@@ -78,3 +78,16 @@ def test_a_failing_chunk_measure_is_retried_image_by_image(tmp_path, monkeypatch
     assert [r.phash is not None for r in recs] == [True, True, False]
     assert [r.error or None for r in recs] == [None, None, "decoder-error"]
     assert "this image went wrong" in recs[2].detail
+
+
+def test_thin_strips_and_overflowing_ranges_are_measured_not_failed(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (2, 300), dtype=np.uint8)).save(tmp_path / "strip.png")
+    tifffile.imwrite(tmp_path / "huge.tif", np.array([[-1e300, 1e300], [0.0, 5.0]]))
+    strip, huge = measure.process_chunk(
+        (str(tmp_path), [("strip.png", None), ("huge.tif", None)], False, None))
+    assert strip.ok and 0.3 < strip.brightness < 0.7 and strip.entropy > 4  # not "blank"
+    assert huge.ok and not huge.error and huge.entropy == 0.0

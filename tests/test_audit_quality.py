@@ -213,7 +213,7 @@ def test_html_report_in_headless_chromium(tmp_path):
 
 
 def test_the_validation_subset_from_the_audit_listing_is_the_batches_subset(tmp_path):
-    from preproc.auditing.screen import validation_paths
+    from preproc.auditing.columns import validation_paths
     from preproc.dataset.listing import list_config
 
     root = tmp_path / "data"

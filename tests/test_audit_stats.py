@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from preproc.auditing.aggregate import FloatHistogram, GroupStats
-from preproc.auditing.measure import content_hash, effective_bits, measure
+from preproc.auditing.measure import content_hash, measure
+from preproc.auditing.pixelstats import effective_bits
 from preproc.dataset.records import FileRecord
 
 INT_DTYPES = st.sampled_from([np.uint8, np.int8, np.uint16, np.int16])

@@ -230,3 +230,28 @@ def test_probe_does_not_read_pixel_data(monkeypatch):
     info = probe(path)
     assert calls and all(call.get("stop_before_pixels") for call in calls)
     assert (info.height, info.width, info.dtype) == (128, 128, "int16")
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_image_pixel_elements_read_from_their_raw_bytes(tmp_path, big_endian):
+    array = RNG.integers(0, 4096, (3, 5)).astype(np.uint16)
+    path = write_dicom(tmp_path / "r.dcm", array, bits_stored=12, big_endian=big_endian)
+    info = probe(path)
+    assert (info.height, info.width, info.stored_bits, info.channels) == (3, 5, 12, 1)
+    pixels, _ = decode(path)
+    np.testing.assert_array_equal(pixels[:, :, 0], array)
+
+
+def test_an_empty_or_repeated_rows_element_is_a_corrupt_file(tmp_path):
+    import pydicom
+
+    array = np.zeros((2, 2), np.uint16)
+    for name, value in (("empty", None), ("twice", [2, 2])):
+        path = write_dicom(tmp_path / f"{name}.dcm", array)
+        ds = pydicom.dcmread(path)
+        ds.Rows = value
+        ds.save_as(path)
+        for call in (probe, decode):
+            with pytest.raises(DecodeError) as caught:
+                call(path)
+            assert caught.value.reason == "corrupt", name

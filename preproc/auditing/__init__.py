@@ -90,7 +90,8 @@ def audit(
                           show_patient_ids)
     collector.tally.ignored = listing.ignored
     collector.config = cfg  # the report's contact sheet runs the config's pipeline
-    from .screen import ColumnBuilder, screen, validation_paths
+    from .columns import ColumnBuilder, validation_paths
+    from .screen import screen
 
     validation = None if quick else validation_paths(cfg, listing.items)
     # the records in the spool hold printable paths (see Collector.add_chunk)

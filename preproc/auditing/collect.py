@@ -23,7 +23,8 @@ from .aggregate import GroupStats, RecordSpool
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from .screen import ColumnBuilder, Screen
+    from .columns import ColumnBuilder
+    from .screen import Screen
 
 __all__ = ["Collector", "UnitsSeen"]
 

@@ -42,7 +42,8 @@ from .. import dtypes
 from ..types import Array
 
 __all__ = ["CROP_KEEP", "HASH_BITS", "WORK_SIDE", "crop_windows", "image_measures",
-           "level_range", "phash_of", "thumbnails", "window_hashes", "working_image"]
+           "level_range", "measures_of", "phash_of", "prepare", "thumbnails", "window_hashes",
+           "working_image"]
 
 #: Longer side of the working image the measures are taken on: coarse enough that a copy
 #: enlarged by interpolation is not "blurry", fine enough that a real blur of a few pixels
@@ -173,7 +174,8 @@ def _shrink(x: Array, side: int) -> Array:
     """``x`` (``HxW`` or ``HxWxC``) area-averaged so its longer side is at most ``side``, in
     ``float32``: whole blocks first (:func:`_bin`, no copy in a wider type at full size), then
     a fractional step on the small result when the side is not a multiple of ``side``."""
-    f = max(x.shape[:2]) // side
+    # whole blocks no larger than the short side: a 2x300 strip is binned by 2, not emptied
+    f = min(max(x.shape[:2]) // side, min(x.shape[:2]))
     small = _bin(x, f) if f >= 2 else x.astype(np.float32)
     h, w = small.shape[:2]
     if max(h, w) <= side:
@@ -208,7 +210,8 @@ def working_image(pixels: Any, lo: float, hi: float, nonfinite: bool = False) ->
     small = _shrink(arr, WORK_SIDE)
     if small.ndim == 3:  # luminance is linear: take it on the reduced channels
         small = small[..., :3] @ _LUMA
-    work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    with np.errstate(invalid="ignore", over="ignore"):  # a range past float32: NaN, measured
+        work: Array = (small - np.float32(lo)) * np.float32(1.0 / (hi - lo))
     return work
 
 
@@ -335,7 +338,7 @@ def _stack_measures(stack: Array) -> list[dict[str, Any]]:
     products for every hash and thumbnail): per image, each step is only a few thousand
     operations, so running them image by image would cost more in calls than in arithmetic.
     """
-    b, h, w = stack.shape
+    b = len(stack)
     mean = stack.mean(axis=(1, 2), dtype=np.float64)
     var = _variances(stack, mean)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -391,20 +394,21 @@ def _entropies(stack: Array) -> Array:
     levels = stack * np.float32(255.0)
     levels += np.float32(0.5)
     np.clip(levels, 0, 255, out=levels)
+    np.nan_to_num(levels, copy=False)  # an image whose range overflowed holds NaN: level 0
     index = levels.astype(np.intp).reshape(len(stack), -1)
     index += (np.arange(len(stack)) * 256)[:, None]  # one histogram of 256 bins per image
     counts = np.bincount(index.ravel(), minlength=256 * len(stack)).reshape(len(stack), 256)
     p = counts / index.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(counts > 0, p * np.log2(np.where(counts > 0, p, 1.0)), 0.0)
-    out: Array = -terms.sum(axis=1)
+    out: Array = 0.0 - terms.sum(axis=1)  # 0.0, not -0.0, for a single level
     return out
 
 
 def _stack_products(stack: Array) -> tuple[Array, Array]:
     """Hash and thumbnail blocks (:func:`_blocks`) of every image of a stack, from one pair of
     products: ``(B, 4, 4, 8, 8)`` each."""
-    b, h, w = stack.shape
+    _, h, w = stack.shape
     product = _both(h) @ stack @ _both(w).T
     half = _BLOCKS * _LOW
     return _split(product[:, :half, :half]), _split(product[:, half:, half:])

@@ -26,7 +26,6 @@ entropy likewise.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -37,6 +36,7 @@ from ..dataset.records import FileRecord
 from ..dataset.tally import MAX_EXAMPLES
 from ..findings import Finding, Location
 from ..types import Array
+from .columns import WINDOWS, ColumnBuilder, Columns, validation_paths
 from .similarity import HashIndex, clusters
 
 __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
@@ -73,8 +73,6 @@ Paths: TypeAlias = "dict[int, tuple[str, str | None]]"
 Bounds: TypeAlias = "tuple[float | None, float | None, float]"
 
 _TRAIN, _VAL = 0, 1
-#: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
-_WINDOWS, _CENTRE = 9, 4
 _SUBSETS = ("training", "validation")
 _MAD_SCALE = 1.4826
 #: Clusters (and members per cluster) kept in a finding's data for the reports.
@@ -163,52 +161,11 @@ class Screen:
         }
 
 
-def _or_nan(x: float | None) -> float:
-    return float("nan") if x is None else x
-
-
 def _fmt(x: Any) -> str:
     if x is None:
         return ""
     x = float(x)
     return "" if math.isnan(x) else f"{x:.6g}"
-
-
-def validation_paths(cfg: Any, items: list[tuple[str, str | None]] | None = None
-                     ) -> set[str] | None:
-    """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``.
-
-    ``items``: the audit's listing of the config's files (``(path, class)``, each class's files
-    together and in listing order); the subset is then taken from it rather than from listing
-    the folders again.
-    """
-    batches = getattr(cfg, "batches", None)
-    if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
-        return None
-    if getattr(batches, "split_by", None) is not None:
-        return None  # a group split is assigned elsewhere; per-file subsets would be wrong
-    if items is not None:
-        return first_of_each_class(items, batches.validation_split)
-    import os
-    import warnings
-
-    from ..dataset.discovery import list_files
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found = list_files(cfg.source.directory, classes=batches.classes,
-                           extensions=cfg.source.extensions, follow_links=batches.follow_links,
-                           validation_split=batches.validation_split, subset="validation")
-    return {f.replace(os.sep, "/") for f in found.filenames}
-
-
-def first_of_each_class(items: list[tuple[str, str | None]], split: float) -> set[str]:
-    """The validation subset of a per-file split: each class's first ``int(split * n)`` files
-    of its ``n``, in listing order (the rule the batches follow)."""
-    per_class: dict[str | None, list[str]] = {}
-    for rel, cls in items:
-        per_class.setdefault(cls, []).append(rel)
-    return {rel for files in per_class.values() for rel in files[:int(split * len(files))]}
 
 
 def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None,
@@ -224,7 +181,7 @@ def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None
     if columns is not None:
         cols = columns.build()
     else:
-        cols = _Columns.collect(spool, None if quick else validation_paths(cfg), quick)
+        cols = Columns.collect(spool, None if quick else validation_paths(cfg), quick)
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)
@@ -237,108 +194,7 @@ def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None
     return out
 
 
-class _Columns:
-    """One number per spooled record."""
-
-    n: int
-    hashed: Array
-    #: sum of every thumbnail slot (whole image, 9 windows) over the ``template_n`` hashed images
-    template: Array
-    template_n: int
-    gray: Array
-    phash: Array
-    content: Array
-    windows: Array
-    cls: Array
-    dtype: Array
-    subset: Array
-    blur: Array
-    bright: Array
-    entropy: Array
-    lo: Array
-    hi: Array
-    height: Array
-    width: Array
-    class_names: list[str | None]
-    dtype_names: list[str | None]
-
-    @classmethod
-    def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
-                quick: bool = False) -> _Columns:
-        builder = ColumnBuilder(validation, quick)
-        for rec in spool:
-            builder.add(rec)
-        return builder.build()
-
-
-class ColumnBuilder:
-    """Builds :class:`_Columns` one record at a time, in spool order: an audit feeds it while
-    the records arrive, so screening need not read the spool back for them.
-
-    Args:
-        validation: the relative paths of the validation subset (:func:`validation_paths`).
-        quick: the records hold headers only.
-    """
-
-    def __init__(self, validation: set[str] | None, quick: bool = False) -> None:
-        self.validation, self.quick = validation, quick
-        # typed arrays, not lists of Python objects: a few bytes per file while collecting
-        self.ph, self.win, self.ch = array("Q"), array("Q"), array("Q")
-        self.cl, self.dt, self.sub, self.flags = array("q"), array("q"), array("b"), array("b")
-        self.measures = tuple(array("d") for _ in range(7))
-        self.names: dict[str | None, int] = {}
-        self.dtypes: dict[str | None, int] = {}
-        self.template = np.zeros((1 + _WINDOWS, 64), dtype=np.float64)
-        self.template_n = 0
-
-    def add(self, rec: FileRecord) -> None:
-        """Account for the next record of the spool."""
-        if rec.tiny and not self.quick:
-            self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
-            self.template_n += 1
-        self.ph.append(int(rec.phash, 16) if rec.phash else 0)
-        self.win.extend(_windows(rec) if rec.phash else _NO_WINDOWS)
-        self.ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
-        self.cl.append(self.names.setdefault(rec.cls, len(self.names)))
-        self.sub.append(-1 if self.validation is None else int(rec.path in self.validation))
-        self.dt.append(self.dtypes.setdefault(rec.dtype, len(self.dtypes)))
-        measured = rec.ok and rec.brightness is not None
-        sized = rec.ok and (self.quick or measured)  # a full audit sizes what it measured
-        values = ((rec.blur, rec.brightness, rec.entropy, rec.level_lo, rec.level_hi)
-                  if measured else _NO_MEASURES)
-        for column, value in zip(self.measures, values):
-            column.append(_or_nan(value))
-        self.measures[5].append(rec.height if sized and rec.height else 0)
-        self.measures[6].append(rec.width if sized and rec.width else 0)
-        self.flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
-
-    def build(self) -> _Columns:
-        """The columns of every record added."""
-        out = _Columns()
-        out.template, out.template_n = self.template, self.template_n
-        out.n = len(self.ph)
-        flags = np.frombuffer(self.flags, dtype=np.int8) if out.n else np.zeros(0, np.int8)
-        out.hashed = (flags & 2) > 0
-        out.gray = (flags & 1) > 0
-        out.phash, out.content = (
-            np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
-            for a in (self.ph, self.ch))
-        out.windows = (np.frombuffer(self.win, dtype=np.uint64).reshape(-1, _WINDOWS).copy()
-                       if len(self.win) else np.zeros((0, _WINDOWS), np.uint64))
-        out.cls, out.dtype = (np.asarray(a, dtype=np.int64) for a in (self.cl, self.dt))
-        out.class_names = list(self.names)
-        out.subset = np.asarray(self.sub, dtype=np.int8)
-        out.dtype_names = list(self.dtypes)
-        out.blur, out.bright, out.entropy, out.lo, out.hi, out.height, out.width = (
-            np.asarray(a, dtype=np.float64) for a in self.measures)
-        return out
-
-
-_NO_WINDOWS = [0] * _WINDOWS
-_NO_MEASURES = (None,) * 5
-
-
-def _dataset_units(cols: _Columns, expect: Any) -> tuple[Array, Array]:
+def _dataset_units(cols: Columns, expect: Any) -> tuple[Array, Array]:
     """Brightness and entropy re-expressed against the range of the file's dtype over the
     dataset (the declared ``source.expect`` range, else the widest file range).
 
@@ -365,7 +221,7 @@ def _dataset_units(cols: _Columns, expect: Any) -> tuple[Array, Array]:
     return bright, entropy
 
 
-def _similarity(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds, out: Screen,
+def _similarity(spool: Iterable[FileRecord], cols: Columns, limits: Thresholds, out: Screen,
                 named: Named) -> None:
     pairs = _near_pairs(spool, cols, limits)
     exact = _exact_pairs(cols)
@@ -391,7 +247,7 @@ def _similarity(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds,
             named[code] = ([i for g in found for i in g], {"clusters": found})
 
 
-def _near_pairs(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds) -> Array:
+def _near_pairs(spool: Iterable[FileRecord], cols: Columns, limits: Thresholds) -> Array:
     """``(k, 2)`` spool-index pairs ``a < b`` of near-duplicates.
 
     The index holds every image's whole-image hash and its window hashes; each whole-image hash
@@ -403,8 +259,8 @@ def _near_pairs(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds)
     """
     idx = np.flatnonzero(cols.hashed)
     entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
-    owners = np.concatenate([idx, np.repeat(idx, _WINDOWS)])
-    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(_WINDOWS), len(idx))])
+    owners = np.concatenate([idx, np.repeat(idx, WINDOWS)])
+    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(WINDOWS), len(idx))])
     q, e = HashIndex(entries, owners).query(cols.phash[idx], limits.near_duplicate_distance)
     a, b, k = idx[q], owners[e], kinds[e]
     keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
@@ -424,7 +280,7 @@ def _near_pairs(spool: Iterable[FileRecord], cols: _Columns, limits: Thresholds)
 def _thumbnails(spool: Iterable[FileRecord], wanted: Array) -> tuple[Array, Array]:
     """``(rows, thumbs)``: the spool index of each wanted record, sorted, and its ``(10, 64)``
     thumbnails (:func:`~.quality.thumbnails`), in one pass over the spool."""
-    thumbs = np.zeros((len(wanted), 1 + _WINDOWS, 64), dtype=np.uint8)
+    thumbs = np.zeros((len(wanted), 1 + WINDOWS, 64), dtype=np.uint8)
     want = set(wanted.tolist())
     j = 0
     for i, rec in enumerate(spool):
@@ -471,18 +327,7 @@ def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndar
 TEMPLATE_MIN = 16
 
 
-def _windows(rec: FileRecord) -> list[int]:
-    """The record's window hashes in :func:`~.quality.crop_windows` order (centre in the
-    middle); the centre hash stands in for windows a record does not carry."""
-    centre = int(rec.phash_center or rec.phash or "0", 16)
-    crops = rec.crops or ""
-    others = [int(crops[i:i + 16], 16) for i in range(0, len(crops), 16)]
-    if len(others) != _WINDOWS - 1:
-        others = [centre] * (_WINDOWS - 1)
-    return others[:_CENTRE] + [centre] + others[_CENTRE:]
-
-
-def _exact_pairs(cols: _Columns) -> np.ndarray:
+def _exact_pairs(cols: Columns) -> np.ndarray:
     """Files with identical content (equal 64-bit content-hash prefix), chained as pairs."""
     have = np.flatnonzero(cols.content != 0)
     if len(have) < 2:
@@ -525,7 +370,7 @@ _SCALES: dict[str, tuple[Callable[[Array], Array], Callable[[float], float]]] = 
 }
 
 
-def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: Named,
+def _quality(cols: Columns, limits: Thresholds, out: Screen, named: Named,
              codes: tuple[str, ...]) -> None:
     sized = (cols.height > 0) & (cols.width > 0)
     assert out.brightness is not None and out.entropy is not None, "screen() sets them first"
@@ -578,7 +423,7 @@ def _quality(cols: _Columns, limits: Thresholds, out: Screen, named: Named,
 
 
 def _name_files(spool: Iterable[FileRecord], named: Named, out: Screen, where: str,
-                cols: _Columns) -> None:
+                cols: Columns) -> None:
     """Fetch the paths findings need (one pass) and build the findings."""
     wanted: set[int] = set()
     for code, (members, extra) in named.items():
@@ -601,14 +446,14 @@ def _name_files(spool: Iterable[FileRecord], named: Named, out: Screen, where: s
         out.findings.append(_finding(code, members, extra, paths, where, total, cols, out))
 
 
-def _member(i: int, paths: Paths, cols: _Columns) -> dict[str, Any]:
+def _member(i: int, paths: Paths, cols: Columns) -> dict[str, Any]:
     path, cls = paths[i]
     sub = int(cols.subset[i])
     return {"path": path, "class": cls, "subset": _SUBSETS[sub] if sub >= 0 else None}
 
 
 def _finding(code: str, members: list[int], extra: dict[str, Any], paths: Paths, where: str,
-             total: int, cols: _Columns, out: Screen) -> Finding:
+             total: int, cols: Columns, out: Screen) -> Finding:
     examples = tuple(paths[i][0] for i in members[:MAX_EXAMPLES])
     location = Location(where, path="checks.audit" if code in QUALITY_CODES else "")
     if "clusters" in extra:
@@ -643,7 +488,7 @@ def _finding(code: str, members: list[int], extra: dict[str, Any], paths: Paths,
                    location=location, files=examples, count=len(members), data=data)
 
 
-def _cluster_text(code: str, groups: list[list[int]], cols: _Columns) -> tuple[str, str]:
+def _cluster_text(code: str, groups: list[list[int]], cols: Columns) -> tuple[str, str]:
     files = sum(len(g) for g in groups)
     if code == "near-duplicate":
         message = (f"{files} files form {len(groups)} cluster(s) of the same picture (resized, "

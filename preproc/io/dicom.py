@@ -130,7 +130,8 @@ def _ushort(ds: Dataset, keyword: str) -> int | None:
 
     Read from the element's two raw bytes when pydicom has not converted it yet (a conversion
     costs several microseconds, and a header read asks for six of these); anything unusual
-    (another length, a converted or multi-valued element) goes through pydicom.
+    (another length, a converted element) goes through pydicom; several values raise
+    ``ValueError``, which the readers report as a corrupt file.
     """
     elem = ds.get_item(_USHORT_TAGS[keyword])
     if elem is None:
@@ -143,9 +144,9 @@ def _ushort(ds: Dataset, keyword: str) -> int | None:
     converted = ds.get(keyword)
     if converted is None or converted == "":
         return None
-    if hasattr(converted, "__len__"):  # multi-valued: first value
-        converted = converted[0] if len(converted) else None
-    return None if converted is None else int(converted)
+    if hasattr(converted, "__len__"):  # these elements hold one value
+        raise ValueError(f"{keyword} holds {len(converted)} values")
+    return int(converted)
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -244,9 +245,11 @@ def _transfer_syntax(ds: Dataset) -> Any:
 
 
 def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
-    rows, columns = _ushort(ds, "Rows"), _ushort(ds, "Columns")
-    if rows is None or columns is None or not has_pixels:
+    if 0x00280010 not in ds or 0x00280011 not in ds or not has_pixels:  # Rows, Columns
         raise DecodeError(os.fspath(path), "no-pixel-data", "the dataset holds no image (no PixelData)")
+    rows, columns = _ushort(ds, "Rows"), _ushort(ds, "Columns")
+    if rows is None or columns is None:
+        raise DecodeError(os.fspath(path), "corrupt", "Rows or Columns is empty")
     check_pixel_limit(path, rows, columns)
     allocated = _ushort(ds, "BitsAllocated") or 8
     stored = _ushort(ds, "BitsStored") or allocated

@@ -1,0 +1,182 @@
+"""The screening's view of an audit: one number per spooled record, in typed arrays.
+
+:class:`ColumnBuilder` takes the records one at a time, as the audit receives them (or from the
+spool afterwards), and builds :class:`Columns`: the hashes and window hashes the near-duplicate
+index reads, the class, subset and dtype of each file, its quality measures and its size, and
+the sum of every thumbnail the near-duplicate check compares against. A few bytes per file,
+whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..dataset.records import FileRecord
+from ..types import Array
+
+__all__ = ["CENTRE", "WINDOWS", "ColumnBuilder", "Columns", "first_of_each_class",
+           "record_windows", "validation_paths"]
+
+#: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
+WINDOWS, CENTRE = 9, 4
+
+
+class Columns:
+    """One number per spooled record."""
+
+    n: int
+    hashed: Array
+    #: sum of every thumbnail slot (whole image, 9 windows) over the ``template_n`` hashed images
+    template: Array
+    template_n: int
+    gray: Array
+    phash: Array
+    content: Array
+    windows: Array
+    cls: Array
+    dtype: Array
+    subset: Array
+    blur: Array
+    bright: Array
+    entropy: Array
+    lo: Array
+    hi: Array
+    height: Array
+    width: Array
+    class_names: list[str | None]
+    dtype_names: list[str | None]
+
+    @classmethod
+    def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
+                quick: bool = False) -> Columns:
+        builder = ColumnBuilder(validation, quick)
+        for rec in spool:
+            builder.add(rec)
+        return builder.build()
+
+
+class ColumnBuilder:
+    """Builds :class:`Columns` one record at a time, in spool order: an audit feeds it while
+    the records arrive, so screening need not read the spool back for them.
+
+    Args:
+        validation: the relative paths of the validation subset (:func:`validation_paths`).
+        quick: the records hold headers only.
+    """
+
+    def __init__(self, validation: set[str] | None, quick: bool = False) -> None:
+        self.validation, self.quick = validation, quick
+        # typed arrays, not lists of Python objects: a few bytes per file while collecting
+        self.ph, self.win, self.ch = array("Q"), array("Q"), array("Q")
+        self.cl, self.dt, self.sub, self.flags = array("q"), array("q"), array("b"), array("b")
+        #: blur, brightness, entropy and the range's two ends, per record (NaN: not measured)
+        self.measures = tuple(array("d") for _ in range(5))
+        self.height, self.width = array("d"), array("d")
+        self.names: dict[str | None, int] = {}
+        self.dtypes: dict[str | None, int] = {}
+        self.template = np.zeros((1 + WINDOWS, 64), dtype=np.float64)
+        self.template_n = 0
+
+    def add(self, rec: FileRecord) -> None:
+        """Account for the next record of the spool."""
+        if rec.tiny and not self.quick:
+            self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
+            self.template_n += 1
+        self.ph.append(int(rec.phash, 16) if rec.phash else 0)
+        self.win.extend(record_windows(rec) if rec.phash else _NOWINDOWS)
+        self.ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
+        self.cl.append(self.names.setdefault(rec.cls, len(self.names)))
+        self.sub.append(-1 if self.validation is None else int(rec.path in self.validation))
+        self.dt.append(self.dtypes.setdefault(rec.dtype, len(self.dtypes)))
+        measured = rec.ok and rec.brightness is not None
+        sized = rec.ok and (self.quick or measured)  # a full audit sizes what it measured
+        values = ((rec.blur, rec.brightness, rec.entropy, rec.level_lo, rec.level_hi)
+                  if measured else _NO_MEASURES)
+        for column, value in zip(self.measures, values):
+            column.append(_or_nan(value))
+        self.height.append(rec.height if sized and rec.height else 0)
+        self.width.append(rec.width if sized and rec.width else 0)
+        self.flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
+
+    def build(self) -> Columns:
+        """The columns of every record added."""
+        out = Columns()
+        out.template, out.template_n = self.template, self.template_n
+        out.n = len(self.ph)
+        flags = np.frombuffer(self.flags, dtype=np.int8) if out.n else np.zeros(0, np.int8)
+        out.hashed = (flags & 2) > 0
+        out.gray = (flags & 1) > 0
+        out.phash, out.content = (
+            np.frombuffer(a, dtype=np.uint64).copy() if len(a) else np.zeros(0, np.uint64)
+            for a in (self.ph, self.ch))
+        out.windows = (np.frombuffer(self.win, dtype=np.uint64).reshape(-1, WINDOWS).copy()
+                       if len(self.win) else np.zeros((0, WINDOWS), np.uint64))
+        out.cls, out.dtype = (np.asarray(a, dtype=np.int64) for a in (self.cl, self.dt))
+        out.class_names = list(self.names)
+        out.subset = np.asarray(self.sub, dtype=np.int8)
+        out.dtype_names = list(self.dtypes)
+        out.blur, out.bright, out.entropy, out.lo, out.hi, out.height, out.width = (
+            np.asarray(a, dtype=np.float64) for a in (*self.measures, self.height, self.width))
+        return out
+
+
+_NOWINDOWS = [0] * WINDOWS
+_NO_MEASURES = (None,) * 5
+
+
+def record_windows(rec: FileRecord) -> list[int]:
+    """The record's window hashes in :func:`~.quality.crop_windows` order (centre in the
+    middle); the centre hash stands in for windows a record does not carry."""
+    centre = int(rec.phash_center or rec.phash or "0", 16)
+    crops = rec.crops or ""
+    others = [int(crops[i:i + 16], 16) for i in range(0, len(crops), 16)]
+    if len(others) != WINDOWS - 1:
+        others = [centre] * (WINDOWS - 1)
+    return others[:CENTRE] + [centre] + others[CENTRE:]
+
+
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+def validation_paths(cfg: Any, items: list[tuple[str, str | None]] | None = None
+                     ) -> set[str] | None:
+    """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``.
+
+    ``items``: the audit's listing of the config's files (``(path, class)``, each class's files
+    together and in listing order); the subset is then taken from it rather than from listing
+    the folders again.
+    """
+    batches = getattr(cfg, "batches", None)
+    if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
+        return None
+    if getattr(batches, "split_by", None) is not None:
+        return None  # a group split is assigned elsewhere; per-file subsets would be wrong
+    if items is not None:
+        return first_of_each_class(items, batches.validation_split)
+    import os
+    import warnings
+
+    from ..dataset.discovery import list_files
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = list_files(cfg.source.directory, classes=batches.classes,
+                           extensions=cfg.source.extensions, follow_links=batches.follow_links,
+                           validation_split=batches.validation_split, subset="validation")
+    return {f.replace(os.sep, "/") for f in found.filenames}
+
+
+def first_of_each_class(items: list[tuple[str, str | None]], split: float) -> set[str]:
+    """The validation subset of a per-file split: each class's first ``int(split * n)`` files
+    of its ``n``, in listing order (the rule the batches follow)."""
+    per_class: dict[str | None, list[str]] = {}
+    for rel, cls in items:
+        per_class.setdefault(cls, []).append(rel)
+    return {rel for files in per_class.values() for rel in files[:int(split * len(files))]}
+
+
