@@ -91,3 +91,17 @@ def test_thin_strips_and_overflowing_ranges_are_measured_not_failed(tmp_path):
         (str(tmp_path), [("strip.png", None), ("huge.tif", None)], False, None))
     assert strip.ok and 0.3 < strip.brightness < 0.7 and strip.entropy > 4  # not "blank"
     assert huge.ok and not huge.error and huge.entropy == 0.0
+
+
+def test_audit_tasks_keep_file_order_and_shrink_towards_the_end():
+    from preproc.auditing.engines import MIN_CHUNK, plan_chunks
+
+    for n in (0, 1, 5, 37, 1000, 2003):
+        items = [(f"{i}.png", None) for i in range(n)]
+        tasks = plan_chunks("/data", items, False, 2)
+        assert [item for task in tasks for item in task[1]] == items
+        sizes = [len(task[1]) for task in tasks]
+        assert all(0 < size <= 32 for size in sizes)
+        assert sizes == sorted(sizes, reverse=True) or len(sizes) < 2 or sizes[-1] < MIN_CHUNK
+        if n >= 1000:
+            assert sizes[0] == 32 and sizes[-2] <= MIN_CHUNK  # large first, small last
