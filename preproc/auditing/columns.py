@@ -53,6 +53,7 @@ class Columns:
     @classmethod
     def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
                 quick: bool = False) -> Columns:
+        """The columns of every record of ``spool`` (see :class:`ColumnBuilder`)."""
         builder = ColumnBuilder(validation, quick)
         for rec in spool:
             builder.add(rec)
