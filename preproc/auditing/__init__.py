@@ -71,41 +71,24 @@ def audit(
         PreprocError: the target does not exist, the config is invalid, the directory cannot be
             listed, or the Dask engine is requested without ``distributed`` installed.
     """
-    from ..dataset.dicom_tally import DicomOptions
-    from ..dataset.tally import Expectation
     from ..findings import Report
-    from .collect import Collector
+    from .screen import screen
     from .suggest import stats_document, suggest_expect
 
     started = time.perf_counter()
     if quick and engine == "local" and workers is None:
         workers = 1  # a header is cheaper to read than to ship between processes
     cfg, listing = _resolve(config_or_directory)
-    from ..io._files import set_max_image_bytes
-
-    set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
-    expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
-    where = display_path(listing.root)
-    collector = Collector(expect, listing.classes, where, DicomOptions.from_config(cfg),
-                          show_patient_ids)
-    collector.tally.ignored = listing.ignored
-    collector.config = cfg  # the report's contact sheet runs the config's pipeline
-    from .columns import ColumnBuilder, validation_paths
-    from .screen import screen
-
-    validation = None if quick else validation_paths(cfg, listing.items)
-    # the records in the spool hold printable paths (see Collector.add_chunk)
-    collector.columns = ColumnBuilder(
-        None if validation is None else {printable(p) for p in validation}, quick)
+    collector = _collector(cfg, listing, quick, show_patient_ids)
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
-    screened = screen(collector.spool, cfg, where, expect, quick=quick,  # quick: sizes only
-                      columns=collector.columns)
+    screened = screen(collector.spool, cfg, collector.where, collector.tally.expect,
+                      quick=quick, columns=collector.columns)  # quick: sizes only
     collector.screen = screened
     findings += screened.findings
     return AuditReport(
-        dataset=listing.root, where=where,
+        dataset=listing.root, where=collector.where,
         config=str(cfg.path) if cfg is not None and cfg.path is not None else None,
         quick=quick, engine=engine, summary=collector.summary(),
         groups=[collector.groups[k] for k in sorted(collector.groups, key=str)],
@@ -114,6 +97,29 @@ def audit(
         stats=None if quick else stats_document(collector),
         seconds=time.perf_counter() - started, _collector=collector,
     )
+
+
+def _collector(cfg: Config | None, listing: FileList, quick: bool,
+               show_patient_ids: bool) -> Collector:
+    """The audit's collector for ``cfg`` (``None``: a bare directory) and its listing, with the
+    decode budget set and the screening's columns ready to be fed."""
+    from ..dataset.dicom_tally import DicomOptions
+    from ..dataset.tally import Expectation
+    from ..io._files import set_max_image_bytes
+    from .collect import Collector
+    from .columns import ColumnBuilder, validation_paths
+
+    set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
+    expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
+    collector = Collector(expect, listing.classes, display_path(listing.root),
+                          DicomOptions.from_config(cfg), show_patient_ids)
+    collector.tally.ignored = listing.ignored
+    collector.config = cfg  # the report's contact sheet runs the config's pipeline
+    validation = None if quick else validation_paths(cfg, listing.items)
+    # the records in the spool hold printable paths (see Collector.add_chunk)
+    collector.columns = ColumnBuilder(
+        None if validation is None else {printable(p) for p in validation}, quick)
+    return collector
 
 
 def _collect(collector: Collector, listing: FileList, quick: bool, engine: str,

@@ -51,6 +51,8 @@ class Collector:
                  show_patient_ids: bool = False) -> None:
         classes = [printable(c) for c in classes]
         where = printable(where)
+        #: how findings name the dataset
+        self.where = where
         self.spool = RecordSpool()
         #: the audited config (``None`` for a bare directory), for the report's contact sheet
         self.config: Config | None = None
