@@ -131,15 +131,17 @@ def test_kill_9_of_preproc_run_leaves_no_worker_alive(tmp_path, with_out):
     data = dataset(tmp_path / "data", per_class=200, size=(64, 64))
     cfg = config(tmp_path / "c.yaml", data, batch_size=8, workers=2, target_size=[64, 64])
     args = [sys.executable, "-m", "preproc", "run", str(cfg), "--workers", "2"]
-    if with_out:
-        args += ["--out", str(tmp_path / "out")]
+    # the run must still be going when its workers are looked for: one epoch of 400 small images
+    # can end before the first look, which failed this test at random. --out writes one epoch
+    # only, and writing it keeps the run going; without it, many epochs do.
+    args += ["--out", str(tmp_path / "out")] if with_out else ["--epochs", "200"]
     parent = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         kids = []
         while time.monotonic() < deadline and len(kids) < 2 and parent.poll() is None:
-            time.sleep(0.1)
+            time.sleep(0.02)
             kids = _children_of(parent.pid)
         assert len(kids) >= 2, "the run never started its workers"
         parent.send_signal(signal.SIGKILL)
