@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ..errors import printable
 from ..io.paths import display_path
 from .report import AuditReport
 
@@ -83,8 +82,8 @@ def audit(
     _collect(collector, listing, quick, engine, workers, scheduler, progress)
     duplicates = None if quick else collector.duplicates()
     findings = collector.tally.findings(duplicates) + collector.dicom.findings()
-    screened = screen(collector.spool, cfg, collector.where, collector.tally.expect,
-                      quick=quick, columns=collector.columns)  # quick: sizes only
+    screened = screen(collector.spool, cfg, collector.where, collector.columns,
+                      collector.tally.expect, quick=quick)  # quick: sizes only
     collector.screen = screened
     findings += screened.findings
     return AuditReport(
@@ -102,23 +101,20 @@ def audit(
 def _collector(cfg: Config | None, listing: FileList, quick: bool,
                show_patient_ids: bool) -> Collector:
     """The audit's collector for ``cfg`` (``None``: a bare directory) and its listing, with the
-    decode budget set and the screening's columns ready to be fed."""
+    decode budget set."""
     from ..dataset.dicom_tally import DicomOptions
     from ..dataset.tally import Expectation
     from ..io._files import set_max_image_bytes
     from .collect import Collector
-    from .columns import ColumnBuilder, validation_paths
+    from .columns import validation_paths
 
     set_max_image_bytes(cfg.source.max_image_bytes if cfg is not None else None)
     expect = Expectation.from_config(cfg.source.expect) if cfg is not None else None
+    validation = None if quick else validation_paths(cfg, listing.items)
     collector = Collector(expect, listing.classes, display_path(listing.root),
-                          DicomOptions.from_config(cfg), show_patient_ids)
+                          DicomOptions.from_config(cfg), show_patient_ids, validation, quick)
     collector.tally.ignored = listing.ignored
     collector.config = cfg  # the report's contact sheet runs the config's pipeline
-    validation = None if quick else validation_paths(cfg, listing.items)
-    # the records in the spool hold printable paths (see Collector.add_chunk)
-    collector.columns = ColumnBuilder(
-        None if validation is None else {printable(p) for p in validation}, quick)
     return collector
 
 

@@ -23,7 +23,6 @@ from .aggregate import GroupStats, RecordSpool
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from .columns import ColumnBuilder
     from .screen import Screen
 
 __all__ = ["Collector", "UnitsSeen"]
@@ -44,11 +43,16 @@ class Collector:
         where: dataset directory as shown in findings.
         options: :class:`~preproc.dataset.dicom_tally.DicomOptions` of the config.
         show_patient_ids: keep PatientID in the report instead of its salted hash.
+        validation: relative paths of the batches' validation subset, or ``None``.
+        quick: the records will hold headers only.
     """
 
     def __init__(self, expect: Expectation | None, classes: Iterable[str],
                  where: str, options: DicomOptions | None = None,
-                 show_patient_ids: bool = False) -> None:
+                 show_patient_ids: bool = False, validation: set[str] | None = None,
+                 quick: bool = False) -> None:
+        from .columns import ColumnBuilder
+
         classes = [printable(c) for c in classes]
         where = printable(where)
         #: how findings name the dataset
@@ -58,8 +62,10 @@ class Collector:
         self.config: Config | None = None
         #: the image screening of the spooled records, set once collection is over
         self.screen: Screen | None = None
-        #: the screening's columns, built as the records arrive (when the audit asks for them)
-        self.columns: ColumnBuilder | None = None
+        #: the screening's columns, built as the records arrive; the spooled records hold
+        #: printable paths, so the validation paths are matched in that form
+        self.columns = ColumnBuilder(
+            None if validation is None else {printable(p) for p in validation}, quick)
         self.tally = Tally(expect, classes, where)
         self.patients = PatientIds(show=show_patient_ids)
         self.dicom = DicomTally(options or DicomOptions(), where, patients=self.patients)
@@ -98,8 +104,7 @@ class Collector:
         self.spool.extend(records)
         for rec, payload in zip(records, payloads):
             self._account(rec, payload)
-            if self.columns is not None:
-                self.columns.add(rec)
+            self.columns.add(rec)
 
     def _account(self, rec: FileRecord, payload: Any) -> None:
         self.tally.add(rec)

@@ -1,7 +1,6 @@
 """The screening's view of an audit: one number per spooled record, in typed arrays.
 
-:class:`ColumnBuilder` takes the records one at a time, as the audit receives them (or from the
-spool afterwards), and builds :class:`Columns`: the hashes and window hashes the near-duplicate
+:class:`ColumnBuilder` takes the records one at a time, as the audit receives them, and builds :class:`Columns`: the hashes and window hashes the near-duplicate
 index reads, the class, subset and dtype of each file, its quality measures and its size, and
 the sum of every thumbnail the near-duplicate check compares against. A few bytes per file,
 whatever the dataset size.
@@ -10,7 +9,6 @@ whatever the dataset size.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -18,8 +16,8 @@ import numpy as np
 from ..dataset.records import FileRecord
 from ..types import Array
 
-__all__ = ["CENTRE", "WINDOWS", "ColumnBuilder", "Columns", "first_of_each_class",
-           "record_windows", "validation_paths"]
+__all__ = ["CENTRE", "WINDOWS", "ColumnBuilder", "Columns", "record_windows",
+           "validation_paths"]
 
 #: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
 WINDOWS, CENTRE = 9, 4
@@ -49,15 +47,6 @@ class Columns:
     width: Array
     class_names: list[str | None]
     dtype_names: list[str | None]
-
-    @classmethod
-    def collect(cls, spool: Iterable[FileRecord], validation: set[str] | None,
-                quick: bool = False) -> Columns:
-        """The columns of every record of ``spool`` (see :class:`ColumnBuilder`)."""
-        builder = ColumnBuilder(validation, quick)
-        for rec in spool:
-            builder.add(rec)
-        return builder.build()
 
 
 class ColumnBuilder:
@@ -144,40 +133,22 @@ def _or_nan(x: float | None) -> float:
     return float("nan") if x is None else x
 
 
-def validation_paths(cfg: Any, items: list[tuple[str, str | None]] | None = None
-                     ) -> set[str] | None:
+def validation_paths(cfg: Any, items: list[tuple[str, str | None]]) -> set[str] | None:
     """Relative paths (``/``-separated) the batches put in the validation subset, or ``None``.
 
     ``items``: the audit's listing of the config's files (``(path, class)``, each class's files
-    together and in listing order); the subset is then taken from it rather than from listing
-    the folders again.
+    together and in listing order), split by the batches' own rule
+    (:func:`~preproc.dataset.discovery.subset_slice`) rather than listing the folders again.
     """
+    from ..dataset.discovery import subset_slice
+
     batches = getattr(cfg, "batches", None)
     if cfg is None or batches is None or not getattr(batches, "validation_split", 0.0):
         return None
     if getattr(batches, "split_by", None) is not None:
         return None  # a group split is assigned elsewhere; per-file subsets would be wrong
-    if items is not None:
-        return first_of_each_class(items, batches.validation_split)
-    import os
-    import warnings
-
-    from ..dataset.discovery import list_files
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found = list_files(cfg.source.directory, classes=batches.classes,
-                           extensions=cfg.source.extensions, follow_links=batches.follow_links,
-                           validation_split=batches.validation_split, subset="validation")
-    return {f.replace(os.sep, "/") for f in found.filenames}
-
-
-def first_of_each_class(items: list[tuple[str, str | None]], split: float) -> set[str]:
-    """The validation subset of a per-file split: each class's first ``int(split * n)`` files
-    of its ``n``, in listing order (the rule the batches follow)."""
     per_class: dict[str | None, list[str]] = {}
     for rel, cls in items:
         per_class.setdefault(cls, []).append(rel)
-    return {rel for files in per_class.values() for rel in files[:int(split * len(files))]}
-
-
+    return {rel for files in per_class.values()
+            for rel in files[subset_slice(len(files), batches.validation_split, "validation")]}

@@ -36,7 +36,7 @@ from ..dataset.records import FileRecord
 from ..dataset.tally import MAX_EXAMPLES
 from ..findings import Finding, Location
 from ..types import Array
-from .columns import WINDOWS, ColumnBuilder, Columns, validation_paths
+from .columns import WINDOWS, ColumnBuilder, Columns
 from .similarity import HashIndex, clusters
 
 __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
@@ -168,20 +168,16 @@ def _fmt(x: Any) -> str:
     return "" if math.isnan(x) else f"{x:.6g}"
 
 
-def screen(spool: Iterable[FileRecord], cfg: Any, where: str, expect: Any = None,
-           quick: bool = False, columns: ColumnBuilder | None = None) -> Screen:
+def screen(spool: Iterable[FileRecord], cfg: Any, where: str, columns: ColumnBuilder,
+           expect: Any = None, quick: bool = False) -> Screen:
     """Screen every spooled record; ``cfg`` may be ``None`` (bare directory).
 
-    ``quick``: the records hold headers only; only the findings of the image geometry
-    (``odd-size``, ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
-    ``columns``: the records' columns, when the caller built them as the records arrived;
-    else they are collected from the spool.
+    ``columns``: the records' columns, built as the records arrived. ``quick``: the records
+    hold headers only; only the findings of the image geometry (``odd-size``,
+    ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
     """
     limits = Thresholds.from_config(cfg)
-    if columns is not None:
-        cols = columns.build()
-    else:
-        cols = Columns.collect(spool, None if quick else validation_paths(cfg), quick)
+    cols = columns.build()
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)

@@ -117,8 +117,7 @@ def list_files(
         if not found:
             empty.append(name)
         if split is not None:
-            n = len(found)
-            found = found[int(split[0] * n) : int(split[1] * n)]
+            found = found[_part(split, len(found))]
         filenames.extend(os.path.join(name, rel) for rel in found)
         labels.extend([class_indices[name]] * len(found))
     if empty:
@@ -129,6 +128,18 @@ def list_files(
         )
     return Discovered(directory, filenames, np.asarray(labels, dtype=np.int32), class_indices,
                    tuple(empty))
+
+
+def subset_slice(n: int, validation_split: float, subset: str) -> slice:
+    """The files of ``subset`` among ``n`` files of one class, as Keras splits them: the
+    validation subset is the first ``int(validation_split * n)``, training the rest."""
+    bounds = _split_bounds(validation_split, subset)
+    assert bounds is not None, "a subset was named"
+    return _part(bounds, n)
+
+
+def _part(bounds: tuple[float, float], n: int) -> slice:
+    return slice(int(bounds[0] * n), int(bounds[1] * n))
 
 
 def _split_bounds(validation_split: float, subset: str | None) -> tuple[float, float] | None:
