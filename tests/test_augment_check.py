@@ -7,6 +7,7 @@ import pytest
 from preproc.analysis import check
 from preproc.config import load_config
 from preproc.errors import CheckFailed
+from preproc.io.paths import display_path
 
 TRAINING_ONLY = """\
 version: 1
@@ -93,11 +94,13 @@ stages:
 batches:
   validation_split: 0.2
 """
-    report = check(_load(write_config, text), sample=0)
+    path = write_config(text)
+    report = check(load_config(path), sample=0)
     (finding,) = report.findings
     assert finding.code == "pipeline-mismatch" and str(finding.severity) == "error"
     assert "200x200x3 in training but 256x256x3 in evaluation" in finding.message
-    assert finding.stage == 0 and finding.location.line == 5
+    assert finding.stage == 0
+    assert (finding.location.file, finding.location.line) == (display_path(path), 5)
     assert finding.data["evaluation"]["shape"] == [256, 256, 3]
 
 

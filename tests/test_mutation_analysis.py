@@ -252,22 +252,6 @@ def test_a_finding_of_one_pipeline_names_the_config_file(tmp_path, stage, code, 
     assert all(file == display_path(path) for _, _, file in found), found
 
 
-def test_a_pipeline_mismatch_names_the_config_file(tmp_path):
-    path = _write(tmp_path, """\
-version: 1
-source:
-  expect: {dtype: uint8}
-stages:
-  - center_crop: {size: [200, 200], apply_to: [training]}
-  - rescale: {factor: 1/255}
-batches:
-  validation_split: 0.2
-""")
-    (finding,) = check(path, sample=0).findings
-    assert finding.code == "pipeline-mismatch"
-    assert (finding.location.file, finding.location.line) == (display_path(path), 5)
-
-
 def test_an_arithmetic_finding_names_the_config_file_and_stage_line(tmp_path):
     doc = {"version": 1, "source": {"expect": {"dtype": "uint16"}},
            "stages": [{"rescale": {"factor": 1e308}}]}

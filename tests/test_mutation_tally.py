@@ -221,11 +221,14 @@ def test_values_outside_the_declared_range_on_either_side_and_the_span_they_cove
     assert f.location.file == "data"
 
 
-def test_the_span_grows_only_outwards():
+@pytest.mark.parametrize("spans", [
+    [(-5, 3), (-2, 30), (-9, 12)],  # a later low end replaces an earlier one
+    [(-9, 3), (-2, 30), (-1, 11)],  # an earlier low end is kept
+], ids=["grows-outwards", "keeps-earlier-low"])
+def test_the_span_grows_only_outwards(spans):
     t = Tally(Expectation(range=Interval(0.0, 10.0)), ["c"], "data")
-    t.add(_rec("c/a.png", lo=-5, hi=3))
-    t.add(_rec("c/b.png", lo=-2, hi=30))
-    t.add(_rec("c/c.png", lo=-9, hi=12))
+    for name, (lo, hi) in zip("abc", spans):
+        t.add(_rec(f"c/{name}.png", lo=lo, hi=hi))
     assert _one(t, "out-of-declared-range").data["observed"] == [-9, 30]
 
 
@@ -522,14 +525,6 @@ def test_records_without_a_non_finite_count_have_none():
     t.add(rec)
     assert t.nonfinite.count == 0 and t.nonfinite_values == 0
     assert _codes(t) == []
-
-
-def test_the_span_keeps_an_earlier_low_end():
-    t = Tally(Expectation(range=Interval(0.0, 10.0)), ["c"], "data")
-    t.add(_rec("c/a.png", lo=-9, hi=3))
-    t.add(_rec("c/b.png", lo=-2, hi=30))
-    t.add(_rec("c/c.png", lo=-1, hi=11))
-    assert _one(t, "out-of-declared-range").data["observed"] == [-9, 30]
 
 
 def test_the_imbalance_ratio_is_a_quotient():
