@@ -240,3 +240,19 @@ def test_contact_sheet_shows_the_pipeline_output_on_hu(tmp_path):
     assert abs(sheet[:, -1].mean() - 260 / 400 * 255) <= 1
     report.write(tmp_path / "out")
     assert "What the model sees" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_check_and_audit_name_the_units_of_a_ct_stored_in_hu_alike(tmp_path):
+    """A CT whose rescale is the identity (slope 1, intercept 0) stores HU directly: the check's
+    value spec and the audit's records must not call it HU on one side and modality on the
+    other."""
+    from preproc.analysis import check
+
+    (tmp_path / "data" / "ct").mkdir(parents=True)
+    array = RNG.integers(0, 2000, (8, 8)).astype(np.int16)
+    write_dicom(tmp_path / "data" / "ct" / "a.dcm", array, signed=True, rescale=(1.0, 0.0),
+                tags={"Modality": "CT"})
+    cfg = _config(tmp_path)
+    source = check(cfg).trace[0]["spec"]
+    assert source["units"] == "HU", source
+    assert _only(audit(cfg, workers=1)).units == "HU"

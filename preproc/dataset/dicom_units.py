@@ -159,7 +159,10 @@ def adjust_source(src: ValueSpec, sample: DicomSample, options: DicomDecoding | 
                          bits=None, units="voi")
     if not options.modality_lut:
         return src.with_(units="stored")
-    units = "HU" if sample.modalities() == {"CT"} and sample.non_identity else "modality"
+    from ..io.dicom import units_of  # the rule the decoder labels each file by
+
+    modalities = sample.modalities()
+    units = units_of(options, next(iter(modalities)) if len(modalities) == 1 else None)
     if declared or len(sample.files) == 0:
         return src.with_(units=units)
     if all(f.identity for _, f, _ in sample.files):
