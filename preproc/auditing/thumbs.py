@@ -132,15 +132,16 @@ def _first_per_class(report: AuditReport,
     """The first :data:`PER_CLASS` readable records of each class, in file order."""
     picked: dict[str | None, list[FileRecord]] = {}
     wanted = len(classes) if classes else None
+    full = 0  # classes holding PER_CLASS records
     for rec in report.records():
         if not rec.ok or rec.min is None:
             continue
         row = picked.setdefault(rec.cls, [])
         if len(row) < PER_CLASS:
             row.append(rec)
-        full = [c for c, r in picked.items() if len(r) >= PER_CLASS]
-        if wanted is not None and len(full) >= wanted:
-            break
+            full += len(row) == PER_CLASS
+            if wanted is not None and full >= wanted:
+                break
     return picked
 
 
@@ -170,8 +171,7 @@ class _ModelView:
         if fitted is not None:
             caption += (f" Stages from {pipe.stages[fitted].describe()} on are left out: their "
                         "featurewise statistics are fitted by flow.")
-            pipe = Pipeline(pipe.stages[:fitted], pipe.source_spec, pipe.entry_spec,
-                            subset="validation", seed=pipe.seed)
+            pipe = pipe.part(0, fitted)
         return cls(cfg, pipe, caption)
 
     def uri(self, root: str, rec: FileRecord, dicom: DicomOptions | None) -> str | None:

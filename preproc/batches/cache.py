@@ -91,16 +91,6 @@ def cut_index(stages: Sequence[object]) -> int:
     return k
 
 
-def _part(pipeline: Pipeline, start: int, stop: int | None = None) -> Pipeline:
-    """The stages ``[start:stop]`` of ``pipeline`` as a pipeline bound to the same specs."""
-    from ..stages.pipeline import Pipeline
-
-    entry = pipeline.inputs[start] if start < len(pipeline.stages) else pipeline.output_spec
-    return Pipeline(list(pipeline.stages[start:stop]), pipeline.source_spec, entry,
-                    subset=getattr(pipeline, "subset", None), seed=getattr(pipeline, "seed", 0),
-                    mode=getattr(pipeline, "mode", None))
-
-
 def config_cut(config: Config, pipeline: Pipeline) -> int:
     """The cut of ``config``, the same for every subset and mode.
 
@@ -252,7 +242,7 @@ class Cache:
 
     def tail(self, pipeline: Pipeline) -> Pipeline:
         """The stages after the cut, as a pipeline bound to the specs they have in ``pipeline``."""
-        return _part(pipeline, self.cut)
+        return pipeline.part(self.cut)
 
     def job(self, listing: Discovered, tail: Pipeline, *, run_stages: bool) -> CachedJob:
         """A job over the cache rows of ``listing``'s files (a subset of the cached listing),

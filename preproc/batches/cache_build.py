@@ -22,7 +22,7 @@ from ..errors import DecodeError, PreprocError
 from ..findings import Finding
 from ..io.atomic import TMP_PREFIX, file_sha256, write_bytes
 from . import cache as _cache
-from .cache import FORMAT, CacheError, _part, config_cut, open_cache, recipe_hash
+from .cache import FORMAT, CacheError, config_cut, open_cache, recipe_hash
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -166,7 +166,7 @@ def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = No
     pipeline = probe.pipeline
     cut = config_cut(config, pipeline)
     listing = _list(config, None)
-    job = _make_job(config, listing.filepaths, _part(pipeline, 0, cut), run_stages=True)
+    job = _make_job(config, listing.filepaths, pipeline.part(0, cut), run_stages=True)
     dtype, shape = _probe_cut(job, pipeline, cut, b.on_error == "skip")
     if shard_images is None:
         shard_images = max(1, min(4096, SHARD_BYTES // max(1, int(np.prod(shape)) * dtype.itemsize)))

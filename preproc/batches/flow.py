@@ -571,10 +571,8 @@ def _list(config: Config, subset: str | None) -> discovery.Discovered:
 
 
 def _check_mode(subset: str | None, mode: str | None) -> None:
-    from ..stages.pipeline import MODES
-
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    """An explicit ``mode`` the subset cannot follow (the mode's own values are checked where
+    the pipeline is chosen, :func:`~preproc.stages.pipeline.pipeline_mode`)."""
     if subset == "validation" and mode == "training":
         raise PreprocError("the validation subset runs the evaluation pipeline; to augment "
                            "it, give the random stages `apply_to: [training, validation]`")

@@ -24,9 +24,8 @@ from ..findings import Finding, Location, Severity
 from .base import Stage
 from .pipeline import Pipeline
 
-__all__ = ["PIPELINES", "merge_findings", "mismatch_findings", "pipelines_differ"]
+__all__ = ["merge_findings", "mismatch_findings", "pipelines_differ"]
 
-PIPELINES = ("training", "evaluation")
 _WHERE = {"training": "training pipeline only",
           "evaluation": "evaluation pipeline only: validation subset, batches.mode evaluation"}
 

@@ -120,6 +120,13 @@ class Pipeline:
     def out_dtype(self) -> str | None:
         return self.output_spec.dtype
 
+    def part(self, start: int, stop: int | None = None) -> Pipeline:
+        """The stages ``[start:stop]`` as a pipeline bound to the same specs (its entry spec is
+        what stage ``start`` receives here)."""
+        entry = self.inputs[start] if start < len(self.stages) else self.output_spec
+        return Pipeline(list(self.stages[start:stop]), self.source_spec, entry,
+                        subset=self.subset, seed=self.seed, mode=self.mode)
+
     @property
     def needs_fit(self) -> bool:
         return any(getattr(s, "needs_fit", False) for s in self.stages)
