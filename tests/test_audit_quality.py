@@ -285,3 +285,22 @@ def test_the_hash_index_finds_every_pair_whatever_its_working_batch_size(monkeyp
         monkeypatch.setattr(similarity, "CANDIDATES", candidates)
         pairs = HashIndex(hashes, owners).pairs(6)
         assert [tuple(p) for p in pairs.tolist()] == [(int(a), int(b)) for a, b in expected]
+
+
+def test_the_contact_sheet_converts_and_resizes_as_the_batches_do(tmp_path):
+    """'What the model sees': a red picture in a grayscale pipeline is its luma (76 of 255, as
+    Pillow and the batches convert it), not the mean of its channels (85)."""
+    from preproc.auditing.thumbs import _ModelView
+
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(root / "a" / "red.png")
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("version: 1\nsource: {directory: data}\nstages: []\nbatches: "
+                        "{color_mode: grayscale, target_size: [8, 8], interpolation: bilinear}\n",
+                        encoding="utf-8")
+    cfg = load_config(cfg_file)
+    (rec,) = list(audit(cfg, workers=1).records())
+    uri = _ModelView.of(cfg).uri(str(root), rec, None)
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert shown.shape[:2] == (8, 8) and abs(int(shown.mean()) - 76) <= 1

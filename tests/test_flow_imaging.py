@@ -1,4 +1,4 @@
-"""preproc.batches.imaging: Pillow's semantics on uint8, no lost bits or widened range elsewhere."""
+"""preproc.io.imaging: Pillow's semantics on uint8, no lost bits or widened range elsewhere."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preproc.batches import imaging
+from preproc.io import imaging
 
 RNG = np.random.default_rng(7)
 

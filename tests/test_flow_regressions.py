@@ -111,7 +111,7 @@ def test_a_batch_of_only_bad_files_is_empty_under_the_guard(tmp_path):
 
 
 def test_nan_in_a_float_image_stays_local_when_resized():
-    from preproc.batches.imaging import resize
+    from preproc.io.imaging import resize
 
     x = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8, 1)
     x[3, 3, 0] = np.nan

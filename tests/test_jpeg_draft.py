@@ -91,7 +91,7 @@ def test_draft_resizes_the_region_of_the_source_pixels(odd_photos, keep_aspect_r
 
 
 def test_draft_scale_and_box_follow_pillows_rounding():
-    from preproc.batches.imaging import crop_box, draft_box, draft_scale
+    from preproc.io.imaging import crop_box, draft_box, draft_scale
 
     assert draft_scale((501, 340), (1001, 679)) == 2  # ceil(1001 / 2), ceil(679 / 2)
     assert draft_scale((126, 85), (1001, 679)) == 8

@@ -11,7 +11,8 @@ range its measures used (``level_lo``/``level_hi`` of its record: a 12-bit image
 
 The contact sheet shows the first :data:`PER_CLASS` readable files of each class after the
 config's pipeline as validation runs it (random stages left out): decoded as above, converted
-to ``batches.color_mode``, resized to ``batches.target_size`` (nearest neighbour), then every
+to ``batches.color_mode`` and resized to ``batches.target_size`` as the batches do
+(:func:`preproc.io.imaging.prepare`: the same interpolation and aspect rule), then every
 stage up to the first featurewise one (whose statistics only ``flow`` fits); each image is shown
 over the pipeline's inferred output interval.
 """
@@ -165,9 +166,9 @@ class _ModelView:
             return cls(cfg, None, f"The pipeline could not be built ({exc}); files as decoded.")
         fitted = next((k for k, s in enumerate(pipe.stages) if getattr(s, "needs_fit", False)),
                       None)
-        caption = ("Decoded with source.dicom, converted to batches.color_mode, resized to "
-                   "batches.target_size (nearest), then the pipeline's stages as validation "
-                   "runs them; shown over the pipeline's output interval.")
+        caption = ("Decoded with source.dicom, converted to batches.color_mode and resized to "
+                   "batches.target_size as the batches are, then the pipeline's stages as "
+                   "validation runs them; shown over the pipeline's output interval.")
         if fitted is not None:
             caption += (f" Stages from {pipe.stages[fitted].describe()} on are left out: their "
                         "featurewise statistics are fitted by flow.")
@@ -182,9 +183,16 @@ class _ModelView:
             pixels = pixels[0]
         if self.pipeline is None or self.cfg is None:
             return _png_uri(pixels, float(np.nanmin(pixels)), float(np.nanmax(pixels)))
+        from ..io import imaging
+
         batches = self.cfg.batches
         height, width = batches.target_size
-        x = _entry(pixels, batches.color_mode, (int(height), int(width)))
+        expect = self.cfg.source.expect
+        bits = (expect.bit_depth if expect is not None else None) or rec.stored_bits
+        x = imaging.prepare(
+            pixels, batches.color_mode, (int(height), int(width)), batches.interpolation,
+            batches.keep_aspect_ratio,
+            imaging.alpha_value(pixels.dtype, bits) if batches.color_mode == "rgba" else None)
         try:
             x = self.pipeline.apply(x, file=rec.path, index=0)
         except Exception:  # noqa: BLE001 - flow names the failing stage; the sheet shows none
@@ -193,27 +201,6 @@ class _ModelView:
         lo, hi = (iv.lo, iv.hi) if iv is not None and math.isfinite(iv.lo) and \
             math.isfinite(iv.hi) and iv.hi > iv.lo else (float(np.nanmin(x)), float(np.nanmax(x)))
         return _png_uri(x, lo, hi)
-
-
-def _entry(x: Array, color_mode: str, target: tuple[int, int]) -> Array:
-    """``color_mode`` channels (gray replicated, colour averaged, alpha opaque at the top of the
-    dtype's range) and a nearest-neighbour resize to ``target``: what enters stage 0."""
-    from .. import dtypes
-
-    want = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
-    c = x.shape[2]
-    if want == 1 and c > 1:
-        x = x[..., :3].mean(axis=2, keepdims=True).astype(x.dtype)
-    elif want >= 3 and c < 3:
-        x = np.repeat(x[..., :1], 3, axis=2)
-    elif want == 3 and c == 4:
-        x = x[..., :3]
-    if want == 4 and x.shape[2] == 3:
-        top = dtypes.dtype_range(x.dtype)[1] if x.dtype.kind in "ui" else 1.0
-        x = np.concatenate([x, np.full(x.shape[:2] + (1,), top, x.dtype)], axis=2)
-    rows = (np.arange(target[0]) * x.shape[0] // target[0]).clip(0, x.shape[0] - 1)
-    cols = (np.arange(target[1]) * x.shape[1] // target[1]).clip(0, x.shape[1] - 1)
-    return np.ascontiguousarray(x[rows][:, cols])
 
 
 def _figure(uri: str | None, lines: list[str]) -> str:

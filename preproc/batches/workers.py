@@ -1,7 +1,7 @@
 """Where the pixels are made: one image job, run in-process or by a pool of worker processes.
 
 :class:`ImageJob` turns a file index into the final array: decode (lossless), colour
-conversion and resize (:mod:`preproc.batches.imaging`), then the stages one by one, measuring each
+conversion and resize (:mod:`preproc.io.imaging`), then the stages one by one, measuring each
 stage's output min and max when the runtime guard asks for it.
 
 :class:`ProcessEngine` runs jobs in forked worker processes. Each worker pulls tasks (a few
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import numpy as np
 from PIL import Image
 
-from . import imaging
+from ..io import imaging
 from ..errors import PreprocError, WorkerError
 from ..io import read
 from ..io.frames import split_frame
@@ -51,7 +51,7 @@ __all__ = ["DRAFT_REDUCING_GAP", "ImageJob", "InlineEngine", "ProcessEngine", "R
 #: With ``jpeg_draft``, the resize after the DCT-domain downscale first reduces by whole factors
 #: (Pillow's ``reducing_gap``): e.g. a 500 px wide draft becomes 250 px by averaging pixel pairs,
 #: then 224 px by the chosen filter, over the region of the source's pixels
-#: (:func:`preproc.batches.imaging.draft_box`). 1.0 is Pillow's fastest setting; on 1,000 px
+#: (:func:`preproc.io.imaging.draft_box`). 1.0 is Pillow's fastest setting; on 1,000 px
 #: photos resized to 224 (bilinear) the result is 40-50 dB PSNR from the exact decode-and-resize.
 DRAFT_REDUCING_GAP = 1.0
 
@@ -88,7 +88,7 @@ class ImageJob:
         paths: every file of the listing, indexed by the tasks.
         color_mode: ``'grayscale'``, ``'rgb'`` or ``'rgba'``.
         target: ``(height, width)``.
-        interpolation: a key of :data:`preproc.batches.imaging.INTERPOLATIONS`.
+        interpolation: a key of :data:`preproc.io.imaging.INTERPOLATIONS`.
         keep_aspect_ratio: centre-crop before resizing.
         stages: the pipeline's stages, fitted.
         specs: the spec entering each stage, as the pipeline bound them.

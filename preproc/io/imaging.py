@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .. import dtypes
-from ..io.info import CHANNELS_BY_COLOR_MODE, PILLOW_MODE_BY_CHANNELS
+from .info import CHANNELS_BY_COLOR_MODE, PILLOW_MODE_BY_CHANNELS
 from ..types import Array
 
 __all__ = [
