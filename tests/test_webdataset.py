@@ -120,12 +120,12 @@ def test_a_killed_export_leaves_no_partial_tar_and_resumes(cfg, tmp_path):
 
     out = tmp_path / "killed"
     code = ("import sys, preproc.batches.webdataset as w\n"
-            "real = w._write_shard\n"
+            "real = w._Shard.write\n"
             "def slow(*a, **k):\n"
             "    entry = real(*a, **k)\n"
             "    import time; time.sleep(60)\n"
             "    return entry\n"
-            "w._write_shard = slow\n"
+            "w._Shard.write = slow\n"
             "from preproc.commands import main\n"
             f"main(['export', {str(cfg.path)!r}, {str(out)!r}, '--samples-per-shard', '3', "
             "'--workers', '0'])\n")

@@ -36,13 +36,44 @@ from ..types import Array
 if TYPE_CHECKING:
     from .flow import BatchIterator
 
-__all__ = ["export_epoch", "source_stamp"]
+__all__ = ["export_epoch", "npy_bytes", "read_json", "remove_stale_temporaries", "remove_unlisted",
+           "source_stamp"]
 
 
-def _npy_bytes(x: Array) -> bytes:
+def npy_bytes(x: Array) -> bytes:
+    """``x`` as the bytes of an ``.npy`` file (C order, no pickled objects)."""
     buf = io.BytesIO()
-    np.save(buf, x, allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
     return buf.getvalue()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a sidecar or marker file, or ``None`` when it is unreadable, not
+    JSON, nested too deep or not an object (a damaged export is redone, never trusted)."""
+    from ..io.smallfile import read_capped
+
+    try:
+        doc = json.loads(read_capped(path, 256 << 20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def remove_unlisted(out: Path, count: int, pattern: re.Pattern[str]) -> None:
+    """Shards (file names matching ``pattern``, their number in group 1) at or past ``count``
+    are removed, so the folder holds exactly what the index just written lists (a re-run with
+    a larger batch or shard size makes fewer). The index is replaced first, atomically: a
+    reader never sees it list a missing shard."""
+    for path in out.iterdir():
+        match = pattern.match(path.name)
+        if match and int(match.group(1)) >= count:
+            path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files an interrupted atomic write left in ``out``."""
+    for tmp in out.glob(f".*{TMP_PREFIX}*"):
+        tmp.unlink(missing_ok=True)
 
 
 def export_epoch(it: BatchIterator, out_dir: str | Path, *,
@@ -62,7 +93,7 @@ def export_epoch(it: BatchIterator, out_dir: str | Path, *,
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(20, "--out must be a folder, this is a file", str(out))
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    remove_stale_temporaries(out)
     shards, reused = [], 0
     recipe = _recipe(it)
     for i in range(len(it)):
@@ -81,7 +112,7 @@ def export_epoch(it: BatchIterator, out_dir: str | Path, *,
     names = {v: k for k, v in it.class_indices.items()}
     write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
     write_bytes(out / "index.csv", _csv(shards, names).encode("utf-8", "surrogateescape"))
-    _remove_unlisted_shards(out, len(shards))
+    remove_unlisted(out, len(shards), _SHARD)
     index["reused"], index["written"] = reused, len(shards) - reused
     return index
 
@@ -113,7 +144,7 @@ def source_stamp(recipe: str, paths: list[str]) -> str:
 def _write_shard(it: BatchIterator, out: Path, i: int, planned: list[str], stamp: str) -> dict[str, Any]:
     x, _, idx = it.batch_with_indices(i)
     name = _shard_name(i)
-    data = _npy_bytes(x)
+    data = npy_bytes(x)
     write_bytes(out / f"{name}.npy", data)
     entry = {
         "file": f"{name}.npy",
@@ -135,13 +166,8 @@ def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict[str, An
     npy, side = out / f"{name}.npy", out / f"{name}.json"
     if not (npy.is_file() and side.is_file()):
         return None
-    from ..io.smallfile import read_capped
-
-    try:
-        entry = json.loads(read_capped(side, 256 << 20))
-    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested too deep
-        return None
-    if not isinstance(entry, dict):
+    entry = read_json(side)
+    if entry is None:
         return None
     if entry.get("planned") != planned or entry.get("stamp") != stamp \
             or entry.get("sha256") != file_sha256(npy):
@@ -150,21 +176,6 @@ def _reusable(out: Path, i: int, planned: list[str], stamp: str) -> dict[str, An
 
 
 _SHARD = re.compile(r"^batch-(\d{5,})\.(npy|json)$")
-
-
-def _remove_unlisted_shards(out: Path, count: int) -> None:
-    """Shards past the end of the index just written (a re-run with a larger batch_size makes
-    fewer) are removed, so the folder holds exactly what ``index.json`` lists. The index is
-    replaced first, atomically: a reader never sees it list a missing shard."""
-    for path in out.iterdir():
-        match = _SHARD.match(path.name)
-        if match and int(match.group(1)) >= count:
-            path.unlink(missing_ok=True)
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    for tmp in out.glob(f".*{TMP_PREFIX}*"):
-        tmp.unlink(missing_ok=True)
 
 
 def _index(it: BatchIterator, shards: list[dict[str, Any]]) -> dict[str, Any]:

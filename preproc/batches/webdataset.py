@@ -31,14 +31,15 @@ import re
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..errors import PreprocError
-from ..io.atomic import TMP_PREFIX, atomic_write, file_sha256, write_bytes
+from ..io.atomic import atomic_write, file_sha256, write_bytes
 from ..types import Array
-from .export import source_stamp
+from .export import (npy_bytes, read_json, remove_stale_temporaries, remove_unlisted,
+                     source_stamp)
 
 if TYPE_CHECKING:
     from .flow import BatchIterator
@@ -66,12 +67,6 @@ def _member(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), mtime, 0o644
     tar.addfile(info, io.BytesIO(data))
-
-
-def _npy(x: Array) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
-    return buf.getvalue()
 
 
 def _shard_name(k: int) -> str:
@@ -102,19 +97,21 @@ def export_webdataset(it: BatchIterator, out_dir: str | Path, *, samples_per_sha
     recipe = _recipe(it, samples_per_shard)
     _claim(out, recipe)
     order = [int(j) for i in range(len(it)) for j in it.batch_indices(i)]
-    rows = _Rows(it, progress)
+    rows = _Rows(it, order, progress)
     shards, reused = [], 0
     for k, start in enumerate(range(0, max(len(order), 1), samples_per_shard)):
         planned = order[start:start + samples_per_shard]
         names = [it.filename_of(j) for j in planned]
-        stamp = source_stamp(recipe["hash"], [it.filepath_of(j) for j in planned])
+        paths = [it.filepath_of(j) for j in planned]
+        stamp = source_stamp(recipe["hash"], paths)
         entry = _reusable(out, k, names, stamp)
         if entry is None:
-            entry = _write_shard(it, out, k, rows.take(start, len(planned)), planned, stamp)
+            shard = _Shard(out / f"{_shard_name(k)}.tar", names, stamp, _newest_mtime(paths))
+            entry = shard.write(it, rows.take(start, len(planned)))
         else:
             reused += 1
         shards.append(entry)
-    _remove_unlisted_shards(out, len(shards))
+    remove_unlisted(out, len(shards), _SHARD)
     index = _index(it, shards)
     write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
     index["reused"], index["written"] = reused, len(shards) - reused
@@ -141,15 +138,14 @@ def _claim(out: Path, recipe: dict[str, Any]) -> None:
                                  str(out))
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "export.json"
-    found = _read_json(marker) if marker.is_file() else None
+    found = read_json(marker) if marker.is_file() else None
     if found is None and any(_SHARD.match(p.name) for p in out.iterdir()):
         raise ExportMismatch(f"{out}: holds shard files but no export.json, so they cannot be "
                              "checked against this config; export into an empty folder or remove "
                              "the shards")
     if found is not None and found.get("hash") != recipe["hash"]:
         raise ExportMismatch(_mismatch(out, found, recipe))
-    for tmp in out.glob(f".*{TMP_PREFIX}*"):
-        tmp.unlink(missing_ok=True)
+    remove_stale_temporaries(out)
     if found is None:
         write_bytes(marker, json.dumps(recipe, indent=1).encode())
 
@@ -166,22 +162,12 @@ def _mismatch(out: Path, found: dict[str, Any], recipe: dict[str, Any]) -> str:
             "folder, or delete this one to start over")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    from ..io.smallfile import read_capped
-
-    try:
-        doc = json.loads(read_capped(path, 256 << 20))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def _reusable(out: Path, k: int, names: list[str], stamp: str) -> dict[str, Any] | None:
     """The sidecar of shard ``k`` if its tar is complete and made from the same, unchanged files."""
     tar, side = out / f"{_shard_name(k)}.tar", out / f"{_shard_name(k)}.json"
     if not (tar.is_file() and side.is_file()):
         return None
-    entry = _read_json(side)
+    entry = read_json(side)
     if entry is None or entry.get("planned") != names or entry.get("stamp") != stamp:
         return None
     return entry if entry.get("sha256") == file_sha256(tar) else None
@@ -191,47 +177,67 @@ class _Rows:
     """The epoch's rows by planned position, computing each batch once (a shard boundary may
     cut a batch in two)."""
 
-    def __init__(self, it: BatchIterator, progress: Callable[[int, int], None] | None) -> None:
-        self.it, self.progress = it, progress
-        self._batch: tuple[int, dict[int, tuple[Array, int]]] | None = None
+    def __init__(self, it: BatchIterator, order: list[int],
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.it, self.order, self.progress = it, order, progress
+        self._batch: tuple[int, dict[int, Array]] | None = None
 
     def take(self, start: int, count: int) -> Iterator[tuple[int, Array]]:
         """``(listing index, row)`` of the readable samples at positions ``start`` onwards."""
-        size = self.it.batch_size
         for pos in range(start, start + count):
-            rows = self._rows_of(pos // size)
-            planned = int(self.it.batch_indices(pos // size)[pos % size])
+            rows = self._rows_of(pos // self.it.batch_size)
+            planned = self.order[pos]
             if planned in rows:
-                yield planned, rows[planned][0]
+                yield planned, rows[planned]
 
-    def _rows_of(self, i: int) -> dict[int, tuple[Array, int]]:
+    def _rows_of(self, i: int) -> dict[int, Array]:
         if self._batch is None or self._batch[0] != i:
             x, _, idx = self.it.batch_with_indices(i)
-            self._batch = (i, {int(j): (row, n) for n, (row, j) in enumerate(zip(x, idx))})
+            self._batch = (i, {int(j): row for row, j in zip(x, idx)})
             if self.progress is not None:
                 self.progress(i, len(idx))
         return self._batch[1]
 
 
-def _write_shard(it: BatchIterator, out: Path, k: int, rows: Iterator[tuple[int, Array]],
-                 planned: list[int], stamp: str) -> dict[str, Any]:
-    samples = [(sample_key(it.filename_of(j)), _npy(row), str(it.label_of(j)).encode())
-               for j, row in rows]
-    mtime = _newest_mtime([it.filepath_of(j) for j in planned])
-    path = out / f"{_shard_name(k)}.tar"
+class _Shard:
+    """One tar and its sidecar. Samples are encoded as the tar is written, one at a time, and
+    the tar's checksum is taken from the bytes as they are written, not read back."""
 
-    def write(fh: IO[bytes]) -> None:
-        with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for key, npy, cls in samples:
-                _member(tar, f"{key}.npy", npy, mtime)
-                _member(tar, f"{key}.cls", cls, mtime)
+    def __init__(self, path: Path, names: list[str], stamp: str, mtime: int) -> None:
+        self.path, self.names, self.stamp, self.mtime = path, names, stamp, mtime
 
-    atomic_write(path, write, "wb")
-    entry = {"file": path.name, "samples": len(samples),
-             "planned": [it.filename_of(j) for j in planned], "stamp": stamp,
-             "sha256": file_sha256(path)}
-    write_bytes(out / f"{_shard_name(k)}.json", json.dumps(entry).encode())
-    return entry
+    def write(self, it: BatchIterator, rows: Iterator[tuple[int, Array]]) -> dict[str, Any]:
+        digest, samples = hashlib.sha256(), 0
+
+        def write(fh: IO[bytes]) -> None:
+            nonlocal samples
+            hashing = cast(IO[bytes], _Hashing(fh, digest))  # write and tell: all tarfile uses
+            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for j, row in rows:
+                    key = sample_key(it.filename_of(j))
+                    _member(tar, f"{key}.npy", npy_bytes(row), self.mtime)
+                    _member(tar, f"{key}.cls", str(it.label_of(j)).encode(), self.mtime)
+                    samples += 1
+
+        atomic_write(self.path, write, "wb")
+        entry = {"file": self.path.name, "samples": samples, "planned": self.names,
+                 "stamp": self.stamp, "sha256": digest.hexdigest()}
+        write_bytes(self.path.with_suffix(".json"), json.dumps(entry).encode())
+        return entry
+
+
+class _Hashing:
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, fh: IO[bytes], digest: Any) -> None:
+        self.fh, self.digest = fh, digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.fh.write(data)
+
+    def tell(self) -> int:
+        return self.fh.tell()
 
 
 def _newest_mtime(paths: list[str]) -> int:
@@ -242,14 +248,6 @@ def _newest_mtime(paths: list[str]) -> int:
         except OSError:
             continue
     return max(stamps, default=0)
-
-
-def _remove_unlisted_shards(out: Path, count: int) -> None:
-    """Shards past the end of this export (left by a larger epoch) are removed."""
-    for path in out.iterdir():
-        match = _SHARD.match(path.name)
-        if match and int(match.group(1)) >= count:
-            path.unlink(missing_ok=True)
 
 
 def _index(it: BatchIterator, shards: list[dict[str, Any]]) -> dict[str, Any]:
