@@ -9,6 +9,7 @@ mistake is reported once, at its stage, instead of cascading into every later st
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from .stages.base import Stage
 
 if TYPE_CHECKING:
     from .config.model import Config
+    from .dataset.dicom_units import DicomSample
+    from .io.dicom import DicomDecoding
     from .types import StrPath
 
 __all__ = ["check", "check_pipeline", "require_check"]
@@ -57,7 +60,6 @@ def _checked(config: Config, sample: int,
              mode: str | None = None) -> tuple[Report, ValueSpec]:
     """The check's report and the source spec it started from (from ``source.expect`` or the
     sampled headers), so a flow can build its pipeline without sampling the headers again."""
-    from .dataset.dicom_units import inverted_twice_findings, stored_units_findings
     from .dataset.sampling import resolve_source_sample
 
     src, findings, dicom = resolve_source_sample(config, sample)
@@ -301,4 +303,96 @@ def _underuse_hint(spec: ValueSpec) -> str:
     fix = _bits_fix(spec)
     base = f"the data is {spec.bits}-bit" if spec.bits else "the data is narrower than assumed"
     return f"{base}: {fix}" if fix else f"{base}; rescale by its true range"
+
+
+# --- DICOM rules that need the pipeline -----------------------------------------------
+
+
+def _absolute(stage: Stage) -> str | None:
+    """What makes a stage's parameters absolute values, or ``None`` when they are relative."""
+    p: Any = getattr(stage, "params", None)
+    if stage.name == "window":
+        return f"center {p.center:g}, width {p.width:g}"
+    if stage.name == "clip":
+        return f"min {p.min:g}, max {p.max:g}"
+    if stage.name == "normalize" and getattr(p, "mode", "fixed") == "fixed":
+        return f"mean {p.mean}, std {p.std}"
+    if stage.name == "rescale_intensity" and not isinstance(p.in_range, str):
+        return f"in_range {list(p.in_range)}"
+    if stage.name == "invert" and not isinstance(p.max, str):
+        return f"max {p.max:g}"
+    return None
+
+
+def stored_units_findings(pipeline: Pipeline, sample: DicomSample,
+                          options: DicomDecoding | None,
+                          file: str | None = None) -> list[Finding]:
+    """``dicom-stored-units`` for stages with absolute parameters that receive stored values.
+
+    ``pipeline`` gives ``stages`` and their ``inputs`` specs. A stage qualifies while the values
+    are still the stored ones (no earlier stage changed the scale) and some sampled file's
+    modality LUT is not identity.
+    """
+    if not sample or options is None or options.modality_lut:
+        return []
+    rescaled = sample.non_identity
+    if not rescaled:
+        return []
+    from .dataset.dicom_units import lut_text
+
+    kinds = Counter(lut_text(f) for _, f in rescaled)
+    found = ", ".join(f"{k} ({n} of {len(sample.files)} sampled files)"
+                      for k, n in kinds.most_common(3))
+    out = []
+    for stage, spec in zip(pipeline.stages, pipeline.inputs):
+        if spec.scaled_by:
+            break
+        params = _absolute(stage)
+        if params is None:
+            continue
+        out.append(Finding(
+            "dicom-stored-units",
+            f"{stage.describe()} has absolute parameters ({params}) but receives DICOM stored "
+            f"values: source.dicom.modality_lut is false and the files have {found}",
+            hint="set source.dicom.modality_lut: true (the default) so the stage sees modality "
+            "units (HU for CT), or scale by bit depth with `rescale_intensity: {in_range: "
+            "bit_depth}`",
+            stage=stage.index, stage_name=stage.name,
+            location=Location(file=file, line=stage.line, column=stage.column,
+                              path=f"stages[{stage.index}].{stage.name}"),
+            files=tuple(p for p, _ in rescaled[:10]), count=len(rescaled),
+            data={"rescale": dict(kinds)},
+        ))
+    return out
+
+
+def inverted_twice_findings(pipeline: Pipeline, sample: DicomSample,
+                            options: DicomDecoding | None,
+                            file: str | None = None) -> list[Finding]:
+    """``inverted-twice`` for an ``invert`` stage receiving DICOM data inverted at decode.
+
+    With ``source.dicom.monochrome1: invert`` (the default), MONOCHROME1 files already reach
+    the pipeline as MONOCHROME2 (high is bright); a pipeline ``invert`` written for the
+    original white-is-low files flips them back. Only the first ``invert`` is named: a second
+    one undoes the first.
+    """
+    if not sample or options is None or options.monochrome1 != "invert":
+        return []
+    inverted = [p for p, f, _ in sample.files if f.photometric == "MONOCHROME1"]
+    stage = next((s for s in pipeline.stages if s.name == "invert"), None)
+    if not inverted or stage is None:
+        return []
+    return [Finding(
+        "inverted-twice",
+        f"{stage.describe()} inverts {len(inverted)} of {len(sample.files)} sampled DICOM "
+        "file(s) that are MONOCHROME1 and already inverted at decode "
+        "(source.dicom.monochrome1: invert): they reach the model white-is-low again",
+        hint="remove the `invert` stage, or set source.dicom.monochrome1: keep to invert in "
+        "the pipeline instead (one inversion, in one place)",
+        stage=stage.index, stage_name=stage.name,
+        location=Location(file=file, line=stage.line, column=stage.column,
+                          path=f"stages[{stage.index}].{stage.name}"),
+        files=tuple(inverted[:10]), count=len(inverted),
+        data={"monochrome1": len(inverted), "sampled": len(sample.files)},
+    )]
 

@@ -23,7 +23,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import dtypes
 from ..findings import Finding, Location, Severity
@@ -42,16 +42,13 @@ if TYPE_CHECKING:
 
 #: One sampled file: ``(display path, facts, info)``.
 Row = tuple[str, PixelFacts, "ImageInfo"]
-#: A pipeline and its stages, taken duck-typed: this module sits below ``stages``.
-Pipeline = Any
 
 __all__ = [
     "DicomSample",
     "adjust_source",
     "header_units",
-    "inverted_twice_findings",
+    "lut_text",
     "sample_findings",
-    "stored_units_findings",
 ]
 
 _MONO = ("MONOCHROME1", "MONOCHROME2")
@@ -134,7 +131,7 @@ def _display(path: str, root: str | os.PathLike[str] | None) -> str:
         return str(path)
 
 
-def _lut_text(facts: PixelFacts) -> str:
+def lut_text(facts: PixelFacts) -> str:
     if facts.lut_bits is not None:
         return f"a Modality LUT Sequence ({facts.lut_bits}-bit)"
     return f"RescaleSlope {facts.slope:g}, RescaleIntercept {facts.intercept:g}"
@@ -215,7 +212,7 @@ def _demote_bit_depth(f: Finding, sample: DicomSample, options: DicomDecoding) -
 def _mixed_rescale(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Finding]:
     if options.modality_lut:
         return []
-    kinds = Counter(_lut_text(f) for _, f, _ in sample.files)
+    kinds = Counter(lut_text(f) for _, f, _ in sample.files)
     if len(kinds) < 2:
         return []
     files = tuple(p for p, _, _ in sample.files)
@@ -260,91 +257,3 @@ def _refused(sample: DicomSample, options: DicomDecoding, scope: str) -> list[Fi
                 data={"reason": "monochrome1-refused"},
             ))
     return out
-
-
-def _absolute(stage: Any) -> str | None:
-    """What makes a stage's parameters absolute values, or ``None`` when they are relative."""
-    p = stage.params
-    if stage.name == "window":
-        return f"center {p.center:g}, width {p.width:g}"
-    if stage.name == "clip":
-        return f"min {p.min:g}, max {p.max:g}"
-    if stage.name == "normalize" and getattr(p, "mode", "fixed") == "fixed":
-        return f"mean {p.mean}, std {p.std}"
-    if stage.name == "rescale_intensity" and not isinstance(p.in_range, str):
-        return f"in_range {list(p.in_range)}"
-    if stage.name == "invert" and not isinstance(p.max, str):
-        return f"max {p.max:g}"
-    return None
-
-
-def stored_units_findings(pipeline: Pipeline, sample: DicomSample,
-                          options: DicomDecoding | None,
-                          file: str | None = None) -> list[Finding]:
-    """``dicom-stored-units`` for stages with absolute parameters that receive stored values.
-
-    ``pipeline`` gives ``stages`` and their ``inputs`` specs. A stage qualifies while the values
-    are still the stored ones (no earlier stage changed the scale) and some sampled file's
-    modality LUT is not identity.
-    """
-    if not sample or options is None or options.modality_lut:
-        return []
-    rescaled = sample.non_identity
-    if not rescaled:
-        return []
-    kinds = Counter(_lut_text(f) for _, f in rescaled)
-    found = ", ".join(f"{k} ({n} of {len(sample.files)} sampled files)"
-                      for k, n in kinds.most_common(3))
-    out = []
-    for stage, spec in zip(pipeline.stages, pipeline.inputs):
-        if spec.scaled_by:
-            break
-        params = _absolute(stage)
-        if params is None:
-            continue
-        out.append(Finding(
-            "dicom-stored-units",
-            f"{stage.describe()} has absolute parameters ({params}) but receives DICOM stored "
-            f"values: source.dicom.modality_lut is false and the files have {found}",
-            hint="set source.dicom.modality_lut: true (the default) so the stage sees modality "
-            "units (HU for CT), or scale by bit depth with `rescale_intensity: {in_range: "
-            "bit_depth}`",
-            stage=stage.index, stage_name=stage.name,
-            location=Location(file=file, line=stage.line, column=stage.column,
-                              path=f"stages[{stage.index}].{stage.name}"),
-            files=tuple(p for p, _ in rescaled[:10]), count=len(rescaled),
-            data={"rescale": dict(kinds)},
-        ))
-    return out
-
-
-def inverted_twice_findings(pipeline: Pipeline, sample: DicomSample,
-                            options: DicomDecoding | None,
-                            file: str | None = None) -> list[Finding]:
-    """``inverted-twice`` for an ``invert`` stage receiving DICOM data inverted at decode.
-
-    With ``source.dicom.monochrome1: invert`` (the default), MONOCHROME1 files already reach
-    the pipeline as MONOCHROME2 (high is bright); a pipeline ``invert`` written for the
-    original white-is-low files flips them back. Only the first ``invert`` is named: a second
-    one undoes the first.
-    """
-    if not sample or options is None or options.monochrome1 != "invert":
-        return []
-    inverted = [p for p, f, _ in sample.files if f.photometric == "MONOCHROME1"]
-    stage = next((s for s in pipeline.stages if s.name == "invert"), None)
-    if not inverted or stage is None:
-        return []
-    return [Finding(
-        "inverted-twice",
-        f"{stage.describe()} inverts {len(inverted)} of {len(sample.files)} sampled DICOM "
-        "file(s) that are MONOCHROME1 and already inverted at decode "
-        "(source.dicom.monochrome1: invert): they reach the model white-is-low again",
-        hint="remove the `invert` stage, or set source.dicom.monochrome1: keep to invert in "
-        "the pipeline instead (one inversion, in one place)",
-        stage=stage.index, stage_name=stage.name,
-        location=Location(file=file, line=stage.line, column=stage.column,
-                          path=f"stages[{stage.index}].{stage.name}"),
-        files=tuple(inverted[:10]), count=len(inverted),
-        data={"monochrome1": len(inverted), "sampled": len(sample.files)},
-    )]
-
