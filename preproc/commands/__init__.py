@@ -99,6 +99,14 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         pass
 
 
+def add_mode_argument(parser: argparse.ArgumentParser) -> None:
+    """``--mode``: which of the config's two pipelines a command runs."""
+    parser.add_argument("--mode", choices=("training", "evaluation"), default=None,
+                        help="training runs the random stages, evaluation the deterministic "
+                        "ones alone (default batches.mode; the validation subset always "
+                        "evaluates)")
+
+
 def io_message(exc: OSError) -> str:
     """One line for an operating-system error: what failed, on which file, and why."""
     from ..errors import printable

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from . import add_mode_argument
+
 if TYPE_CHECKING:
     from . import Subparsers
 
@@ -26,9 +28,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--format", choices=("webdataset", "npy"), default="webdataset")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
-    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
-                   help="training runs the random stages, evaluation the deterministic ones "
-                   "alone (default batches.mode; the validation subset always evaluates)")
+    add_mode_argument(p)
     p.add_argument("--samples-per-shard", type=int, default=1000, metavar="N",
                    help="samples per tar (webdataset; default 1000)")
     p.add_argument("--workers", type=int, default=None, metavar="N",

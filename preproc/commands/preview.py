@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from . import add_mode_argument
+
 if TYPE_CHECKING:
     from . import Subparsers
 
@@ -22,9 +24,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-n", type=int, default=8, metavar="N", help="samples (default 8)")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
-    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
-                   help="training runs the random stages, evaluation the deterministic ones "
-                   "alone (default batches.mode; the validation subset always evaluates)")
+    add_mode_argument(p)
     p.add_argument("--epoch", type=int, default=0, metavar="E", help="epoch to draw (default 0)")
     p.set_defaults(func=main)
 

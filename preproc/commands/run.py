@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import add_mode_argument
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -26,9 +28,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("--subset", choices=("training", "validation"), default=None,
                    help="subset of batches.validation_split (default: all files)")
-    p.add_argument("--mode", choices=("training", "evaluation"), default=None,
-                   help="training runs the random stages, evaluation the deterministic ones "
-                   "alone (default batches.mode; the validation subset always evaluates)")
+    add_mode_argument(p)
     p.add_argument("--epochs", type=int, default=1, metavar="N", help="epochs to run (default 1)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="write the processed arrays of one epoch to DIR")
