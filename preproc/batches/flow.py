@@ -59,6 +59,8 @@ if TYPE_CHECKING:
     Batch = Array | tuple[Array, Array]
     #: per-image guard statistics of one batch (``None`` for an image not measured)
     Stats = list[ImageStats | None]
+    #: a computed batch: ``(x, stats or None, kept positions or None, rows proven finite)``
+    Finished = tuple[Array, Stats | None, list[int] | None, bool]
 
 __all__ = ["BatchIterator", "RuntimeRangeWarning", "flow"]
 
@@ -175,7 +177,6 @@ class BatchIterator:
         self.epoch = 0
         self._engine: InlineEngine | ProcessEngine | None = None
         #: whether the rows of the batch just finished were proven finite, and the proof per dtype
-        self._finite_rows = False
         self._finite_by_dtype: dict[np.dtype[Any], bool] = {}
         self._window: Window | None = None
         self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
@@ -305,12 +306,12 @@ class BatchIterator:
         """
         idx = self.batch_indices(i)
         guard = i < self._sample_batches
-        x, stats, keep = self._compute(i, idx, guard)
+        x, stats, keep, finite = self._compute(i, idx, guard)
         if keep is not None:
             idx = idx[keep]
         if guard and stats is not None:
             self._check_ranges(i, idx, stats)
-        if not self._finite_rows:  # rows the value model proves finite need no scan
+        if not finite:  # rows the value model proves finite need no scan
             self._check_finite(i, idx, x)
         y = batching.labels(self.class_mode, self._listing.classes[idx], self.num_classes, x)
         return x, y, idx
@@ -327,8 +328,8 @@ class BatchIterator:
         """Full path of listing entry ``index``."""
         return self._job.paths[index]
 
-    def _compute(self, i: int, idx: Array, guard: bool) -> tuple[Array, Stats | None, list[int] | None]:
-        """``(x, per-image stats or None, kept positions or None)`` of batch ``i``."""
+    def _compute(self, i: int, idx: Array, guard: bool) -> Finished:
+        """Batch ``i`` as :meth:`_finish` returns it."""
         finish = functools.partial(self._finish, i, guard)
         engine = self._get_engine()
         if self._window is None:  # no window: the engine runs in this process
@@ -337,33 +338,32 @@ class BatchIterator:
             return finish(raw, inline.run_batch(idx, guard, raw, self.epoch))
         ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
         try:
-            fetched: tuple[Array, Stats | None, list[int] | None] = self._window.fetch(
+            fetched: Finished = self._window.fetch(
                 (self.epoch, i), ahead, self._task, finish)
             return fetched
         except WorkerError:
             self.close()  # a dead or stuck pool is killed; the next batch starts a new one
             raise
 
-    def _finish(self, i: int, guard: bool, view: Array,
-                results: list[Result]) -> tuple[Array, Stats | None, list[int] | None]:
-        """Turn a filled slot into the batch; must not keep a reference to ``view``."""
+    def _finish(self, i: int, guard: bool, view: Array, results: list[Result]) -> Finished:
+        """Turn a filled slot into the batch ``(x, per-image stats or None, kept positions or
+        None, whether the value model proves its rows finite)``; must not keep a reference to
+        ``view``."""
         keep = self._handle_errors(i, results)
         if keep is None and not any(r.array is not None for r in results):
             rows = view
         else:
             rows = batching.assemble(view, results, keep)
         if self._batched:
-            self._finite_rows = self._proven_finite(rows.dtype)
-            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype,
-                                                finite=self._finite_rows)
-            return x, cast("Stats | None", measured), keep
+            finite = self._proven_finite(rows.dtype)
+            x, measured = batching.apply_stages(self._run, rows, guard, self.dtype, finite=finite)
+            return x, cast("Stats | None", measured), keep, finite
         if not np.can_cast(rows.dtype, self.dtype, "safe"):
             raise PreprocError(f"batch {i}: an image produced dtype {rows.dtype}, the batch dtype "
                                f"is {self.dtype}; declare source.expect.dtype or add to_dtype")
-        self._finite_rows = False
         x = rows.astype(self.dtype, copy=rows is view or rows.dtype != self.dtype)
         stats: Stats = [results[k].stats for k in (range(len(results)) if keep is None else keep)]
-        return x, stats, keep
+        return x, stats, keep, False
 
     def _proven_finite(self, dtype: np.dtype[Any]) -> bool:
         """Whether batch-wide stages on rows of ``dtype`` can only produce finite values
