@@ -137,11 +137,16 @@ def _blend(ws: _Workspace, x: Array) -> Array:
     return acc
 
 
-def _fill_value(cval: float, dtype: np.dtype[np.generic]) -> float:
-    if dtype.kind in "ui":
-        lo, hi = dtypes.int_range(dtype)
-        return float(min(max(np.floor(cval + 0.5), lo), hi))
-    return cval
+def to_dtype(values: Array, dtype: np.dtype[np.generic]) -> Array:
+    """Resampled values in ``dtype``: floats cast, integers rounded half up (SciPy's rounding for
+    integer outputs) and clipped to the dtype's range."""
+    if dtype.kind == "f":
+        return values.astype(dtype, copy=False)
+    lo, hi = dtypes.int_range(dtype)
+    out = values + 0.5
+    np.floor(out, out=out)
+    np.clip(out, lo, hi, out=out)
+    return out.astype(dtype)
 
 
 def bilinear(x: Array, m: Array, mode: str, cval: float) -> Array:
@@ -166,5 +171,5 @@ def bilinear(x: Array, m: Array, mode: str, cval: float) -> Array:
         np.clip(acc, x.min(), x.max(), out=acc)
     np.copyto(out.reshape(h * w, c).T, acc, casting="unsafe")
     if outside is not None and outside.any():
-        out[outside] = _fill_value(cval, x.dtype)
+        out[outside] = to_dtype(np.array([cval], dtype=np.float64), x.dtype)[0]
     return out

@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike
 
 from .. import dtypes
 from ..types import Array
-from .augment_bilinear import bilinear
+from .augment_bilinear import bilinear, to_dtype
 
 __all__ = [
     "FILL_MODES",
@@ -94,7 +94,7 @@ def affine(x: Array, matrix: Array | None, *, order: int = 1, fill_mode: str = "
     out = _spline(x, matrix, order, fill_mode, cval)
     if clip and order >= 2 and x.size:
         np.clip(out, *_span(x, fill_mode, cval), out=out)
-    return _to_dtype(out, x.dtype)
+    return to_dtype(out, x.dtype)
 
 
 def _span(x: Array, fill_mode: str, cval: float) -> tuple[float, float]:
@@ -103,17 +103,6 @@ def _span(x: Array, fill_mode: str, cval: float) -> tuple[float, float]:
         c = float(x.dtype.type(cval)) if x.dtype.kind == "f" else cval
         lo, hi = min(lo, c), max(hi, c)
     return lo, hi
-
-
-def _to_dtype(values: Array, dtype: DTypeLike) -> Array:
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return values.astype(dt, copy=False)
-    lo, hi = dtypes.int_range(dt)
-    out = values + 0.5
-    np.floor(out, out=out)  # SciPy's rounding for integer outputs: half up
-    np.clip(out, lo, hi, out=out)
-    return out.astype(dt)
 
 
 def _spline(x: Array, matrix: Array, order: int, mode: str, cval: float) -> Array:
