@@ -26,7 +26,7 @@ import numpy as np
 from .. import dtypes
 from ..types import Array
 
-__all__ = ["bilinear", "map_coordinates_into_range"]
+__all__ = ["bilinear", "map_coordinates_into_range", "to_dtype"]
 
 F32 = np.float32
 #: Workspaces kept per thread (one per image shape and working precision).
