@@ -92,6 +92,28 @@ def test_workers_do_not_change_batches(tmp_path, interp):
             np.testing.assert_array_equal(ya, yb)
 
 
+def test_batches_of_the_next_epoch_are_prepared_only_once_epochs_follow(tmp_path, monkeypatch):
+    from preproc.batches import workers
+
+    submitted = []
+    real_submit = workers.Window._submit
+
+    def spy(self, key, task, keep):
+        submitted.append(key)
+        return real_submit(self, key, task, keep)
+
+    monkeypatch.setattr(workers.Window, "_submit", spy)
+    rgb_dataset(tmp_path / "d", per_class=5)
+    cfg = flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=3, seed=1)
+    with flow(cfg, workers=2, prefetch=2) as it:
+        n = len(it)
+        list(it)  # a single pass: nothing of epoch 1 is decoded for nobody
+        assert sorted(submitted) == [(0, i) for i in range(n)]
+        list(it)  # the consumer came back: it trains, so epoch 2 starts ahead of its request
+        assert [k for k in submitted if k[0] == 1] == [(1, i) for i in range(n)]
+        assert (2, 0) in submitted and (2, 1) in submitted
+
+
 def test_random_access_does_not_advance_and_repeats(tmp_path):
     rgb_dataset(tmp_path / "d", per_class=5)
     cfg = flow_config(tmp_path, tmp_path / "d", target_size=[8, 8], batch_size=3, seed=1)

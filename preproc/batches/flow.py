@@ -179,6 +179,10 @@ class BatchIterator:
         #: whether the rows of the batch just finished were proven finite, and the proof per dtype
         self._finite_by_dtype: dict[np.dtype[Any], bool] = {}
         self._window: Window | None = None
+        #: the epoch of the last batch computed, and whether a later fetch came from another
+        #: epoch (then batches of the next epoch are prepared ahead; see :meth:`_key_after`)
+        self._fetched_epoch: int | None = None
+        self._epochs_follow = False
         self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
@@ -336,7 +340,11 @@ class BatchIterator:
             raw = np.empty((len(idx),) + self._slot_shape, self._slot_dtype)
             inline = cast("InlineEngine", engine)
             return finish(raw, inline.run_batch(idx, guard, raw, self.epoch))
-        ahead = [self._key_after(i, k) for k in range(1, self._prefetch + 1)]
+        if self._fetched_epoch not in (None, self.epoch):
+            self._epochs_follow = True
+        self._fetched_epoch = self.epoch
+        ahead = [key for k in range(1, self._prefetch + 1)
+                 if (key := self._key_after(i, k)) is not None]
         try:
             fetched: Finished = self._window.fetch(
                 (self.epoch, i), ahead, self._task, finish)
@@ -374,9 +382,19 @@ class BatchIterator:
             self._finite_by_dtype[dtype] = finite_by_construction(self._run, dtype, self.dtype)
         return self._finite_by_dtype[dtype]
 
-    def _key_after(self, i: int, k: int) -> tuple[int, int]:
+    def _key_after(self, i: int, k: int) -> tuple[int, int] | None:
+        """The batch ``k`` places after batch ``i`` of this epoch, to prepare ahead; ``None``
+        past the epoch's end until a consumer has come back for another epoch.
+
+        A single pass (evaluation, ``run``, an export, one epoch of a benchmark) would leave the
+        workers decoding batches nobody asks for, on the cores the last batches need; a consumer
+        that has already moved to another epoch is training, and the next epoch's first batches
+        are then ready when it arrives.
+        """
         epoch, j = self.epoch, i + k
         while j >= len(self):
+            if not self._epochs_follow or len(self) == 0:
+                return None
             epoch, j = epoch + 1, j - len(self)
         return (epoch, j)
 
