@@ -3,11 +3,14 @@
 :class:`ColumnBuilder` takes the records one at a time, as the audit receives them, and builds :class:`Columns`: the hashes and window hashes the near-duplicate
 index reads, the class, subset and dtype of each file, its quality measures and its size, and
 the sum of every thumbnail the near-duplicate check compares against. A few bytes per file,
-whatever the dataset size.
+whatever the dataset size. The thumbnails themselves (640 bytes per file) go to a temporary
+file, mapped once the records are in: the near-duplicate check reads those of its candidates,
+in any order, and memory holds only the pages it touches.
 """
 
 from __future__ import annotations
 
+import tempfile
 from array import array
 from typing import Any
 
@@ -16,11 +19,14 @@ import numpy as np
 from ..dataset.records import FileRecord
 from ..types import Array
 
-__all__ = ["CENTRE", "WINDOWS", "ColumnBuilder", "Columns", "record_windows",
+__all__ = ["CENTRE", "THUMB_SHAPE", "WINDOWS", "ColumnBuilder", "Columns", "record_windows",
            "validation_paths"]
 
 #: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
 WINDOWS, CENTRE = 9, 4
+#: A record's thumbnails: the whole image, then each window, 8x8 levels each.
+THUMB_SHAPE = (1 + WINDOWS, 64)
+_THUMB_BYTES = THUMB_SHAPE[0] * THUMB_SHAPE[1]
 
 
 class Columns:
@@ -31,6 +37,8 @@ class Columns:
     #: sum of every thumbnail slot (whole image, 9 windows) over the ``template_n`` hashed images
     template: Array
     template_n: int
+    #: ``(n, 10, 64)`` uint8 thumbnails of every record (zeros where it has none), read-only
+    thumbs: Array
     gray: Array
     phash: Array
     content: Array
@@ -68,14 +76,22 @@ class ColumnBuilder:
         self.height, self.width = array("d"), array("d")
         self.names: dict[str | None, int] = {}
         self.dtypes: dict[str | None, int] = {}
-        self.template = np.zeros((1 + WINDOWS, 64), dtype=np.float64)
+        self.template = np.zeros(THUMB_SHAPE, dtype=np.float64)
         self.template_n = 0
+        # record i's thumbnails at byte i * 640 (a quick audit has none to compare)
+        self._thumbs = (None if quick
+                        else tempfile.TemporaryFile(prefix="preproc-thumbs-"))  # noqa: SIM115
 
     def add(self, rec: FileRecord) -> None:
         """Account for the next record of the spool."""
-        if rec.tiny and not self.quick:
-            self.template += np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
-            self.template_n += 1
+        if self._thumbs is not None:
+            tiny = bytes.fromhex(rec.tiny) if rec.tiny else b""
+            if len(tiny) == _THUMB_BYTES:
+                self.template += np.frombuffer(tiny, np.uint8).reshape(THUMB_SHAPE)
+                self.template_n += 1
+            else:
+                tiny = bytes(_THUMB_BYTES)
+            self._thumbs.write(tiny)
         self.ph.append(int(rec.phash, 16) if rec.phash else 0)
         self.win.extend(record_windows(rec) if rec.phash else _NOWINDOWS)
         self.ch.append(int(rec.hash[:16], 16) if rec.hash else 0)
@@ -97,6 +113,11 @@ class ColumnBuilder:
         out = Columns()
         out.template, out.template_n = self.template, self.template_n
         out.n = len(self.ph)
+        out.thumbs = np.zeros((0, *THUMB_SHAPE), dtype=np.uint8)
+        if self._thumbs is not None and out.n:
+            self._thumbs.flush()
+            out.thumbs = np.memmap(self._thumbs, dtype=np.uint8, mode="r",
+                                   shape=(out.n, *THUMB_SHAPE))
         flags = np.frombuffer(self.flags, dtype=np.int8) if out.n else np.zeros(0, np.int8)
         out.hashed = (flags & 2) > 0
         out.gray = (flags & 1) > 0

@@ -1,10 +1,11 @@
 """Dataset-level image screening: near-duplicates, split leakage, label conflicts, quality outliers.
 
 Runs in the parent after every record is spooled, from the measures the workers took
-(:mod:`preproc.auditing.quality`): one pass over the on-disk spool builds a few arrays of one number
-per file (hashes, measures, class and subset codes), the hash index (:mod:`.similarity`) finds
-near-duplicate clusters, and robust per-class thresholds find the quality outliers. A second pass
-fetches the paths of the files that findings name. Nothing keeps a per-file Python object.
+(:mod:`preproc.auditing.quality`): the columns built as the records arrived
+(:mod:`.columns`: hashes, measures, class and subset codes, a mapped file of thumbnails) feed
+the hash index (:mod:`.similarity`), which finds near-duplicate clusters, and robust per-class
+thresholds find the quality outliers. One pass over the on-disk spool fetches the paths of the
+files that findings name. Nothing keeps a per-file Python object.
 
 Subsets: a file is in the validation subset exactly when the batches would put it there
 (:func:`preproc.discovery.list_files` with the config's ``validation_split`` and
@@ -37,7 +38,7 @@ from ..dataset.tally import MAX_EXAMPLES
 from ..findings import Finding, Location
 from ..types import Array
 from .columns import WINDOWS, ColumnBuilder, Columns
-from .similarity import HashIndex, clusters
+from .similarity import Components, HashIndex
 
 __all__ = ["QUALITY_CODES", "Screen", "Thresholds", "screen"]
 
@@ -184,7 +185,7 @@ def screen(spool: Iterable[FileRecord], cfg: Any, where: str, columns: ColumnBui
     out.measures = {"blur": cols.blur, "brightness": out.brightness, "entropy": out.entropy}
     named: Named = {}
     if not quick:
-        _similarity(spool, cols, limits, out, named)
+        _similarity(cols, limits, out, named)
     _quality(cols, limits, out, named, GEOMETRY_CODES if quick else QUALITY_CODES)
     _name_files(spool, named, out, where, cols)
     return out
@@ -217,13 +218,12 @@ def _dataset_units(cols: Columns, expect: Any) -> tuple[Array, Array]:
     return bright, entropy
 
 
-def _similarity(spool: Iterable[FileRecord], cols: Columns, limits: Thresholds, out: Screen,
-                named: Named) -> None:
-    pairs = _near_pairs(spool, cols, limits)
+def _similarity(cols: Columns, limits: Thresholds, out: Screen, named: Named) -> None:
+    found = Components(cols.n)
     exact = _exact_pairs(cols)
-    if len(exact):
-        pairs = np.concatenate([pairs, exact]) if len(pairs) else exact
-    groups = clusters(cols.n, pairs)
+    found.join(exact[:, 0], exact[:, 1])
+    _join_near_duplicates(found, cols, limits)
+    groups = found.groups()
     out.clusters = groups
     out.cluster = np.full(cols.n, -1, dtype=np.int64)
     near, leak, conflict = [], [], []
@@ -237,60 +237,59 @@ def _similarity(spool: Iterable[FileRecord], cols: Columns, limits: Thresholds, 
             leak.append(members)
         if len(np.unique(cols.cls[m])) > 1:
             conflict.append(members)
-    for code, found in (("near-duplicate", near), ("split-leakage", leak),
-                        ("label-conflict", conflict)):
-        if found:
-            named[code] = ([i for g in found for i in g], {"clusters": found})
+    for code, found_in in (("near-duplicate", near), ("split-leakage", leak),
+                           ("label-conflict", conflict)):
+        if found_in:
+            named[code] = ([i for g in found_in for i in g], {"clusters": found_in})
 
 
-def _near_pairs(spool: Iterable[FileRecord], cols: Columns, limits: Thresholds) -> Array:
-    """``(k, 2)`` spool-index pairs ``a < b`` of near-duplicates.
+#: Candidate pairs whose thumbnails are compared at once (a few hundred KiB of work arrays).
+VERIFY_PAIRS = 1 << 12
+
+
+def _join_near_duplicates(found: Components, cols: Columns, limits: Thresholds) -> None:
+    """Join the near-duplicates among the hashed records into ``found``.
 
     The index holds every image's whole-image hash and its window hashes; each whole-image hash
     is the query. A match of ``a``'s whole image with window ``k`` of ``b`` is confirmed by the
     correlation of ``a``'s thumbnail with the thumbnail of that window of ``b`` (at least
     ``(1 + near_duplicate_correlation) / 2``; whole-image matches need
-    ``near_duplicate_correlation``). Thumbnails are read back from the spool for the
-    candidates only.
+    ``near_duplicate_correlation``). Matches come in bounded blocks, and a match between
+    images already joined (through other matches or identical content) is not checked: a
+    cluster of ``m`` look-alikes costs its hash matches, not ``m**2`` correlations held at once.
     """
     idx = np.flatnonzero(cols.hashed)
     entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
     owners = np.concatenate([idx, np.repeat(idx, WINDOWS)])
     kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(WINDOWS), len(idx))])
-    q, e = HashIndex(entries, owners).query(cols.phash[idx], limits.near_duplicate_distance)
-    a, b, k = idx[q], owners[e], kinds[e]
-    keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
-    a, b, k = a[keep], b[keep], k[keep]
-    if not len(a):
-        return np.empty((0, 2), dtype=np.int64)
     corr = limits.near_duplicate_correlation
-    # nine windows per image are nine chances of a chance match: a window match must be
-    # closer, its thumbnail at most half as decorrelated as a whole-image match may be
-    need = np.where(k >= 0, 1.0 - (1.0 - corr) / 2, corr)
     template = (cols.template, cols.template_n)
-    good = _correlation(_thumbnails(spool, np.union1d(a, b)), a, b, k, template) >= need
-    lo, hi = np.minimum(a, b)[good], np.maximum(a, b)[good]
-    return np.unique(np.stack([lo, hi], axis=1), axis=0)
+    thumbs = np.asarray(cols.thumbs)  # a plain view of the mapping: gathers without subclass cost
+    for q, e in HashIndex(entries, owners).query_blocks(cols.phash[idx],
+                                                        limits.near_duplicate_distance):
+        a, b, k = idx[q], owners[e], kinds[e]
+        keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
+        a, b, k = a[keep], b[keep], k[keep]
+        for start in range(0, len(a), VERIFY_PAIRS):
+            part = slice(start, start + VERIFY_PAIRS)
+            pa, pb, pk = a[part], b[part], k[part]
+            new = ~found.connected(pa, pb)
+            pa, pb, pk = pa[new], pb[new], pk[new]
+            if not len(pa):
+                continue
+            # nine windows per image are nine chances of a chance match: a window match must
+            # be closer, its thumbnail at most half as decorrelated as a whole-image match may be
+            need = np.where(pk >= 0, 1.0 - (1.0 - corr) / 2, corr)
+            good = _correlation(thumbs, pa, pb, pk, template) >= need
+            found.join(pa[good], pb[good])
 
 
-def _thumbnails(spool: Iterable[FileRecord], wanted: Array) -> tuple[Array, Array]:
-    """``(rows, thumbs)``: the spool index of each wanted record, sorted, and its ``(10, 64)``
-    thumbnails (:func:`~.quality.thumbnails`), in one pass over the spool."""
-    thumbs = np.zeros((len(wanted), 1 + WINDOWS, 64), dtype=np.uint8)
-    want = set(wanted.tolist())
-    j = 0
-    for i, rec in enumerate(spool):
-        if i in want:
-            if rec.tiny:
-                thumbs[j] = np.frombuffer(bytes.fromhex(rec.tiny), np.uint8).reshape(-1, 64)
-            j += 1
-    return wanted, thumbs
-
-
-def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray,
-                 kind: np.ndarray, template: tuple[Array, int] | None = None) -> np.ndarray:
+def _correlation(thumbs: Array, a: np.ndarray, b: np.ndarray, kind: np.ndarray,
+                 template: tuple[Array, int] | None = None) -> np.ndarray:
     """Pearson correlation of the whole thumbnail of each ``a`` with the thumbnail of window
     ``kind`` of ``b`` (the whole of ``b`` where ``kind`` is -1); 1 for the same picture.
+
+    ``thumbs``: every record's ``(10, 64)`` thumbnails (:attr:`.columns.Columns.thumbs`).
 
     ``template``: ``(sum of every record's thumbnails, records)``. With at least
     :data:`TEMPLATE_MIN` records, both thumbnails are first taken relative to the dataset's mean
@@ -300,22 +299,20 @@ def _correlation(found: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndar
     is its departure from that common layout. Data without a common layout (photographs) has
     a nearly flat mean, and the correlation is what it was.
     """
-    rows, thumbs = found
     slot = kind + 1
-    at_a, at_b = thumbs[np.searchsorted(rows, a)], thumbs[np.searchsorted(rows, b)]
-    pick = np.arange(len(a))
-    x = at_a[:, 0].astype(np.float64)
-    y = at_b[pick, slot].astype(np.float64)
+    x = thumbs[a, 0].astype(np.float64)
+    y = thumbs[b, slot].astype(np.float64)
     if template is not None and template[1] >= TEMPLATE_MIN:
         total, n = template
         # the crop of a window is compared with that window: both against the window's mean
-        mean = (total[slot] - at_a[pick, slot] - at_b[pick, slot]) / (n - 2)
+        mean = (total[slot] - thumbs[a, slot] - y) / (n - 2)
         x -= mean
         y -= mean
     x -= x.mean(axis=1, keepdims=True)
     y -= y.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-    return np.where(norm > 0, (x * y).sum(axis=1) / np.where(norm > 0, norm, 1), 0.0)
+    # row dot products in one pass each (a look-alike cluster asks for millions of rows)
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
+    return np.where(norm > 0, np.einsum("ij,ij->i", x, y) / np.where(norm > 0, norm, 1), 0.0)
 
 
 #: Hashed images from which near-duplicate thumbnails are compared against the dataset's mean

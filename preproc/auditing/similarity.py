@@ -14,18 +14,23 @@ lookup in a table of 65,536 buckets per chunk, and each candidate is verified on
 Memory is a few arrays of one word per hash; no pair list larger than the verified matches is
 kept.
 
-Matches are merged into clusters (single linkage, union-find) over image numbers.
+Matches are merged into clusters (single linkage) by :class:`Components`, whose labels say at
+once whether two images are already joined: matches arrive in bounded blocks
+(:meth:`HashIndex.query_blocks`) and only those between images not yet joined need verifying.
+Thousands of look-alike images (empty slices, frames of one scene) would otherwise make
+millions of pairs to hold and check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import combinations
 
 import numpy as np
 
 from ..types import Array
 
-__all__ = ["CHUNKS", "HashIndex", "clusters", "popcount", "probe_masks"]
+__all__ = ["CHUNKS", "Components", "HashIndex", "clusters", "popcount", "probe_masks"]
 
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
@@ -83,64 +88,79 @@ class HashIndex:
     def query(self, hashes: Array, distance: int) -> tuple[Array, Array]:
         """Every ``(query, entry)`` index pair whose hashes differ in at most ``distance`` bits.
 
+        Holds every pair at once: :meth:`query_blocks` bounds the memory instead.
+
         Returns:
             Two ``int64`` arrays of equal length: positions in ``hashes`` and in the index,
             each pair once, sorted by query then entry.
         """
-        queries = np.asarray(hashes, dtype=np.uint64)
-        found: list[Array] = []
-        if len(queries) and len(self.hashes):
-            masks = probe_masks(distance // CHUNKS)
-            # every probe of a block of queries in one vectorised lookup: the block bounds the
-            # memory of the (query, probe) keys whatever the dataset size
-            block = max(1, PROBE_KEYS // len(masks))
-            for c, (bucket_counts, bucket_starts, order) in enumerate(self._tables):
-                chunk = _chunk(queries, c)
-                for start in range(0, len(queries), block):
-                    part = chunk[start:start + block]
-                    keys = (part[:, None] ^ masks[None, :]).ravel()
-                    asked = np.repeat(np.arange(start, start + len(part)), len(masks))
-                    found += self._probe(queries, asked, keys, bucket_counts, bucket_starts,
-                                         order, distance)
+        found = [q * len(self.hashes) + e for q, e in self.query_blocks(hashes, distance)]
         if not found:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty
         keys = np.unique(np.concatenate(found))  # query * entries + entry, one per pair
         return keys // len(self.hashes), keys % len(self.hashes)
 
-    def _probe(self, queries: Array, asked: Array, keys: Array, bucket_counts: Array,
-               bucket_starts: Array, order: Array, distance: int) -> list[Array]:
-        """Matches of probed chunk values: query ``asked[i]`` against the bucket of ``keys[i]``,
-        verified :data:`CANDIDATES` candidates at a time (look-alike images fill buckets)."""
+    def query_blocks(self, hashes: Array, distance: int) -> Iterator[tuple[Array, Array]]:
+        """The pairs of :meth:`query`, as ``(query positions, entry positions)`` blocks of at
+        most :data:`CANDIDATES` pairs, so memory is bounded however many images look alike.
+
+        Each pair comes once: a table reports only the pairs no earlier table's chunk found.
+        """
+        queries = np.asarray(hashes, dtype=np.uint64)
+        if not len(queries) or not len(self.hashes):
+            return
+        masks = probe_masks(distance // CHUNKS)
+        # every probe of a block of queries in one vectorised lookup: the block bounds the
+        # memory of the (query, probe) keys whatever the dataset size
+        block = max(1, PROBE_KEYS // len(masks))
+        for c, (bucket_counts, bucket_starts, order) in enumerate(self._tables):
+            chunk = _chunk(queries, c)
+            for start in range(0, len(queries), block):
+                part = chunk[start:start + block]
+                keys = (part[:, None] ^ masks[None, :]).ravel()
+                asked = np.repeat(np.arange(start, start + len(part)), len(masks))
+                yield from self._probe(queries, asked, keys, (bucket_counts, bucket_starts,
+                                       order), distance, c)
+
+    def _probe(self, queries: Array, asked: Array, keys: Array, table: tuple[Array, Array, Array],
+               distance: int, c: int) -> Iterator[tuple[Array, Array]]:
+        """Matches of probed values of chunk ``c``: query ``asked[i]`` against the bucket of
+        ``keys[i]``, verified :data:`CANDIDATES` candidates at a time (look-alike images fill
+        buckets)."""
+        bucket_counts, bucket_starts, order = table
         counts = bucket_counts[keys]
         hit = np.flatnonzero(counts)
         if not len(hit):
-            return []
+            return
         asked, keys, counts = asked[hit], keys[hit], counts[hit]
         ends = np.cumsum(counts, dtype=np.int64)
-        found: list[Array] = []
         start = 0
         while start < len(keys):
             before = int(ends[start - 1]) if start else 0
             stop = max(start + 1, int(np.searchsorted(ends, before + CANDIDATES, side="right")))
             part = slice(start, stop)
-            found += self._verify(queries, asked[part], counts[part],
-                                  bucket_starts[keys[part]], order, distance)
+            q, e = self._verify(queries, asked[part], counts[part], bucket_starts[keys[part]],
+                                order, distance, c)
+            if len(q):
+                yield q, e
             start = stop
-        return found
 
     def _verify(self, queries: Array, asked: Array, counts: Array, starts: Array, order: Array,
-                distance: int) -> list[Array]:
+                distance: int, c: int) -> tuple[Array, Array]:
         """Each query ``asked[i]`` against the ``counts[i]`` entries from ``starts[i]`` in
-        ``order``, on all 64 bits."""
+        ``order``, on all 64 bits: the ``(query, entry)`` positions that match, except those an
+        earlier chunk than ``c`` already found (their chunk there within the probed radius)."""
         total = int(counts.sum())
         left = np.repeat(asked, counts)
         offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
         right = order[np.arange(total) + offsets]
-        near = popcount(queries[left] ^ self.hashes[right]) <= distance
-        if not near.any():
-            return []
-        return [left[near].astype(np.int64) * len(self.hashes) + right[near]]
+        differ = queries[left] ^ self.hashes[right]
+        near = popcount(differ) <= distance
+        radius = distance // CHUNKS
+        for earlier in range(c):
+            near &= popcount(_chunk(differ, earlier)) > radius
+        return left[near].astype(np.int64), right[near].astype(np.int64)
 
     def pairs(self, distance: int) -> Array:
         """``(k, 2)`` owner pairs ``a < b`` with some hashes within ``distance`` bits, unique."""
@@ -159,21 +179,53 @@ def clusters(n: int, pairs: Array) -> list[list[int]]:
 
     Members are sorted; clusters are ordered by their first member.
     """
-    parent = np.arange(n)
+    found = Components(n)
+    if len(pairs):
+        found.join(pairs[:, 0], pairs[:, 1])
+    return found.groups()
 
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = int(parent[root])
-        while parent[x] != root:
-            parent[x], x = root, int(parent[x])
-        return root
 
-    for a, b in pairs.tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for node in np.unique(pairs).tolist() if len(pairs) else []:
-        groups.setdefault(find(node), []).append(node)
-    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+class Components:
+    """Connected components of a graph on ``range(n)`` whose edges arrive in blocks.
+
+    ``label[i]`` is the smallest node of ``i``'s component, exact after every :meth:`join`, so
+    whether a block's pairs are already connected is two lookups per pair.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.label = np.arange(n, dtype=np.int64)
+
+    def connected(self, a: Array, b: Array) -> Array:
+        """Per pair, whether ``a[i]`` and ``b[i]`` are in one component."""
+        joined: Array = self.label[a] == self.label[b]
+        return joined
+
+    def join(self, a: Array, b: Array) -> None:
+        """Add the edges ``(a[i], b[i])``."""
+        la, lb = self.label[a], self.label[b]
+        while True:
+            differ = la != lb
+            if not differ.any():
+                return
+            la, lb = la[differ], lb[differ]
+            # each larger label (a component's smallest node) now points at a smaller one;
+            # following the pointers to the end relabels every node. Labels only decrease, so
+            # the edges a component got more than one new pointer for settle in a few rounds.
+            np.minimum.at(self.label, np.maximum(la, lb), np.minimum(la, lb))
+            while True:
+                jumped = self.label[self.label]
+                if np.array_equal(jumped, self.label):
+                    break
+                self.label = jumped
+            la, lb = self.label[la], self.label[lb]
+
+    def groups(self) -> list[list[int]]:
+        """Components of at least two nodes, members sorted, ordered by their first member."""
+        sizes = np.bincount(self.label, minlength=len(self.label))
+        members = np.flatnonzero(sizes[self.label] > 1)
+        if not len(members):
+            return []
+        order = members[np.argsort(self.label[members], kind="stable")]
+        labels = self.label[order]
+        cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        return [part.tolist() for part in np.split(order, cuts)]
