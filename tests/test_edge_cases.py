@@ -165,6 +165,21 @@ def test_internal_errors_exit_2_not_1(monkeypatch, capsys, write_config):
     assert "internal error" in err and "Traceback" not in err
 
 
+def test_out_of_memory_names_what_bounds_the_commands_memory(monkeypatch, capsys, tmp_path):
+    """An audit's memory is bounded by its workers and the largest image they decode, not by
+    batch settings it does not use."""
+    import preproc.auditing as auditing
+
+    def no_room(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(auditing, "audit", no_room)
+    (tmp_path / "d").mkdir()
+    assert main(["audit", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "--workers" in err and "batch_size" not in err
+
+
 def test_stage_failure_names_the_stage_and_file():
     from preproc import RunContext, StageError
 

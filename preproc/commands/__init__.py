@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preproc {args.command}: {io_message(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
-        print(f"preproc {args.command}: out of memory; lower batches.batch_size, "
-              "batches.target_size or the number of workers", file=sys.stderr)
+        print(f"preproc {args.command}: out of memory; "
+              f"{_MEMORY_HINTS.get(args.command, _MEMORY_HINTS['run'])}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so plainly, never let it pass as "findings" (exit 1)
         if os.environ.get("PREPROC_DEBUG"):
@@ -153,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
               "  this is a bug; rerun with PREPROC_DEBUG=1 for the traceback and report it",
               file=sys.stderr)
         return 2
+
+
+#: What bounds each command's memory, for its out-of-memory message.
+_MEMORY_HINTS = {
+    "run": "lower batches.batch_size, batches.target_size or the number of workers",
+    "audit": "lower --workers or source.max_image_bytes (the largest image one worker decodes)",
+}
 
 
 if __name__ == "__main__":  # pragma: no cover
