@@ -495,7 +495,11 @@ def _print_row(kind: str, interp: str, res: dict[str, Result]) -> None:
         theirs = res[p].get("img_s")
         ratios.append(f"{ours / theirs:4.2f}x {p}" if ours and theirs else f"  n/a {p}")
     print(f"{kind:7} {interp:8} | " + " | ".join(f"{p}: {rate(p)}" for p in res))
-    print(f"{'':17}| preproc = " + ", ".join(ratios), flush=True)
+    bare, torch = res["bare"].get("img_s"), res["torch"].get("img_s")
+    # the bare loop is the same decode, resize and cast with nothing around it: how far any
+    # loader of Pillow's output can lead a peer on this data
+    ceiling = f"; bare loop = {bare / torch:4.2f}x torch" if bare and torch else ""
+    print(f"{'':17}| preproc = " + ", ".join(ratios) + ceiling, flush=True)
     cpu = {p: r["cpu_ms"] for p, r in res.items() if "cpu_ms" in r}
     if cpu:  # the ratio a machine shared with other sessions cannot blur
         mine = cpu.get("preproc")
