@@ -28,6 +28,29 @@ def test_each_matching_pair_comes_in_exactly_one_block():
     assert sorted(got.tolist()) == sorted((q * len(hashes) + e).tolist())
 
 
+def test_a_bucket_larger_than_the_working_batch_is_verified_in_pieces(monkeypatch):
+    from preproc.auditing import similarity
+
+    monkeypatch.setattr(similarity, "CANDIDATES", 8)
+    hashes = np.full(20, 0x1234_5678_9ABC_DEF0, dtype=np.uint64)  # one bucket of 20 per table
+    blocks = list(HashIndex(hashes, np.arange(20)).query_blocks(hashes, 4))
+    assert max(len(q) for q, _ in blocks) <= 8
+    got = sorted((int(a), int(b)) for q, e in blocks for a, b in zip(q, e))
+    assert got == [(a, b) for a in range(20) for b in range(20)]
+
+
+def test_an_audit_leaves_no_thumbnail_file_behind(tmp_path):
+    from PIL import Image
+
+    from preproc.auditing import audit
+
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(tmp_path / "d" / "a" / f"{i}.png")
+    report = audit(tmp_path / "d", workers=1)
+    assert report._collector.columns._thumbs.closed
+
+
 def _reference_groups(n, edges):
     adjacency = {i: set() for i in range(n)}
     for a, b in edges:

@@ -108,6 +108,11 @@ class ColumnBuilder:
         self.width.append(rec.width if sized and rec.width else 0)
         self.flags.append((1 if measured and rec.grayscale else 0) | (2 if rec.phash else 0))
 
+    def close(self) -> None:
+        """Delete the thumbnails' temporary file (arrays already mapped from it stay valid)."""
+        if self._thumbs is not None:
+            self._thumbs.close()
+
     def build(self) -> Columns:
         """The columns of every record added."""
         out = Columns()

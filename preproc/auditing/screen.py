@@ -178,7 +178,10 @@ def screen(spool: Iterable[FileRecord], cfg: Any, where: str, columns: ColumnBui
     ``odd-aspect-ratio``) are computed, the rest are in :data:`QUICK_SKIPS`.
     """
     limits = Thresholds.from_config(cfg)
-    cols = columns.build()
+    try:
+        cols = columns.build()
+    finally:
+        columns.close()  # the mapping outlives the file: no thumbnails left on disk after this
     out = Screen(n=cols.n, subset=cols.subset, classes=cols.class_names,
                  class_index=cols.cls)
     out.brightness, out.entropy = _dataset_units(cols, expect)
@@ -254,34 +257,49 @@ def _join_near_duplicates(found: Components, cols: Columns, limits: Thresholds) 
     is the query. A match of ``a``'s whole image with window ``k`` of ``b`` is confirmed by the
     correlation of ``a``'s thumbnail with the thumbnail of that window of ``b`` (at least
     ``(1 + near_duplicate_correlation) / 2``; whole-image matches need
-    ``near_duplicate_correlation``). Matches come in bounded blocks, and a match between
-    images already joined (through other matches or identical content) is not checked: a
-    cluster of ``m`` look-alikes costs its hash matches, not ``m**2`` correlations held at once.
+    ``near_duplicate_correlation``).
+
+    Matches come in bounded blocks, so memory does not grow with the matches; a match between
+    images already joined (through other matches or identical content) is not checked, so a
+    cluster of ``m`` copies costs about ``m`` correlations. Look-alikes that are not copies
+    (one scene, different noise) still cost a correlation per matching pair: ``m**2`` in time.
     """
-    idx = np.flatnonzero(cols.hashed)
-    entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
-    owners = np.concatenate([idx, np.repeat(idx, WINDOWS)])
-    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(WINDOWS), len(idx))])
+    idx, owners, kinds, index = _hash_index(cols)
     corr = limits.near_duplicate_correlation
     template = (cols.template, cols.template_n)
     thumbs = np.asarray(cols.thumbs)  # a plain view of the mapping: gathers without subclass cost
-    for q, e in HashIndex(entries, owners).query_blocks(cols.phash[idx],
-                                                        limits.near_duplicate_distance):
+    # a join relabels every record: joins wait for n/64 confirmed pairs, so each pair costs a
+    # bounded share of one, and later checks may meanwhile verify a pair already joined
+    pending: list[tuple[Array, Array]] = []
+    batch = max(1, cols.n // 64)
+    for q, e in index.query_blocks(cols.phash[idx], limits.near_duplicate_distance):
         a, b, k = idx[q], owners[e], kinds[e]
         keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
         a, b, k = a[keep], b[keep], k[keep]
         for start in range(0, len(a), VERIFY_PAIRS):
             part = slice(start, start + VERIFY_PAIRS)
-            pa, pb, pk = a[part], b[part], k[part]
-            new = ~found.connected(pa, pb)
-            pa, pb, pk = pa[new], pb[new], pk[new]
-            if not len(pa):
-                continue
+            new = ~found.connected(a[part], b[part])
+            pa, pb, pk = a[part][new], b[part][new], k[part][new]
             # nine windows per image are nine chances of a chance match: a window match must
             # be closer, its thumbnail at most half as decorrelated as a whole-image match may be
             need = np.where(pk >= 0, 1.0 - (1.0 - corr) / 2, corr)
             good = _correlation(thumbs, pa, pb, pk, template) >= need
-            found.join(pa[good], pb[good])
+            pending.append((pa[good], pb[good]))
+            if sum(len(p) for p, _ in pending) >= batch:
+                found.join(*(np.concatenate(side) for side in zip(*pending)))
+                pending = []
+    if pending:
+        found.join(*(np.concatenate(side) for side in zip(*pending)))
+
+
+def _hash_index(cols: Columns) -> tuple[Array, Array, Array, HashIndex]:
+    """``(hashed records, owner and kind of each entry, the index)``: every hashed record's
+    whole-image hash (kind -1) and window hashes (kind 0-8)."""
+    idx = np.flatnonzero(cols.hashed)
+    entries = np.concatenate([cols.phash[idx], cols.windows[idx].ravel()])
+    owners = np.concatenate([idx, np.repeat(idx, WINDOWS)])
+    kinds = np.concatenate([np.full(len(idx), -1), np.tile(np.arange(WINDOWS), len(idx))])
+    return idx, owners, kinds, HashIndex(entries, owners)
 
 
 def _correlation(thumbs: Array, a: np.ndarray, b: np.ndarray, kind: np.ndarray,

@@ -34,7 +34,7 @@ __all__ = ["CHUNKS", "Components", "HashIndex", "clusters", "popcount", "probe_m
 
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
-#: (query, probed chunk value) keys looked up at once (:meth:`HashIndex.query`).
+#: (query, probed chunk value) keys looked up at once (:meth:`HashIndex.query_blocks`).
 PROBE_KEYS = 1 << 16
 #: Candidate (query, entry) pairs verified at once: bounds the index's working memory.
 CANDIDATES = 1 << 17
@@ -127,21 +127,28 @@ class HashIndex:
                distance: int, c: int) -> Iterator[tuple[Array, Array]]:
         """Matches of probed values of chunk ``c``: query ``asked[i]`` against the bucket of
         ``keys[i]``, verified :data:`CANDIDATES` candidates at a time (look-alike images fill
-        buckets)."""
+        buckets: a bucket larger than that is verified in pieces)."""
         bucket_counts, bucket_starts, order = table
         counts = bucket_counts[keys]
         hit = np.flatnonzero(counts)
         if not len(hit):
             return
-        asked, keys, counts = asked[hit], keys[hit], counts[hit]
+        asked, starts, counts = asked[hit], bucket_starts[keys[hit]].astype(np.int64), counts[hit]
+        pieces = -(-counts // CANDIDATES)
+        if (pieces > 1).any():
+            first = np.cumsum(pieces) - pieces
+            step = (np.arange(int(pieces.sum())) - np.repeat(first, pieces)) * CANDIDATES
+            asked = np.repeat(asked, pieces)
+            starts = np.repeat(starts, pieces) + step
+            counts = np.minimum(np.repeat(counts, pieces) - step, CANDIDATES)
         ends = np.cumsum(counts, dtype=np.int64)
         start = 0
-        while start < len(keys):
+        while start < len(asked):
             before = int(ends[start - 1]) if start else 0
             stop = max(start + 1, int(np.searchsorted(ends, before + CANDIDATES, side="right")))
             part = slice(start, stop)
-            q, e = self._verify(queries, asked[part], counts[part], bucket_starts[keys[part]],
-                                order, distance, c)
+            q, e = self._verify(queries, asked[part], counts[part], starts[part], order,
+                                distance, c)
             if len(q):
                 yield q, e
             start = stop
