@@ -48,11 +48,11 @@ def _version() -> str:
 
 def verify_cache(folder: StrPath, config: Config) -> list[Finding]:
     """Findings (``cache-stale``) of checking ``folder`` against ``config`` by content hash."""
-    from .flow import _list, _pipeline_for
+    from .setup import list_subset, pipeline_for
 
-    pipeline = _pipeline_for(config)
+    pipeline = pipeline_for(config)
     try:
-        open_cache(folder, config, pipeline, _list(config, None), verify=True)
+        open_cache(folder, config, pipeline, list_subset(config, None), verify=True)
     except CacheError as exc:
         return [exc.finding]
     return []
@@ -155,7 +155,8 @@ class Plan:
 
 def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = None) -> Plan:
     """Fit, probe and split the listing into shard tasks (nothing is written)."""
-    from .flow import _list, _make_job, flow
+    from .flow import flow
+    from .setup import list_subset, make_job
 
     b = config.batches
     if getattr(b, "cache", None) is not None:  # the cache being built is not read meanwhile
@@ -165,8 +166,8 @@ def plan_cache(config: Config, folder: StrPath, *, shard_images: int | None = No
     probe = flow(config, fit_subset, workers=0, guard="record", mode="training")
     pipeline = probe.pipeline
     cut = config_cut(config, pipeline)
-    listing = _list(config, None)
-    job = _make_job(config, listing.filepaths, pipeline.part(0, cut), run_stages=True)
+    listing = list_subset(config, None)
+    job = make_job(config, listing.filepaths, pipeline.part(0, cut), run_stages=True)
     dtype, shape = _probe_cut(job, pipeline, cut, b.on_error == "skip")
     if shard_images is None:
         shard_images = max(1, min(4096, SHARD_BYTES // max(1, int(np.prod(shape)) * dtype.itemsize)))

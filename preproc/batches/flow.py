@@ -30,17 +30,18 @@ import functools
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..dataset import discovery
 from ..errors import DecodeError, PreprocError, StageError, WorkerError
 from ..findings import Finding
 from ..stages.augment_draw import draw_seed
 from . import batching
+from .setup import (batch_dtype, can_fork, check_batch_memory, check_mode, check_shard,
+                    list_subset, make_job, open_cache_for, pipeline_for)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from ..stages.pipeline import Pipeline
     from ..types import Array
     from .batching import ImageStats
-    from .cache import Cache, CachedJob
+    from .cache import CachedJob
     from .workers import ImageJob, InlineEngine, ProcessEngine, Result, Window
 
     #: what ``flow`` accepts as a config: a loaded one, a YAML path, or a mapping
@@ -107,7 +108,7 @@ def flow(config: ConfigLike, subset: str | None = None, *, check: bool = True,
         # the check has sampled the headers already: its source spec builds the pipeline
         from ..stages.pipeline import pipeline_mode
 
-        _check_mode(subset, mode)
+        check_mode(subset, mode)
         wanted = pipeline_mode(subset, mode or config.batches.mode)
         kwargs.setdefault("source", require_check(config, mode=wanted)[1])
     return BatchIterator(config, subset, mode=mode, **kwargs)
@@ -150,21 +151,21 @@ class BatchIterator:
         if guard not in GUARD_POLICIES:
             raise ValueError(f"guard must be one of {GUARD_POLICIES}, got {guard!r}")
         self.config, self.subset, self.guard = config, subset, guard
-        _check_mode(subset, mode)
+        check_mode(subset, mode)
         b = config.batches
         from ..io._files import set_max_image_bytes
 
         set_max_image_bytes(config.source.max_image_bytes)  # workers forked later inherit it
-        self._listing = _list(config, subset)
+        self._listing = list_subset(config, subset)
         # an unseeded run draws its seed once, so every worker count still sees one order and
         # one set of augmentations; `seed` reports it so the run can be replayed
         self._seed = b.seed if b.seed is not None else draw_seed()
-        self.pipeline = pipeline or _pipeline_for(config, subset, self._seed, source, mode)
+        self.pipeline = pipeline or pipeline_for(config, subset, self._seed, source, mode)
         #: ``training`` (random stages run) or ``evaluation`` (deterministic stages alone)
         self.mode: str = self.pipeline.mode
         self.batch_size, self.shuffle, self.class_mode = b.batch_size, b.shuffle, b.class_mode
         self._on_error = b.on_error
-        self._shard = _check_shard(shard, b)
+        self._shard = check_shard(shard, b)
         random = any(s.traits().random for s in self.pipeline.stages)
         if self._shard is not None and b.seed is None and random:
             raise ValueError("sharded augmentation needs batches.seed, so every rank draws alike")
@@ -183,7 +184,7 @@ class BatchIterator:
         #: epoch (then batches of the next epoch are prepared ahead; see :meth:`_key_after`)
         self._fetched_epoch: int | None = None
         self._epochs_follow = False
-        self._cache = _open_cache(config, cache, self)  # sets the cache's fitted statistics
+        self._cache = open_cache_for(config, cache, self)  # sets the cache's fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
         # what the batches run: the stages after the cache's cut, or the whole pipeline
@@ -194,7 +195,7 @@ class BatchIterator:
         if self._cache is not None:
             self._job = self._cache.job(self._listing, self._run, run_stages=not self._batched)
         else:
-            self._job = _make_job(config, self._listing.filepaths, self.pipeline,
+            self._job = make_job(config, self._listing.filepaths, self.pipeline,
                                   run_stages=not self._batched)
         self._probe()
         self._set_order()
@@ -451,9 +452,9 @@ class BatchIterator:
     # ------------------------------------------------------------------- setup, workers
     def _fit(self) -> None:
         """Featurewise statistics from the training files (all of them, whatever the shard)."""
-        training = self._listing if self.subset != "validation" else _list(self.config, "training")
+        training = self._listing if self.subset != "validation" else list_subset(self.config, "training")
         paths = training.filepaths
-        job = _make_job(self.config, paths, self.pipeline, run_stages=False)
+        job = make_job(self.config, paths, self.pipeline, run_stages=False)
 
         def images() -> Iterator[Array]:
             for k in range(len(paths)):
@@ -481,7 +482,7 @@ class BatchIterator:
                 continue
             out = self._run.apply(raw, file=self._job.paths[k], index=k)
             self.image_shape = tuple(out.shape)
-            self.dtype = _batch_dtype(self.pipeline, out.dtype)
+            self.dtype = batch_dtype(self.pipeline, out.dtype)
             self._slot_shape = tuple(raw.shape) if self._batched else self.image_shape
             self._slot_dtype = raw.dtype if self._batched else self.dtype
             return
@@ -493,7 +494,7 @@ class BatchIterator:
         b = self.config.batches
         self.image_shape = tuple(b.target_size) + (self.config.channels,)
         entry = self.pipeline.entry_spec.dtype or "float32"
-        self.dtype = _batch_dtype(self.pipeline, np.dtype(entry))
+        self.dtype = batch_dtype(self.pipeline, np.dtype(entry))
         self._slot_shape, self._slot_dtype = self.image_shape, self.dtype
 
     def preview(self, n: int = 8) -> tuple[Array, Array]:
@@ -517,11 +518,11 @@ class BatchIterator:
         if self._engine is None:
             # cached rows of elementwise pipelines are a memory copy: workers would only add IPC
             inline = self._cache is not None and self._batched
-            slots = 1 if self._workers <= 0 or inline or not _can_fork() else self._prefetch + 1
-            _check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
+            slots = 1 if self._workers <= 0 or inline or not can_fork() else self._prefetch + 1
+            check_batch_memory((self.batch_size,) + self._slot_shape, self._slot_dtype,
                                 self.dtype, slots)
             job = cast("ImageJob", self._job)  # a CachedJob offers ImageJob's interface
-            if self._workers <= 0 or inline or not _can_fork():
+            if self._workers <= 0 or inline or not can_fork():
                 self._engine = InlineEngine(job)
             else:
                 slots = self._prefetch + 1
@@ -554,146 +555,9 @@ class BatchIterator:
 _PASS = (math.inf, -math.inf, False)
 
 
-def _open_cache(config: Config, cache: str | Path | None,
-                it: BatchIterator) -> Cache | None:
-    cached = getattr(config.batches, "cache", None)
-    if cache is None and cached is not None:
-        cache = Path(config.base_dir) / cached  # a config's paths are its own
-    if cache is None:
-        return None
-    from .cache import open_cache
-
-    return open_cache(cache, config, it.pipeline, it._listing)
-
-
-def _list(config: Config, subset: str | None) -> discovery.Discovered:
-    b = config.batches
-    if config.source.directory is None:
-        raise PreprocError("the config has no source.directory to read batches from")
-    split_by = getattr(b, "split_by", None)
-    listing = discovery.list_files(config.source.directory, classes=b.classes,
-                                   extensions=config.source.extensions,
-                                   follow_links=b.follow_links,
-                                   validation_split=b.validation_split,
-                                   subset=None if split_by else subset)
-    if split_by is not None:  # whole groups per subset; a file's frames follow the file
-        from ..dataset.splits import select_subset
-
-        listing = select_subset(listing, split_by, b.validation_split, subset, b.seed)
-    if config.source.dicom.frames == "all":
-        from ..dataset.frames import expand_frames
-
-        expand: Callable[[discovery.Discovered], discovery.Discovered] = expand_frames
-        listing = expand(listing)
-    return listing
-
-
-def _check_mode(subset: str | None, mode: str | None) -> None:
-    """An explicit ``mode`` the subset cannot follow (the mode's own values are checked where
-    the pipeline is chosen, :func:`~preproc.stages.pipeline.pipeline_mode`)."""
-    if subset == "validation" and mode == "training":
-        raise PreprocError("the validation subset runs the evaluation pipeline; to augment "
-                           "it, give the random stages `apply_to: [training, validation]`")
-
-
-def _pipeline_for(config: Config, subset: str | None = None, seed: int = 0,
-                  source: ValueSpec | None = None, mode: str | None = None) -> Pipeline:
-    """The config's pipeline for ``subset``; where ``source.expect`` is silent, built on sampled
-    headers (as ``preproc check`` does) so the runtime guard has intervals to check against.
-    ``source``: a source spec already resolved (by the check), used as it is."""
-    from ..dataset.sampling import source_spec
-    from ..stages.pipeline import Pipeline
-
-    if source is not None:
-        return Pipeline.from_config(config, source=source, subset=subset, seed=seed, mode=mode)
-    src = source_spec(config)
-    # header findings are check's business; flow only needs the spec (with `voi: header` the
-    # DICOM files arrive in [0, 1] whatever source.expect says of the stored values)
-    if not src.known or config.source.dicom.voi == "header":
-        from ..dataset.sampling import resolve_source
-
-        src, _ = resolve_source(config)
-    return Pipeline.from_config(config, source=src, subset=subset, seed=seed, mode=mode)
-
-
-def _make_job(config: Config, paths: list[str], pipeline: Pipeline, *,
-              run_stages: bool) -> ImageJob:
-    from .workers import ImageJob
-
-    b, expect = config.batches, config.source.expect
-    draft = getattr(getattr(b, "decode", None), "jpeg_draft", False)
-    h, w = b.target_size
-    return ImageJob(paths, b.color_mode, (h, w), b.interpolation,
-                    b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
-                    bit_depth=expect.bit_depth if expect is not None else None,
-                    run_stages=run_stages, dicom=config.source.dicom, seed=pipeline.seed,
-                    subset=pipeline.subset, jpeg_draft=draft)
-
-
-def _check_shard(shard: Sequence[int] | None, b: Any) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    rank, world = (int(v) for v in shard)
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
-    if b.shuffle and b.seed is None:
-        raise ValueError("sharded shuffling needs batches.seed, so every rank draws the same order")
-    return (rank, world)
-
-
-def _exact_in_float32(dtype: np.dtype[Any]) -> bool:
-    dt = np.dtype(dtype)
-    return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float16, np.float32)
-
-
-def _batch_dtype(pipeline: Pipeline, probed: np.dtype[Any]) -> np.dtype[Any]:
-    """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
-    if pipeline.stages:
-        declared = pipeline.out_dtype
-        return np.dtype(declared if declared is not None else probed)
-    return np.dtype(np.float32 if _exact_in_float32(probed) else np.float64)
-
-
 def _locate(err: BaseException, batch: int, epoch: int) -> None:
     """Add the batch to an error's message (kept as attributes too)."""
     if isinstance(err, PreprocError) and getattr(err, "batch", None) is None:
         located: Any = err  # PreprocError declares no batch attributes: added where it is known
         located.batch, located.epoch = batch, epoch
         err.message = f"{err.message} [batch {batch} of epoch {epoch}]"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (``MemAvailable`` on Linux, else physical memory)."""
-    try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    from ..config.model import physical_memory
-
-    return physical_memory()
-
-
-def _check_batch_memory(shape: tuple[int, ...], slot_dtype: np.dtype[Any],
-                        batch_dtype: np.dtype[Any], slots: int) -> None:
-    """Refuse, as a config error naming the keys, batches that cannot fit in memory."""
-    from ..errors import ConfigError
-
-    per_batch = int(np.prod(shape))
-    need = per_batch * (np.dtype(slot_dtype).itemsize * slots + np.dtype(batch_dtype).itemsize)
-    have = available_memory()
-    if have is not None and need > have:
-        raise ConfigError(
-            f"batches of {shape[0]} x {'x'.join(map(str, shape[1:]))} need {need} bytes "
-            f"({slots} slot(s) of {np.dtype(slot_dtype).name} plus the {np.dtype(batch_dtype).name} "
-            f"batch), but only {have} bytes of memory are available",
-            path="batches.target_size",
-            hint="lower batches.batch_size, batches.target_size or batches.prefetch")
-
-
-def _can_fork() -> bool:
-    import multiprocessing as mp
-
-    return "fork" in mp.get_all_start_methods()
