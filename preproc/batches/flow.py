@@ -184,21 +184,23 @@ class BatchIterator:
         #: epoch (then batches of the next epoch are prepared ahead; see :meth:`_key_after`)
         self._fetched_epoch: int | None = None
         self._epochs_follow = False
-        self._cache = open_cache_for(config, cache, self)  # sets the cache's fitted statistics
+        self._job = self._build_job(cache)
+        self._probe()
+        self._set_order()
+
+    def _build_job(self, cache: str | Path | None) -> ImageJob | CachedJob:
+        """The per-image work of every batch, from the files or from a cache, and what the
+        parent runs on the batch (``_run``: the stages after the cache's cut, or them all)."""
+        self._cache = open_cache_for(self.config, cache, self)  # sets its fitted statistics
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
-        # what the batches run: the stages after the cache's cut, or the whole pipeline
         self._run = self.pipeline if self._cache is None else self._cache.tail(self.pipeline)
         self._stages = self._run.stages
         self._batched = batching.batchable(self._stages)
-        self._job: ImageJob | CachedJob
         if self._cache is not None:
-            self._job = self._cache.job(self._listing, self._run, run_stages=not self._batched)
-        else:
-            self._job = make_job(config, self._listing.filepaths, self.pipeline,
-                                  run_stages=not self._batched)
-        self._probe()
-        self._set_order()
+            return self._cache.job(self._listing, self._run, run_stages=not self._batched)
+        return make_job(self.config, self._listing.filepaths, self.pipeline,
+                        run_stages=not self._batched)
 
     # ----------------------------------------------------------------- Keras-like attributes
     @property
