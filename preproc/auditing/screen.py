@@ -318,17 +318,22 @@ def _correlation(thumbs: Array, a: np.ndarray, b: np.ndarray, kind: np.ndarray,
     a nearly flat mean, and the correlation is what it was.
     """
     slot = kind + 1
-    x = thumbs[a, 0].astype(np.float64)
-    y = thumbs[b, slot].astype(np.float64)
+    # rows of one flat (records * slots, 64) table: a look-alike cluster asks for millions
+    slots = thumbs.shape[1]
+    flat = thumbs.reshape(-1, thumbs.shape[2])
+    x = flat.take(a * slots, axis=0).astype(np.float64)
+    y = flat.take(b * slots + slot, axis=0).astype(np.float64)
     if template is not None and template[1] >= TEMPLATE_MIN:
         total, n = template
         # the crop of a window is compared with that window: both against the window's mean
-        mean = (total[slot] - thumbs[a, slot] - y) / (n - 2)
+        mean = total.take(slot, axis=0)
+        mean -= flat.take(a * slots + slot, axis=0)
+        mean -= y
+        mean /= n - 2
         x -= mean
         y -= mean
     x -= x.mean(axis=1, keepdims=True)
     y -= y.mean(axis=1, keepdims=True)
-    # row dot products in one pass each (a look-alike cluster asks for millions of rows)
     norm = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
     return np.where(norm > 0, np.einsum("ij,ij->i", x, y) / np.where(norm > 0, norm, 1), 0.0)
 
