@@ -271,7 +271,7 @@ def _join_near_duplicates(found: Components, cols: Columns, limits: Thresholds) 
     # a join relabels every record: joins wait for n/64 confirmed pairs, so each pair costs a
     # bounded share of one, and later checks may meanwhile verify a pair already joined
     pending: list[tuple[Array, Array]] = []
-    batch = max(1, cols.n // 64)
+    waiting, batch = 0, max(1, cols.n // 64)
     for q, e in index.query_blocks(cols.phash[idx], limits.near_duplicate_distance):
         a, b, k = idx[q], owners[e], kinds[e]
         keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
@@ -284,10 +284,12 @@ def _join_near_duplicates(found: Components, cols: Columns, limits: Thresholds) 
             # be closer, its thumbnail at most half as decorrelated as a whole-image match may be
             need = np.where(pk >= 0, 1.0 - (1.0 - corr) / 2, corr)
             good = _correlation(thumbs, pa, pb, pk, template) >= need
-            pending.append((pa[good], pb[good]))
-            if sum(len(p) for p, _ in pending) >= batch:
+            if good.any():
+                pending.append((pa[good], pb[good]))
+                waiting += int(good.sum())
+            if waiting >= batch:
                 found.join(*(np.concatenate(side) for side in zip(*pending)))
-                pending = []
+                pending, waiting = [], 0
     if pending:
         found.join(*(np.concatenate(side) for side in zip(*pending)))
 
