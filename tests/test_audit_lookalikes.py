@@ -8,6 +8,7 @@ import tracemalloc
 import numpy as np
 
 from preproc.auditing.columns import THUMB_SHAPE, WINDOWS, ColumnBuilder
+from preproc.auditing import nearby
 from preproc.auditing.screen import Screen, Thresholds, _similarity
 from preproc.auditing.similarity import Components, HashIndex, popcount
 from preproc.dataset.records import FileRecord
@@ -123,3 +124,41 @@ def test_thousands_of_look_alikes_are_screened_in_bounded_memory():
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert out.clusters == [[o, c] for o, c in sorted(copies.items())]
     assert sorted(named["near-duplicate"][1]["clusters"]) == out.clusters
+
+
+def _family_columns(n: int, seed: int):
+    """``n`` look-alikes over a few hash variants, with copies of every kind planted: whole
+    copies, re-toned ones, and crops whose whole thumbnail is a window of their original."""
+    rng = np.random.default_rng(seed)
+    scene = rng.integers(40, 200, THUMB_SHAPE)
+    looks = np.clip(scene + rng.normal(0, 6, (n, *THUMB_SHAPE)), 0, 255)
+    base = 0x5A5A_0F0F_3C3C_9999
+    hashes = [base ^ (1 << int(rng.integers(64))) if rng.random() < 0.3 else base
+              for _ in range(n)]
+    for original in rng.choice(n, n // 10, replace=False):
+        copy = int(rng.integers(n))
+        slot = int(rng.integers(0, 1 + WINDOWS))
+        looks[copy, 0] = looks[original, slot] * rng.uniform(0.8, 1.0) + rng.normal(0, 2, 64)
+    columns = ColumnBuilder(None)
+    for i in range(n):
+        columns.add(_record(i, np.clip(looks[i], 0, 255).astype(np.uint8), hashes[i], i + 1))
+    return columns.build()
+
+
+def test_a_family_compared_by_matrix_products_joins_what_pair_by_pair_comparison_joins(
+        monkeypatch):
+    """Look-alikes sharing a hash are compared all at once (BLAS) instead of pair by pair: the
+    same matches, the same thresholds, the same clusters, with and without the mean thumbnail."""
+    monkeypatch.setattr(nearby, "FAMILY_BLOCK", 1 << 12)  # several row blocks
+    # 12 records are too few for the mean thumbnail; distance 0 leaves the one-bit variants out
+    for n, seed, distance, corr in ((300, 1, 10, 0.85), (12, 2, 10, 0.85), (500, 3, 10, 0.85),
+                                    (400, 4, 0, 0.7), (400, 5, 6, 0.95)):
+        cols = _family_columns(n, seed)
+        groups = {}
+        for family_min in (10**9, 4):  # pair by pair; as families
+            monkeypatch.setattr(nearby, "FAMILY_MIN", family_min)
+            found = Components(cols.n)
+            nearby.join_near_duplicates(found, cols, distance, corr)
+            groups[family_min] = found.groups()
+        assert groups[4] == groups[10**9]
+        assert groups[4]  # copies were found: not an empty agreement

@@ -13,13 +13,18 @@ import numpy as np
 
 from ..types import Array
 from .columns import WINDOWS, Columns
-from .similarity import Components, HashIndex
+from .similarity import Components, HashIndex, popcount
 
-__all__ = ["TEMPLATE_MIN", "VERIFY_PAIRS", "join_near_duplicates"]
+__all__ = ["FAMILY_MIN", "TEMPLATE_MIN", "VERIFY_PAIRS", "join_near_duplicates"]
 
 
 #: Candidate pairs whose thumbnails are compared at once (a few hundred KiB of work arrays).
 VERIFY_PAIRS = 1 << 12
+#: Records sharing one whole-image hash that make their hash neighbourhood a family, whose
+#: pairs are compared all at once by matrix products (:func:`_join_family`).
+FAMILY_MIN = 256
+#: Elements of one ``(rows, family)`` work matrix of :func:`_join_family` (2 MiB each).
+FAMILY_BLOCK = 1 << 18
 
 
 def join_near_duplicates(found: Components, cols: Columns, distance: int,
@@ -35,11 +40,16 @@ def join_near_duplicates(found: Components, cols: Columns, distance: int,
     Matches come in bounded blocks, so memory does not grow with the matches; a match between
     images already joined (through other matches or identical content) is not checked, so a
     cluster of ``m`` copies costs about ``m`` correlations. Look-alikes that are not copies
-    (one scene, different noise) still cost a correlation per matching pair: ``m**2`` in time.
+    (one scene, different noise) cost a correlation per matching pair: where many share a hash,
+    their pairs are compared as a family, by matrix products (:func:`_join_family`).
     """
     idx, owners, kinds, index = _hash_index(cols)
     template = (cols.template, cols.template_n)
     thumbs = np.asarray(cols.thumbs)  # a plain view of the mapping: gathers without subclass cost
+    family = _families(cols, idx, distance)
+    for f in range(int(family.max(initial=-1)) + 1):
+        _join_family(found, np.flatnonzero(family == f), cols, (distance, corr), template,
+                     thumbs)
     # a join relabels every record: joins wait for n/64 confirmed pairs, so each pair costs a
     # bounded share of one, and later checks may meanwhile verify a pair already joined
     pending: list[tuple[Array, Array]] = []
@@ -47,6 +57,7 @@ def join_near_duplicates(found: Components, cols: Columns, distance: int,
     for q, e in index.query_blocks(cols.phash[idx], distance):
         a, b, k = idx[q], owners[e], kinds[e]
         keep = (a < b) | ((a != b) & (k >= 0))  # whole-to-whole matches are found from both ends
+        keep &= (family[a] < 0) | (family[a] != family[b])  # a family's pairs are done
         a, b, k = a[keep], b[keep], k[keep]
         for start in range(0, len(a), VERIFY_PAIRS):
             part = slice(start, start + VERIFY_PAIRS)
@@ -64,6 +75,80 @@ def join_near_duplicates(found: Components, cols: Columns, distance: int,
                 pending, waiting = [], 0
     if pending:
         found.join(*(np.concatenate(side) for side in zip(*pending)))
+
+
+def _families(cols: Columns, idx: Array, distance: int) -> Array:
+    """Per record, its family number or -1: the hashed records within ``distance`` bits of a
+    whole-image hash that :data:`FAMILY_MIN` records or more share (the most shared first)."""
+    family = np.full(cols.n, -1, dtype=np.int64)
+    values, counts = np.unique(cols.phash[idx], return_counts=True)
+    shared = counts >= FAMILY_MIN
+    for f, h in enumerate(values[shared][np.argsort(-counts[shared], kind="stable")]):
+        free = idx[family[idx] < 0]
+        family[free[popcount(cols.phash[free] ^ h) <= distance]] = f
+    return family
+
+
+def _join_family(found: Components, members: Array, cols: Columns, rule: tuple[int, float],
+                 template: tuple[Array, int], thumbs: Array) -> None:
+    """Confirm every hash match among ``members`` at once and join them into ``found``.
+
+    The correlation :func:`_correlation` takes of a pair, expanded: with ``N = n - 2`` and the
+    template total ``T``, ``x = U[a] + Z[b]`` and ``y = V[b] + W[a]``, where ``U = t0 - T/N +
+    ts/N``, ``Z = ts/N``, ``V = ts (1 + 1/N) - T/N`` and ``W = ts/N`` (``t0``: the whole
+    thumbnail, ``ts``: that of the window compared). Centred, every dot product of ``x`` and
+    ``y`` is a sum of per-record terms and three matrix products, so a family of ``m`` costs
+    ``m**2`` multiply-adds in BLAS instead of ``m**2`` array operations. The same pairs are
+    compared as by the index (hashes within ``distance``), with the same thresholds.
+    """
+    distance, corr = rule
+    if len(members) < 2:
+        return
+    total, n = template
+    whole = thumbs[members, 0].astype(np.float64)
+    rows = max(1, FAMILY_BLOCK // len(members))
+    for slot in range(1 + WINDOWS):
+        entry = cols.phash[members] if slot == 0 else cols.windows[members, slot - 1]
+        need = corr if slot == 0 else 1.0 - (1.0 - corr) / 2
+        u, w, v, z = _family_terms(whole, thumbs[members, slot].astype(np.float64), total[slot], n)
+        uw, zv = np.einsum("ij,ij->i", u, w), np.einsum("ij,ij->i", z, v)
+        uu, zz = np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", z, z)
+        vv, ww = np.einsum("ij,ij->i", v, v), np.einsum("ij,ij->i", w, w)
+        right = np.concatenate([v, z], axis=1)
+        for start in range(0, len(members), rows):
+            r = slice(start, start + rows)
+            sxy = np.concatenate([u[r], w[r]], axis=1) @ right.T + uw[r, None] + zv[None, :]
+            sxx = uu[r, None] + 2 * (u[r] @ z.T) + zz[None, :]
+            syy = vv[None, :] + 2 * (w[r] @ v.T) + ww[r, None]
+            # a thumbnail centred to nothing has no correlation (as the pairwise rule says);
+            # summed terms leave rounding where the direct sum leaves zero
+            flat = (sxx <= 1e-12 * (uu[r, None] + zz[None, :])) | (
+                syy <= 1e-12 * (vv[None, :] + ww[r, None]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c = np.where(flat, 0.0, sxy / np.sqrt(np.where(flat, 1.0, sxx * syy)))
+            ok = (c >= need) & (popcount(cols.phash[members[r], None] ^ entry[None, :]) <= distance)
+            local = np.arange(start, min(start + rows, len(members)))
+            ok &= (local[:, None] < np.arange(len(members))[None, :]) if slot == 0 else (
+                local[:, None] != np.arange(len(members))[None, :])
+            a, b = np.nonzero(ok)
+            found.join(members[local[a]], members[b])
+
+
+def _family_terms(t0: Array, ts: Array, total: Array, n: int) -> tuple[Array, Array, Array, Array]:
+    """``U, W, V, Z`` of :func:`_join_family` from the members' whole thumbnails ``t0``, those of
+    one window slot ``ts`` and the template total of that slot; each row centred."""
+    if n >= TEMPLATE_MIN:
+        big = n - 2
+        u = t0 - total / big + ts / big
+        w = ts / big
+        v = ts * (1 + 1 / big) - total / big
+        z = ts / big
+    else:  # no template: x and y are the thumbnails themselves
+        u, v = t0.copy(), ts.copy()
+        w, z = np.zeros_like(t0), np.zeros_like(ts)
+    for part in (u, w, v, z):
+        part -= part.mean(axis=1, keepdims=True)
+    return u, w, v, z
 
 
 def _hash_index(cols: Columns) -> tuple[Array, Array, Array, HashIndex]:
