@@ -139,6 +139,8 @@ def _family_columns(n: int, seed: int):
         copy = int(rng.integers(n))
         slot = int(rng.integers(0, 1 + WINDOWS))
         looks[copy, 0] = looks[original, slot] * rng.uniform(0.8, 1.0) + rng.normal(0, 2, 64)
+    for original in rng.choice(n, 3, replace=False):  # re-encoded files: the same thumbnails
+        looks[int(rng.integers(n))] = looks[original]
     columns = ColumnBuilder(None)
     for i in range(n):
         columns.add(_record(i, np.clip(looks[i], 0, 255).astype(np.uint8), hashes[i], i + 1))
@@ -148,11 +150,12 @@ def _family_columns(n: int, seed: int):
 def test_a_family_compared_by_matrix_products_joins_what_pair_by_pair_comparison_joins(
         monkeypatch):
     """Look-alikes sharing a hash are compared all at once (BLAS) instead of pair by pair: the
-    same matches, the same thresholds, the same clusters, with and without the mean thumbnail."""
+    same matches, the same thresholds, the same clusters, with and without the mean thumbnail,
+    and at a threshold of 1, which only identical thumbnails reach."""
     monkeypatch.setattr(nearby, "FAMILY_BLOCK", 1 << 12)  # several row blocks
     # 12 records are too few for the mean thumbnail; distance 0 leaves the one-bit variants out
     for n, seed, distance, corr in ((300, 1, 10, 0.85), (12, 2, 10, 0.85), (500, 3, 10, 0.85),
-                                    (400, 4, 0, 0.7), (400, 5, 6, 0.95)):
+                                    (400, 4, 0, 0.7), (400, 5, 6, 0.95), (300, 6, 10, 1.0)):
         cols = _family_columns(n, seed)
         groups = {}
         for family_min in (10**9, 4):  # pair by pair; as families

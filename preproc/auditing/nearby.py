@@ -79,13 +79,19 @@ def join_near_duplicates(found: Components, cols: Columns, distance: int,
 
 def _families(cols: Columns, idx: Array, distance: int) -> Array:
     """Per record, its family number or -1: the hashed records within ``distance`` bits of a
-    whole-image hash that :data:`FAMILY_MIN` records or more share (the most shared first)."""
+    whole-image hash that :data:`FAMILY_MIN` records or more share; a record near several such
+    hashes joins the family of the most shared one."""
     family = np.full(cols.n, -1, dtype=np.int64)
     values, counts = np.unique(cols.phash[idx], return_counts=True)
     shared = counts >= FAMILY_MIN
-    for f, h in enumerate(values[shared][np.argsort(-counts[shared], kind="stable")]):
-        free = idx[family[idx] < 0]
-        family[free[popcount(cols.phash[free] ^ h) <= distance]] = f
+    heavy = values[shared][np.argsort(-counts[shared], kind="stable")]
+    if not len(heavy):
+        return family
+    rank = np.full(cols.n, len(heavy), dtype=np.int64)
+    for q, e in HashIndex(cols.phash[idx], idx).query_blocks(heavy, distance):
+        np.minimum.at(rank, idx[e], q)
+    found = rank < len(heavy)
+    family[found] = rank[found]
     return family
 
 
@@ -99,7 +105,9 @@ def _join_family(found: Components, members: Array, cols: Columns, rule: tuple[i
     thumbnail, ``ts``: that of the window compared). Centred, every dot product of ``x`` and
     ``y`` is a sum of per-record terms and three matrix products, so a family of ``m`` costs
     ``m**2`` multiply-adds in BLAS instead of ``m**2`` array operations. The same pairs are
-    compared as by the index (hashes within ``distance``), with the same thresholds.
+    compared as by the index (hashes within ``distance``), with the same thresholds; a value
+    within rounding of its threshold, or a thumbnail centred to almost nothing, is decided by
+    :func:`_correlation` itself, so both ways decide alike.
     """
     distance, corr = rule
     if len(members) < 2:
@@ -107,31 +115,43 @@ def _join_family(found: Components, members: Array, cols: Columns, rule: tuple[i
     total, n = template
     whole = thumbs[members, 0].astype(np.float64)
     rows = max(1, FAMILY_BLOCK // len(members))
+    every = np.arange(len(members))
     for slot in range(1 + WINDOWS):
         entry = cols.phash[members] if slot == 0 else cols.windows[members, slot - 1]
         need = corr if slot == 0 else 1.0 - (1.0 - corr) / 2
         u, w, v, z = _family_terms(whole, thumbs[members, slot].astype(np.float64), total[slot], n)
-        uw, zv = np.einsum("ij,ij->i", u, w), np.einsum("ij,ij->i", z, v)
-        uu, zz = np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", z, z)
-        vv, ww = np.einsum("ij,ij->i", v, v), np.einsum("ij,ij->i", w, w)
-        right = np.concatenate([v, z], axis=1)
+        # the column side of every row block: ``[V Z]`` and its per-member dot products
+        columns = (np.concatenate([v, z], axis=1), np.einsum("ij,ij->i", z, v),
+                   np.einsum("ij,ij->i", z, z), np.einsum("ij,ij->i", v, v))
         for start in range(0, len(members), rows):
-            r = slice(start, start + rows)
-            sxy = np.concatenate([u[r], w[r]], axis=1) @ right.T + uw[r, None] + zv[None, :]
-            sxx = uu[r, None] + 2 * (u[r] @ z.T) + zz[None, :]
-            syy = vv[None, :] + 2 * (w[r] @ v.T) + ww[r, None]
-            # a thumbnail centred to nothing has no correlation (as the pairwise rule says);
-            # summed terms leave rounding where the direct sum leaves zero
-            flat = (sxx <= 1e-12 * (uu[r, None] + zz[None, :])) | (
-                syy <= 1e-12 * (vv[None, :] + ww[r, None]))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                c = np.where(flat, 0.0, sxy / np.sqrt(np.where(flat, 1.0, sxx * syy)))
-            ok = (c >= need) & (popcount(cols.phash[members[r], None] ^ entry[None, :]) <= distance)
-            local = np.arange(start, min(start + rows, len(members)))
-            ok &= (local[:, None] < np.arange(len(members))[None, :]) if slot == 0 else (
-                local[:, None] != np.arange(len(members))[None, :])
-            a, b = np.nonzero(ok)
-            found.join(members[local[a]], members[b])
+            local = every[start:start + rows]
+            c, flat = _family_block((u[local], w[local], v, z), columns)
+            match = popcount(cols.phash[members[local], None] ^ entry[None, :]) <= distance
+            match &= (local[:, None] < every) if slot == 0 else (local[:, None] != every)
+            ok = match & (c >= need)
+            near = np.nonzero(match & (flat | (np.abs(c - need) <= 1e-9)))
+            if len(near[0]):  # rounding decides nothing: these take the pairwise arithmetic
+                a, b = members[local[near[0]]], members[near[1]]
+                ok[near] = _correlation(thumbs, a, b, np.full(len(a), slot - 1), template) >= need
+            a_at, b_at = np.nonzero(ok)
+            found.join(members[local[a_at]], members[b_at])
+
+
+def _family_block(rows: tuple[Array, ...], columns: tuple[Array, ...]) -> tuple[Array, Array]:
+    """``(correlation, flat)`` of some family rows against every member: ``rows`` holds their
+    ``U, W`` and every member's ``V, Z`` (:func:`_family_terms`), ``columns`` the column side
+    of :func:`_join_family`; ``flat`` marks a thumbnail centred to (almost) nothing, whose
+    correlation is left at 0."""
+    u, w, v, z = rows
+    right, zv, zz, vv = columns
+    sxy = np.concatenate([u, w], axis=1) @ right.T
+    sxy += np.einsum("ij,ij->i", u, w)[:, None] + zv[None, :]
+    uu, ww = np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", w, w)
+    sxx = uu[:, None] + 2 * (u @ z.T) + zz[None, :]
+    syy = vv[None, :] + 2 * (w @ v.T) + ww[:, None]
+    flat = (sxx <= 1e-12 * (uu[:, None] + zz[None, :])) | (syy <= 1e-12 * (vv[None, :] + ww[:, None]))
+    c = np.where(flat, 0.0, sxy / np.sqrt(np.where(flat, 1.0, sxx * syy)))
+    return c, flat
 
 
 def _family_terms(t0: Array, ts: Array, total: Array, n: int) -> tuple[Array, Array, Array, Array]:
