@@ -191,7 +191,7 @@ class BatchIterator:
     def _build_job(self, cache: str | Path | None) -> ImageJob | CachedJob:
         """The per-image work of every batch, from the files or from a cache, and what the
         parent runs on the batch (``_run``: the stages after the cache's cut, or them all)."""
-        self._cache = open_cache_for(self.config, cache, self)  # sets its fitted statistics
+        self._cache = open_cache_for(self.config, cache, self.pipeline, self._listing)
         if self.pipeline.needs_fit and self._cache is None:
             self._fit()  # replaces the featurewise stages with fitted ones: build the job after
         self._run = self.pipeline if self._cache is None else self._cache.tail(self.pipeline)

@@ -21,23 +21,23 @@ if TYPE_CHECKING:
     from ..spec import ValueSpec
     from ..stages.pipeline import Pipeline
     from .cache import Cache
-    from .flow import BatchIterator
     from .workers import ImageJob
 
 __all__ = ["available_memory", "batch_dtype", "can_fork", "check_batch_memory", "check_mode",
            "check_shard", "list_subset", "make_job", "open_cache_for", "pipeline_for"]
 
 
-def open_cache_for(config: Config, cache: str | Path | None,
-                it: BatchIterator) -> Cache | None:
-    cached = getattr(config.batches, "cache", None)
-    if cache is None and cached is not None:
-        cache = Path(config.base_dir) / cached  # a config's paths are its own
+def open_cache_for(config: Config, cache: str | Path | None, pipeline: Pipeline,
+                   listing: discovery.Discovered) -> Cache | None:
+    """The cache the batches of ``listing`` read (``cache``, else ``batches.cache`` relative to
+    the config), or ``None``; opening it sets its fitted statistics on ``pipeline``."""
+    if cache is None and config.batches.cache is not None:
+        cache = Path(config.base_dir) / config.batches.cache  # a config's paths are its own
     if cache is None:
         return None
     from .cache import open_cache
 
-    return open_cache(cache, config, it.pipeline, it._listing)
+    return open_cache(cache, config, pipeline, listing)
 
 
 def list_subset(config: Config, subset: str | None) -> discovery.Discovered:
@@ -46,7 +46,7 @@ def list_subset(config: Config, subset: str | None) -> discovery.Discovered:
     b = config.batches
     if config.source.directory is None:
         raise PreprocError("the config has no source.directory to read batches from")
-    split_by = getattr(b, "split_by", None)
+    split_by = b.split_by
     listing = discovery.list_files(config.source.directory, classes=b.classes,
                                    extensions=config.source.extensions,
                                    follow_links=b.follow_links,
@@ -99,7 +99,7 @@ def make_job(config: Config, paths: list[str], pipeline: Pipeline, *,
     from .workers import ImageJob
 
     b, expect = config.batches, config.source.expect
-    draft = getattr(getattr(b, "decode", None), "jpeg_draft", False)
+    draft = b.decode.jpeg_draft
     h, w = b.target_size
     return ImageJob(paths, b.color_mode, (h, w), b.interpolation,
                     b.keep_aspect_ratio, pipeline.stages, specs=pipeline.inputs,
