@@ -96,15 +96,17 @@ class Collector:
 
     def add_chunk(self, records: list[FileRecord]) -> None:
         """Account for records in file order, spooling them together (before counting them,
-        so a counted record is always in the spool)."""
+        so a counted record is always in the spool). The screening's columns take each record's
+        thumbnails and window hashes first: nothing else reads them, so they are not spooled."""
         payloads = [rec.hist for rec in records]
         for rec in records:
             rec.hist = None  # transport only: not spooled
             _escape_strings(rec)
+            self.columns.add(rec)
+            rec.tiny = rec.crops = None
         self.spool.extend(records)
         for rec, payload in zip(records, payloads):
             self._account(rec, payload)
-            self.columns.add(rec)
 
     def _account(self, rec: FileRecord, payload: Any) -> None:
         self.tally.add(rec)
