@@ -42,7 +42,7 @@ from .. import dtypes
 from ..types import Array
 
 __all__ = ["CROP_KEEP", "HASH_BITS", "WORK_SIDE", "crop_windows", "image_measures",
-           "level_range", "measures_of", "phash_of", "prepare", "thumbnails", "window_hashes",
+           "level_range", "measures_of", "phash_of", "prepare", "window_hashes",
            "working_image"]
 
 #: Longer side of the working image the measures are taken on: coarse enough that a copy
@@ -267,12 +267,12 @@ def _split(product: Array) -> Array:
     return out
 
 
-def _blocks(work: Array, which: int) -> Array:
-    """``(4, 4, 8, 8)``: block ``[i, j]`` is projection ``which`` (0 hashes, 1 thumbnails) block
-    ``i`` of the rows times block ``j`` of the columns: ``[:3, :3]`` the windows in
+def _blocks(work: Array) -> Array:
+    """``(4, 4, 8, 8)`` hash coefficients: block ``[i, j]`` is the hash projection's block ``i``
+    of the rows times block ``j`` of the columns: ``[:3, :3]`` the windows in
     :func:`crop_windows` order, ``[3, 3]`` the whole image."""
     h, w = work.shape
-    rows, cols = _projections(h)[which], _projections(w)[which]
+    rows, cols = _projections(h)[0], _projections(w)[0]
     return _split(rows @ np.asarray(work, dtype=np.float32) @ cols.T)
 
 
@@ -290,7 +290,7 @@ def _bits(coeffs: Array) -> Array:
 def phash_of(work: Array) -> int:
     """64-bit DCT hash of a 2-D image (any scale: the hash compares coefficients with their
     median, so brightness and contrast do not change it)."""
-    return int(_bits(_blocks(work, 0)[_WHOLE, _WHOLE])[0])
+    return int(_bits(_blocks(work)[_WHOLE, _WHOLE])[0])
 
 
 def crop_windows(h: int, w: int, keep: float = CROP_KEEP) -> list[tuple[int, int]]:
@@ -303,19 +303,11 @@ def crop_windows(h: int, w: int, keep: float = CROP_KEEP) -> list[tuple[int, int
 def window_hashes(work: Array) -> Array:
     """``uint64`` hashes of the 9 windows of :func:`crop_windows`, in that order (a side of 4
     pixels or fewer is not cropped)."""
-    return _bits(_blocks(work, 0)[:3, :3])
-
-
-def thumbnails(work: Array) -> Array:
-    """``(10, 64)`` ``uint8``: the 8x8 area thumbnails of the whole image, then of the 9 windows
-    of :func:`crop_windows`, each stretched to 0-255. The near-duplicate check compares these
-    by correlation after the hashes proposed a pair: a copy cropped to a window is compared
-    with that window of its original, not with the shifted, larger whole."""
-    return _stretched(_blocks(work, 1))
+    return _bits(_blocks(work)[:3, :3])
 
 
 def _stretched(blocks: Array) -> Array:
-    """Thumbnail blocks (:func:`_blocks`, or a stack of them) in :data:`_ORDER`, each stretched
+    """Thumbnail blocks (``(4, 4, 8, 8)``, or a stack of them) in :data:`_ORDER`, each stretched
     to ``uint8`` 0-255: ``(10, 64)``, or ``(B, 10, 64)`` for a stack."""
     lead = blocks.shape[:-4]
     flat = blocks.reshape(*lead, _BLOCKS * _BLOCKS, _TINY * _TINY)[..., _ORDER, :]
