@@ -177,7 +177,7 @@ class BatchIterator:
         self.skipped: dict[str, str] = {}
         self.epoch = 0
         self._engine: InlineEngine | ProcessEngine | None = None
-        #: whether the rows of the batch just finished were proven finite, and the proof per dtype
+        #: per row dtype, whether the batch-wide stages are proven to give finite rows
         self._finite_by_dtype: dict[np.dtype[Any], bool] = {}
         self._window: Window | None = None
         #: the epoch of the last batch computed, and whether a later fetch came from another

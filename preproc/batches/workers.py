@@ -126,13 +126,11 @@ class ImageJob:
             path, options["frame"] = split_frame(path)
         pixels, info = read(path, "pillow-or-array", **options)
         if isinstance(pixels, Image.Image):  # 8-bit pixels Pillow holds as is: no NumPy trip
-            if self.jpeg_draft and info.format == "jpeg":
-                return imaging.prepare_pil(pixels, self.color_mode, self.target,
-                                           self.interpolation, self.keep_aspect_ratio,
-                                           reducing_gap=DRAFT_REDUCING_GAP,
-                                           source_size=(info.width, info.height))
+            drafted = self.jpeg_draft and info.format == "jpeg"
             return imaging.prepare_pil(pixels, self.color_mode, self.target, self.interpolation,
-                                       self.keep_aspect_ratio)
+                                       self.keep_aspect_ratio,
+                                       reducing_gap=DRAFT_REDUCING_GAP if drafted else None,
+                                       source_size=(info.width, info.height) if drafted else None)
         bits = self.bit_depth or info.stored_bits
         alpha = imaging.alpha_value(pixels.dtype, bits) if self.color_mode == "rgba" else None
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,

@@ -320,10 +320,9 @@ def prepare_pil(img: Image.Image, color_mode: str, target: tuple[int, int] | Non
     if img.mode != want:
         img = img.convert(want)
     if target is not None and img.size != (target[1], target[0]):
-        w, h = img.size
-        box: Box | None = crop_box(w, h, target) if keep_aspect_ratio else None
-        if source_size is not None:
-            box = draft_box(img.size, source_size, target if keep_aspect_ratio else None)
+        crop = target if keep_aspect_ratio else None
+        box: Box | None = (draft_box(img.size, source_size, crop) if source_size is not None
+                           else crop_box(*img.size, target) if crop else None)
         img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box,
                          reducing_gap=reducing_gap)
     return pil_pixels(img)
