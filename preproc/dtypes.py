@@ -19,6 +19,7 @@ __all__ = [
     "dtype_range",
     "full_scale",
     "int_range",
+    "is_exact_in_float32",
     "is_float",
     "is_integer",
     "is_signed",
@@ -67,6 +68,12 @@ def is_integer(dtype: npt.DTypeLike) -> bool:
 
 def is_signed(dtype: npt.DTypeLike) -> bool:
     return np.dtype(dtype).kind in "if"
+
+
+def is_exact_in_float32(dtype: npt.DTypeLike) -> bool:
+    """Whether float32 holds every value of ``dtype`` exactly (up to 16-bit ints, float32)."""
+    dt = np.dtype(dtype)
+    return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float32, np.float16)
 
 
 def is_float(dtype: npt.DTypeLike) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import dtypes
 from ..dataset import discovery
 from ..errors import PreprocError
 
@@ -122,12 +123,10 @@ def check_shard(shard: Sequence[int] | None, b: Any) -> tuple[int, int] | None:
 
 def batch_dtype(pipeline: Pipeline, probed: np.dtype[Any]) -> np.dtype[Any]:
     """The batch dtype: the pipeline's output; float32 without stages (as Keras)."""
-    from ..io.imaging import is_exact_in_float32  # Pillow loads with the first batch, not here
-
     if pipeline.stages:
         declared = pipeline.out_dtype
         return np.dtype(declared if declared is not None else probed)
-    return np.dtype(np.float32 if is_exact_in_float32(probed) else np.float64)
+    return np.dtype(np.float32 if dtypes.is_exact_in_float32(probed) else np.float64)
 
 
 def available_memory() -> int | None:

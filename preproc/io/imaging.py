@@ -196,7 +196,7 @@ def resize(
         cols = _nearest_index(w, target[1], box[0], box[2])
         picked: Array = x[rows][:, cols]
         return picked
-    if is_exact_in_float32(x.dtype):
+    if dtypes.is_exact_in_float32(x.dtype):
         res = _resize_pillow_f(x, target, interpolation, box)
     else:
         res = _resize_numpy(x, target, interpolation, box)
@@ -372,9 +372,3 @@ def pil_pixels(img: Image.Image) -> Array:
     w, h = img.size
     out: Array = np.frombuffer(img.tobytes(), np.uint8).reshape(h, w, len(img.getbands()))
     return out
-
-
-def is_exact_in_float32(dtype: Any) -> bool:
-    """Whether float32 holds every value of ``dtype`` exactly (up to 16-bit ints, float32)."""
-    dt = np.dtype(dtype)
-    return (dt.kind in "uib" and dt.itemsize <= 2) or dt in (np.float32, np.float16)
