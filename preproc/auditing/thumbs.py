@@ -189,10 +189,8 @@ class _ModelView:
         height, width = batches.target_size
         expect = self.cfg.source.expect
         bits = (expect.bit_depth if expect is not None else None) or rec.stored_bits
-        x = imaging.prepare(
-            pixels, batches.color_mode, (int(height), int(width)), batches.interpolation,
-            batches.keep_aspect_ratio,
-            imaging.alpha_value(pixels.dtype, bits) if batches.color_mode == "rgba" else None)
+        x = imaging.prepare(pixels, batches.color_mode, (int(height), int(width)),
+                            batches.interpolation, batches.keep_aspect_ratio, bits)
         try:
             x = self.pipeline.apply(x, file=rec.path, index=0)
         except Exception:  # noqa: BLE001 - flow names the failing stage; the sheet shows none

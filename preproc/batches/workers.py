@@ -131,10 +131,8 @@ class ImageJob:
                                        self.keep_aspect_ratio,
                                        reducing_gap=DRAFT_REDUCING_GAP if drafted else None,
                                        source_size=(info.width, info.height) if drafted else None)
-        bits = self.bit_depth or info.stored_bits
-        alpha = imaging.alpha_value(pixels.dtype, bits) if self.color_mode == "rgba" else None
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
-                               self.keep_aspect_ratio, alpha)
+                               self.keep_aspect_ratio, self.bit_depth or info.stored_bits)
 
     def _read_options(self) -> dict[str, Any]:
         """The reader options this job sets (``read`` checks the names of those it is given)."""

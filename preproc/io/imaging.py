@@ -271,7 +271,7 @@ def prepare(
     target: tuple[int, int] | None,
     interpolation: str = "nearest",
     keep_aspect_ratio: bool = False,
-    alpha: float | None = None,
+    bit_depth: int | None = None,
 ) -> np.ndarray:
     """Colour conversion then resize, in Keras' order (``load_img``: convert, then resize).
 
@@ -281,7 +281,8 @@ def prepare(
         target: ``(height, width)``, or ``None`` to keep the size.
         interpolation: a key of :data:`INTERPOLATIONS`.
         keep_aspect_ratio: centre-crop to the target aspect ratio before resizing.
-        alpha: alpha added where the image has none (see :func:`alpha_value`).
+        bit_depth: the image's meaningful bits (declared, else its header's): an ``rgba``
+            image without alpha gets the top of that range as alpha (:func:`alpha_value`).
 
     Returns:
         ``(th, tw, 1|3|4)`` array in ``x``'s dtype.
@@ -290,6 +291,7 @@ def prepare(
         x = x[..., None]
     if x.dtype == np.uint8 and x.shape[2] in PILLOW_MODE_BY_CHANNELS:
         return _prepare_pillow_uint8(x, color_mode, target, interpolation, keep_aspect_ratio)
+    alpha = alpha_value(x.dtype, bit_depth) if color_mode == "rgba" else None
     x = convert_color(x, color_mode, alpha=alpha)
     return x if target is None else resize(x, target, interpolation, keep_aspect_ratio)
 
