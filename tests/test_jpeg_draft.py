@@ -90,17 +90,26 @@ def test_draft_resizes_the_region_of_the_source_pixels(odd_photos, keep_aspect_r
         assert _psnr(draft.load(i), exact.load(i)) > 38
 
 
-def test_draft_scale_and_box_follow_pillows_rounding():
-    from preproc.io.imaging import crop_box, draft_box, draft_scale
+def test_draft_scale_and_box_follow_pillows_rounding(tmp_path):
+    """The scale comes from Pillow's own draft, as ``read`` reports it; the box is the source's
+    region in the drafted pixels."""
+    from PIL import Image
 
-    assert draft_scale((501, 340), (1001, 679)) == 2  # ceil(1001 / 2), ceil(679 / 2)
-    assert draft_scale((126, 85), (1001, 679)) == 8
-    assert draft_scale((1001, 679), (1001, 679)) == 1  # not drafted
-    assert draft_box((501, 340), (1001, 679)) == (0, 0, 500.5, 339.5)
+    from preproc.io import read
+    from preproc.io.imaging import crop_box, draft_box
+
+    path = tmp_path / "odd.jpg"
+    Image.new("RGB", (1001, 679), (90, 120, 150)).save(path)
+    for wanted, scale, size in (((500, 339), 2, (501, 340)),  # ceil(1001 / 2), ceil(679 / 2)
+                                ((64, 64), 8, (126, 85))):
+        pixels, info = read(path, "pillow-or-array", draft=wanted)
+        assert info.extra["draft_scale"] == scale and pixels.size == size
+        assert (info.width, info.height) == (1001, 679)
+    pixels, info = read(path, "pillow-or-array", draft=(1001, 679))
+    assert "draft_scale" not in info.extra and pixels.size == (1001, 679)  # not drafted
+    assert draft_box(2, (1001, 679)) == (0, 0, 500.5, 339.5)
     left, top, right, bottom = crop_box(1001, 679, (64, 64))
-    assert draft_box((251, 170), (1001, 679), (64, 64)) == (left / 4, top / 4, right / 4, bottom / 4)
-    with pytest.raises(ValueError, match="does not decode"):
-        draft_scale((300, 340), (1001, 679))
+    assert draft_box(4, (1001, 679), (64, 64)) == (left / 4, top / 4, right / 4, bottom / 4)
 
 
 def test_drafted_pixels_are_the_same_through_the_job_and_through_pillow(odd_photos):

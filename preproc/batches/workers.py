@@ -127,10 +127,11 @@ class ImageJob:
         pixels, info = read(path, "pillow-or-array", **options)
         if isinstance(pixels, Image.Image):  # 8-bit pixels Pillow holds as is: no NumPy trip
             drafted = self.jpeg_draft and info.format == "jpeg"
+            scale = info.extra.get("draft_scale")
             return imaging.prepare_pil(pixels, self.color_mode, self.target, self.interpolation,
                                        self.keep_aspect_ratio,
                                        reducing_gap=DRAFT_REDUCING_GAP if drafted else None,
-                                       source_size=(info.width, info.height) if drafted else None)
+                                       draft=(scale, (info.width, info.height)) if scale else None)
         return imaging.prepare(pixels, self.color_mode, self.target, self.interpolation,
                                self.keep_aspect_ratio, self.bit_depth or info.stored_bits)
 

@@ -9,6 +9,8 @@ message in ``detail``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import warnings
 from collections.abc import Iterator
@@ -212,7 +214,10 @@ def decode_pillow(
         info = _info_from_image(path, image, fmt)
         check_info_budget(info)
         if draft is not None and fmt == "jpeg":  # scale 1/2..1/8 still covering (w, h)
-            image.draft(image.mode, draft)
+            drafted = image.draft(image.mode, draft)
+            if drafted is not None and drafted[1][2] < info.width:  # box: the source at 1/s
+                scale = round(info.width / drafted[1][2])
+                info = dataclasses.replace(info, extra={**info.extra, "draft_scale": scale})
         image.load()
         if as_image and image.mode in EIGHT_BIT_MODES:
             return image, info

@@ -30,7 +30,6 @@ __all__ = [
     "alpha_value",
     "convert_color",
     "draft_box",
-    "draft_scale",
     "prepare",
     "prepare_pil",
     "resize",
@@ -305,15 +304,16 @@ def _prepare_pillow_uint8(x: Array, color_mode: str, target: tuple[int, int] | N
 def prepare_pil(img: Image.Image, color_mode: str, target: tuple[int, int] | None,
                 interpolation: str = "nearest", keep_aspect_ratio: bool = False,
                 reducing_gap: float | None = None,
-                source_size: tuple[int, int] | None = None) -> Array:
+                draft: tuple[int, tuple[int, int]] | None = None) -> Array:
     """:func:`prepare` for an 8-bit ``PIL.Image`` (mode L, LA, RGB or RGBA): Keras' own steps.
 
     Args:
         reducing_gap: Pillow's ``resize(reducing_gap=...)``: reduce by whole factors first
             (faster, no longer Keras-identical); ``None`` (Keras) resamples in one step.
-        source_size: ``(width, height)`` of the file when ``img`` was decoded at a reduced scale
-            (a JPEG draft): the crop and the resize then cover the region of the source's
-            pixels (see :func:`draft_box`), not the drafted image's rounded-up edge.
+        draft: ``(s, (width, height))`` when ``img`` is a file of that size decoded at ``1/s``
+            (a JPEG draft, ``ImageInfo.extra["draft_scale"]``): the crop and the resize then
+            cover the region of the source's pixels (see :func:`draft_box`), not the drafted
+            image's rounded-up edge.
 
     Returns:
         ``(th, tw, 1|3|4)`` uint8 array.
@@ -323,43 +323,24 @@ def prepare_pil(img: Image.Image, color_mode: str, target: tuple[int, int] | Non
         img = img.convert(want)
     if target is not None and img.size != (target[1], target[0]):
         crop = target if keep_aspect_ratio else None
-        box: Box | None = (draft_box(img.size, source_size, crop) if source_size is not None
+        box: Box | None = (draft_box(*draft, crop) if draft is not None
                            else crop_box(*img.size, target) if crop else None)
         img = img.resize((target[1], target[0]), INTERPOLATIONS[interpolation][0], box=box,
                          reducing_gap=reducing_gap)
     return pil_pixels(img)
 
 
-#: the scales Pillow's JPEG ``draft`` decodes at, as divisors
-_DRAFT_SCALES = (1, 2, 4, 8)
-
-
-def draft_scale(size: tuple[int, int], source_size: tuple[int, int]) -> int:
-    """The divisor ``s`` a JPEG of ``source_size`` was decoded at to give an image of ``size``.
-
-    Pillow's draft makes a ``(W, H)`` JPEG ``(ceil(W / s), ceil(H / s))`` for ``s`` in 1, 2, 4, 8;
-    the smallest ``s`` that fits is the one used (a larger one fitting too needs ``W, H <= 2``).
-
-    Raises:
-        ValueError: no scale turns ``source_size`` into ``size``.
-    """
-    (w, h), (sw, sh) = size, source_size
-    for s in _DRAFT_SCALES:
-        if -(-sw // s) == w and -(-sh // s) == h:
-            return s
-    raise ValueError(f"a {sw}x{sh} JPEG does not decode to {w}x{h} at 1/1, 1/2, 1/4 or 1/8")
-
-
-def draft_box(size: tuple[int, int], source_size: tuple[int, int],
+def draft_box(scale: int, source_size: tuple[int, int],
               target: tuple[int, int] | None = None) -> Box:
-    """The region of a drafted image (``size``) that holds the source's pixels, in its own pixels.
+    """The region of an image decoded at ``1/scale`` that holds the source's pixels (a
+    ``(width, height)`` file), in the decoded image's own pixels.
 
-    A ``1001`` px wide JPEG drafted at 1/2 is ``501`` px wide, yet its source ends at ``500.5``:
-    resizing the whole ``501`` px would shift the picture by up to half a drafted pixel. With
-    ``target`` (``(height, width)``, for ``keep_aspect_ratio``) the region is the centre crop
-    :func:`crop_box` takes from the source, scaled the same way.
+    A ``1001`` px wide JPEG drafted at 1/2 is ``501`` px wide (Pillow rounds up), yet its source
+    ends at ``500.5``: resizing the whole ``501`` px would shift the picture by up to half a
+    drafted pixel. With ``target`` (``(height, width)``, for ``keep_aspect_ratio``) the region
+    is the centre crop :func:`crop_box` takes from the source, scaled the same way.
     """
-    s = draft_scale(size, source_size)
+    s = scale
     left, top, right, bottom = (crop_box(*source_size, target) if target is not None
                                 else (0, 0, *source_size))
     return (left / s, top / s, right / s, bottom / s)

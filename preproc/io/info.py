@@ -101,7 +101,8 @@ class ImageInfo:
         signed: samples are signed integers (DICOM PixelRepresentation 1, TIFF SampleFormat 2).
         frames: frames or pages in the file; only the first is decoded.
         extra: format-specific facts, e.g. ``sbit`` (per channel), ``transparency``,
-            ``rescale_slope``, ``rescale_intercept``, ``window_center``, ``transfer_syntax``.
+            ``rescale_slope``, ``rescale_intercept``, ``window_center``, ``transfer_syntax``;
+            ``draft_scale`` (``s``) for a JPEG Pillow decoded at ``1/s`` of its size.
     """
 
     path: str
