@@ -14,7 +14,7 @@ from quality_fixtures import CODES, config_text, labelled_dataset, precision_rec
 
 from preproc.auditing import audit
 from preproc.auditing.quality import image_measures, level_range
-from preproc.auditing.similarity import HashIndex, clusters, popcount
+from preproc.auditing.similarity import Components, HashIndex, popcount
 from preproc.config import load_config
 from preproc.errors import ConfigError
 
@@ -86,6 +86,14 @@ def test_grayscale_in_rgb_is_exact():
     assert image_measures(pil, _rec(gray))["grayscale"]
 
 
+def _owner_pairs(index: HashIndex, distance: int) -> np.ndarray:
+    """``(k, 2)`` owner pairs ``a < b`` with hashes within ``distance`` bits, unique, sorted."""
+    found = [np.stack([index.owners[q], index.owners[e]], axis=1)
+             for q, e in index.query_blocks(index.hashes, distance)]
+    pairs = np.concatenate(found) if found else np.empty((0, 2), np.int64)
+    return np.unique(pairs[pairs[:, 0] < pairs[:, 1]], axis=0)
+
+
 def test_hash_index_finds_exactly_the_pairs_brute_force_finds():
     rng = np.random.default_rng(5)
     base = rng.integers(0, 2**63, 300, dtype=np.uint64)
@@ -96,11 +104,13 @@ def test_hash_index_finds_exactly_the_pairs_brute_force_finds():
     hashes = np.concatenate([base, base[:60] ^ flips])
     owners = np.arange(len(hashes))
     for distance in (0, 4, 10, 12):
-        got = {tuple(p) for p in HashIndex(hashes, owners).pairs(distance).tolist()}
+        got = {tuple(p) for p in _owner_pairs(HashIndex(hashes, owners), distance).tolist()}
         d = popcount(hashes[:, None] ^ hashes[None, :])
         want = {(a, b) for a, b in zip(*np.nonzero(d <= distance)) if a < b}
         assert got == want, distance
-    assert clusters(6, np.array([[0, 4], [4, 5], [1, 2]])) == [[0, 4, 5], [1, 2]]
+    found = Components(6)
+    found.join(np.array([0, 4, 1]), np.array([4, 5, 2]))
+    assert found.groups() == [[0, 4, 5], [1, 2]]
 
 
 def _uniform_dataset(root, factor: float, n: int = 30):
@@ -283,7 +293,7 @@ def test_the_hash_index_finds_every_pair_whatever_its_working_batch_size(monkeyp
     for keys, candidates in ((1 << 16, 1 << 17), (7, 5), (1, 1)):
         monkeypatch.setattr(similarity, "PROBE_KEYS", keys)
         monkeypatch.setattr(similarity, "CANDIDATES", candidates)
-        pairs = HashIndex(hashes, owners).pairs(6)
+        pairs = _owner_pairs(HashIndex(hashes, owners), 6)
         assert [tuple(p) for p in pairs.tolist()] == [(int(a), int(b)) for a, b in expected]
 
 

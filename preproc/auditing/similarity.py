@@ -30,7 +30,7 @@ import numpy as np
 
 from ..types import Array
 
-__all__ = ["CHUNKS", "Components", "HashIndex", "clusters", "popcount", "probe_masks"]
+__all__ = ["CHUNKS", "Components", "HashIndex", "popcount", "probe_masks"]
 
 #: 16-bit chunks a 64-bit hash is cut into.
 CHUNKS = 4
@@ -85,25 +85,10 @@ class HashIndex:
             starts = np.cumsum(counts, dtype=np.int64) - counts  # bucket v: order[starts[v]:+counts[v]]
             self._tables.append((counts, starts.astype(np.int32), order))
 
-    def query(self, hashes: Array, distance: int) -> tuple[Array, Array]:
-        """Every ``(query, entry)`` index pair whose hashes differ in at most ``distance`` bits.
-
-        Holds every pair at once: :meth:`query_blocks` bounds the memory instead.
-
-        Returns:
-            Two ``int64`` arrays of equal length: positions in ``hashes`` and in the index,
-            each pair once, sorted by query then entry.
-        """
-        found = [q * len(self.hashes) + e for q, e in self.query_blocks(hashes, distance)]
-        if not found:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty
-        keys = np.unique(np.concatenate(found))  # query * entries + entry, one per pair
-        return keys // len(self.hashes), keys % len(self.hashes)
-
     def query_blocks(self, hashes: Array, distance: int) -> Iterator[tuple[Array, Array]]:
-        """The pairs of :meth:`query`, as ``(query positions, entry positions)`` blocks of at
-        most :data:`CANDIDATES` pairs, so memory is bounded however many images look alike.
+        """Every ``(query, entry)`` pair whose hashes differ in at most ``distance`` bits, as
+        ``(query positions, entry positions)`` blocks of at most :data:`CANDIDATES` pairs, so
+        memory is bounded however many images look alike.
 
         Each pair comes once: a table reports only the pairs no earlier table's chunk found.
         """
@@ -168,28 +153,6 @@ class HashIndex:
         for earlier in range(c):
             near &= popcount(_chunk(differ, earlier)) > radius
         return left[near].astype(np.int64), right[near].astype(np.int64)
-
-    def pairs(self, distance: int) -> Array:
-        """``(k, 2)`` owner pairs ``a < b`` with some hashes within ``distance`` bits, unique."""
-        if len(self.hashes) < 2:
-            return np.empty((0, 2), dtype=np.int64)
-        q, e = self.query(self.hashes, distance)
-        a, b = self.owners[q], self.owners[e]
-        keep = a < b
-        if not keep.any():
-            return np.empty((0, 2), dtype=np.int64)
-        return np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)
-
-
-def clusters(n: int, pairs: Array) -> list[list[int]]:
-    """Connected components of size at least 2 of the graph on ``range(n)`` with edges ``pairs``.
-
-    Members are sorted; clusters are ordered by their first member.
-    """
-    found = Components(n)
-    if len(pairs):
-        found.join(pairs[:, 0], pairs[:, 1])
-    return found.groups()
 
 
 class Components:
