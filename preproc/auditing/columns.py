@@ -18,12 +18,11 @@ import numpy as np
 
 from ..dataset.records import FileRecord
 from ..types import Array
+from .quality import CENTRE, WINDOWS
 
 __all__ = ["CENTRE", "THUMB_SHAPE", "WINDOWS", "ColumnBuilder", "Columns", "record_windows",
            "validation_paths"]
 
-#: Window hashes per image (:func:`~.quality.crop_windows`) and the centre's position.
-WINDOWS, CENTRE = 9, 4
 #: A record's thumbnails: the whole image, then each window, 8x8 levels each.
 THUMB_SHAPE = (1 + WINDOWS, 64)
 _THUMB_BYTES = THUMB_SHAPE[0] * THUMB_SHAPE[1]

@@ -41,7 +41,7 @@ import numpy as np
 from .. import dtypes
 from ..types import Array
 
-__all__ = ["CROP_KEEP", "HASH_BITS", "WORK_SIDE", "crop_windows", "image_measures",
+__all__ = ["CENTRE", "CROP_KEEP", "HASH_BITS", "WINDOWS", "WORK_SIDE", "crop_windows", "image_measures",
            "level_range", "measures_of", "phash_of", "prepare", "window_hashes",
            "working_image"]
 
@@ -60,8 +60,8 @@ _TINY = 8
 _BLOCKS, _WHOLE = 4, 3
 #: Of the 16 blocks of :func:`_blocks`, flattened: the whole image, then the 9 windows.
 _ORDER = np.array([15, 0, 1, 2, 4, 5, 6, 8, 9, 10])
-#: Position of the centre window among the 9.
-_CENTRE = 4
+#: Windows per image (:func:`crop_windows`), and the position of the centre one among them.
+WINDOWS, CENTRE = 9, 4
 #: ITU-R 601 luminance weights (what Pillow's ``convert('L')`` uses).
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -352,7 +352,7 @@ def _stack_measures(stack: Array) -> list[dict[str, Any]]:
         j = row.get(i)
         if j is not None and hashes is not None and tiny is not None:
             m["phash"] = f"{int(hashes[j, 0]):016x}"
-            m["phash_center"] = f"{int(hashes[j, 1 + _CENTRE]):016x}"
+            m["phash_center"] = f"{int(hashes[j, 1 + CENTRE]):016x}"
             m["crops"] = hashes[j, _CROPS].astype(">u8").tobytes().hex()
             m["tiny"] = tiny[j].tobytes().hex()
         out.append(m)
@@ -479,4 +479,4 @@ def image_measures(pixels: Any, rec: Any,
 
 
 #: Positions of the 8 crop windows among the 10 hashes (whole image and centre left out).
-_CROPS = np.array([1 + i for i in range(9) if i != _CENTRE])
+_CROPS = np.array([1 + i for i in range(WINDOWS) if i != CENTRE])

@@ -7,9 +7,8 @@ the hash index (:mod:`.similarity`), which finds near-duplicate clusters, and ro
 thresholds find the quality outliers. One pass over the on-disk spool fetches the paths of the
 files that findings name. Nothing keeps a per-file Python object.
 
-Subsets: a file is in the validation subset exactly when the batches would put it there
-(:func:`preproc.discovery.list_files` with the config's ``validation_split`` and
-``subset='validation'``, the call the batch generator makes).
+Subsets: a file is in the validation subset exactly when the batches would put it there: the
+audit's listing split by the batches' own rule (:func:`.columns.validation_paths`).
 
 Quality outliers, per measure (``checks.audit`` sets ``k`` and the margins): within each class
 with at least ``min_class_files`` measured files (else over the dataset), a file is an outlier
