@@ -96,6 +96,8 @@ _USHORT_TAGS = {
     "Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100,
     "BitsStored": 0x00280101, "PixelRepresentation": 0x00280103, "SamplesPerPixel": 0x00280002,
 }
+#: Tags whose presence is tested before pydicom converts the element (a cheap membership test).
+_MODALITY_LUT_SEQUENCE, _VOI_LUT_SEQUENCE = 0x00283000, 0x00283010
 _TEXT_VRS = frozenset({"AE", "CS", "DS", "IS", "LO", "SH", None})
 
 
@@ -245,7 +247,7 @@ def _transfer_syntax(ds: Dataset) -> Any:
 
 
 def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
-    if 0x00280010 not in ds or 0x00280011 not in ds or not has_pixels:  # Rows, Columns
+    if _USHORT_TAGS["Rows"] not in ds or _USHORT_TAGS["Columns"] not in ds or not has_pixels:
         raise DecodeError(os.fspath(path), "no-pixel-data", "the dataset holds no image (no PixelData)")
     rows, columns = _ushort(ds, "Rows"), _ushort(ds, "Columns")
     if rows is None or columns is None:
@@ -269,9 +271,9 @@ def _info(path: Source, ds: Dataset, *, has_pixels: bool) -> ImageInfo:
         "window_center": _number(_text(ds, "WindowCenter")),
         "window_width": _number(_text(ds, "WindowWidth")),
         "voi_function": (_text(ds, "VOILUTFunction") or "LINEAR").upper(),
-        "voi_lut": 0x00283010 in ds and bool(ds.get("VOILUTSequence")),
+        "voi_lut": _VOI_LUT_SEQUENCE in ds and bool(ds.get("VOILUTSequence")),
         "modality_lut_bits": _lut_bits(ds.get("ModalityLUTSequence")
-                                       if 0x00283000 in ds else None),
+                                       if _MODALITY_LUT_SEQUENCE in ds else None),
         "manufacturer": _text(ds, "Manufacturer"),
         "lossy_compression": _text(ds, "LossyImageCompression"),
         "pixel_spacing": _spacing(ds),
